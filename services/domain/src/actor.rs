@@ -1,0 +1,46 @@
+//! Who did something: the name and role of a token, or the operator at the CLI.
+
+use std::fmt;
+
+use crate::Role;
+
+/// The author of a change, as written into the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The token's name, or `operator` for the command line.
+    pub name: String,
+    /// The token's role; `None` for someone with shell access to the server.
+    pub role: Option<Role>,
+}
+
+impl Actor {
+    /// The author of a request made with an API token.
+    pub fn token(name: impl Into<String>, role: Role) -> Self {
+        Actor {
+            name: name.into(),
+            role: Some(role),
+        }
+    }
+
+    /// The author of a command run on the server's machine (`pilotgate token …`).
+    pub fn operator() -> Self {
+        Actor {
+            name: "operator".to_owned(),
+            role: None,
+        }
+    }
+
+    /// True when the actor holds `role` (admins hold every role).
+    pub fn has_role(&self, role: Role) -> bool {
+        matches!(self.role, Some(r) if r == role || r == Role::Admin)
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.role {
+            Some(role) => write!(f, "{} ({role})", self.name),
+            None => write!(f, "{} (cli)", self.name),
+        }
+    }
+}

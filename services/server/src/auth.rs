@@ -1,0 +1,155 @@
+//! Who may call what: the one permission table of the API, and the middleware
+//! that enforces it on every request before any handler runs.
+//!
+//! The table is keyed by method and route pattern. A request to a known route
+//! with a method the table does not list is refused (405) before routing, so a
+//! handler that someone forgets to list can never be reached without a check.
+
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use pilotgate_domain::token::PresentedToken;
+use pilotgate_domain::{Actor, Role};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token (health, metrics, the API document).
+    Public,
+    /// A token with one of these roles; `admin` may always call.
+    Roles(&'static [Role]),
+}
+
+/// One row of the permission table.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutePermission {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePermission {
+    RoutePermission {
+        method,
+        path,
+        access,
+    }
+}
+
+use Access::{Public, Roles};
+use Role::Compliance;
+
+/// Every route of the service and who may call it. README's table is this one.
+pub const PERMISSIONS: &[RoutePermission] = &[
+    route("GET", "/healthz", Public),
+    route("GET", "/readyz", Public),
+    route("GET", "/metrics", Public),
+    route("GET", "/api/v1/openapi.json", Public),
+    route("GET", "/api/v1/audit", Roles(&[Compliance])),
+    route("GET", "/api/v1/audit/verify", Roles(&[Compliance])),
+];
+
+/// The permission of `method` on the route `pattern`, if the table lists it.
+pub fn permission(method: &str, pattern: &str) -> Option<&'static RoutePermission> {
+    PERMISSIONS
+        .iter()
+        .find(|p| p.method == method && p.path == pattern)
+}
+
+/// The authenticated caller of a request, put in the request by the middleware.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Actor);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
+        // Only reachable on routes the middleware authenticated; anything else is a wiring bug.
+        ready(
+            req.extensions()
+                .get::<Caller>()
+                .cloned()
+                .ok_or(ApiError::Unauthorized(
+                    "this route needs a bearer token".to_owned(),
+                )),
+        )
+    }
+}
+
+/// The middleware: finds the route's permission, checks the bearer token and the role.
+pub async fn authorize(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(pattern) = req.match_pattern() else {
+        // No such route: the router answers 404.
+        return next.call(req).await;
+    };
+    let Some(permission) = permission(req.method().as_str(), &pattern) else {
+        return Err(ApiError::MethodNotAllowed.into());
+    };
+    if let Access::Roles(roles) = permission.access {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .ok_or(ApiError::Internal)?;
+        let actor = authenticate(&req, &state).await?;
+        let allowed =
+            actor.role == Some(Role::Admin) || roles.iter().any(|role| actor.role == Some(*role));
+        if !allowed {
+            return Err(ApiError::Forbidden(format!(
+                "the role '{}' may not call {} {}; allowed: {}",
+                actor.role.map_or("none", Role::as_str),
+                permission.method,
+                permission.path,
+                allowed_roles(roles)
+            ))
+            .into());
+        }
+        req.extensions_mut().insert(Caller(actor));
+    }
+    next.call(req).await
+}
+
+fn allowed_roles(roles: &[Role]) -> String {
+    let mut names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    names.push("admin");
+    names.join(", ")
+}
+
+/// The actor of the bearer token of `req`, or 401.
+async fn authenticate(req: &ServiceRequest, state: &AppState) -> Result<Actor, ApiError> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "this route needs a bearer token in the Authorization header".to_owned(),
+            )
+        })?;
+    let value = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must read 'Bearer <token>'".to_owned())
+        })?;
+    let unknown = || ApiError::Unauthorized("the token is unknown or revoked".to_owned());
+    let presented = PresentedToken::parse(value.trim()).map_err(|_| unknown())?;
+    let credential = state
+        .store
+        .credential(presented.token_id())
+        .await?
+        .ok_or_else(unknown)?;
+    if credential.revoked || !presented.matches(&credential.secret_hash) {
+        return Err(unknown());
+    }
+    Ok(Actor::token(credential.name, credential.role))
+}

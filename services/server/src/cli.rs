@@ -1,0 +1,218 @@
+//! The `pilotgate` command line: one subcommand per job, errors as one line on stderr.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pilotgate_domain::token::IssuedToken;
+use pilotgate_domain::{Actor, Role};
+use pilotgate_store::NewToken;
+use rand::RngCore;
+
+use crate::config::{Config, redact_url};
+use crate::startup::{Application, open_store};
+use crate::telemetry;
+
+/// pilotgate: personalization pilots on exactly the people you may lawfully use, with the proof.
+#[derive(Debug, Parser)]
+#[command(name = "pilotgate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API (migrates the database first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create, list or revoke API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once on stdout (only its hash is stored).
+    Create {
+        /// admin, marketer, analyst, compliance or ingest.
+        #[arg(long)]
+        role: Role,
+        /// A unique name for the token, e.g. `crm-ingest`.
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (names, roles, dates; never the tokens).
+    List,
+    /// Revoke a token by name; it stops working at once.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit 1 and name the first bad entry when it is broken.
+    Verify,
+}
+
+/// Parses the command line, runs the command and turns any error into one line and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
+    match command {
+        Command::Serve => {
+            let application = Application::build(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                database = %redact_url(&config.database_url),
+                address = %format!("http://{}", config.bind),
+                port = application.port(),
+                "pilotgate is serving"
+            );
+            application
+                .run_until_stopped()
+                .await
+                .map_err(|e| format!("the server failed: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            open_store(&config.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("migrations applied to {}", redact_url(&config.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(command) => {
+            let store = open_store(&config.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            run_token(command, &store).await
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let store = open_store(&config.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let report = store
+                .verify_audit_chain()
+                .await
+                .map_err(|e| e.to_string())?;
+            match report.first_bad_id {
+                None => {
+                    println!("audit chain ok: {} entries verified", report.entries);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(id) => {
+                    println!(
+                        "audit chain broken at entry {id}: {} ({} entries read)",
+                        report.problem.unwrap_or_default(),
+                        report.entries
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+async fn run_token(
+    command: TokenCommand,
+    store: &pilotgate_store::Store,
+) -> Result<ExitCode, String> {
+    match command {
+        TokenCommand::Create { role, name } => {
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(
+                    "the token name must be 1 to 64 letters, digits, '-', '_' or '.'".to_owned(),
+                );
+            }
+            let token = issue_token();
+            let new = NewToken {
+                name: &name,
+                role,
+                token_id: &token.token_id,
+                secret_hash: &token.secret_hash,
+            };
+            store
+                .create_token(&new, &Actor::operator())
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "created token '{name}' with role {role}; it is shown once, below: store it now"
+            );
+            println!("{}", token.reveal());
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCommand::List => {
+            let tokens = store.list_tokens().await.map_err(|e| e.to_string())?;
+            println!("{:<32} {:<11} {:<25} revoked", "name", "role", "created");
+            for token in tokens {
+                let revoked = token
+                    .revoked_at
+                    .map_or_else(|| "-".to_owned(), |at| at.to_rfc3339());
+                println!(
+                    "{:<32} {:<11} {:<25} {revoked}",
+                    token.name,
+                    token.role,
+                    token.created_at.to_rfc3339()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCommand::Revoke { name } => {
+            store
+                .revoke_token(&name, &Actor::operator())
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("revoked token '{name}'");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A new token from the operating system's random source.
+pub fn issue_token() -> IssuedToken {
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    let mut rng = rand::rng();
+    rng.fill_bytes(&mut id);
+    rng.fill_bytes(&mut secret);
+    IssuedToken::from_random(id, secret)
+}

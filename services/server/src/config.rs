@@ -1,0 +1,214 @@
+//! Configuration: defaults, then an optional `pilotgate.toml`, then environment
+//! variables, which win. Secrets are never shown by `Debug`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything the service needs to start.
+#[derive(Clone)]
+pub struct Config {
+    /// `sqlite://FILE` or `postgres://…`; may hold a password.
+    pub database_url: String,
+    /// Where the HTTP server listens, e.g. `127.0.0.1:8080`.
+    pub bind: String,
+    /// Pseudonym keys given inline (`PILOTGATE_PSEUDONYM_KEY`), which win over the key file.
+    pub pseudonym_key: Option<String>,
+    /// The key file, created with mode 0600 on first run when no key is given.
+    pub pseudonym_key_file: PathBuf,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// `text` (default) or `json` log lines on stderr.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://pilotgate.db".to_owned(),
+            bind: "127.0.0.1:8080".to_owned(),
+            pseudonym_key: None,
+            pseudonym_key_file: PathBuf::from("pilotgate.key"),
+            max_body_bytes: 2 * 1024 * 1024,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field(
+                "pseudonym_key",
+                &self.pseudonym_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("pseudonym_key_file", &self.pseudonym_key_file)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// The keys `pilotgate.toml` may hold; each has an environment variable of the same name in capitals.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    bind: Option<String>,
+    pseudonym_key_file: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    log_format: Option<LogFormat>,
+}
+
+/// A configuration that cannot be used, said in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Reads `PILOTGATE_CONFIG` (or `./pilotgate.toml` when present) and the environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let file = match env("PILOTGATE_CONFIG") {
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(PathBuf::from("pilotgate.toml")).filter(|p| p.exists()),
+        };
+        let mut config = match file {
+            Some(path) => Config::from_file(&path)?,
+            None => Config::default(),
+        };
+        if let Some(url) = env("PILOTGATE_DATABASE_URL") {
+            config.database_url = url;
+        }
+        if let Some(bind) = env("PILOTGATE_BIND") {
+            config.bind = bind;
+        }
+        config.pseudonym_key = env("PILOTGATE_PSEUDONYM_KEY");
+        if let Some(path) = env("PILOTGATE_PSEUDONYM_KEY_FILE") {
+            config.pseudonym_key_file = PathBuf::from(path);
+        }
+        if let Some(limit) = env("PILOTGATE_MAX_BODY_BYTES") {
+            config.max_body_bytes = limit.parse().map_err(|_| {
+                ConfigError("PILOTGATE_MAX_BODY_BYTES must be a whole number of bytes".to_owned())
+            })?;
+        }
+        if let Some(format) = env("PILOTGATE_LOG_FORMAT") {
+            config.log_format = match format.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError(
+                        "PILOTGATE_LOG_FORMAT must be text or json".to_owned(),
+                    ));
+                }
+            };
+        }
+        Ok(config)
+    }
+
+    /// The defaults overridden by the keys of the TOML file at `path`.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "{}: cannot read the configuration file: {e}",
+                path.display()
+            ))
+        })?;
+        let file: FileConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.message())))?;
+        let defaults = Config::default();
+        Ok(Config {
+            database_url: file.database_url.unwrap_or(defaults.database_url),
+            bind: file.bind.unwrap_or(defaults.bind),
+            pseudonym_key: None,
+            pseudonym_key_file: file
+                .pseudonym_key_file
+                .unwrap_or(defaults.pseudonym_key_file),
+            max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+            log_format: file.log_format.unwrap_or(defaults.log_format),
+        })
+    }
+}
+
+/// `scheme://user:password@host/db` shown as `scheme://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| scheme_end + i);
+    let authority = &url[scheme_end..authority_end];
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!(
+                "{}{masked}@{host}{}",
+                &url[..scheme_end],
+                &url[authority_end..]
+            )
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_database_urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/pg"),
+            "postgres://app:***@db:5432/pg"
+        );
+        assert_eq!(redact_url("postgres://app@db/pg"), "postgres://app@db/pg");
+        assert_eq!(redact_url("sqlite://pilotgate.db"), "sqlite://pilotgate.db");
+    }
+
+    #[test]
+    fn debug_output_hides_the_key_and_the_password() {
+        let config = Config {
+            database_url: "postgres://app:s3cret@db/pg".to_owned(),
+            pseudonym_key: Some("00112233".repeat(8)),
+            ..Config::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret"));
+        assert!(!debug.contains("00112233"));
+    }
+
+    #[test]
+    fn a_toml_file_overrides_the_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pilotgate.toml");
+        std::fs::write(&path, "bind = \"0.0.0.0:9000\"\nlog_format = \"json\"\n").unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(config.bind, "0.0.0.0:9000");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.database_url, "sqlite://pilotgate.db");
+
+        std::fs::write(&path, "bnd = \"x\"\n").unwrap();
+        let error = Config::from_file(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("pilotgate.toml") && error.contains("bnd"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! The pilotgate service: configuration, the actix-web application, its
+//! routes, authentication and the command-line interface.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,128 @@
+//! The audit log: paging through entries and verifying the hash chain.
+
+use actix_web::{HttpResponse, get, web};
+use pilotgate_domain::audit::{AuditEntry, ChainReport};
+use pilotgate_domain::time::from_micros;
+use pilotgate_store::AuditQuery;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Query of `GET /api/v1/audit`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Entries with an id greater than this one (for paging).
+    pub after: Option<i64>,
+    /// At most this many entries (1..=1000, default 100).
+    pub limit: Option<i64>,
+    /// Only entries about this target, e.g. `experiment:spring-banner`.
+    pub target: Option<String>,
+}
+
+/// One audit entry as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEntryView {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A page of audit entries.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntryView>,
+    /// The `after` value of the next page, or null at the end.
+    pub next_after: Option<i64>,
+}
+
+/// The result of walking the chain.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VerifyView {
+    pub ok: bool,
+    pub entries: u64,
+    pub first_bad_id: Option<i64>,
+    pub problem: Option<String>,
+}
+
+impl From<&AuditEntry> for AuditEntryView {
+    fn from(entry: &AuditEntry) -> Self {
+        AuditEntryView {
+            id: entry.id,
+            at: from_micros(entry.at).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            target: entry.target.clone(),
+            details: serde_json::from_str(&entry.details)
+                .unwrap_or(serde_json::Value::String(entry.details.clone())),
+            prev_hash: entry.prev_hash.clone(),
+            hash: entry.hash.clone(),
+        }
+    }
+}
+
+impl From<ChainReport> for VerifyView {
+    fn from(report: ChainReport) -> Self {
+        VerifyView {
+            ok: report.ok,
+            entries: report.entries,
+            first_bad_id: report.first_bad_id,
+            problem: report.problem,
+        }
+    }
+}
+
+/// Pages through the audit log, oldest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams), security(("bearer" = [])), responses(
+    (status = 200, body = AuditPage),
+    (status = 400, body = crate::error::ErrorBody),
+    (status = 401, body = crate::error::ErrorBody),
+    (status = 403, body = crate::error::ErrorBody),
+))]
+#[get("/api/v1/audit")]
+pub async fn list(
+    _caller: Caller,
+    state: web::Data<AppState>,
+    params: web::Query<AuditParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 1000".to_owned(),
+        ));
+    }
+    let query = AuditQuery {
+        after: params.after,
+        limit,
+        target: params.target.clone(),
+    };
+    let entries = state.store.list_audit(&query).await?;
+    let next_after = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(HttpResponse::Ok().json(AuditPage {
+        entries: entries.iter().map(AuditEntryView::from).collect(),
+        next_after,
+    }))
+}
+
+/// Walks the whole chain and names the first entry that was edited, inserted or removed.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])), responses(
+    (status = 200, body = VerifyView),
+    (status = 401, body = crate::error::ErrorBody),
+    (status = 403, body = crate::error::ErrorBody),
+))]
+#[get("/api/v1/audit/verify")]
+pub async fn verify(_caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let report = state.store.verify_audit_chain().await?;
+    Ok(HttpResponse::Ok().json(VerifyView::from(report)))
+}

@@ -1,0 +1,179 @@
+//! Builds the application in one place: state, middleware, routes, listener.
+//! Tests bind port 0 and read the port back.
+
+use std::net::TcpListener;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpServer, web};
+use pilotgate_domain::pseudonym::KeyRing;
+use pilotgate_store::Store;
+
+use crate::auth;
+use crate::config::{Config, redact_url};
+use crate::error::{ApiError, extractors};
+use crate::keys::load_key_ring;
+use crate::metrics::{self, Metrics};
+use crate::openapi;
+use crate::routes;
+
+/// What every handler may reach.
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub keys: KeyRing,
+    pub metrics: Metrics,
+    pub max_body_bytes: usize,
+}
+
+/// Why the service could not start, in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database {url}: {source}")]
+    Database {
+        url: String,
+        #[source]
+        source: pilotgate_store::StoreError,
+    },
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyLoadError),
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        bind: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Opens and migrates the database, loads the keys and binds the listener.
+    pub async fn build(config: &Config) -> Result<Application, StartupError> {
+        let store = open_store(&config.database_url).await?;
+        let keys = load_key_ring(config)?;
+        Application::with_store(config, store, keys)
+    }
+
+    /// Binds the listener for a store that is open and migrated already.
+    pub fn with_store(
+        config: &Config,
+        store: Store,
+        keys: KeyRing,
+    ) -> Result<Application, StartupError> {
+        let bind_error = |source| StartupError::Bind {
+            bind: config.bind.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            keys,
+            metrics: Metrics::default(),
+            max_body_bytes: config.max_body_bytes,
+        });
+        let (json, query, path) = extractors::configure(config.max_body_bytes);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(json.clone())
+                .app_data(query.clone())
+                .app_data(path.clone())
+                // Listed inner to outer: the last wrap sees the request first.
+                .wrap(from_fn(auth::authorize))
+                .wrap(from_fn(limit_body))
+                .wrap(from_fn(metrics::errors_as_responses))
+                .wrap(from_fn(metrics::observe))
+                .configure(routes_of_the_service)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)
+        .map_err(bind_error)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Application {
+            port,
+            server,
+            store,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT or SIGTERM, lets requests in flight finish, then closes the database.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let outcome = self.server.await;
+        tracing::info!("server stopped; closing the database");
+        self.store.close().await;
+        outcome
+    }
+}
+
+/// Opens the database at `url` and applies pending migrations.
+pub async fn open_store(url: &str) -> Result<Store, StartupError> {
+    let database_error = |source| StartupError::Database {
+        url: redact_url(url),
+        source,
+    };
+    let store = Store::connect(url).await.map_err(database_error)?;
+    store.migrate().await.map_err(database_error)?;
+    Ok(store)
+}
+
+/// Every route; each one must also be in `auth::PERMISSIONS` and the OpenAPI document.
+fn routes_of_the_service(config: &mut web::ServiceConfig) {
+    config
+        .service(routes::health::healthz)
+        .service(routes::health::readyz)
+        .service(routes::health::metrics)
+        .service(openapi::openapi_json)
+        .service(routes::audit::list)
+        .service(routes::audit::verify);
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound(
+        "no route matches this path; the routes are listed at /api/v1/openapi.json".to_owned(),
+    ))
+}
+
+/// Refuses a body whose declared length is over the limit before reading it.
+/// Bodies without a length are cut at the same limit by the JSON extractor.
+async fn limit_body(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(usize::MAX, |s| s.max_body_bytes);
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the body is larger than the limit of {limit} bytes"
+        ))
+        .into());
+    }
+    next.call(req).await
+}

@@ -1,0 +1,198 @@
+//! The connection pools, migrations, readiness and the dialect differences.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::AnyConnection;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::StoreError;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// How long a request waits for a connection before the store calls the database unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQL dialect behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The handle to pilotgate's database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    /// Reads, and on PostgreSQL writes too.
+    pub(crate) reader: AnyPool,
+    /// Writes. On SQLite a single connection, so that writers queue in the
+    /// process instead of spinning on the file lock.
+    pub(crate) writer: AnyPool,
+    pub(crate) dialect: Dialect,
+    sqlite_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("Store")
+            .field("dialect", &self.dialect)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the database named by `url`: `sqlite://FILE` (created if missing) or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = pool_options(16, Dialect::Postgres).connect(url).await?;
+            return Ok(Store {
+                reader: pool.clone(),
+                writer: pool,
+                dialect: Dialect::Postgres,
+                sqlite_file: None,
+            });
+        }
+        let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        else {
+            return Err(StoreError::BadUrl(
+                "the database URL must start with sqlite:// or postgres://".to_owned(),
+            ));
+        };
+        let (file, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if file.is_empty() || file.contains(":memory:") {
+            return Err(StoreError::BadUrl(
+                "the SQLite URL must name a file, e.g. sqlite://pilotgate.db".to_owned(),
+            ));
+        }
+        let url = if query.split('&').any(|p| p.starts_with("mode=")) {
+            format!("sqlite://{rest}")
+        } else if query.is_empty() {
+            format!("sqlite://{file}?mode=rwc")
+        } else {
+            format!("sqlite://{file}?{query}&mode=rwc")
+        };
+        let writer = pool_options(1, Dialect::Sqlite).connect(&url).await?;
+        let reader = pool_options(8, Dialect::Sqlite).connect(&url).await?;
+        Ok(Store {
+            reader,
+            writer,
+            dialect: Dialect::Sqlite,
+            sqlite_file: Some(PathBuf::from(file)),
+        })
+    }
+
+    /// The dialect of this store.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Applies every pending migration of this dialect.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.writer).await?;
+        Ok(())
+    }
+
+    /// Ok when the database answers a query on the migrated schema right now.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        if let Some(file) = &self.sqlite_file {
+            // An open SQLite connection keeps answering after its file is deleted,
+            // but nothing written then would survive: that is not ready.
+            if !file.exists() {
+                return Err(StoreError::Unavailable(sqlx::Error::Io(
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the SQLite database file is gone",
+                    ),
+                )));
+            }
+        }
+        let probe = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&self.reader);
+        match tokio::time::timeout(Duration::from_secs(2), probe).await {
+            Ok(result) => result.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
+    /// Every `(table, column)` of the schema, sorted, leaving out each engine's own tables.
+    pub async fn schema_columns(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = match self.dialect {
+            Dialect::Sqlite => {
+                "SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m \
+                 JOIN pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'"
+            }
+            Dialect::Postgres => {
+                "SELECT CAST(table_name AS TEXT) AS table_name, CAST(column_name AS TEXT) AS column_name \
+                 FROM information_schema.columns WHERE table_schema = current_schema()"
+            }
+        };
+        let mut columns: Vec<(String, String)> =
+            sqlx::query_as(sql).fetch_all(&self.reader).await?;
+        columns.sort();
+        Ok(columns)
+    }
+
+    /// Closes every connection; pending work finishes first.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`), so a read-then-write cannot fail half-way
+    /// when another process wrote in between.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.writer.begin().await?,
+        })
+    }
+
+    /// Serializes appends to the audit chain until the transaction ends.
+    /// SQLite's write transactions are serial already.
+    pub(crate) async fn lock_audit_chain(
+        &self,
+        conn: &mut AnyConnection,
+    ) -> Result<(), StoreError> {
+        if self.dialect == Dialect::Postgres {
+            // SHARE ROW EXCLUSIVE conflicts with itself but not with readers.
+            conn.execute("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn pool_options(max_connections: u32, dialect: Dialect) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(true)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if dialect == Dialect::Sqlite {
+                    // WAL for concurrent readers; FULL so that a commit is on disk
+                    // before it is acknowledged; wait on a locked file rather than fail.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA busy_timeout = 5000",
+                    ] {
+                        conn.execute(pragma).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+}

@@ -1,0 +1,22 @@
+//! sqlx storage of pilotgate, on SQLite (the default) or PostgreSQL, chosen at
+//! runtime from the URL scheme. All SQL of the project lives in this crate.
+//!
+//! Queries are written once, in the subset of SQL both dialects share, with
+//! `$1`-style placeholders, and run through sqlx's `Any` driver. Every instant
+//! is stored as microseconds since the Unix epoch and every flag as 0/1, so
+//! no dialect-specific type is needed. The few real dialect differences (how a
+//! write transaction begins, how the audit chain is locked) live in `db.rs`.
+#![forbid(unsafe_code)]
+
+mod audit;
+mod db;
+mod error;
+mod tokens;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use audit::AuditQuery;
+pub use db::{Dialect, Store};
+pub use error::StoreError;
+pub use tokens::{NewToken, StoredCredential, TokenRecord};

@@ -1,0 +1,216 @@
+//! Throw-away databases for tests: a SQLite file in a temp folder, or a fresh
+//! PostgreSQL database created on the server named by
+//! `PILOTGATE_TEST_POSTGRES_URL` and dropped when the test ends.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::{Connection, Executor};
+
+use crate::{Dialect, Store};
+
+/// The environment variable that turns the PostgreSQL runs of the tests on.
+pub const POSTGRES_URL_VAR: &str = "PILOTGATE_TEST_POSTGRES_URL";
+
+/// A migrated test database and what it takes to remove it.
+#[derive(Debug)]
+pub struct TestDb {
+    pub store: Store,
+    /// The URL the store was opened with, for a second process or instance.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, database: String },
+}
+
+impl TestDb {
+    /// A migrated database of `dialect`, or `None` for PostgreSQL when no server is configured.
+    pub async fn new(dialect: Dialect) -> Option<TestDb> {
+        let db = match dialect {
+            Dialect::Sqlite => Self::unmigrated_sqlite().await,
+            Dialect::Postgres => Self::unmigrated_postgres().await?,
+        };
+        db.store.migrate().await.expect("migrate the test database");
+        Some(db)
+    }
+
+    /// A SQLite database file in a temp folder, not yet migrated.
+    pub async fn unmigrated_sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("create a temp folder");
+        let url = format!("sqlite://{}", dir.path().join("pilotgate.db").display());
+        let store = Store::connect(&url)
+            .await
+            .expect("open the SQLite test database");
+        TestDb {
+            store,
+            url,
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database, not yet migrated; `None` without `PILOTGATE_TEST_POSTGRES_URL`.
+    pub async fn unmigrated_postgres() -> Option<TestDb> {
+        let admin_url = std::env::var(POSTGRES_URL_VAR).ok()?;
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let database = format!(
+            "pilotgate_test_{}_{}_{}",
+            std::process::id(),
+            nanos % 1_000_000_000_000,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        sqlx::any::install_default_drivers();
+        let mut admin = sqlx::AnyConnection::connect(&admin_url)
+            .await
+            .expect("connect to the PostgreSQL server of PILOTGATE_TEST_POSTGRES_URL");
+        admin
+            .execute(format!("CREATE DATABASE {database}").as_str())
+            .await
+            .expect("create a test database");
+        admin.close().await.ok();
+        let url = replace_database(&admin_url, &database);
+        let store = Store::connect(&url)
+            .await
+            .expect("open the PostgreSQL test database");
+        Some(TestDb {
+            store,
+            url,
+            cleanup: Cleanup::Postgres {
+                admin_url,
+                database,
+            },
+        })
+    }
+
+    /// Runs SQL straight against the database, bypassing the store's rules
+    /// (for tests that tamper with rows).
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query(sql)
+            .execute(&self.store.writer)
+            .await?
+            .rows_affected())
+    }
+
+    /// The path of the SQLite file, when this is SQLite.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match &self.cleanup {
+            Cleanup::Sqlite(dir) => Some(dir.path().join("pilotgate.db")),
+            Cleanup::Postgres { .. } => None,
+        }
+    }
+
+    /// Drops the PostgreSQL database now (the store stops working), to test outages.
+    pub fn drop_postgres_database(&self) {
+        if let Cleanup::Postgres {
+            admin_url,
+            database,
+        } = &self.cleanup
+        {
+            drop_database(admin_url.clone(), database.clone());
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres {
+            admin_url,
+            database,
+        } = &self.cleanup
+        {
+            drop_database(admin_url.clone(), database.clone());
+        }
+    }
+}
+
+/// Drops `database`, ending its connections, from a thread of its own so that
+/// it works inside and outside an async runtime.
+fn drop_database(admin_url: String, database: String) {
+    let worker = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
+                let sql = format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)");
+                admin.execute(sql.as_str()).await.ok();
+                admin.close().await.ok();
+            }
+        });
+    });
+    worker.join().ok();
+}
+
+/// `postgres://user@host:port/old?x` with its database replaced by `database`.
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{database}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// Declares one test per dialect running the same async story on a fresh,
+/// migrated database. The PostgreSQL one passes without running when
+/// `PILOTGATE_TEST_POSTGRES_URL` is not set (CI sets it).
+#[macro_export]
+macro_rules! storage_story {
+    ($name:ident, |$db:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn story($db: $crate::testing::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                let db = $crate::testing::TestDb::new($crate::Dialect::Sqlite).await.expect("sqlite");
+                story(db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                match $crate::testing::TestDb::new($crate::Dialect::Postgres).await {
+                    Some(db) => story(db).await,
+                    None => eprintln!("skipped: set {} to run on PostgreSQL", $crate::testing::POSTGRES_URL_VAR),
+                }
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_database;
+
+    #[test]
+    fn the_database_of_a_url_is_replaced() {
+        assert_eq!(
+            replace_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            replace_database("postgres://h:5432", "t1"),
+            "postgres://h:5432/t1"
+        );
+        assert_eq!(
+            replace_database("postgres://h/db?sslmode=disable", "t1"),
+            "postgres://h/db?sslmode=disable".replace("/db", "/t1")
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! API tokens: only the SHA-256 of a token's secret is stored, never the token.
+
+use chrono::{DateTime, Utc};
+use pilotgate_domain::time::{from_micros, to_micros};
+use pilotgate_domain::{Actor, Role};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::audit::AuditRecord;
+use crate::error::is_unique_violation;
+use crate::{Store, StoreError};
+
+/// What the store keeps of a new token.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    pub token_id: &'a str,
+    pub secret_hash: &'a str,
+}
+
+/// A token as listed to operators: never its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRecord {
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What authentication needs to check a presented token.
+#[derive(Debug, Clone)]
+pub struct StoredCredential {
+    pub name: String,
+    pub role: Role,
+    pub secret_hash: String,
+    pub revoked: bool,
+}
+
+impl Store {
+    /// Stores a new token's hash and audits its creation in the same transaction.
+    pub async fn create_token(
+        &self,
+        token: &NewToken<'_>,
+        actor: &Actor,
+    ) -> Result<TokenRecord, StoreError> {
+        let created_at = to_micros(Utc::now());
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query("INSERT INTO api_tokens (token_id, name, role, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(token.token_id)
+            .bind(token.name)
+            .bind(token.role.as_str())
+            .bind(token.secret_hash)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::Conflict(format!(
+                    "a token named '{}' exists already",
+                    token.name
+                )));
+            }
+            other => other?,
+        };
+        self.append_audit(
+            &mut tx,
+            AuditRecord {
+                actor,
+                action: "token.create",
+                target: format!("token:{}", token.name),
+                details: serde_json::json!({ "role": token.role }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(TokenRecord {
+            name: token.name.to_owned(),
+            role: token.role,
+            created_at: from_micros(created_at),
+            revoked_at: None,
+        })
+    }
+
+    /// Every token, oldest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, role, created_at, revoked_at FROM api_tokens ORDER BY id")
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revokes the token called `name`; it stops working at once.
+    pub async fn revoke_token(&self, name: &str, actor: &Actor) -> Result<TokenRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT name, role, created_at, revoked_at FROM api_tokens WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no token is named '{name}'")))?;
+        let mut record = token_from_row(&row)?;
+        if record.revoked_at.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "the token '{name}' is revoked already"
+            )));
+        }
+        let revoked_at = to_micros(Utc::now());
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2")
+            .bind(revoked_at)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        self.append_audit(
+            &mut tx,
+            AuditRecord {
+                actor,
+                action: "token.revoke",
+                target: format!("token:{name}"),
+                details: serde_json::json!({ "role": record.role }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        record.revoked_at = Some(from_micros(revoked_at));
+        Ok(record)
+    }
+
+    /// The stored hash and role of the token with public id `token_id`.
+    pub async fn credential(&self, token_id: &str) -> Result<Option<StoredCredential>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, role, secret_hash, revoked_at FROM api_tokens WHERE token_id = $1",
+        )
+        .bind(token_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            Ok(StoredCredential {
+                name: row.try_get("name")?,
+                role: parse_role(&row)?,
+                secret_hash: row.try_get("secret_hash")?,
+                revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+}
+
+fn parse_role(row: &AnyRow) -> Result<Role, StoreError> {
+    let role: String = row.try_get("role")?;
+    role.parse()
+        .map_err(|e: pilotgate_domain::role::UnknownRole| {
+            StoreError::Database(sqlx::Error::Decode(e.into()))
+        })
+}
+
+fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        name: row.try_get("name")?,
+        role: parse_role(row)?,
+        created_at: from_micros(row.try_get("created_at")?),
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(from_micros),
+    })
+}
