@@ -110,9 +110,12 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    // `errors_as_responses` sits just inside, so every outcome arrives here as a response.
-    let response = next.call(req).await?;
-    let status = response.status().as_u16();
+    let outcome = next.call(req).await;
+    // Inner middleware refuses with an error that actix turns into a response later.
+    let status = match &outcome {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.as_response_error().status_code().as_u16(),
+    };
     let seconds = started.elapsed().as_secs_f64();
     if let Some(state) = state {
         state.metrics.observe(&method, &route, status, seconds);
@@ -124,22 +127,7 @@ pub async fn observe(
         latency_ms = seconds * 1000.0,
         "request"
     );
-    Ok(response)
-}
-
-/// Turns an error from inner middleware into its response, so `observe` sees every status.
-pub async fn errors_as_responses(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let http_request = req.request().clone();
-    match next.call(req).await {
-        Ok(response) => Ok(response.map_into_left_body()),
-        Err(error) => {
-            let response = error.as_response_error().error_response();
-            Ok(ServiceResponse::new(http_request, response).map_into_right_body())
-        }
-    }
+    outcome
 }
 
 #[cfg(test)]

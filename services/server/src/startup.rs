@@ -97,7 +97,6 @@ impl Application {
                 // Listed inner to outer: the last wrap sees the request first.
                 .wrap(from_fn(auth::authorize))
                 .wrap(from_fn(limit_body))
-                .wrap(from_fn(metrics::errors_as_responses))
                 .wrap(from_fn(metrics::observe))
                 .configure(routes_of_the_service)
                 .default_service(web::to(not_found))

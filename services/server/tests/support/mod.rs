@@ -1,0 +1,128 @@
+//! A spawned application on a fresh database, with a token for every role.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use pilotgate_domain::pseudonym::{KeyRing, PseudonymKey};
+use pilotgate_domain::{Actor, Role};
+use pilotgate_server::cli::issue_token;
+use pilotgate_server::config::Config;
+use pilotgate_server::startup::Application;
+use pilotgate_store::testing::TestDb;
+use pilotgate_store::{Dialect, NewToken};
+
+/// A running server on port 0 and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub db: TestDb,
+    pub client: reqwest::Client,
+    pub tokens: HashMap<Role, String>,
+}
+
+impl TestApp {
+    /// Spawns the app on a fresh database of `dialect`; `None` when PostgreSQL is not configured.
+    pub async fn spawn(dialect: Dialect) -> Option<TestApp> {
+        let db = TestDb::new(dialect).await?;
+        let config = Config {
+            bind: "127.0.0.1:0".to_owned(),
+            max_body_bytes: 64 * 1024,
+            ..Config::default()
+        };
+        let keys = KeyRing::new(vec![PseudonymKey::new(1, vec![7; 32]).unwrap()]).unwrap();
+        let application =
+            Application::with_store(&config, db.store.clone(), keys).expect("build the app");
+        let address = format!("http://127.0.0.1:{}", application.port());
+        tokio::spawn(application.run_until_stopped());
+        let mut tokens = HashMap::new();
+        for role in Role::ALL {
+            let token = issue_token();
+            let name = format!("{role}-token");
+            let new = NewToken {
+                name: &name,
+                role,
+                token_id: &token.token_id,
+                secret_hash: &token.secret_hash,
+            };
+            db.store
+                .create_token(&new, &Actor::operator())
+                .await
+                .expect("create a token");
+            tokens.insert(role, token.reveal().to_owned());
+        }
+        Some(TestApp {
+            address,
+            db,
+            client: reqwest::Client::new(),
+            tokens,
+        })
+    }
+
+    /// A request to `path` with the token of `role` (or none).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        role: Option<Role>,
+    ) -> reqwest::RequestBuilder {
+        let builder = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        match role {
+            Some(role) => builder.bearer_auth(&self.tokens[&role]),
+            None => builder,
+        }
+    }
+
+    /// `GET path` as `role`.
+    pub async fn get(&self, path: &str, role: Option<Role>) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path, role)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// Asserts that `response` is an error with `status` and a JSON `{error, message}` body; returns the body.
+pub async fn assert_json_error(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    assert!(body["error"].is_string(), "{body}");
+    assert!(
+        !body["message"].as_str().unwrap_or_default().is_empty(),
+        "{body}"
+    );
+    body
+}
+
+/// Declares one test per dialect running the same story against a spawned app.
+#[macro_export]
+macro_rules! api_story {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn story($app: $crate::support::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                let app = $crate::support::TestApp::spawn(pilotgate_store::Dialect::Sqlite).await.expect("sqlite");
+                story(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                match $crate::support::TestApp::spawn(pilotgate_store::Dialect::Postgres).await {
+                    Some(app) => story(app).await,
+                    None => eprintln!("skipped: set PILOTGATE_TEST_POSTGRES_URL to run on PostgreSQL"),
+                }
+            }
+        }
+    };
+}
