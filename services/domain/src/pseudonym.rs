@@ -76,7 +76,7 @@ impl KeyRing {
         if keys.is_empty() {
             return Err(KeyError::Empty);
         }
-        keys.sort_by(|a, b| b.version.cmp(&a.version));
+        keys.sort_by_key(|key| std::cmp::Reverse(key.version));
         if let Some(pair) = keys
             .windows(2)
             .find(|pair| pair[0].version == pair[1].version)

@@ -96,9 +96,13 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             let application = Application::build(&config)
                 .await
                 .map_err(|e| e.to_string())?;
+            let host = config
+                .bind
+                .rsplit_once(':')
+                .map_or(config.bind.as_str(), |(host, _)| host);
             tracing::info!(
                 database = %redact_url(&config.database_url),
-                address = %format!("http://{}", config.bind),
+                address = %format!("http://{host}:{}", application.port()),
                 port = application.port(),
                 "pilotgate is serving"
             );

@@ -1,0 +1,382 @@
+//! Black-box tests of the `pilotgate` binary: the commands, the server process,
+//! graceful shutdown, and that no token is ever written in clear text.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use pilotgate_store::Dialect;
+use pilotgate_store::testing::TestDb;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_pilotgate");
+
+/// The binary, run in `dir` with a clean pilotgate environment.
+fn pilotgate(dir: &Path, database_url: Option<&str>) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(dir).stdin(Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("PILOTGATE_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    if let Some(url) = database_url {
+        command.env("PILOTGATE_DATABASE_URL", url);
+    }
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("run pilotgate")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A `pilotgate serve` process and everything it has written to stderr so far.
+struct Server {
+    child: Child,
+    port: u16,
+    log: mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+impl Server {
+    /// Starts `serve` on a free port and waits until it says it is serving.
+    fn start(mut command: Command) -> Server {
+        command
+            .arg("serve")
+            .env("PILOTGATE_BIND", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start pilotgate serve");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            port: 0,
+            log,
+            lines: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.port == 0 {
+            let line = server
+                .log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("the server did not start: {:?}", server.lines));
+            if line.contains("pilotgate is serving") {
+                let port = line
+                    .split("port=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .expect("a port in the log line");
+                server.port = port.parse().unwrap();
+            }
+            server.lines.push(line);
+        }
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Sends SIGTERM and waits for the process to end; returns its exit status and full stderr.
+    fn terminate(mut self) -> (std::process::ExitStatus, String, String) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(2)) {
+            self.lines.push(line);
+        }
+        let mut stdout = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut stdout)
+            .unwrap();
+        (exit, self.lines.join("\n"), stdout)
+    }
+}
+
+fn create_token(dir: &Path, url: &str, role: &str, name: &str) -> (String, String) {
+    let output =
+        run(pilotgate(dir, Some(url)).args(["token", "create", "--role", role, "--name", name]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    (text(&output.stdout), text(&output.stderr))
+}
+
+#[test]
+fn help_lists_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(pilotgate(dir.path(), None).arg("--help"));
+    assert!(output.status.success());
+    let help = text(&output.stdout);
+    for command in ["serve", "migrate", "token", "audit"] {
+        assert!(help.contains(command), "{help}");
+    }
+}
+
+#[tokio::test]
+async fn token_create_prints_the_token_alone_on_stdout_and_list_and_revoke_work() {
+    let db = TestDb::new(Dialect::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, stderr) = create_token(dir.path(), &db.url, "ingest", "crm-ingest");
+    let token = stdout.trim_end();
+    assert_eq!(stdout.lines().count(), 1);
+    assert!(
+        token.starts_with("pgt_") && token.len() == 4 + 12 + 1 + 64,
+        "{token}"
+    );
+    assert!(stderr.contains("shown once"), "{stderr}");
+    assert!(!stderr.contains(token));
+
+    let list = run(pilotgate(dir.path(), Some(&db.url)).args(["token", "list"]));
+    let listing = text(&list.stdout);
+    assert!(
+        listing.contains("crm-ingest") && listing.contains("ingest"),
+        "{listing}"
+    );
+    assert!(!listing.contains(&token[17..]));
+
+    let revoke = run(pilotgate(dir.path(), Some(&db.url)).args(["token", "revoke", "crm-ingest"]));
+    assert!(revoke.status.success());
+    let again = run(pilotgate(dir.path(), Some(&db.url)).args(["token", "revoke", "crm-ingest"]));
+    assert_eq!(again.status.code(), Some(1));
+    let error = text(&again.stderr);
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(
+        error.starts_with("error: the token 'crm-ingest' is revoked already"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_wrong_role_or_name_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let role = run(pilotgate(dir.path(), Some(&url))
+        .args(["token", "create", "--role", "root", "--name", "x"]));
+    assert_eq!(role.status.code(), Some(2));
+    assert!(
+        text(&role.stderr).contains("unknown role 'root'"),
+        "{}",
+        text(&role.stderr)
+    );
+    let name = run(pilotgate(dir.path(), Some(&url))
+        .args(["token", "create", "--role", "admin", "--name", "a b"]));
+    assert_eq!(name.status.code(), Some(1));
+    assert!(
+        text(&name.stderr).starts_with("error: the token name must be"),
+        "{}",
+        text(&name.stderr)
+    );
+    let bad_url = run(pilotgate(dir.path(), Some("mysql://x/y")).arg("migrate"));
+    assert_eq!(bad_url.status.code(), Some(1));
+    assert_eq!(
+        text(&bad_url.stderr).trim().lines().count(),
+        1,
+        "{}",
+        text(&bad_url.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_the_default_sqlite_file_answers_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(pilotgate(dir.path(), None));
+    assert!(
+        dir.path().join("pilotgate.db").exists(),
+        "the default database file was not created"
+    );
+    let key_file = dir.path().join("pilotgate.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        server
+            .lines
+            .iter()
+            .any(|l| l.contains("created a new random key file")),
+        "{:?}",
+        server.lines
+    );
+
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let (exit, log, _) = server.terminate();
+    assert!(exit.success(), "exit {exit:?}: {log}");
+    assert!(log.contains("server stopped"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_is_ever_written_in_clear_text_to_the_database_or_the_logs() {
+    let db = TestDb::new(Dialect::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (compliance, create_log) = create_token(dir.path(), &db.url, "compliance", "dpo");
+    let (ingest, _) = create_token(dir.path(), &db.url, "ingest", "crm");
+    let tokens = [compliance.trim().to_owned(), ingest.trim().to_owned()];
+
+    let mut command = pilotgate(dir.path(), Some(&db.url));
+    command.env("RUST_LOG", "trace");
+    let server = Server::start(command);
+    let client = reqwest::Client::new();
+    let audit = server.url("/api/v1/audit");
+    assert_eq!(
+        client
+            .get(&audit)
+            .bearer_auth(&tokens[0])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(&audit)
+            .bearer_auth(&tokens[1])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let wrong = format!("{}0", &tokens[0][..tokens[0].len() - 1]);
+    assert_eq!(
+        client
+            .get(&audit)
+            .bearer_auth(&wrong)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let (exit, log, stdout) = server.terminate();
+    assert!(exit.success());
+    assert!(
+        log.lines().count() > 5,
+        "the trace log is suspiciously short: {log}"
+    );
+
+    let mut stored = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{}{suffix}", db.sqlite_file().unwrap().display());
+        if let Ok(bytes) = std::fs::read(&path) {
+            stored.extend(bytes);
+        }
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    for token in tokens.iter().chain(std::iter::once(&wrong)) {
+        let secret = &token[17..];
+        for (place, haystack) in [
+            ("database", stored.as_ref()),
+            ("server log", log.as_str()),
+            ("server stdout", stdout.as_str()),
+            ("token create log", create_log.as_str()),
+        ] {
+            assert!(
+                !haystack.contains(secret),
+                "a token secret was found in the {place}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn audit_verify_passes_on_an_untouched_chain_and_names_a_tampered_entry() {
+    for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+        let Some(db) = TestDb::new(dialect).await else {
+            eprintln!("skipped {dialect:?}: set PILOTGATE_TEST_POSTGRES_URL");
+            continue;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a", "b", "c"] {
+            create_token(dir.path(), &db.url, "analyst", name);
+        }
+        let ok = run(pilotgate(dir.path(), Some(&db.url)).args(["audit", "verify"]));
+        assert!(ok.status.success(), "{}", text(&ok.stderr));
+        assert!(
+            text(&ok.stdout).contains("audit chain ok: 3 entries"),
+            "{}",
+            text(&ok.stdout)
+        );
+
+        db.execute_raw("UPDATE audit_log SET target = 'token:z' WHERE id = 2")
+            .await
+            .unwrap();
+        let broken = run(pilotgate(dir.path(), Some(&db.url)).args(["audit", "verify"]));
+        assert_eq!(broken.status.code(), Some(1), "{dialect:?}");
+        assert!(
+            text(&broken.stdout).contains("broken at entry 2"),
+            "{}",
+            text(&broken.stdout)
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrate_leaves_the_same_tables_on_sqlite_and_postgres() {
+    let sqlite = TestDb::unmigrated_sqlite().await;
+    let Some(postgres) = TestDb::unmigrated_postgres().await else {
+        eprintln!("skipped: set PILOTGATE_TEST_POSTGRES_URL");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for db in [&sqlite, &postgres] {
+        assert!(db.store.schema_columns().await.unwrap().is_empty());
+        let output = run(pilotgate(dir.path(), Some(&db.url)).arg("migrate"));
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(!text(&output.stderr).contains("password"));
+    }
+    let sqlite_columns = sqlite.store.schema_columns().await.unwrap();
+    assert!(sqlite_columns.len() > 50);
+    assert_eq!(
+        sqlite_columns,
+        postgres.store.schema_columns().await.unwrap()
+    );
+}
