@@ -1,10 +1,13 @@
-//! Pure rules of pilotgate: roles, API tokens, the audit chain and (later)
-//! purposes, legal bases, eligibility, pseudonyms and bucketing. No IO here.
+//! Pure rules of pilotgate: roles, API tokens, the audit chain, purposes and
+//! legal bases, the consent ledger, eligibility and pseudonyms. No IO here.
 #![forbid(unsafe_code)]
 
 pub mod actor;
 pub mod audit;
+pub mod consent;
+pub mod eligibility;
 pub mod pseudonym;
+pub mod purpose;
 pub mod role;
 pub mod time;
 pub mod token;

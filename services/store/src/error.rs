@@ -57,6 +57,13 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
+/// A stored value that the domain cannot read back: a bug or a hand-edited row.
+pub(crate) fn corrupt(column: &str) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(
+        format!("unreadable value in {column}").into(),
+    ))
+}
+
 /// True when a database error is a unique-constraint violation.
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())

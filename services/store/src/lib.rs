@@ -9,14 +9,19 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod consents;
 mod db;
+mod erasure;
 mod error;
+mod purposes;
 mod tokens;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use audit::AuditQuery;
+pub use consents::{Appended, BasisCount, LegalBasisMap, ReconsentNeed};
 pub use db::{Dialect, Store};
+pub use erasure::{Deleted, ErasureReceipt};
 pub use error::StoreError;
 pub use tokens::{NewToken, StoredCredential, TokenRecord};

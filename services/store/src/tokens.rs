@@ -151,9 +151,7 @@ impl Store {
 fn parse_role(row: &AnyRow) -> Result<Role, StoreError> {
     let role: String = row.try_get("role")?;
     role.parse()
-        .map_err(|e: pilotgate_domain::role::UnknownRole| {
-            StoreError::Database(sqlx::Error::Decode(e.into()))
-        })
+        .map_err(|_| crate::error::corrupt("api_tokens.role"))
 }
 
 fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {

@@ -1,0 +1,321 @@
+//! The consent ledger: append-only records, lookups by subject, eligibility,
+//! and the legal-basis map.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use pilotgate_domain::Actor;
+use pilotgate_domain::consent::{ConsentRecord, NewConsent};
+use pilotgate_domain::eligibility::{Eligibility, eligible};
+use pilotgate_domain::purpose::Purpose;
+use pilotgate_domain::time::{from_micros, to_micros};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::audit::AuditRecord;
+use crate::error::corrupt;
+use crate::{Store, StoreError};
+
+/// Rows per multi-row INSERT: 14 parameters each keeps well under both dialects' limits.
+const INSERT_CHUNK: usize = 400;
+
+/// What happened to one appended record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Appended {
+    pub id: i64,
+    pub subject: String,
+    /// The same record (same content hash) was in the ledger already.
+    pub duplicate: bool,
+}
+
+/// Subjects per purpose, basis and status, as of one instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BasisCount {
+    pub purpose: String,
+    pub basis: String,
+    pub status: String,
+    pub subjects: i64,
+}
+
+/// Subjects of a purpose whose consent no longer holds and must be asked again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReconsentNeed {
+    pub purpose: String,
+    pub expired: i64,
+    pub stale_notice: i64,
+}
+
+/// The legal-basis map: who may be used for what, and who must be asked again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LegalBasisMap {
+    pub counts: Vec<BasisCount>,
+    pub reconsent: Vec<ReconsentNeed>,
+}
+
+impl Store {
+    /// Appends records in one transaction with one audit entry. A record whose
+    /// content is in the ledger already is not stored again: its existing id is returned.
+    pub async fn append_consents(
+        &self,
+        records: &[NewConsent],
+        actor: &Actor,
+    ) -> Result<Vec<Appended>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let recorded_at = to_micros(Utc::now());
+        let recorded_by = actor.to_string();
+        let mut tx = self.begin_write().await?;
+        let mut ids: HashMap<String, (i64, bool)> = HashMap::with_capacity(records.len());
+        for chunk in records.chunks(INSERT_CHUNK) {
+            let sql = insert_sql(chunk.len());
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(&r.content_hash)
+                    .bind(&r.subject)
+                    .bind(i64::from(r.key_version))
+                    .bind(r.purpose.as_str())
+                    .bind(r.basis.as_str())
+                    .bind(r.status.as_str())
+                    .bind(&r.notice_id)
+                    .bind(i64::from(r.notice_version))
+                    .bind(r.channel.as_str())
+                    .bind(&r.method)
+                    .bind(to_micros(r.collected_at))
+                    .bind(to_micros(r.effective_from))
+                    .bind(r.expires_at.map(to_micros))
+                    .bind(r.proof_ref.as_deref());
+            }
+            let inserted = query
+                .bind(&recorded_by)
+                .bind(recorded_at)
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in &inserted {
+                ids.insert(row.try_get("content_hash")?, (row.try_get("id")?, false));
+            }
+            let missing: Vec<&str> = chunk
+                .iter()
+                .map(|r| r.content_hash.as_str())
+                .filter(|h| !ids.contains_key(*h))
+                .collect();
+            if !missing.is_empty() {
+                let placeholders = (1..=missing.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "SELECT id, content_hash FROM consent_records WHERE content_hash IN ({placeholders})"
+                );
+                let mut query = sqlx::query(&sql);
+                for hash in &missing {
+                    query = query.bind(*hash);
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    ids.insert(row.try_get("content_hash")?, (row.try_get("id")?, true));
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::with_capacity(records.len());
+        let outcomes = records
+            .iter()
+            .map(|r| {
+                let (id, stored_before) = ids
+                    .get(&r.content_hash)
+                    .copied()
+                    .ok_or_else(|| corrupt("consent_records.content_hash"))?;
+                // The same record twice in one batch is stored once; the second is a duplicate.
+                let repeated_in_batch = !seen.insert(r.content_hash.as_str());
+                Ok(Appended {
+                    id,
+                    subject: r.subject.clone(),
+                    duplicate: stored_before || repeated_in_batch,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let stored = outcomes.iter().filter(|o| !o.duplicate).count();
+        let mut per_purpose: BTreeMap<&str, usize> = BTreeMap::new();
+        for record in records {
+            *per_purpose.entry(record.purpose.as_str()).or_default() += 1;
+        }
+        self.append_audit(
+            &mut tx,
+            AuditRecord {
+                actor,
+                action: "consent.record",
+                target: "consents".to_owned(),
+                details: serde_json::json!({
+                    "stored": stored,
+                    "duplicates": outcomes.len() - stored,
+                    "first_id": outcomes.iter().filter(|o| !o.duplicate).map(|o| o.id).min(),
+                    "last_id": outcomes.iter().filter(|o| !o.duplicate).map(|o| o.id).max(),
+                    "purposes": per_purpose,
+                }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Every record of any of `subjects` (one person's pseudonyms under each key version), oldest first.
+    pub async fn consent_history(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<ConsentRecord>, StoreError> {
+        let placeholders = placeholders(1, subjects.len());
+        let sql =
+            format!("SELECT * FROM consent_records WHERE subject IN ({placeholders}) ORDER BY id");
+        let mut query = sqlx::query(&sql);
+        for subject in subjects {
+            query = query.bind(subject);
+        }
+        query
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(record_from_row)
+            .collect()
+    }
+
+    /// True when any of `subjects` has an erasure.
+    pub async fn is_erased(&self, subjects: &[String]) -> Result<bool, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM erasures WHERE subject IN ({})",
+            placeholders(1, subjects.len())
+        );
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for subject in subjects {
+            query = query.bind(subject);
+        }
+        Ok(query.fetch_one(&self.reader).await? > 0)
+    }
+
+    /// Whether the person behind `subjects` may be used for `purpose` at `at`,
+    /// from one indexed lookup of the ledger and one of the erasures.
+    pub async fn eligibility(
+        &self,
+        subjects: &[String],
+        purpose: &Purpose,
+        at: DateTime<Utc>,
+    ) -> Result<Eligibility, StoreError> {
+        let sql = format!(
+            "SELECT * FROM consent_records WHERE subject IN ({}) AND purpose = $1",
+            placeholders(2, subjects.len())
+        );
+        let mut query = sqlx::query(&sql).bind(purpose.key.as_str());
+        for subject in subjects {
+            query = query.bind(subject);
+        }
+        let records = query
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let erased = self.is_erased(subjects).await?;
+        Ok(eligible(purpose, &records, erased, at))
+    }
+
+    /// Subjects per purpose, basis and status of the record in force at `at`,
+    /// and per purpose how many granted consents expired or predate the minimum notice.
+    pub async fn legal_basis_map(&self, at: DateTime<Utc>) -> Result<LegalBasisMap, StoreError> {
+        let rows = sqlx::query(
+            "WITH ranked AS ( \
+                SELECT c.purpose, c.basis, c.status, c.expires_at, c.notice_version, \
+                       ROW_NUMBER() OVER (PARTITION BY c.subject, c.purpose ORDER BY c.effective_from DESC, c.id DESC) AS rn \
+                FROM consent_records c WHERE c.effective_from <= $1) \
+             SELECT r.purpose, r.basis, r.status, COUNT(*) AS subjects, \
+                SUM(CASE WHEN r.basis = 'consent' AND r.status = 'granted' AND r.expires_at IS NOT NULL AND r.expires_at <= $1 THEN 1 ELSE 0 END) AS expired, \
+                SUM(CASE WHEN r.basis = 'consent' AND r.status = 'granted' AND r.notice_version < p.min_notice_version THEN 1 ELSE 0 END) AS stale \
+             FROM ranked r JOIN purposes p ON p.key = r.purpose \
+             WHERE r.rn = 1 GROUP BY r.purpose, r.basis, r.status ORDER BY r.purpose, r.basis, r.status",
+        )
+        .bind(to_micros(at))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut counts = Vec::with_capacity(rows.len());
+        let mut reconsent: BTreeMap<String, ReconsentNeed> = BTreeMap::new();
+        for row in &rows {
+            let purpose: String = row.try_get("purpose")?;
+            let need = reconsent
+                .entry(purpose.clone())
+                .or_insert_with(|| ReconsentNeed {
+                    purpose: purpose.clone(),
+                    expired: 0,
+                    stale_notice: 0,
+                });
+            need.expired += row.try_get::<i64, _>("expired")?;
+            need.stale_notice += row.try_get::<i64, _>("stale")?;
+            counts.push(BasisCount {
+                purpose,
+                basis: row.try_get("basis")?,
+                status: row.try_get("status")?,
+                subjects: row.try_get("subjects")?,
+            });
+        }
+        Ok(LegalBasisMap {
+            counts,
+            reconsent: reconsent.into_values().collect(),
+        })
+    }
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn insert_sql(rows: usize) -> String {
+    const COLUMNS: usize = 14;
+    // The last two parameters, recorded_by and recorded_at, are shared by every row.
+    let shared = rows * COLUMNS + 1;
+    let values = (0..rows)
+        .map(|r| {
+            let own = placeholders(r * COLUMNS + 1, COLUMNS);
+            format!("({own}, ${shared}, ${})", shared + 1)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO consent_records (content_hash, subject, key_version, purpose, basis, status, notice_id, \
+         notice_version, source_channel, source_method, collected_at, effective_from, expires_at, proof_ref, \
+         recorded_by, recorded_at) VALUES {values} ON CONFLICT (content_hash) DO NOTHING RETURNING id, content_hash"
+    )
+}
+
+fn record_from_row(row: &AnyRow) -> Result<ConsentRecord, StoreError> {
+    let u32_of = |column: &str| -> Result<u32, StoreError> {
+        u32::try_from(row.try_get::<i64, _>(column)?).map_err(|_| corrupt(column))
+    };
+    Ok(ConsentRecord {
+        id: row.try_get("id")?,
+        subject: row.try_get("subject")?,
+        key_version: u32_of("key_version")?,
+        purpose: row.try_get("purpose")?,
+        basis: row
+            .try_get::<String, _>("basis")?
+            .parse()
+            .map_err(|_| corrupt("consent_records.basis"))?,
+        status: row
+            .try_get::<String, _>("status")?
+            .parse()
+            .map_err(|_| corrupt("consent_records.status"))?,
+        notice_id: row.try_get("notice_id")?,
+        notice_version: u32_of("notice_version")?,
+        source_channel: row.try_get("source_channel")?,
+        source_method: row.try_get("source_method")?,
+        collected_at: from_micros(row.try_get("collected_at")?),
+        effective_from: from_micros(row.try_get("effective_from")?),
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .map(from_micros),
+        proof_ref: row.try_get("proof_ref")?,
+        recorded_by: row.try_get("recorded_by")?,
+    })
+}

@@ -1,0 +1,96 @@
+//! Erasure (GDPR Art. 17): a subject's assignments and events go, the
+//! pseudonymized ledger stays as proof of lawful past processing, and the
+//! subject is blocked from future assignment.
+
+use chrono::{DateTime, Utc};
+use pilotgate_domain::Actor;
+use pilotgate_domain::time::{from_micros, to_micros};
+use serde::Serialize;
+
+use crate::audit::AuditRecord;
+use crate::error::is_unique_violation;
+use crate::{Store, StoreError};
+
+/// What an erasure deleted, per table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deleted {
+    pub assignments: u64,
+    pub events: u64,
+}
+
+/// The receipt handed to compliance and written to the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErasureReceipt {
+    pub subject: String,
+    pub erased_at: DateTime<Utc>,
+    pub deleted: Deleted,
+    pub audit_id: i64,
+}
+
+impl Store {
+    /// Erases `subject` in one transaction; a second erasure of the same subject is a conflict.
+    pub async fn erase_subject(
+        &self,
+        subject: &str,
+        key_version: u32,
+        actor: &Actor,
+    ) -> Result<ErasureReceipt, StoreError> {
+        let now = to_micros(Utc::now());
+        let mut tx = self.begin_write().await?;
+        let registered = sqlx::query(
+            "INSERT INTO erasures (subject, key_version, requested_at, executed_at, deleted_assignments, deleted_events) \
+             VALUES ($1, $2, $3, $3, 0, 0)",
+        )
+        .bind(subject)
+        .bind(i64::from(key_version))
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match registered {
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::Conflict(
+                    "this subject was erased already".to_owned(),
+                ));
+            }
+            other => other?,
+        };
+        let events = sqlx::query("DELETE FROM events WHERE subject = $1")
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let assignments = sqlx::query("DELETE FROM assignments WHERE subject = $1")
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let entry = self
+            .append_audit(
+                &mut tx,
+                AuditRecord {
+                    actor,
+                    action: "subject.erase",
+                    target: format!("subject:{subject}"),
+                    details: serde_json::json!({ "deleted": { "assignments": assignments, "events": events } }),
+                },
+            )
+            .await?;
+        sqlx::query("UPDATE erasures SET deleted_assignments = $1, deleted_events = $2, audit_id = $3 WHERE subject = $4")
+            .bind(i64::try_from(assignments).unwrap_or(i64::MAX))
+            .bind(i64::try_from(events).unwrap_or(i64::MAX))
+            .bind(entry.id)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ErasureReceipt {
+            subject: subject.to_owned(),
+            erased_at: from_micros(now),
+            deleted: Deleted {
+                assignments,
+                events,
+            },
+            audit_id: entry.id,
+        })
+    }
+}

@@ -1,0 +1,102 @@
+//! The purpose registry.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use pilotgate_domain::Actor;
+use pilotgate_domain::purpose::{LegalBasis, Purpose, PurposeKey};
+use pilotgate_domain::time::to_micros;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::audit::AuditRecord;
+use crate::error::{corrupt, is_unique_violation};
+use crate::{Store, StoreError};
+
+impl Store {
+    /// Registers a purpose and audits it; a key registered already is a conflict.
+    pub async fn create_purpose(&self, purpose: &Purpose, actor: &Actor) -> Result<(), StoreError> {
+        let now = to_micros(Utc::now());
+        let bases: Vec<&str> = purpose.allowed_bases.iter().map(|b| b.as_str()).collect();
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO purposes (key, description, allowed_bases, min_notice_version, special_category, \
+             li_assessment_ref, contract_necessary, retention_days, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(purpose.key.as_str())
+        .bind(&purpose.description)
+        .bind(bases.join(","))
+        .bind(i64::from(purpose.min_notice_version))
+        .bind(i64::from(purpose.special_category))
+        .bind(purpose.li_assessment_ref.as_deref())
+        .bind(i64::from(purpose.contract_necessary))
+        .bind(i64::from(purpose.retention_days))
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::Conflict(format!(
+                    "the purpose '{}' is registered already",
+                    purpose.key
+                )));
+            }
+            other => other?,
+        };
+        self.append_audit(
+            &mut tx,
+            AuditRecord {
+                actor,
+                action: "purpose.create",
+                target: format!("purpose:{}", purpose.key),
+                details: serde_json::to_value(purpose).unwrap_or_default(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every registered purpose, by key.
+    pub async fn list_purposes(&self) -> Result<Vec<Purpose>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM purposes ORDER BY key")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(purpose_from_row).collect()
+    }
+
+    /// The purpose registered under `key`.
+    pub async fn purpose(&self, key: &str) -> Result<Option<Purpose>, StoreError> {
+        let row = sqlx::query("SELECT * FROM purposes WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(purpose_from_row).transpose()
+    }
+}
+
+fn purpose_from_row(row: &AnyRow) -> Result<Purpose, StoreError> {
+    let key: String = row.try_get("key")?;
+    let bases: String = row.try_get("allowed_bases")?;
+    let allowed_bases = bases
+        .split(',')
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            b.parse::<LegalBasis>()
+                .map_err(|_| corrupt("purposes.allowed_bases"))
+        })
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    Ok(Purpose {
+        key: PurposeKey::parse(&key).map_err(|_| corrupt("purposes.key"))?,
+        description: row.try_get("description")?,
+        allowed_bases,
+        min_notice_version: u32::try_from(row.try_get::<i64, _>("min_notice_version")?)
+            .map_err(|_| corrupt("purposes.min_notice_version"))?,
+        special_category: row.try_get::<i64, _>("special_category")? != 0,
+        li_assessment_ref: row.try_get("li_assessment_ref")?,
+        contract_necessary: row.try_get::<i64, _>("contract_necessary")? != 0,
+        retention_days: u32::try_from(row.try_get::<i64, _>("retention_days")?)
+            .map_err(|_| corrupt("purposes.retention_days"))?,
+    })
+}
