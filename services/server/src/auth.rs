@@ -43,7 +43,10 @@ const fn route(method: &'static str, path: &'static str, access: Access) -> Rout
 }
 
 use Access::{Public, Roles};
-use Role::Compliance;
+use Role::{Analyst, Compliance, Ingest, Marketer};
+
+/// Every role: routes any token may call.
+const ANY_ROLE: &[Role] = &[Marketer, Analyst, Compliance, Ingest];
 
 /// Every route of the service and who may call it. README's table is this one.
 pub const PERMISSIONS: &[RoutePermission] = &[
@@ -51,6 +54,25 @@ pub const PERMISSIONS: &[RoutePermission] = &[
     route("GET", "/readyz", Public),
     route("GET", "/metrics", Public),
     route("GET", "/api/v1/openapi.json", Public),
+    route("POST", "/api/v1/purposes", Roles(&[Compliance])),
+    route("GET", "/api/v1/purposes", Roles(ANY_ROLE)),
+    route("POST", "/api/v1/consents", Roles(&[Ingest, Compliance])),
+    route("POST", "/api/v1/subjects/resolve", Roles(&[Compliance])),
+    route(
+        "GET",
+        "/api/v1/subjects/{subject}/consents",
+        Roles(&[Compliance]),
+    ),
+    route(
+        "POST",
+        "/api/v1/subjects/{subject}/erasure",
+        Roles(&[Compliance]),
+    ),
+    route(
+        "GET",
+        "/api/v1/legal-basis-map",
+        Roles(&[Compliance, Analyst]),
+    ),
     route("GET", "/api/v1/audit", Roles(&[Compliance])),
     route("GET", "/api/v1/audit/verify", Roles(&[Compliance])),
 ];

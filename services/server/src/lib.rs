@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod consent_input;
 pub mod error;
 pub mod keys;
 pub mod metrics;

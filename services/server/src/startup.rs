@@ -144,6 +144,13 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::health::readyz)
         .service(routes::health::metrics)
         .service(openapi::openapi_json)
+        .service(routes::purposes::create)
+        .service(routes::purposes::list)
+        .service(routes::consents::append)
+        .service(routes::subjects::resolve)
+        .service(routes::subjects::consents)
+        .service(routes::subjects::erase)
+        .service(routes::legal_basis_map::show)
         .service(routes::audit::list)
         .service(routes::audit::verify);
 }

@@ -1,4 +1,8 @@
 //! The HTTP routes, one module per resource.
 
 pub mod audit;
+pub mod consents;
 pub mod health;
+pub mod legal_basis_map;
+pub mod purposes;
+pub mod subjects;

@@ -1,0 +1,70 @@
+//! The legal-basis map: subjects per purpose, basis and status, and who must be asked again.
+
+use actix_web::{HttpResponse, get, web};
+use chrono::Utc;
+use pilotgate_store::{BasisCount, ReconsentNeed};
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::startup::AppState;
+
+/// Subjects whose record in force has this purpose, basis and status.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CountView {
+    pub purpose: String,
+    pub basis: String,
+    pub status: String,
+    pub subjects: i64,
+}
+
+/// Granted consents of a purpose that no longer hold.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReconsentView {
+    pub purpose: String,
+    /// The consent's expiry has passed.
+    pub expired: i64,
+    /// Given under a notice older than the purpose's minimum version.
+    pub stale_notice: i64,
+}
+
+/// The map as of `at`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LegalBasisMapView {
+    pub at: String,
+    pub counts: Vec<CountView>,
+    pub reconsent: Vec<ReconsentView>,
+}
+
+/// Per purpose x basis x status counts of the records in force now, and re-consent needs.
+#[utoipa::path(get, path = "/api/v1/legal-basis-map", tag = "consents", security(("bearer" = [])), responses(
+    (status = 200, body = LegalBasisMapView),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+))]
+#[get("/api/v1/legal-basis-map")]
+pub async fn show(_caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let at = Utc::now();
+    let map = state.store.legal_basis_map(at).await?;
+    Ok(HttpResponse::Ok().json(LegalBasisMapView {
+        at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        counts: map
+            .counts
+            .into_iter()
+            .map(|c: BasisCount| CountView {
+                purpose: c.purpose,
+                basis: c.basis,
+                status: c.status,
+                subjects: c.subjects,
+            })
+            .collect(),
+        reconsent: map
+            .reconsent
+            .into_iter()
+            .map(|r: ReconsentNeed| ReconsentView {
+                purpose: r.purpose,
+                expired: r.expired,
+                stale_notice: r.stale_notice,
+            })
+            .collect(),
+    }))
+}
