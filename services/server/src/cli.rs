@@ -9,6 +9,8 @@ use pilotgate_store::NewToken;
 use rand::RngCore;
 
 use crate::config::{Config, redact_url};
+use crate::import::import_consents;
+use crate::keys::load_key_ring;
 use crate::startup::{Application, open_store};
 use crate::telemetry;
 
@@ -29,6 +31,9 @@ enum Command {
     /// Create, list or revoke API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Work with the consent ledger.
+    #[command(subcommand)]
+    Consents(ConsentsCommand),
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -51,6 +56,21 @@ enum TokenCommand {
     Revoke {
         /// The token's name.
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConsentsCommand {
+    /// Import a CSV consent inventory (header row; columns user_id, purpose,
+    /// basis, status, notice_id, notice_version, collected_at and optionally
+    /// source_channel, source_method, effective_from, expires_at, proof_ref).
+    /// Bad rows are reported and skipped; importing the same file again adds nothing.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+        /// Exit with status 1 when any row was invalid (good rows are still stored).
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -124,6 +144,28 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             run_token(command, &store).await
+        }
+        Command::Consents(ConsentsCommand::Import { file, strict }) => {
+            let store = open_store(&config.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let keys = load_key_ring(&config).map_err(|e| e.to_string())?;
+            let summary = import_consents(&file, &store, &keys, &mut std::io::stderr())
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "imported {}: {} rows, {} stored, {} already present, {} invalid (skipped)",
+                file.display(),
+                summary.rows,
+                summary.stored,
+                summary.duplicates,
+                summary.invalid
+            );
+            Ok(if strict && summary.invalid > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Audit(AuditCommand::Verify) => {
             let store = open_store(&config.database_url)

@@ -459,3 +459,129 @@ api_story!(
         assert_eq!(verify["ok"], true);
     }
 );
+
+/// After a key rotation new records use the new key, and lookups find the
+/// person's records under every version.
+async fn key_rotation_story(dialect: pilotgate_store::Dialect) {
+    use pilotgate_domain::consent::{Channel, ConsentDraft, ConsentStatus};
+    use pilotgate_domain::eligibility::{Eligibility, Reason};
+    use pilotgate_domain::pseudonym::{KeyRing, PseudonymKey};
+    use pilotgate_domain::purpose::{LegalBasis, PurposeKey};
+
+    let old_key = PseudonymKey::new(1, vec![1; 32]).unwrap();
+    let new_key = PseudonymKey::new(2, vec![2; 32]).unwrap();
+    let ring = KeyRing::new(vec![old_key.clone(), new_key.clone()]).unwrap();
+    let Some(app) = TestApp::spawn_with_keys(dialect, ring.clone()).await else {
+        return;
+    };
+    register_purposes(&app).await;
+    let old = old_key.pseudonymize("erin@example.com");
+    let new = new_key.pseudonymize("erin@example.com");
+    let collected = chrono::Utc::now() - chrono::Duration::hours(2);
+    let grant = ConsentDraft {
+        subject: old.clone(),
+        purpose: PurposeKey::parse("personalize.content").unwrap(),
+        basis: LegalBasis::Consent,
+        status: ConsentStatus::Granted,
+        notice_id: "privacy-notice".to_owned(),
+        notice_version: 2,
+        channel: Channel::Banner,
+        method: "click".to_owned(),
+        collected_at: collected,
+        effective_from: None,
+        expires_at: None,
+        proof_ref: None,
+    }
+    .finish(chrono::Utc::now())
+    .unwrap();
+    app.db
+        .store
+        .append_consents(&[grant], &pilotgate_domain::Actor::operator())
+        .await
+        .unwrap();
+
+    let resolved: Value = post(
+        &app,
+        "/api/v1/subjects/resolve",
+        Role::Compliance,
+        json!({"user_id": "erin@example.com"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(resolved["subject"], new.as_str());
+    assert_eq!(resolved["key_version"], 2);
+    assert_eq!(
+        resolved["known_as"],
+        json!([{"subject": old.as_str(), "key_version": 1}])
+    );
+
+    let withdrawal = record(
+        "erin@example.com",
+        "personalize.content",
+        "withdrawn",
+        &(chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339(),
+    );
+    let stored: Value = post(&app, "/api/v1/consents", Role::Ingest, withdrawal)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stored["records"][0]["subject"],
+        new.as_str(),
+        "new records use the current key"
+    );
+
+    let purpose = app
+        .db
+        .store
+        .purpose("personalize.content")
+        .await
+        .unwrap()
+        .unwrap();
+    let candidates: Vec<String> = ring
+        .candidates("erin@example.com")
+        .iter()
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    let now = chrono::Utc::now();
+    assert_eq!(
+        app.db
+            .store
+            .eligibility(&candidates, &purpose, now)
+            .await
+            .unwrap(),
+        Eligibility::Ineligible(Reason::Withdrawn)
+    );
+    assert!(
+        app.db
+            .store
+            .eligibility(&[old.as_str().to_owned()], &purpose, now)
+            .await
+            .unwrap()
+            .is_eligible()
+    );
+    let resolved: Value = post(
+        &app,
+        "/api/v1/subjects/resolve",
+        Role::Compliance,
+        json!({"user_id": "erin@example.com"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(resolved["known_as"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_keeps_every_version_findable_on_sqlite() {
+    key_rotation_story(pilotgate_store::Dialect::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_keeps_every_version_findable_on_postgres() {
+    key_rotation_story(pilotgate_store::Dialect::Postgres).await;
+}

@@ -180,6 +180,27 @@ impl Store {
             .collect()
     }
 
+    /// Those of `subjects` that have at least one ledger record, in the order given.
+    pub async fn subjects_with_records(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "SELECT DISTINCT subject FROM consent_records WHERE subject IN ({})",
+            placeholders(1, subjects.len())
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for subject in subjects {
+            query = query.bind(subject);
+        }
+        let known = query.fetch_all(&self.reader).await?;
+        Ok(subjects
+            .iter()
+            .filter(|s| known.contains(s))
+            .cloned()
+            .collect())
+    }
+
     /// True when any of `subjects` has an erasure.
     pub async fn is_erased(&self, subjects: &[String]) -> Result<bool, StoreError> {
         let sql = format!(

@@ -26,9 +26,18 @@ impl std::fmt::Debug for ResolveInput {
     }
 }
 
-/// A subject's pseudonym under the current key.
+/// A subject's pseudonym under the current key, and every pseudonym of the
+/// same person (current key first, then older versions) that the ledger holds.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Resolved {
+    pub subject: String,
+    pub key_version: u32,
+    pub known_as: Vec<KnownPseudonym>,
+}
+
+/// A pseudonym under one key version.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KnownPseudonym {
     pub subject: String,
     pub key_version: u32,
 }
@@ -134,7 +143,9 @@ impl From<ConsentRecord> for RecordView {
     }
 }
 
-/// Turns a raw id into its pseudonym. The raw id is not stored or logged; the lookup is audited.
+/// Turns a raw id into its pseudonym. Lookups try the current key, then older
+/// versions: `known_as` lists each pseudonym of this person that has ledger
+/// records. The raw id is not stored or logged; the lookup is audited.
 #[utoipa::path(post, path = "/api/v1/subjects/resolve", tag = "subjects", request_body = ResolveInput, security(("bearer" = [])), responses(
     (status = 200, body = Resolved),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -148,6 +159,17 @@ pub async fn resolve(
 ) -> Result<HttpResponse, ApiError> {
     check_user_id(&body.user_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let pseudonym = state.keys.current().pseudonymize(&body.user_id);
+    let candidates = state.keys.candidates(&body.user_id);
+    let texts: Vec<String> = candidates.iter().map(|p| p.as_str().to_owned()).collect();
+    let known = state.store.subjects_with_records(&texts).await?;
+    let known_as = candidates
+        .iter()
+        .filter(|p| known.iter().any(|k| k == p.as_str()))
+        .map(|p| KnownPseudonym {
+            subject: p.to_string(),
+            key_version: p.key_version(),
+        })
+        .collect();
     state
         .store
         .record_audit(
@@ -160,6 +182,7 @@ pub async fn resolve(
     Ok(HttpResponse::Ok().json(Resolved {
         subject: pseudonym.to_string(),
         key_version: pseudonym.key_version(),
+        known_as,
     }))
 }
 

@@ -23,13 +23,18 @@ pub struct TestApp {
 impl TestApp {
     /// Spawns the app on a fresh database of `dialect`; `None` when PostgreSQL is not configured.
     pub async fn spawn(dialect: Dialect) -> Option<TestApp> {
+        let keys = KeyRing::new(vec![PseudonymKey::new(1, vec![7; 32]).unwrap()]).unwrap();
+        TestApp::spawn_with_keys(dialect, keys).await
+    }
+
+    /// Spawns the app with the pseudonym key ring `keys`.
+    pub async fn spawn_with_keys(dialect: Dialect, keys: KeyRing) -> Option<TestApp> {
         let db = TestDb::new(dialect).await?;
         let config = Config {
             bind: "127.0.0.1:0".to_owned(),
             max_body_bytes: 64 * 1024,
             ..Config::default()
         };
-        let keys = KeyRing::new(vec![PseudonymKey::new(1, vec![7; 32]).unwrap()]).unwrap();
         let application =
             Application::with_store(&config, db.store.clone(), keys).expect("build the app");
         let address = format!("http://127.0.0.1:{}", application.port());
