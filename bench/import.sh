@@ -91,5 +91,5 @@ report() {
   report PostgreSQL "$p_secs" "$p_stored" "$p_peer" "psql \\copy"
   echo
   echo "pilotgate validates each row, pseudonymizes it (HMAC-SHA256), hashes its content for"
-  echo "idempotency, writes it with durable commits in transactions of 1000 and audits each one."
+  echo "idempotency, writes it with durable commits in transactions of 10,000 and audits each one."
 } | tee "bench/results/import.md"

@@ -338,7 +338,8 @@ mod tests {
 
     #[test]
     fn invalid_drafts_name_their_field() {
-        let cases: Vec<(Box<dyn Fn(&mut ConsentDraft)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut ConsentDraft)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|d| d.notice_id = String::new()), "notice_id"),
             (
                 Box::new(|d| d.method = "a\u{0}b".to_owned()),

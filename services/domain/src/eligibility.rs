@@ -220,7 +220,6 @@ mod tests {
         purpose(&LegalBasis::ALL)
     }
 
-    /// (case, purpose, records, erased, at, expected)
     #[test]
     fn every_reason_and_every_basis() {
         let mut no_lia = all_bases();
@@ -247,14 +246,16 @@ mod tests {
         };
         let no = Eligibility::Ineligible;
 
-        let cases: Vec<(
-            &str,
-            &Purpose,
+        /// (case, purpose, records, erased, at, expected)
+        type Case<'a> = (
+            &'a str,
+            &'a Purpose,
             Vec<ConsentRecord>,
             bool,
             DateTime<Utc>,
             Eligibility,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "no record",
                 &consent_only,

@@ -146,10 +146,10 @@ impl Purpose {
         if self.key.is_profiling() && self.allowed_bases.iter().any(|b| *b != LegalBasis::Consent) {
             return Err(PurposeError::ProfilingNeedsConsent(self.key.to_string()));
         }
-        if let Some(reference) = &self.li_assessment_ref {
-            if reference.trim().is_empty() || reference.chars().count() > 500 {
-                return Err(PurposeError::AssessmentRef);
-            }
+        if let Some(reference) = &self.li_assessment_ref
+            && (reference.trim().is_empty() || reference.chars().count() > 500)
+        {
+            return Err(PurposeError::AssessmentRef);
         }
         if !(1..=3650).contains(&self.retention_days) {
             return Err(PurposeError::Retention);

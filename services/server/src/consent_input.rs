@@ -207,7 +207,8 @@ mod tests {
     #[test]
     fn each_bad_field_is_named_and_no_value_is_echoed() {
         let keys = KeyRing::new(vec![PseudonymKey::new(1, vec![3; 32]).unwrap()]).unwrap();
-        let cases: Vec<(Box<dyn Fn(&mut ConsentInput)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut ConsentInput)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|i| i.user_id = String::new()), "user_id"),
             (Box::new(|i| i.user_id = "alice\u{7}".to_owned()), "user_id"),
             (

@@ -15,9 +15,9 @@ use sqlx::any::AnyRow;
 
 use crate::audit::AuditRecord;
 use crate::error::corrupt;
-use crate::{Store, StoreError};
+use crate::{Dialect, Store, StoreError};
 
-/// Rows per multi-row INSERT: 14 parameters each keeps well under both dialects' limits.
+/// Rows per multi-row INSERT: 16 parameters each keeps well under both dialects' limits.
 const INSERT_CHUNK: usize = 400;
 
 /// What happened to one appended record.
@@ -69,7 +69,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut ids: HashMap<String, (i64, bool)> = HashMap::with_capacity(records.len());
         for chunk in records.chunks(INSERT_CHUNK) {
-            let sql = insert_sql(chunk.len());
+            let sql = insert_sql(self.dialect, chunk.len());
             let mut query = sqlx::query(&sql);
             for r in chunk {
                 query = query
@@ -86,13 +86,11 @@ impl Store {
                     .bind(to_micros(r.collected_at))
                     .bind(to_micros(r.effective_from))
                     .bind(r.expires_at.map(to_micros))
-                    .bind(r.proof_ref.as_deref());
+                    .bind(r.proof_ref.as_deref())
+                    .bind(&recorded_by)
+                    .bind(recorded_at);
             }
-            let inserted = query
-                .bind(&recorded_by)
-                .bind(recorded_at)
-                .fetch_all(&mut *tx)
-                .await?;
+            let inserted = query.fetch_all(&mut *tx).await?;
             for row in &inserted {
                 ids.insert(row.try_get("content_hash")?, (row.try_get("id")?, false));
             }
@@ -215,28 +213,36 @@ impl Store {
     }
 
     /// Whether the person behind `subjects` may be used for `purpose` at `at`,
-    /// from one indexed lookup of the ledger and one of the erasures.
+    /// answered by one query: the erasure count joined with the subject's
+    /// records for the purpose, both found through their indexes.
     pub async fn eligibility(
         &self,
         subjects: &[String],
         purpose: &Purpose,
         at: DateTime<Utc>,
     ) -> Result<Eligibility, StoreError> {
+        let n = subjects.len();
         let sql = format!(
-            "SELECT * FROM consent_records WHERE subject IN ({}) AND purpose = $1",
-            placeholders(2, subjects.len())
+            "SELECT e.erased, c.* FROM (SELECT COUNT(*) AS erased FROM erasures WHERE subject IN ({})) e \
+             LEFT JOIN consent_records c ON c.purpose = $1 AND c.subject IN ({})",
+            placeholders(2, n),
+            placeholders(2 + n, n)
         );
         let mut query = sqlx::query(&sql).bind(purpose.key.as_str());
-        for subject in subjects {
+        for subject in subjects.iter().chain(subjects) {
             query = query.bind(subject);
         }
-        let records = query
-            .fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(record_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let erased = self.is_erased(subjects).await?;
+        let rows = query.fetch_all(&self.reader).await?;
+        let erased = match rows.first() {
+            Some(row) => row.try_get::<i64, _>("erased")? > 0,
+            None => false,
+        };
+        let mut records = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<Option<i64>, _>("id")?.is_some() {
+                records.push(record_from_row(row)?);
+            }
+        }
         Ok(eligible(purpose, &records, erased, at))
     }
 
@@ -292,15 +298,10 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-fn insert_sql(rows: usize) -> String {
-    const COLUMNS: usize = 14;
-    // The last two parameters, recorded_by and recorded_at, are shared by every row.
-    let shared = rows * COLUMNS + 1;
+fn insert_sql(dialect: Dialect, rows: usize) -> String {
+    const COLUMNS: usize = 16;
     let values = (0..rows)
-        .map(|r| {
-            let own = placeholders(r * COLUMNS + 1, COLUMNS);
-            format!("({own}, ${shared}, ${})", shared + 1)
-        })
+        .map(|r| format!("({})", dialect.placeholders(r * COLUMNS + 1, COLUMNS)))
         .collect::<Vec<_>>()
         .join(", ");
     format!(

@@ -137,14 +137,14 @@ storage_story!(the_same_record_twice_is_stored_once, |db| {
     assert_eq!(first[0].id, first[2].id);
     let second = db
         .store
-        .append_consents(&[record.clone()], &Actor::operator())
+        .append_consents(std::slice::from_ref(&record), &Actor::operator())
         .await
         .unwrap();
     assert!(second[0].duplicate);
     assert_eq!(second[0].id, first[0].id);
     let history = db
         .store
-        .consent_history(&[record.subject.clone()])
+        .consent_history(std::slice::from_ref(&record.subject))
         .await
         .unwrap();
     assert_eq!(history.len(), 1);
@@ -269,7 +269,7 @@ storage_story!(
         );
         assert_eq!(
             db.store
-                .consent_history(&[subject.clone()])
+                .consent_history(std::slice::from_ref(&subject))
                 .await
                 .unwrap()
                 .len(),
@@ -284,7 +284,7 @@ storage_story!(
             .unwrap();
         assert_eq!(
             db.store
-                .eligibility(&[subject.clone()], &personalize, day(2))
+                .eligibility(std::slice::from_ref(&subject), &personalize, day(2))
                 .await
                 .unwrap(),
             Eligibility::Ineligible(Reason::Erased)

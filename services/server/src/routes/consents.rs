@@ -55,7 +55,7 @@ pub struct ConsentsRejected {
 #[serde(untagged)]
 #[allow(dead_code)]
 pub enum ConsentBody {
-    One(ConsentInput),
+    One(Box<ConsentInput>),
     Batch { records: Vec<ConsentInput> },
 }
 
