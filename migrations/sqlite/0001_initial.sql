@@ -5,11 +5,13 @@
 CREATE TABLE api_tokens (
     id INTEGER PRIMARY KEY,
     token_id TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
     role TEXT NOT NULL,
     secret_hash TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    revoked_at INTEGER
+    revoked_at INTEGER,
+    -- A name is a person or system; it may hold one token per role.
+    UNIQUE (name, role)
 );
 
 CREATE TABLE audit_log (

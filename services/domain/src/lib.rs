@@ -6,6 +6,7 @@ pub mod actor;
 pub mod audit;
 pub mod consent;
 pub mod eligibility;
+pub mod experiment;
 pub mod pseudonym;
 pub mod purpose;
 pub mod role;

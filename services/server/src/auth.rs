@@ -24,6 +24,9 @@ pub enum Access {
     Public,
     /// A token with one of these roles; `admin` may always call.
     Roles(&'static [Role]),
+    /// A token with one of these roles and no other, not even `admin`
+    /// (decisions that belong to one function, like a DPO's approval).
+    Only(&'static [Role]),
 }
 
 /// One row of the permission table.
@@ -42,7 +45,7 @@ const fn route(method: &'static str, path: &'static str, access: Access) -> Rout
     }
 }
 
-use Access::{Public, Roles};
+use Access::{Only, Public, Roles};
 use Role::{Analyst, Compliance, Ingest, Marketer};
 
 /// Every role: routes any token may call.
@@ -73,6 +76,31 @@ pub const PERMISSIONS: &[RoutePermission] = &[
         "/api/v1/legal-basis-map",
         Roles(&[Compliance, Analyst]),
     ),
+    route("POST", "/api/v1/experiments", Roles(&[Marketer])),
+    route("GET", "/api/v1/experiments", Roles(ANY_ROLE)),
+    route("GET", "/api/v1/experiments/{key}", Roles(ANY_ROLE)),
+    route("PUT", "/api/v1/experiments/{key}", Roles(&[Marketer])),
+    route(
+        "POST",
+        "/api/v1/experiments/{key}/submit",
+        Roles(&[Marketer]),
+    ),
+    route(
+        "POST",
+        "/api/v1/experiments/{key}/approve",
+        Only(&[Compliance]),
+    ),
+    route(
+        "POST",
+        "/api/v1/experiments/{key}/deny",
+        Only(&[Compliance]),
+    ),
+    route(
+        "POST",
+        "/api/v1/experiments/{key}/start",
+        Roles(&[Marketer]),
+    ),
+    route("POST", "/api/v1/experiments/{key}/stop", Roles(&[Marketer])),
     route("GET", "/api/v1/audit", Roles(&[Compliance])),
     route("GET", "/api/v1/audit/verify", Roles(&[Compliance])),
 ];
@@ -117,21 +145,22 @@ pub async fn authorize(
     let Some(permission) = permission(req.method().as_str(), &pattern) else {
         return Err(ApiError::MethodNotAllowed.into());
     };
-    if let Access::Roles(roles) = permission.access {
+    if let Access::Roles(roles) | Access::Only(roles) = permission.access {
+        let admin_allowed = matches!(permission.access, Access::Roles(_));
         let state = req
             .app_data::<web::Data<AppState>>()
             .cloned()
             .ok_or(ApiError::Internal)?;
         let actor = authenticate(&req, &state).await?;
-        let allowed =
-            actor.role == Some(Role::Admin) || roles.iter().any(|role| actor.role == Some(*role));
+        let allowed = (admin_allowed && actor.role == Some(Role::Admin))
+            || roles.iter().any(|role| actor.role == Some(*role));
         if !allowed {
             return Err(ApiError::Forbidden(format!(
                 "the role '{}' may not call {} {}; allowed: {}",
                 actor.role.map_or("none", Role::as_str),
                 permission.method,
                 permission.path,
-                allowed_roles(roles)
+                allowed_roles(roles, admin_allowed)
             ))
             .into());
         }
@@ -140,9 +169,11 @@ pub async fn authorize(
     next.call(req).await
 }
 
-fn allowed_roles(roles: &[Role]) -> String {
+fn allowed_roles(roles: &[Role], admin_allowed: bool) -> String {
     let mut names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-    names.push("admin");
+    if admin_allowed {
+        names.push("admin");
+    }
     names.join(", ")
 }
 

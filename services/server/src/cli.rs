@@ -46,7 +46,8 @@ enum TokenCommand {
         /// admin, marketer, analyst, compliance or ingest.
         #[arg(long)]
         role: Role,
-        /// A unique name for the token, e.g. `crm-ingest`.
+        /// Who holds it, e.g. `crm-ingest` or `dana`; a name holds at most one token per role,
+        /// and separation of duties compares names.
         #[arg(long)]
         name: String,
     },
@@ -56,6 +57,9 @@ enum TokenCommand {
     Revoke {
         /// The token's name.
         name: String,
+        /// Which of the name's tokens, when it holds tokens for several roles.
+        #[arg(long)]
+        role: Option<Role>,
     },
 }
 
@@ -242,12 +246,12 @@ async fn run_token(
             }
             Ok(ExitCode::SUCCESS)
         }
-        TokenCommand::Revoke { name } => {
-            store
-                .revoke_token(&name, &Actor::operator())
+        TokenCommand::Revoke { name, role } => {
+            let revoked = store
+                .revoke_token(&name, role, &Actor::operator())
                 .await
                 .map_err(|e| e.to_string())?;
-            eprintln!("revoked token '{name}'");
+            eprintln!("revoked the {} token of '{name}'", revoked.role);
             Ok(ExitCode::SUCCESS)
         }
     }

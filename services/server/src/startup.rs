@@ -151,6 +151,15 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::subjects::consents)
         .service(routes::subjects::erase)
         .service(routes::legal_basis_map::show)
+        .service(routes::experiments::create)
+        .service(routes::experiments::list)
+        .service(routes::experiments::show)
+        .service(routes::experiments::update)
+        .service(routes::experiments::submit)
+        .service(routes::experiments::approve)
+        .service(routes::experiments::deny)
+        .service(routes::experiments::start)
+        .service(routes::experiments::stop)
         .service(routes::audit::list)
         .service(routes::audit::verify);
 }

@@ -13,6 +13,7 @@ mod consents;
 mod db;
 mod erasure;
 mod error;
+mod experiments;
 mod purposes;
 mod tokens;
 
@@ -24,4 +25,5 @@ pub use consents::{Appended, BasisCount, LegalBasisMap, ReconsentNeed};
 pub use db::{Dialect, Store};
 pub use erasure::{Deleted, ErasureReceipt};
 pub use error::StoreError;
+pub use experiments::{ApprovalRecord, Experiment};
 pub use tokens::{NewToken, StoredCredential, TokenRecord};

@@ -91,26 +91,52 @@ impl Store {
         rows.iter().map(token_from_row).collect()
     }
 
-    /// Revokes the token called `name`; it stops working at once.
-    pub async fn revoke_token(&self, name: &str, actor: &Actor) -> Result<TokenRecord, StoreError> {
+    /// Revokes the token of `name` (with `role`, when the name holds several);
+    /// it stops working at once.
+    pub async fn revoke_token(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        actor: &Actor,
+    ) -> Result<TokenRecord, StoreError> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "SELECT name, role, created_at, revoked_at FROM api_tokens WHERE name = $1",
+        let rows = sqlx::query(
+            "SELECT name, role, created_at, revoked_at FROM api_tokens WHERE name = $1 ORDER BY id",
         )
         .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("no token is named '{name}'")))?;
-        let mut record = token_from_row(&row)?;
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut tokens = rows
+            .iter()
+            .map(token_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        tokens.retain(|t| role.is_none_or(|r| t.role == r));
+        let mut record = match tokens.len() {
+            0 => {
+                return Err(StoreError::NotFound(format!(
+                    "'{name}' holds no such token"
+                )));
+            }
+            1 => tokens.remove(0),
+            _ => {
+                let roles: Vec<&str> = tokens.iter().map(|t| t.role.as_str()).collect();
+                return Err(StoreError::Conflict(format!(
+                    "'{name}' holds tokens for several roles ({}); name the role to revoke",
+                    roles.join(", ")
+                )));
+            }
+        };
         if record.revoked_at.is_some() {
             return Err(StoreError::Conflict(format!(
-                "the token '{name}' is revoked already"
+                "the {} token of '{name}' is revoked already",
+                record.role
             )));
         }
         let revoked_at = to_micros(Utc::now());
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2")
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND role = $3")
             .bind(revoked_at)
             .bind(name)
+            .bind(record.role.as_str())
             .execute(&mut *tx)
             .await?;
         self.append_audit(

@@ -55,7 +55,7 @@ storage_story!(
 
         let revoked = db
             .store
-            .revoke_token("ingest-1", &operator())
+            .revoke_token("ingest-1", None, &operator())
             .await
             .unwrap();
         assert!(revoked.revoked_at.is_some());
@@ -68,11 +68,11 @@ storage_story!(
                 .revoked
         );
         assert!(matches!(
-            db.store.revoke_token("ingest-1", &operator()).await,
+            db.store.revoke_token("ingest-1", None, &operator()).await,
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            db.store.revoke_token("nobody", &operator()).await,
+            db.store.revoke_token("nobody", None, &operator()).await,
             Err(StoreError::NotFound(_))
         ));
 

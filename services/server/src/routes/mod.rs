@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod consents;
+pub mod experiments;
 pub mod health;
 pub mod legal_basis_map;
 pub mod purposes;

@@ -63,6 +63,23 @@ impl TestApp {
         })
     }
 
+    /// Creates one more token, for `name` with `role`, and returns it.
+    pub async fn add_token(&self, name: &str, role: Role) -> String {
+        let token = issue_token();
+        let new = NewToken {
+            name,
+            role,
+            token_id: &token.token_id,
+            secret_hash: &token.secret_hash,
+        };
+        self.db
+            .store
+            .create_token(&new, &Actor::operator())
+            .await
+            .expect("create a token");
+        token.reveal().to_owned()
+    }
+
     /// A request to `path` with the token of `role` (or none).
     pub fn request(
         &self,

@@ -1,0 +1,483 @@
+//! Pilots: design, lifecycle, and the DPO's approval with separation of duties.
+
+use actix_web::{HttpResponse, get, post, put, web};
+use pilotgate_analysis::power::sample_size_per_arm;
+use pilotgate_domain::experiment::{
+    Action, Design, DesignError, ExperimentKey, Metric, MetricKind, Variant, check_reviewer,
+};
+use pilotgate_domain::purpose::PurposeKey;
+use pilotgate_store::Experiment;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::startup::AppState;
+
+/// A metric: an event name and `binary` or `sum`.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricInput {
+    pub event: String,
+    /// `binary` (converted at least once) or `sum` (sum of event values).
+    pub kind: String,
+}
+
+/// A variant and its traffic weight; the first variant is the control.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantInput {
+    pub key: String,
+    pub weight: f64,
+}
+
+/// A pilot's design as a marketer writes it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DesignInput {
+    /// Required on create; on update it may be omitted or must equal the key in the path.
+    pub key: Option<String>,
+    pub name: String,
+    pub hypothesis: String,
+    /// Who answers for the pilot; defaults to the creating token's name.
+    pub owner: Option<String>,
+    /// A registered purpose key.
+    pub purpose: String,
+    pub variants: Vec<VariantInput>,
+    /// Share of eligible subjects that enter the pilot, in (0, 1].
+    pub coverage: f64,
+    /// Hashing seed; defaults to the key.
+    pub seed: Option<String>,
+    pub primary_metric: MetricInput,
+    #[serde(default)]
+    pub guardrails: Vec<MetricInput>,
+    /// Minimum detectable effect, relative (0.05 = 5% lift).
+    pub mde: f64,
+    pub alpha: f64,
+    pub power: f64,
+    /// The control's expected conversion rate; with a binary primary metric it gives the planned sample size.
+    pub baseline_rate: Option<f64>,
+    pub attribution_window_hours: Option<u32>,
+    pub data_categories: Vec<String>,
+    pub retention_days: u32,
+}
+
+/// A compliance decision's reasoning.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionInput {
+    pub comment: String,
+}
+
+/// Users needed for the pre-registered MDE.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PlannedSampleSize {
+    pub per_variant: i64,
+    /// Assigned users across all variants, given the weights.
+    pub total: i64,
+}
+
+/// The decision in force.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApprovalView {
+    /// `approved` or `denied`.
+    pub decision: String,
+    pub comment: String,
+    pub decided_by: String,
+    pub decided_at: String,
+    pub design_version: i64,
+}
+
+/// A pilot with its state, approval and planned sample size.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExperimentView {
+    pub key: String,
+    pub name: String,
+    pub hypothesis: String,
+    pub owner: String,
+    pub purpose: String,
+    pub variants: Vec<VariantInput>,
+    pub coverage: f64,
+    pub seed: String,
+    pub primary_metric: MetricInput,
+    pub guardrails: Vec<MetricInput>,
+    pub mde: f64,
+    pub alpha: f64,
+    pub power: f64,
+    pub baseline_rate: Option<f64>,
+    pub attribution_window_hours: Option<u32>,
+    pub data_categories: Vec<String>,
+    pub retention_days: u32,
+    /// draft, submitted, approved, denied, running or stopped.
+    pub state: String,
+    pub design_version: i64,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+    pub stopped_at: Option<String>,
+    pub approval: Option<ApprovalView>,
+    pub planned_sample_size: Option<PlannedSampleSize>,
+}
+
+/// Every pilot.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExperimentList {
+    pub experiments: Vec<ExperimentView>,
+}
+
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn metric_view(metric: &Metric) -> MetricInput {
+    MetricInput {
+        event: metric.event.clone(),
+        kind: metric.kind.as_str().to_owned(),
+    }
+}
+
+impl From<&Experiment> for ExperimentView {
+    fn from(e: &Experiment) -> Self {
+        let d = &e.design;
+        let planned_sample_size = e.planned_sample_size.map(|per_variant| {
+            let total_weight: f64 = d.variants.iter().map(|v| v.weight).sum();
+            let smallest = d
+                .variants
+                .iter()
+                .map(|v| v.weight)
+                .fold(f64::INFINITY, f64::min);
+            PlannedSampleSize {
+                per_variant,
+                total: (per_variant as f64 * total_weight / smallest).ceil() as i64,
+            }
+        });
+        ExperimentView {
+            key: d.key.to_string(),
+            name: d.name.clone(),
+            hypothesis: d.hypothesis.clone(),
+            owner: d.owner.clone(),
+            purpose: d.purpose.to_string(),
+            variants: d
+                .variants
+                .iter()
+                .map(|v| VariantInput {
+                    key: v.key.clone(),
+                    weight: v.weight,
+                })
+                .collect(),
+            coverage: d.coverage,
+            seed: d.seed.clone(),
+            primary_metric: metric_view(&d.primary_metric),
+            guardrails: d.guardrails.iter().map(metric_view).collect(),
+            mde: d.mde,
+            alpha: d.alpha,
+            power: d.power,
+            baseline_rate: d.baseline_rate,
+            attribution_window_hours: d.attribution_window_hours,
+            data_categories: d.data_categories.clone(),
+            retention_days: d.retention_days,
+            state: e.state.as_str().to_owned(),
+            design_version: e.design_version,
+            created_by: e.created_by.clone(),
+            created_at: rfc3339(e.created_at),
+            updated_at: rfc3339(e.updated_at),
+            started_at: e.started_at.map(rfc3339),
+            stopped_at: e.stopped_at.map(rfc3339),
+            approval: e.approval.as_ref().map(|a| ApprovalView {
+                decision: a.decision.clone(),
+                comment: a.comment.clone(),
+                decided_by: a.decided_by.clone(),
+                decided_at: rfc3339(a.decided_at),
+                design_version: a.design_version,
+            }),
+            planned_sample_size,
+        }
+    }
+}
+
+fn unprocessable(error: DesignError) -> ApiError {
+    ApiError::Unprocessable(error.to_string())
+}
+
+fn parse_metric(field: &str, input: MetricInput) -> Result<Metric, ApiError> {
+    let kind = input
+        .kind
+        .parse::<MetricKind>()
+        .map_err(|reason| unprocessable(DesignError::new(field, &reason)))?;
+    Ok(Metric {
+        event: input.event,
+        kind,
+    })
+}
+
+impl DesignInput {
+    /// The design this input describes, with its defaults, checked against its purpose,
+    /// and the planned sample size per variant when it can be computed.
+    async fn into_design(
+        self,
+        key: &str,
+        caller: &Caller,
+        state: &AppState,
+    ) -> Result<(Design, Option<i64>), ApiError> {
+        let key = ExperimentKey::parse(key).map_err(unprocessable)?;
+        let purpose_key = PurposeKey::parse(&self.purpose)
+            .map_err(|e| unprocessable(DesignError::new("purpose", &e.to_string())))?;
+        let design = Design {
+            seed: self.seed.unwrap_or_else(|| key.to_string()),
+            key,
+            name: self.name,
+            hypothesis: self.hypothesis,
+            owner: self.owner.unwrap_or_else(|| caller.0.name.clone()),
+            purpose: purpose_key,
+            variants: self
+                .variants
+                .into_iter()
+                .map(|v| Variant {
+                    key: v.key,
+                    weight: v.weight,
+                })
+                .collect(),
+            coverage: self.coverage,
+            primary_metric: parse_metric("primary_metric", self.primary_metric)?,
+            guardrails: self
+                .guardrails
+                .into_iter()
+                .map(|g| parse_metric("guardrails", g))
+                .collect::<Result<_, _>>()?,
+            mde: self.mde,
+            alpha: self.alpha,
+            power: self.power,
+            baseline_rate: self.baseline_rate,
+            attribution_window_hours: self.attribution_window_hours,
+            data_categories: self.data_categories,
+            retention_days: self.retention_days,
+        };
+        design.validate().map_err(unprocessable)?;
+        let purpose = state
+            .store
+            .purpose(design.purpose.as_str())
+            .await?
+            .ok_or_else(|| {
+                unprocessable(DesignError::new("purpose", "is not a registered purpose"))
+            })?;
+        design.check_purpose(&purpose).map_err(unprocessable)?;
+        let planned = match (design.primary_metric.kind, design.baseline_rate) {
+            (MetricKind::Binary, Some(baseline)) => {
+                let n = sample_size_per_arm(baseline, design.mde, design.alpha, design.power)
+                    .map_err(|e| unprocessable(DesignError::new("mde", &e.to_string())))?;
+                Some(n.ceil() as i64)
+            }
+            _ => None,
+        };
+        Ok((design, planned))
+    }
+}
+
+/// Creates a pilot in `draft`.
+#[utoipa::path(post, path = "/api/v1/experiments", tag = "experiments", request_body = DesignInput, security(("bearer" = [])), responses(
+    (status = 201, body = ExperimentView),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 409, description = "The key is in use", body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+))]
+#[post("/api/v1/experiments")]
+pub async fn create(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<DesignInput>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let key = input
+        .key
+        .clone()
+        .ok_or_else(|| ApiError::Unprocessable("key: is required".to_owned()))?;
+    let (design, planned) = input.into_design(&key, &caller, &state).await?;
+    let experiment = state
+        .store
+        .create_experiment(&design, planned, &caller.0)
+        .await?;
+    Ok(HttpResponse::Created().json(ExperimentView::from(&experiment)))
+}
+
+/// Replaces the design; the pilot returns to `draft` and any approval is void.
+/// A running or stopped pilot cannot be edited (409).
+#[utoipa::path(put, path = "/api/v1/experiments/{key}", tag = "experiments", request_body = DesignInput, params(("key" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = ExperimentView),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+))]
+#[put("/api/v1/experiments/{key}")]
+pub async fn update(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<DesignInput>,
+) -> Result<HttpResponse, ApiError> {
+    let key = path.into_inner();
+    let input = body.into_inner();
+    if input.key.as_deref().is_some_and(|k| k != key) {
+        return Err(ApiError::Unprocessable(
+            "key: a pilot's key cannot change".to_owned(),
+        ));
+    }
+    if state.store.experiment(&key).await?.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no pilot has the key '{}'",
+            key.chars().take(64).collect::<String>()
+        )));
+    }
+    let (design, planned) = input.into_design(&key, &caller, &state).await?;
+    let experiment = state
+        .store
+        .update_experiment(&design, planned, &caller.0)
+        .await?;
+    Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
+}
+
+/// Every pilot, newest first.
+#[utoipa::path(get, path = "/api/v1/experiments", tag = "experiments", security(("bearer" = [])), responses(
+    (status = 200, body = ExperimentList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+))]
+#[get("/api/v1/experiments")]
+pub async fn list(_caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let experiments = state.store.list_experiments().await?;
+    Ok(HttpResponse::Ok().json(ExperimentList {
+        experiments: experiments.iter().map(ExperimentView::from).collect(),
+    }))
+}
+
+/// One pilot with its state, approval and planned sample size.
+#[utoipa::path(get, path = "/api/v1/experiments/{key}", tag = "experiments", params(("key" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = ExperimentView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+#[get("/api/v1/experiments/{key}")]
+pub async fn show(
+    _caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let experiment = state.store.experiment(&path).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no pilot has the key '{}'",
+            path.chars().take(64).collect::<String>()
+        ))
+    })?;
+    Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
+}
+
+async fn act(
+    caller: Caller,
+    state: web::Data<AppState>,
+    key: &str,
+    action: Action,
+) -> Result<HttpResponse, ApiError> {
+    let experiment = state
+        .store
+        .transition_experiment(key, action, None, &caller.0)
+        .await?;
+    Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
+}
+
+async fn decide(
+    caller: Caller,
+    state: web::Data<AppState>,
+    key: &str,
+    action: Action,
+    body: DecisionInput,
+) -> Result<HttpResponse, ApiError> {
+    let comment = body.comment.trim();
+    if comment.is_empty()
+        || comment.chars().count() > 2000
+        || comment.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(ApiError::Unprocessable(
+            "comment: give the reasoning, 1 to 2000 characters".to_owned(),
+        ));
+    }
+    let experiment = state.store.experiment(key).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no pilot has the key '{}'",
+            key.chars().take(64).collect::<String>()
+        ))
+    })?;
+    check_reviewer(&caller.0, &experiment.created_by)
+        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let experiment = state
+        .store
+        .transition_experiment(key, action, Some(comment), &caller.0)
+        .await?;
+    Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
+}
+
+/// `draft -> submitted`: asks compliance for a decision.
+#[utoipa::path(post, path = "/api/v1/experiments/{key}/submit", tag = "experiments", params(("key" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = ExperimentView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, description = "The pilot is not in draft", body = ErrorBody),
+))]
+#[post("/api/v1/experiments/{key}/submit")]
+pub async fn submit(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    act(caller, state, &path, Action::Submit).await
+}
+
+/// `submitted -> approved`, by compliance, never by the pilot's creator.
+#[utoipa::path(post, path = "/api/v1/experiments/{key}/approve", tag = "experiments", request_body = DecisionInput, params(("key" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = ExperimentView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    (status = 403, description = "Not compliance, or the pilot's own creator", body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, description = "The pilot is not submitted", body = ErrorBody), (status = 422, body = ErrorBody),
+))]
+#[post("/api/v1/experiments/{key}/approve")]
+pub async fn approve(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<DecisionInput>,
+) -> Result<HttpResponse, ApiError> {
+    decide(caller, state, &path, Action::Approve, body.into_inner()).await
+}
+
+/// `submitted -> denied`, by compliance, never by the pilot's creator.
+#[utoipa::path(post, path = "/api/v1/experiments/{key}/deny", tag = "experiments", request_body = DecisionInput, params(("key" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = ExperimentView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    (status = 403, description = "Not compliance, or the pilot's own creator", body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, description = "The pilot is not submitted", body = ErrorBody), (status = 422, body = ErrorBody),
+))]
+#[post("/api/v1/experiments/{key}/deny")]
+pub async fn deny(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<DecisionInput>,
+) -> Result<HttpResponse, ApiError> {
+    decide(caller, state, &path, Action::Deny, body.into_inner()).await
+}
+
+/// `approved -> running`: assignment and event collection begin.
+#[utoipa::path(post, path = "/api/v1/experiments/{key}/start", tag = "experiments", params(("key" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = ExperimentView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, description = "The pilot is not approved", body = ErrorBody),
+))]
+#[post("/api/v1/experiments/{key}/start")]
+pub async fn start(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    act(caller, state, &path, Action::Start).await
+}
+
+/// `running -> stopped`: no more assignments or events.
+#[utoipa::path(post, path = "/api/v1/experiments/{key}/stop", tag = "experiments", params(("key" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = ExperimentView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, description = "The pilot is not running", body = ErrorBody),
+))]
+#[post("/api/v1/experiments/{key}/stop")]
+pub async fn stop(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    act(caller, state, &path, Action::Stop).await
+}
