@@ -144,7 +144,7 @@ CREATE TABLE events (
     value DOUBLE PRECISION,
     occurred_at BIGINT NOT NULL,
     received_at BIGINT NOT NULL,
-    UNIQUE (experiment_key, event_id)
+    UNIQUE (event_id, experiment_key)
 );
 CREATE INDEX events_by_subject ON events (subject);
 CREATE INDEX events_by_experiment ON events (experiment_key, name, occurred_at);

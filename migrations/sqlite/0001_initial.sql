@@ -144,7 +144,7 @@ CREATE TABLE events (
     value REAL,
     occurred_at INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
-    UNIQUE (experiment_key, event_id)
+    UNIQUE (event_id, experiment_key)
 );
 CREATE INDEX events_by_subject ON events (subject);
 CREATE INDEX events_by_experiment ON events (experiment_key, name, occurred_at);

@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod bucketing;
 pub mod consent;
 pub mod eligibility;
 pub mod experiment;

@@ -31,6 +31,8 @@ use crate::routes;
         routes::experiments::deny,
         routes::experiments::start,
         routes::experiments::stop,
+        routes::assignments::assign,
+        routes::events::record,
         routes::audit::list,
         routes::audit::verify,
     ),

@@ -160,6 +160,8 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::experiments::deny)
         .service(routes::experiments::start)
         .service(routes::experiments::stop)
+        .service(routes::assignments::assign)
+        .service(routes::events::record)
         .service(routes::audit::list)
         .service(routes::audit::verify);
 }

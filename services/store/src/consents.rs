@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::Actor;
-use pilotgate_domain::consent::{ConsentRecord, NewConsent};
+use pilotgate_domain::consent::{ConsentRecord, ConsentStatus, NewConsent};
 use pilotgate_domain::eligibility::{Eligibility, eligible};
 use pilotgate_domain::purpose::Purpose;
 use pilotgate_domain::time::{from_micros, to_micros};
 use serde::Serialize;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::audit::AuditRecord;
 use crate::error::corrupt;
@@ -64,9 +64,10 @@ impl Store {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let recorded_at = to_micros(Utc::now());
         let recorded_by = actor.to_string();
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_subject_write().await?;
+        // Taken under the lock, so the ledger's order is the order of decisions.
+        let recorded_at = to_micros(Utc::now());
         let mut ids: HashMap<String, (i64, bool)> = HashMap::with_capacity(records.len());
         for chunk in records.chunks(INSERT_CHUNK) {
             let sql = insert_sql(self.dialect, chunk.len());
@@ -115,6 +116,22 @@ impl Store {
                     ids.insert(row.try_get("content_hash")?, (row.try_get("id")?, true));
                 }
             }
+        }
+        // A withdrawal, objection or denial marks the subject's assignments in
+        // pilots of that purpose as withdrawn from the time it takes effect.
+        for record in records
+            .iter()
+            .filter(|r| r.status != ConsentStatus::Granted)
+        {
+            sqlx::query(
+                "UPDATE assignments SET withdrawn_at = $1 WHERE subject = $2 AND withdrawn_at IS NULL \
+                 AND experiment_key IN (SELECT key FROM experiments WHERE purpose = $3)",
+            )
+            .bind(to_micros(record.effective_from))
+            .bind(&record.subject)
+            .bind(record.purpose.as_str())
+            .execute(&mut *tx)
+            .await?;
         }
         let mut seen = std::collections::HashSet::with_capacity(records.len());
         let outcomes = records
@@ -221,29 +238,8 @@ impl Store {
         purpose: &Purpose,
         at: DateTime<Utc>,
     ) -> Result<Eligibility, StoreError> {
-        let n = subjects.len();
-        let sql = format!(
-            "SELECT e.erased, c.* FROM (SELECT COUNT(*) AS erased FROM erasures WHERE subject IN ({})) e \
-             LEFT JOIN consent_records c ON c.purpose = $1 AND c.subject IN ({})",
-            placeholders(2, n),
-            placeholders(2 + n, n)
-        );
-        let mut query = sqlx::query(&sql).bind(purpose.key.as_str());
-        for subject in subjects.iter().chain(subjects) {
-            query = query.bind(subject);
-        }
-        let rows = query.fetch_all(&self.reader).await?;
-        let erased = match rows.first() {
-            Some(row) => row.try_get::<i64, _>("erased")? > 0,
-            None => false,
-        };
-        let mut records = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if row.try_get::<Option<i64>, _>("id")?.is_some() {
-                records.push(record_from_row(row)?);
-            }
-        }
-        Ok(eligible(purpose, &records, erased, at))
+        let mut conn = self.reader.acquire().await?;
+        eligibility_on(&mut conn, subjects, purpose, at).await
     }
 
     /// Subjects per purpose, basis and status of the record in force at `at`,
@@ -290,6 +286,39 @@ impl Store {
     }
 }
 
+/// `eligible` for the person behind `subjects`, read on `conn` (inside a
+/// transaction when the answer must hold for a write that follows).
+pub(crate) async fn eligibility_on(
+    conn: &mut AnyConnection,
+    subjects: &[String],
+    purpose: &Purpose,
+    at: DateTime<Utc>,
+) -> Result<Eligibility, StoreError> {
+    let n = subjects.len();
+    let sql = format!(
+        "SELECT e.erased, c.* FROM (SELECT COUNT(*) AS erased FROM erasures WHERE subject IN ({})) e \
+         LEFT JOIN consent_records c ON c.purpose = $1 AND c.subject IN ({})",
+        placeholders(2, n),
+        placeholders(2 + n, n)
+    );
+    let mut query = sqlx::query(&sql).bind(purpose.key.as_str());
+    for subject in subjects.iter().chain(subjects) {
+        query = query.bind(subject);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let erased = match rows.first() {
+        Some(row) => row.try_get::<i64, _>("erased")? > 0,
+        None => false,
+    };
+    let mut records = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<i64>, _>("id")?.is_some() {
+            records.push(record_from_row(row)?);
+        }
+    }
+    Ok(eligible(purpose, &records, erased, at))
+}
+
 /// `$first, $first+1, …` for `n` parameters.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
@@ -311,7 +340,7 @@ fn insert_sql(dialect: Dialect, rows: usize) -> String {
     )
 }
 
-fn record_from_row(row: &AnyRow) -> Result<ConsentRecord, StoreError> {
+pub(crate) fn record_from_row(row: &AnyRow) -> Result<ConsentRecord, StoreError> {
     let u32_of = |column: &str| -> Result<u32, StoreError> {
         u32::try_from(row.try_get::<i64, _>(column)?).map_err(|_| corrupt(column))
     };

@@ -173,6 +173,22 @@ impl Store {
         })
     }
 
+    /// Begins a transaction that changes what may be done with subjects: the
+    /// ledger, assignments, events, erasures. On PostgreSQL these take one
+    /// table lock, so every eligibility decision made inside such a transaction
+    /// sees every ledger change committed before it, across instances. SQLite's
+    /// write transactions are serial already. Take this lock before the audit lock.
+    pub(crate) async fn begin_subject_write(
+        &self,
+    ) -> Result<Transaction<'static, Any>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        if self.dialect == Dialect::Postgres {
+            tx.execute("LOCK TABLE assignments IN SHARE ROW EXCLUSIVE MODE")
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// Serializes appends to the audit chain until the transaction ends.
     /// SQLite's write transactions are serial already.
     pub(crate) async fn lock_audit_chain(

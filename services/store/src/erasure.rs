@@ -36,7 +36,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<ErasureReceipt, StoreError> {
         let now = to_micros(Utc::now());
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_subject_write().await?;
         let registered = sqlx::query(
             "INSERT INTO erasures (subject, key_version, requested_at, executed_at, deleted_assignments, deleted_events) \
              VALUES ($1, $2, $3, $3, 0, 0)",

@@ -8,11 +8,13 @@
 //! write transaction begins, how the audit chain is locked) live in `db.rs`.
 #![forbid(unsafe_code)]
 
+mod assignments;
 mod audit;
 mod consents;
 mod db;
 mod erasure;
 mod error;
+mod events;
 mod experiments;
 mod purposes;
 mod tokens;
@@ -20,10 +22,12 @@ mod tokens;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use assignments::{AssignOutcome, Assignment, AssignmentTarget};
 pub use audit::AuditQuery;
 pub use consents::{Appended, BasisCount, LegalBasisMap, ReconsentNeed};
 pub use db::{Dialect, Store};
 pub use erasure::{Deleted, ErasureReceipt};
 pub use error::StoreError;
+pub use events::{EventDraft, EventFate, StoredEvent};
 pub use experiments::{ApprovalRecord, Experiment};
 pub use tokens::{NewToken, StoredCredential, TokenRecord};

@@ -77,7 +77,15 @@ impl Store {
 }
 
 fn purpose_from_row(row: &AnyRow) -> Result<Purpose, StoreError> {
-    let key: String = row.try_get("key")?;
+    purpose_from_row_with_key(row, "key")
+}
+
+/// A purpose from a row whose key column is called `key_column` (in joins).
+pub(crate) fn purpose_from_row_with_key(
+    row: &AnyRow,
+    key_column: &str,
+) -> Result<Purpose, StoreError> {
+    let key: String = row.try_get(key_column)?;
     let bases: String = row.try_get("allowed_bases")?;
     let allowed_bases = bases
         .split(',')

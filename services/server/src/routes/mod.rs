@@ -1,7 +1,9 @@
 //! The HTTP routes, one module per resource.
 
+pub mod assignments;
 pub mod audit;
 pub mod consents;
+pub mod events;
 pub mod experiments;
 pub mod health;
 pub mod legal_basis_map;

@@ -1,0 +1,213 @@
+//! `POST /api/v1/events`: conversion and exposure events, up to 1000 at a time.
+
+use actix_web::{HttpResponse, post, web};
+use chrono::{Duration, Utc};
+use pilotgate_domain::consent::MAX_CLOCK_SKEW_MINUTES;
+use pilotgate_store::{EventDraft, EventFate};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::consent_input::{FieldError, check_user_id, parse_time};
+use crate::error::extractors::redact_values;
+use crate::error::{ApiError, ErrorBody};
+use crate::startup::AppState;
+
+/// The most events one request may carry.
+pub const MAX_EVENTS: usize = 1000;
+
+/// One event as the client sends it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// The client's idempotency key: sending it again stores nothing new.
+    pub event_id: String,
+    /// The raw id; pseudonymized on arrival, never stored.
+    pub user_id: String,
+    /// The metric's event name, e.g. `purchase`.
+    pub name: String,
+    pub value: Option<f64>,
+    /// RFC 3339.
+    pub occurred_at: String,
+}
+
+/// A batch of events.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EventBatch {
+    pub events: Vec<EventInput>,
+}
+
+impl std::fmt::Debug for EventInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventInput")
+            .field("event_id", &self.event_id)
+            .field("user_id", &"[redacted]")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An event that was not stored.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RefusedEvent {
+    pub index: usize,
+    pub event_id: Option<String>,
+    /// `invalid`, `no_assignment`, `not_a_metric`, `before_assignment`, or an eligibility reason code.
+    pub reason: String,
+    /// For `invalid`: which field and why.
+    pub message: Option<String>,
+}
+
+/// What the batch did. Accepted events are committed before this answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventsOutcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub refused: Vec<RefusedEvent>,
+}
+
+fn parse_event(
+    value: serde_json::Value,
+    now: chrono::DateTime<Utc>,
+) -> Result<EventInput, (Option<String>, FieldError)> {
+    let event_id = value
+        .get("event_id")
+        .and_then(|v| v.as_str())
+        .map(|s| s.chars().take(128).collect::<String>());
+    let input: EventInput = serde_json::from_value(value).map_err(|e| {
+        (
+            event_id.clone(),
+            FieldError::new("event", redact_values(&e.to_string())),
+        )
+    })?;
+    let fail = |field: &str, reason: &str| Err((event_id.clone(), FieldError::new(field, reason)));
+    if input.event_id.is_empty()
+        || input.event_id.chars().count() > 128
+        || input.event_id.chars().any(char::is_control)
+    {
+        return fail(
+            "event_id",
+            "must be 1 to 128 characters without control characters",
+        );
+    }
+    check_user_id(&input.user_id).map_err(|e| (event_id.clone(), e))?;
+    if input.name.is_empty()
+        || input.name.len() > 100
+        || !input
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+    {
+        return fail(
+            "name",
+            "must be 1 to 100 of letters, digits, '_', '.', ':' and '-'",
+        );
+    }
+    if input
+        .value
+        .is_some_and(|v| !v.is_finite() || v.abs() > 1e15)
+    {
+        return fail("value", "must be a finite number of magnitude at most 1e15");
+    }
+    let occurred_at =
+        parse_time("occurred_at", &input.occurred_at).map_err(|e| (event_id.clone(), e))?;
+    if occurred_at > now + Duration::minutes(MAX_CLOCK_SKEW_MINUTES) {
+        return fail("occurred_at", "lies in the future");
+    }
+    if occurred_at.timestamp() < 946_684_800 {
+        return fail("occurred_at", "must be after 2000-01-01");
+    }
+    Ok(input)
+}
+
+/// Stores each event whose subject holds an assignment in a running pilot that
+/// measures it and was eligible for the pilot's purpose when it occurred;
+/// refuses the others with a reason and stores nothing of them.
+#[utoipa::path(post, path = "/api/v1/events", tag = "events", request_body = EventBatch, security(("bearer" = [])), responses(
+    (status = 200, body = EventsOutcome),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+))]
+#[post("/api/v1/events")]
+pub async fn record(
+    _caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let values = match body.into_inner() {
+        serde_json::Value::Object(mut object) if object.len() == 1 => match object.remove("events")
+        {
+            Some(serde_json::Value::Array(values)) => values,
+            _ => {
+                return Err(ApiError::Unprocessable(
+                    "the body must be {\"events\": [...]}".to_owned(),
+                ));
+            }
+        },
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "the body must be {\"events\": [...]}".to_owned(),
+            ));
+        }
+    };
+    if values.is_empty() {
+        return Err(ApiError::Unprocessable("`events` is empty".to_owned()));
+    }
+    if values.len() > MAX_EVENTS {
+        return Err(ApiError::Unprocessable(format!(
+            "a batch holds at most {MAX_EVENTS} events; this one has {}",
+            values.len()
+        )));
+    }
+    let now = Utc::now();
+    let mut drafts = Vec::with_capacity(values.len());
+    let mut positions = Vec::with_capacity(values.len());
+    let mut refused = Vec::new();
+    for (index, value) in values.into_iter().enumerate() {
+        match parse_event(value, now) {
+            Ok(input) => {
+                let occurred_at = parse_time("occurred_at", &input.occurred_at)
+                    .map_err(|_| ApiError::Internal)?;
+                drafts.push(EventDraft {
+                    subjects: state
+                        .keys
+                        .candidates(&input.user_id)
+                        .iter()
+                        .map(|p| p.as_str().to_owned())
+                        .collect(),
+                    event_id: input.event_id,
+                    name: input.name,
+                    value: input.value,
+                    occurred_at,
+                });
+                positions.push(index);
+            }
+            Err((event_id, error)) => refused.push(RefusedEvent {
+                index,
+                event_id,
+                reason: "invalid".to_owned(),
+                message: Some(error.to_string()),
+            }),
+        }
+    }
+    let fates = state.store.record_events(&drafts).await?;
+    let (mut accepted, mut duplicates) = (0, 0);
+    for ((fate, index), draft) in fates.into_iter().zip(positions).zip(drafts) {
+        match fate {
+            EventFate::Accepted => accepted += 1,
+            EventFate::Duplicate => duplicates += 1,
+            EventFate::Refused(reason) => refused.push(RefusedEvent {
+                index,
+                event_id: Some(draft.event_id),
+                reason,
+                message: None,
+            }),
+        }
+    }
+    refused.sort_by_key(|r| r.index);
+    Ok(HttpResponse::Ok().json(EventsOutcome {
+        accepted,
+        duplicates,
+        refused,
+    }))
+}

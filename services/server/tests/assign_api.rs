@@ -1,0 +1,370 @@
+//! Consent-gated assignment and event collection through the API.
+
+mod support;
+
+use pilotgate_domain::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::{TestApp, assert_json_error};
+
+async fn send(app: &TestApp, path: &str, role: Role, body: Value) -> reqwest::Response {
+    app.request(Method::POST, path, Some(role))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn ago(seconds: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(seconds)).to_rfc3339()
+}
+
+async fn consent(app: &TestApp, user: &str, status: &str, collected_at: &str) {
+    let record = json!({"user_id": user, "purpose": "personalize.content", "basis": "consent", "status": status,
+        "notice_id": "pn", "notice_version": 1, "source": {"channel": "app", "method": "tap"}, "collected_at": collected_at});
+    assert_eq!(
+        send(app, "/api/v1/consents", Role::Ingest, record)
+            .await
+            .status(),
+        201
+    );
+}
+
+/// A running pilot `hero` on a consent-only purpose, measuring `purchase` with guardrail `refund`.
+async fn running_pilot(app: &TestApp) {
+    let purpose = json!({"key": "personalize.content", "description": "d", "allowed_bases": ["consent"], "min_notice_version": 1, "retention_days": 365});
+    assert_eq!(
+        send(app, "/api/v1/purposes", Role::Compliance, purpose)
+            .await
+            .status(),
+        201
+    );
+    let design = json!({"key": "hero", "name": "Hero", "hypothesis": "h", "purpose": "personalize.content",
+        "variants": [{"key": "control", "weight": 1}, {"key": "personalized", "weight": 1}], "coverage": 1.0,
+        "primary_metric": {"event": "purchase", "kind": "sum"}, "guardrails": [{"event": "refund", "kind": "binary"}],
+        "mde": 0.1, "alpha": 0.05, "power": 0.8, "data_categories": ["orders"], "retention_days": 90});
+    assert_eq!(
+        send(app, "/api/v1/experiments", Role::Marketer, design)
+            .await
+            .status(),
+        201
+    );
+    send(
+        app,
+        "/api/v1/experiments/hero/submit",
+        Role::Marketer,
+        json!({}),
+    )
+    .await;
+    send(
+        app,
+        "/api/v1/experiments/hero/approve",
+        Role::Compliance,
+        json!({"comment": "ok"}),
+    )
+    .await;
+    assert_eq!(
+        send(
+            app,
+            "/api/v1/experiments/hero/start",
+            Role::Marketer,
+            json!({})
+        )
+        .await
+        .status(),
+        200
+    );
+}
+
+async fn assign(app: &TestApp, user: &str) -> Value {
+    let response = send(
+        app,
+        "/api/v1/assign",
+        Role::Ingest,
+        json!({"experiment": "hero", "user_id": user}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn events(app: &TestApp, events: Value) -> Value {
+    let response = send(
+        app,
+        "/api/v1/events",
+        Role::Ingest,
+        json!({"events": events}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+api_story!(
+    only_eligible_subjects_of_a_running_pilot_are_assigned_and_stickily,
+    |app| {
+        running_pilot(&app).await;
+        let refused = assign(&app, "nobody@example.com").await;
+        assert_eq!(
+            (
+                refused["eligible"].clone(),
+                refused["variant"].clone(),
+                refused["reason"].clone()
+            ),
+            (json!(false), Value::Null, json!("no_record"))
+        );
+        assert!(
+            app.db
+                .store
+                .assignments_of("hero")
+                .await
+                .unwrap()
+                .is_empty(),
+            "an ineligible call stores no assignment"
+        );
+        let counts = app.db.store.refusal_counts("hero").await.unwrap();
+        assert_eq!(
+            counts
+                .iter()
+                .map(|c| (c.0.as_str(), c.1.as_str(), c.3))
+                .collect::<Vec<_>>(),
+            [("assign", "no_record", 1)]
+        );
+
+        consent(&app, "alice@example.com", "granted", &ago(60)).await;
+        let first = assign(&app, "alice@example.com").await;
+        assert_eq!(first["eligible"], true);
+        assert_eq!(first["reason"], Value::Null);
+        assert!(["control", "personalized"].contains(&first["variant"].as_str().unwrap()));
+        for _ in 0..3 {
+            assert_eq!(
+                assign(&app, "alice@example.com").await,
+                first,
+                "the assignment is sticky"
+            );
+        }
+        let stored = app.db.store.assignments_of("hero").await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].subject, first["subject"].as_str().unwrap());
+        assert_eq!(stored[0].basis.as_str(), "consent");
+        assert!(
+            stored[0].consent_record_id.is_some(),
+            "the proof names the consent record"
+        );
+        assert_eq!(stored[0].notice_version, Some(1));
+        assert!(!serde_json::to_string(&first).unwrap().contains("alice"));
+
+        assert_json_error(
+            send(
+                &app,
+                "/api/v1/assign",
+                Role::Ingest,
+                json!({"experiment": "nope", "user_id": "a"}),
+            )
+            .await,
+            404,
+        )
+        .await;
+        assert_json_error(
+            send(
+                &app,
+                "/api/v1/assign",
+                Role::Ingest,
+                json!({"experiment": "hero", "user_id": ""}),
+            )
+            .await,
+            422,
+        )
+        .await;
+        assert_json_error(
+            send(
+                &app,
+                "/api/v1/assign",
+                Role::Ingest,
+                json!({"experiment": "hero"}),
+            )
+            .await,
+            422,
+        )
+        .await;
+
+        send(
+            &app,
+            "/api/v1/experiments/hero/stop",
+            Role::Marketer,
+            json!({}),
+        )
+        .await;
+        let stopped = assign(&app, "alice@example.com").await;
+        assert_eq!(
+            (stopped["eligible"].clone(), stopped["reason"].clone()),
+            (json!(false), json!("not_running"))
+        );
+    }
+);
+
+api_story!(
+    a_withdrawal_makes_the_subject_ineligible_at_once_everywhere,
+    |app| {
+        running_pilot(&app).await;
+        consent(&app, "bob@example.com", "granted", &ago(60)).await;
+        let assigned = assign(&app, "bob@example.com").await;
+        assert_eq!(assigned["eligible"], true);
+        let before = events(&app, json!([{"event_id": "e1", "user_id": "bob@example.com", "name": "purchase", "value": 20.0, "occurred_at": ago(0)}])).await;
+        assert_eq!(before["accepted"], 1);
+
+        consent(&app, "bob@example.com", "withdrawn", &ago(0)).await;
+        let after = assign(&app, "bob@example.com").await;
+        assert_eq!(
+            (
+                after["eligible"].clone(),
+                after["variant"].clone(),
+                after["reason"].clone()
+            ),
+            (json!(false), Value::Null, json!("withdrawn"))
+        );
+        let refused = events(&app, json!([{"event_id": "e2", "user_id": "bob@example.com", "name": "purchase", "value": 5.0, "occurred_at": chrono::Utc::now().to_rfc3339()}])).await;
+        assert_eq!(refused["accepted"], 0);
+        assert_eq!(
+            refused["refused"],
+            json!([{"index": 0, "event_id": "e2", "reason": "withdrawn", "message": null}])
+        );
+        let stored = app.db.store.assignments_of("hero").await.unwrap();
+        assert!(
+            stored[0].withdrawn_at.is_some(),
+            "the assignment is marked withdrawn"
+        );
+        assert_eq!(
+            app.db.store.events_of("hero").await.unwrap().len(),
+            1,
+            "the refused event stored nothing"
+        );
+    }
+);
+
+api_story!(
+    events_are_stored_once_and_refused_with_a_reason_otherwise,
+    |app| {
+        running_pilot(&app).await;
+        consent(&app, "carol@example.com", "granted", &ago(3600)).await;
+        assign(&app, "carol@example.com").await;
+        let now = chrono::Utc::now().to_rfc3339();
+        let batch = json!([
+            {"event_id": "p1", "user_id": "carol@example.com", "name": "purchase", "value": 12.5, "occurred_at": now},
+            {"event_id": "r1", "user_id": "carol@example.com", "name": "refund", "occurred_at": now},
+            {"event_id": "x1", "user_id": "carol@example.com", "name": "page_view", "occurred_at": now},
+            {"event_id": "o1", "user_id": "nobody@example.com", "name": "purchase", "value": 1.0, "occurred_at": now},
+            {"event_id": "b1", "user_id": "carol@example.com", "name": "purchase", "value": 1.0, "occurred_at": ago(7200)},
+            {"event_id": "t1", "user_id": "carol@example.com", "name": "purchase", "occurred_at": "yesterday"},
+            {"event_id": "f1", "user_id": "carol@example.com", "name": "purchase", "occurred_at": "2999-01-01T00:00:00Z"},
+            {"event_id": "v1", "user_id": "carol@example.com", "name": "purchase", "value": "12", "occurred_at": now},
+            {"event_id": "p1", "user_id": "carol@example.com", "name": "purchase", "value": 12.5, "occurred_at": now},
+            {"user_id": "carol@example.com", "name": "purchase", "occurred_at": now},
+        ]);
+        let outcome = events(&app, batch.clone()).await;
+        assert_eq!(outcome["accepted"], 2);
+        assert_eq!(
+            outcome["duplicates"], 1,
+            "the same id twice in a batch is stored once"
+        );
+        let reasons: Vec<(u64, &str)> = outcome["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["index"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (2, "not_a_metric"),
+                (3, "no_assignment"),
+                (4, "before_assignment"),
+                (5, "invalid"),
+                (6, "invalid"),
+                (7, "invalid"),
+                (9, "invalid")
+            ]
+        );
+        assert!(
+            outcome["refused"][3]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("occurred_at"),
+            "{outcome}"
+        );
+        assert!(!serde_json::to_string(&outcome).unwrap().contains("carol"));
+
+        let replay = events(&app, batch).await;
+        assert_eq!(
+            (replay["accepted"].clone(), replay["duplicates"].clone()),
+            (json!(0), json!(3))
+        );
+        let stored = app.db.store.events_of("hero").await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert_eq!(
+            stored
+                .iter()
+                .filter(|e| e.name == "purchase")
+                .map(|e| e.value)
+                .collect::<Vec<_>>(),
+            [Some(12.5)]
+        );
+
+        let too_many: Vec<Value> = (0..1001)
+            .map(|i| json!({"event_id": format!("m{i}")}))
+            .collect();
+        assert_json_error(
+            send(
+                &app,
+                "/api/v1/events",
+                Role::Ingest,
+                json!({"events": too_many}),
+            )
+            .await,
+            422,
+        )
+        .await;
+        assert_json_error(
+            send(&app, "/api/v1/events", Role::Ingest, json!({"events": []})).await,
+            422,
+        )
+        .await;
+        assert_json_error(
+            send(&app, "/api/v1/events", Role::Ingest, json!([1])).await,
+            422,
+        )
+        .await;
+    }
+);
+
+api_story!(
+    erasure_removes_assignments_and_events_and_blocks_the_subject,
+    |app| {
+        running_pilot(&app).await;
+        consent(&app, "dave@example.com", "granted", &ago(60)).await;
+        let assigned = assign(&app, "dave@example.com").await;
+        events(&app, json!([{"event_id": "d1", "user_id": "dave@example.com", "name": "purchase", "value": 3.0, "occurred_at": ago(0)}])).await;
+        let subject = assigned["subject"].as_str().unwrap();
+        let receipt: Value = send(
+            &app,
+            &format!("/api/v1/subjects/{subject}/erasure"),
+            Role::Compliance,
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(receipt["deleted"], json!({"assignments": 1, "events": 1}));
+        let after = assign(&app, "dave@example.com").await;
+        assert_eq!(after["reason"], "erased");
+        assert!(
+            app.db
+                .store
+                .assignments_of("hero")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+);
