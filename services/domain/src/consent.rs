@@ -159,6 +159,8 @@ pub struct ConsentRecord {
     pub expires_at: Option<DateTime<Utc>>,
     pub proof_ref: Option<String>,
     pub recorded_by: String,
+    /// When the ledger learned of the record (server time).
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// Why a record cannot be appended; `field()` names the offending field.

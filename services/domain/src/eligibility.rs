@@ -213,6 +213,7 @@ mod tests {
             expires_at: expires.map(t),
             proof_ref: None,
             recorded_by: "test".to_owned(),
+            recorded_at: t(from),
         }
     }
 

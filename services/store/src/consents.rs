@@ -368,5 +368,6 @@ pub(crate) fn record_from_row(row: &AnyRow) -> Result<ConsentRecord, StoreError>
             .map(from_micros),
         proof_ref: row.try_get("proof_ref")?,
         recorded_by: row.try_get("recorded_by")?,
+        recorded_at: from_micros(row.try_get("recorded_at")?),
     })
 }

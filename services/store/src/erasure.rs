@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use pilotgate_domain::Actor;
 use pilotgate_domain::time::{from_micros, to_micros};
 use serde::Serialize;
+use sqlx::Row;
 
 use crate::audit::AuditRecord;
 use crate::error::is_unique_violation;
@@ -28,6 +29,21 @@ pub struct ErasureReceipt {
 }
 
 impl Store {
+    /// Every erasure: the subject's pseudonym and when it was executed, oldest first.
+    pub async fn erasures(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let rows = sqlx::query("SELECT subject, requested_at FROM erasures ORDER BY id")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("subject")?,
+                    from_micros(row.try_get("requested_at")?),
+                ))
+            })
+            .collect()
+    }
+
     /// Erases `subject` in one transaction; a second erasure of the same subject is a conflict.
     pub async fn erase_subject(
         &self,

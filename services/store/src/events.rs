@@ -50,6 +50,8 @@ pub struct StoredEvent {
     pub name: String,
     pub value: Option<f64>,
     pub occurred_at: DateTime<Utc>,
+    /// When the server stored it: the instant of its eligibility decision.
+    pub received_at: DateTime<Utc>,
 }
 
 struct Held {
@@ -195,7 +197,7 @@ impl Store {
 
     /// The events of a pilot, for export and analysis.
     pub async fn events_of(&self, experiment_key: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query("SELECT subject, name, value, occurred_at FROM events WHERE experiment_key = $1 ORDER BY occurred_at, id")
+        let rows = sqlx::query("SELECT subject, name, value, occurred_at, received_at FROM events WHERE experiment_key = $1 ORDER BY occurred_at, id")
             .bind(experiment_key)
             .fetch_all(&self.reader)
             .await?;
@@ -206,6 +208,7 @@ impl Store {
                     name: row.try_get("name")?,
                     value: row.try_get("value")?,
                     occurred_at: from_micros(row.try_get("occurred_at")?),
+                    received_at: from_micros(row.try_get("received_at")?),
                 })
             })
             .collect()
