@@ -1,5 +1,7 @@
-//! Statistics of pilotgate: per-variant statistics, tests and decisions.
-//! Knows nothing of HTTP or SQL; the server hands it data and gets numbers back.
+//! Statistics of pilotgate: per-variant statistics, tests and decisions, and
+//! the export format they read. Knows nothing of HTTP or SQL; the server hands
+//! it data and gets numbers back.
 #![forbid(unsafe_code)]
 
+pub mod export;
 pub mod power;

@@ -9,10 +9,12 @@ use pilotgate_store::NewToken;
 use rand::RngCore;
 
 use crate::config::{Config, redact_url};
+use crate::export::export_experiment;
 use crate::import::import_consents;
 use crate::keys::load_key_ring;
 use crate::startup::{Application, open_store};
 use crate::telemetry;
+use pilotgate_analysis::export::FileFormat;
 
 /// pilotgate: personalization pilots on exactly the people you may lawfully use, with the proof.
 #[derive(Debug, Parser)]
@@ -34,6 +36,19 @@ enum Command {
     /// Work with the consent ledger.
     #[command(subcommand)]
     Consents(ConsentsCommand),
+    /// Export a pilot's assignments and events, pseudonymized, in the
+    /// `pilotgate analyze` input format (withdrawn and erased subjects left out).
+    Export {
+        /// The pilot's key.
+        #[arg(long)]
+        experiment: String,
+        /// The folder to write assignments.EXT and events.EXT into (created if missing).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// csv or parquet.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+    },
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -61,6 +76,12 @@ enum TokenCommand {
         #[arg(long)]
         role: Option<Role>,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Parquet,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +191,22 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Export {
+            experiment,
+            out,
+            format,
+        } => {
+            let store = open_store(&config.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let format = match format {
+                ExportFormat::Csv => FileFormat::Csv,
+                ExportFormat::Parquet => FileFormat::Parquet,
+            };
+            let summary = export_experiment(&store, &experiment, &out, format).await?;
+            eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit(AuditCommand::Verify) => {
             let store = open_store(&config.database_url)

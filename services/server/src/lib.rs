@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod consent_input;
 pub mod error;
+pub mod export;
 pub mod import;
 pub mod keys;
 pub mod metrics;

@@ -46,6 +46,7 @@ pub enum EventFate {
 /// A stored event, for export and analysis.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredEvent {
+    pub event_id: String,
     pub subject: String,
     pub name: String,
     pub value: Option<f64>,
@@ -197,13 +198,14 @@ impl Store {
 
     /// The events of a pilot, for export and analysis.
     pub async fn events_of(&self, experiment_key: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query("SELECT subject, name, value, occurred_at, received_at FROM events WHERE experiment_key = $1 ORDER BY occurred_at, id")
+        let rows = sqlx::query("SELECT event_id, subject, name, value, occurred_at, received_at FROM events WHERE experiment_key = $1 ORDER BY occurred_at, id")
             .bind(experiment_key)
             .fetch_all(&self.reader)
             .await?;
         rows.iter()
             .map(|row| {
                 Ok(StoredEvent {
+                    event_id: row.try_get("event_id")?,
                     subject: row.try_get("subject")?,
                     name: row.try_get("name")?,
                     value: row.try_get("value")?,

@@ -1,0 +1,96 @@
+//! `pilotgate export`: a pilot's assignments and events in the
+//! `pilotgate analyze` input format, pseudonymized, without withdrawn or erased
+//! subjects, and audited.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use pilotgate_analysis::export::{AssignmentColumns, EventColumns, FileFormat, write_export};
+use pilotgate_domain::Actor;
+use pilotgate_domain::time::to_micros;
+use pilotgate_store::Store;
+
+/// Writes the export of `experiment` into `out` and returns a one-line summary.
+pub async fn export_experiment(
+    store: &Store,
+    experiment: &str,
+    out: &Path,
+    format: FileFormat,
+) -> Result<String, String> {
+    if store
+        .experiment(experiment)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        return Err(format!("no pilot has the key '{experiment}'"));
+    }
+    let assignments = store
+        .assignments_of(experiment)
+        .await
+        .map_err(|e| e.to_string())?;
+    let events = store
+        .events_of(experiment)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Erased subjects have no rows left; withdrawn ones are left out here.
+    let withdrawn = assignments
+        .iter()
+        .filter(|a| a.withdrawn_at.is_some())
+        .count();
+    let kept: Vec<_> = assignments
+        .into_iter()
+        .filter(|a| a.withdrawn_at.is_none())
+        .collect();
+    let subjects: HashSet<&str> = kept.iter().map(|a| a.subject.as_str()).collect();
+    let mut assignment_columns = AssignmentColumns::default();
+    for a in &kept {
+        assignment_columns.subject.push(a.subject.clone());
+        assignment_columns.variant.push(a.variant.clone());
+        assignment_columns
+            .assigned_at
+            .push(to_micros(a.assigned_at));
+    }
+    let mut event_columns = EventColumns::default();
+    for e in events
+        .iter()
+        .filter(|e| subjects.contains(e.subject.as_str()))
+    {
+        event_columns.subject.push(e.subject.clone());
+        event_columns.event.push(e.name.clone());
+        event_columns.value.push(e.value);
+        event_columns.occurred_at.push(to_micros(e.occurred_at));
+    }
+    let (assignment_count, event_count) = (
+        assignment_columns.subject.len(),
+        event_columns.subject.len(),
+    );
+    let out_dir = out.to_owned();
+    let (assignments_path, events_path) = tokio::task::spawn_blocking(move || {
+        write_export(&out_dir, format, &assignment_columns, &event_columns)
+    })
+    .await
+    .map_err(|e| format!("the export was interrupted: {e}"))?
+    .map_err(|e| e.to_string())?;
+    store
+        .record_audit(
+            &Actor::operator(),
+            "experiment.export",
+            format!("experiment:{experiment}"),
+            serde_json::json!({
+                "format": format.extension(),
+                "assignments": assignment_count,
+                "events": event_count,
+                "withdrawn_left_out": withdrawn,
+            }),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "exported {experiment}: {} assignments to {}, {} events to {} ({withdrawn} withdrawn subjects left out)",
+        assignment_count,
+        assignments_path.display(),
+        event_count,
+        events_path.display()
+    ))
+}
