@@ -100,7 +100,7 @@ async fn worker(store: Store, seed: u64, key: PseudonymKey) -> usize {
         let roll = rng.random_range(0..100);
         let result: Result<(), StoreError> = async {
             match roll {
-                0..=24 | 25..=34 | 35..=39 => {
+                0..=39 => {
                     let status = match roll {
                         0..=24 => ConsentStatus::Granted,
                         25..=34 => ConsentStatus::Withdrawn,
