@@ -1,0 +1,33 @@
+-- Event batches of BATCH events for assigned subjects, each with a fresh event id.
+local pool = tonumber(os.getenv("REPEAT_POOL"))
+local batch = tonumber(os.getenv("BATCH") or "500")
+local counter = 0
+local threads = {}
+local tag = "0"
+
+function setup(thread)
+  thread:set("tag", tostring(#threads))
+  table.insert(threads, thread)
+end
+
+function init(args)
+  tag = wrk.thread:get("tag")
+end
+
+function request()
+  local parts = {}
+  local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  for i = 1, batch do
+    counter = counter + 1
+    parts[i] = '{"event_id":"t' .. tag .. '-' .. counter .. '","user_id":"u' .. ((counter * 7919) % pool + 1) ..
+      '","name":"purchase","value":12.5,"occurred_at":"' .. now .. '"}'
+  end
+  local body = '{"events":[' .. table.concat(parts, ",") .. ']}'
+  return wrk.format("POST", "/api/v1/events", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. os.getenv("TOKEN")}, body)
+end
+
+function response(status, headers, body)
+  if status ~= 200 then
+    io.stderr:write("events: HTTP " .. status .. "\n")
+  end
+end
