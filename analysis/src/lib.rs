@@ -4,4 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod export;
+pub mod input;
+pub mod pipeline;
 pub mod power;
+pub mod stats;

@@ -1,0 +1,391 @@
+//! The lazy Polars pipeline of `pilotgate analyze`: assignments and events
+//! (and an optional pre-period covariate) to per-user outcomes, to per-variant
+//! sufficient statistics. Attribution follows ANALYZE.md: only events named
+//! by the metric, of assigned subjects, at or after the assignment (and
+//! before the end of the window) count.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::input::{InputError, InputFile, ROW};
+
+/// How a metric turns a subject's events into one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 1 when the subject has at least one event, else 0.
+    Binary,
+    /// The sum of the events' values (0 when none).
+    Sum,
+}
+
+/// What to aggregate.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec<'a> {
+    pub assignments: &'a Path,
+    pub events: &'a Path,
+    pub covariate: Option<&'a Path>,
+    pub metric: &'a str,
+    pub outcome: Outcome,
+    /// Attribution window in hours after the assignment; none means no end.
+    pub window_hours: Option<f64>,
+}
+
+/// Sufficient statistics of one variant: outcome `y`, covariate `x`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantSums {
+    pub variant: String,
+    pub users: u64,
+    pub sum: f64,
+    pub sum_squares: f64,
+    pub x_sum: f64,
+    pub x_sum_squares: f64,
+    pub xy_sum: f64,
+}
+
+/// The per-variant statistics and what was left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregates {
+    pub variants: Vec<VariantSums>,
+    /// Events of the metric whose subject is not in the assignments.
+    pub unknown_subject_events: u64,
+    /// Subjects assigned to more than one variant, left out.
+    pub multiple_variant_subjects: u64,
+}
+
+/// Runs the pipeline. Errors name the file, row and column of bad input.
+pub fn aggregate(spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
+    let assignments_file = InputFile::open(spec.assignments)?;
+    let events_file = InputFile::open(spec.events)?;
+    let covariate_file = spec.covariate.map(InputFile::open).transpose()?;
+
+    let assignments = load_assignments(&assignments_file)?;
+    let events = load_events(&events_file, spec.metric)?;
+    let covariate = covariate_file.as_ref().map(load_covariate).transpose()?;
+
+    let polars_error = |e: PolarsError| InputError::File {
+        file: assignments_file.path.display().to_string(),
+        message: format!(
+            "the analysis failed: {}",
+            e.to_string().lines().next().unwrap_or_default()
+        ),
+    };
+
+    // One row per subject; a subject seen with two variants is left out and counted.
+    let per_subject = assignments
+        .clone()
+        .lazy()
+        .group_by([col("subject")])
+        .agg([
+            col("variant").n_unique().alias("variants"),
+            col("variant").first(),
+            col("assigned_at").min(),
+        ])
+        .collect()
+        .map_err(polars_error)?;
+    let multiple_variant_subjects = per_subject
+        .column("variants")
+        .map_err(polars_error)?
+        .as_materialized_series()
+        .gt(1)
+        .map_err(polars_error)?
+        .sum()
+        .unwrap_or(0) as u64;
+    let known_subjects = per_subject
+        .clone()
+        .lazy()
+        .select([col("subject").alias("known"), lit(true).alias("is_known")]);
+    let valid = per_subject
+        .lazy()
+        .filter(col("variants").eq(lit(1u32)))
+        .select([col("subject"), col("variant"), col("assigned_at")]);
+
+    let unknown_subject_events = events
+        .clone()
+        .lazy()
+        .join(
+            known_subjects,
+            [col("subject")],
+            [col("known")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .filter(col("is_known").is_null())
+        .select([len().alias("n")])
+        .collect()
+        .map_err(polars_error)?
+        .column("n")
+        .map_err(polars_error)?
+        .get(0)
+        .ok()
+        .and_then(|v| v.extract::<u64>())
+        .unwrap_or(0);
+
+    let mut attributed = events
+        .lazy()
+        .inner_join(valid.clone(), col("subject"), col("subject"))
+        .filter(col("occurred_at").gt_eq(col("assigned_at")));
+    if let Some(hours) = spec.window_hours {
+        let window_micros = (hours * 3_600_000_000.0).round() as i64;
+        attributed = attributed.filter(
+            col("occurred_at")
+                .cast(DataType::Int64)
+                .lt(col("assigned_at").cast(DataType::Int64) + lit(window_micros)),
+        );
+    }
+    let per_user = attributed.group_by([col("subject")]).agg([
+        len().alias("events"),
+        col("value").fill_null(lit(0.0)).sum().alias("total"),
+    ]);
+    let y = match spec.outcome {
+        Outcome::Binary => when(col("events").is_not_null())
+            .then(lit(1.0))
+            .otherwise(lit(0.0)),
+        Outcome::Sum => col("total").fill_null(lit(0.0)),
+    };
+    let mut outcomes = valid
+        .left_join(per_user, col("subject"), col("subject"))
+        .with_column(y.alias("y"));
+    outcomes = match covariate {
+        Some(covariate) => outcomes
+            .left_join(covariate.lazy(), col("subject"), col("subject"))
+            .with_column(col("x").fill_null(lit(0.0))),
+        None => outcomes.with_column(lit(0.0).alias("x")),
+    };
+    let sums = outcomes
+        .group_by([col("variant")])
+        .agg([
+            len().alias("users"),
+            col("y").sum().alias("sum"),
+            (col("y") * col("y")).sum().alias("sum_squares"),
+            col("x").sum().alias("x_sum"),
+            (col("x") * col("x")).sum().alias("x_sum_squares"),
+            (col("x") * col("y")).sum().alias("xy_sum"),
+        ])
+        .sort(["variant"], SortMultipleOptions::default())
+        .collect()
+        .map_err(polars_error)?;
+    let mut variants = Vec::with_capacity(sums.height());
+    for i in 0..sums.height() {
+        let text = |name: &str| {
+            sums.column(name)
+                .ok()
+                .and_then(|c| c.get(i).ok())
+                .map(|v| v.str_value().to_string())
+                .unwrap_or_default()
+        };
+        let number = |name: &str| {
+            sums.column(name)
+                .ok()
+                .and_then(|c| c.get(i).ok())
+                .and_then(|v| v.extract::<f64>())
+                .unwrap_or(0.0)
+        };
+        variants.push(VariantSums {
+            variant: text("variant"),
+            users: number("users") as u64,
+            sum: number("sum"),
+            sum_squares: number("sum_squares"),
+            x_sum: number("x_sum"),
+            x_sum_squares: number("x_sum_squares"),
+            xy_sum: number("xy_sum"),
+        });
+    }
+    Ok(Aggregates {
+        variants,
+        unknown_subject_events,
+        multiple_variant_subjects,
+    })
+}
+
+fn collect_checked(file: &InputFile, frame: LazyFrame) -> Result<DataFrame, InputError> {
+    frame.collect().map_err(|e| InputError::File {
+        file: file.path.display().to_string(),
+        message: format!(
+            "cannot read the file: {}",
+            e.to_string().lines().next().unwrap_or_default()
+        ),
+    })
+}
+
+fn load_assignments(file: &InputFile) -> Result<DataFrame, InputError> {
+    let mut scan = file.scan_columns(&["subject", "variant", "assigned_at"])?;
+    let schema = scan.collect_schema().map_err(|e| InputError::File {
+        file: file.path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let frame = scan.with_row_index(ROW, None).select([
+        col(ROW),
+        col("subject").cast(DataType::String),
+        col("variant").cast(DataType::String),
+        col("assigned_at")
+            .cast(DataType::String)
+            .alias("assigned_at_raw"),
+        file.time_expr(&schema, "assigned_at").alias("assigned_at"),
+    ]);
+    let frame = collect_checked(file, frame)?;
+    file.check_present(&frame, "subject")?;
+    file.check_present(&frame, "variant")?;
+    file.check_present(&frame, "assigned_at_raw")
+        .map_err(|e| rename_column(e, "assigned_at"))?;
+    file.check_parsed(
+        &frame,
+        "assigned_at_raw",
+        "assigned_at",
+        "not an RFC 3339 time such as 2026-01-08T20:50:59Z",
+    )
+    .map_err(|e| rename_column(e, "assigned_at"))?;
+    Ok(frame
+        .select(["subject", "variant", "assigned_at"])
+        .expect("selected columns exist"))
+}
+
+fn load_events(file: &InputFile, metric: &str) -> Result<DataFrame, InputError> {
+    let mut scan = file.scan_columns(&["subject", "event", "value", "occurred_at"])?;
+    let schema = scan.collect_schema().map_err(|e| InputError::File {
+        file: file.path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let frame = scan
+        .with_row_index(ROW, None)
+        .filter(col("event").cast(DataType::String).eq(lit(metric)))
+        .select([
+            col(ROW),
+            col("subject").cast(DataType::String),
+            col("value").cast(DataType::String).alias("value_raw"),
+            col("value")
+                .cast(DataType::String)
+                .cast(DataType::Float64)
+                .alias("value"),
+            col("occurred_at")
+                .cast(DataType::String)
+                .alias("occurred_at_raw"),
+            file.time_expr(&schema, "occurred_at").alias("occurred_at"),
+        ]);
+    let frame = collect_checked(file, frame)?;
+    file.check_present(&frame, "subject")?;
+    file.check_parsed(&frame, "value_raw", "value", "not a number")
+        .map_err(|e| rename_column(e, "value"))?;
+    file.check_present(&frame, "occurred_at_raw")
+        .map_err(|e| rename_column(e, "occurred_at"))?;
+    file.check_parsed(
+        &frame,
+        "occurred_at_raw",
+        "occurred_at",
+        "not an RFC 3339 time such as 2026-01-08T20:50:59Z",
+    )
+    .map_err(|e| rename_column(e, "occurred_at"))?;
+    Ok(frame
+        .select(["subject", "value", "occurred_at"])
+        .expect("selected columns exist"))
+}
+
+fn load_covariate(file: &InputFile) -> Result<DataFrame, InputError> {
+    let scan = file.scan_columns(&["subject", "value"])?;
+    let frame = scan.with_row_index(ROW, None).select([
+        col(ROW),
+        col("subject").cast(DataType::String),
+        col("value").cast(DataType::String).alias("value_raw"),
+        col("value")
+            .cast(DataType::String)
+            .cast(DataType::Float64)
+            .alias("x"),
+    ]);
+    let frame = collect_checked(file, frame)?;
+    file.check_present(&frame, "subject")?;
+    file.check_parsed(&frame, "value_raw", "x", "not a number")
+        .map_err(|e| rename_column(e, "value"))?;
+    let summed = frame
+        .lazy()
+        .group_by([col("subject")])
+        .agg([col("x").fill_null(lit(0.0)).sum()])
+        .collect()
+        .map_err(|e| InputError::File {
+            file: file.path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    Ok(summed)
+}
+
+fn rename_column(error: InputError, column: &str) -> InputError {
+    match error {
+        InputError::Value {
+            file, row, message, ..
+        } => InputError::Value {
+            file,
+            row,
+            column: column.to_owned(),
+            message,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn case(name: &str) -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/cases"
+        ))
+        .join(name)
+    }
+
+    fn expected(name: &str) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(case(name).join("expected.json")).unwrap())
+            .unwrap()
+    }
+
+    fn run(name: &str, outcome: Outcome) -> Aggregates {
+        let dir = case(name);
+        aggregate(&PipelineSpec {
+            assignments: &dir.join("assignments.csv"),
+            events: &dir.join("events.csv"),
+            covariate: Some(&dir.join("covariate.csv")),
+            metric: "purchase",
+            outcome,
+            window_hours: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn per_variant_users_and_means_match_every_reference_case() {
+        for name in ["two-arms", "three-arms", "srm"] {
+            let expected = expected(name);
+            for (kind, outcome) in [("binary", Outcome::Binary), ("sum", Outcome::Sum)] {
+                let got = run(name, outcome);
+                let variants = &expected[format!("{kind}/frequentist")]["variants"];
+                assert_eq!(
+                    got.variants.len(),
+                    variants.as_object().unwrap().len(),
+                    "{name}"
+                );
+                for v in &got.variants {
+                    let e = &variants[&v.variant];
+                    assert_eq!(
+                        v.users,
+                        e["users"].as_u64().unwrap(),
+                        "{name} {kind} {}",
+                        v.variant
+                    );
+                    let mean = v.sum / v.users as f64;
+                    let want = e["mean"].as_f64().unwrap();
+                    assert!(
+                        ((mean - want) / want).abs() < 1e-9,
+                        "{name} {kind} {}: {mean} vs {want}",
+                        v.variant
+                    );
+                }
+                assert!(
+                    got.unknown_subject_events > 0,
+                    "the cases hold events of unknown subjects"
+                );
+                assert_eq!(got.multiple_variant_subjects, 0);
+            }
+        }
+    }
+}
