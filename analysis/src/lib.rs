@@ -7,4 +7,5 @@ pub mod export;
 pub mod input;
 pub mod pipeline;
 pub mod power;
+pub mod report;
 pub mod stats;

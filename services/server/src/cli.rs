@@ -49,6 +49,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
     },
+    /// Analyse an export offline: per-variant statistics, SRM, and each variant
+    /// against the control (the contract is shared/design/ANALYZE.md).
+    Analyze(AnalyzeArgs),
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -76,6 +79,61 @@ enum TokenCommand {
         #[arg(long)]
         role: Option<Role>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct AnalyzeArgs {
+    /// Assignments: subject,variant,assigned_at (.csv or .parquet).
+    #[arg(long)]
+    assignments: std::path::PathBuf,
+    /// Events: subject,event,value,occurred_at (.csv or .parquet).
+    #[arg(long)]
+    events: std::path::PathBuf,
+    /// The event name of the metric.
+    #[arg(long)]
+    metric: String,
+    #[arg(long, value_enum, default_value_t = KindArg::Binary)]
+    kind: KindArg,
+    #[arg(long, value_enum, default_value_t = MethodArg::Frequentist)]
+    method: MethodArg,
+    /// The control variant.
+    #[arg(long, default_value = "control")]
+    control: String,
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+    /// The sequential method's tuning parameter N*.
+    #[arg(long, default_value_t = 5000.0)]
+    tuning: f64,
+    /// CUPED pre-period value per subject: subject,value (a missing subject has 0).
+    #[arg(long)]
+    covariate: Option<std::path::PathBuf>,
+    /// Expected split for the SRM check, e.g. control=1,v1=1 (default: equal).
+    #[arg(long)]
+    weights: Option<String>,
+    /// Attribution window in hours after the assignment (default: none).
+    #[arg(long = "window-hours")]
+    window_hours: Option<f64>,
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    Binary,
+    Sum,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MethodArg {
+    Frequentist,
+    Sequential,
+    Bayesian,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Json,
+    Table,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -208,6 +266,13 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Analyze(args) => {
+            let report = tokio::task::spawn_blocking(move || run_analysis(&args))
+                .await
+                .map_err(|e| format!("the analysis was interrupted: {e}"))??;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit(AuditCommand::Verify) => {
             let store = open_store(&config.database_url)
                 .await
@@ -292,6 +357,68 @@ async fn run_token(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs `pilotgate analyze` and returns what to print.
+fn run_analysis(args: &AnalyzeArgs) -> Result<String, String> {
+    use pilotgate_analysis::pipeline::{Outcome, PipelineSpec};
+    use pilotgate_analysis::report::{AnalyzeOptions, analyze};
+    use pilotgate_analysis::stats::{Method, Prior};
+
+    if args
+        .window_hours
+        .is_some_and(|h| !(h.is_finite() && h > 0.0))
+    {
+        return Err("--window-hours must be a positive number of hours".to_owned());
+    }
+    if !(args.tuning.is_finite() && args.tuning > 0.0) {
+        return Err("--tuning must be a positive number".to_owned());
+    }
+    let weights = match &args.weights {
+        None => Vec::new(),
+        Some(text) => text
+            .split(',')
+            .map(|pair| {
+                let (name, weight) = pair.split_once('=').ok_or(())?;
+                Ok((
+                    name.trim().to_owned(),
+                    weight.trim().parse::<f64>().map_err(|_| ())?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ()>>()
+            .map_err(|_| {
+                "--weights: expected NAME=WEIGHT pairs separated by commas, e.g. control=1,v1=1"
+                    .to_owned()
+            })?,
+    };
+    let spec = PipelineSpec {
+        assignments: &args.assignments,
+        events: &args.events,
+        covariate: args.covariate.as_deref(),
+        metric: &args.metric,
+        outcome: match args.kind {
+            KindArg::Binary => Outcome::Binary,
+            KindArg::Sum => Outcome::Sum,
+        },
+        window_hours: args.window_hours,
+    };
+    let options = AnalyzeOptions {
+        method: match args.method {
+            MethodArg::Frequentist => Method::Frequentist,
+            MethodArg::Sequential => Method::Sequential {
+                tuning: args.tuning,
+            },
+            MethodArg::Bayesian => Method::Bayesian { prior: Prior::Flat },
+        },
+        control: args.control.clone(),
+        alpha: args.alpha,
+        weights,
+    };
+    let report = analyze(&spec, &options).map_err(|e| e.to_string())?;
+    Ok(match args.format {
+        FormatArg::Json => serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+        FormatArg::Table => report.table(),
+    })
 }
 
 /// A new token from the operating system's random source.

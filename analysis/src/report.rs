@@ -1,0 +1,516 @@
+//! `pilotgate analyze`: per-variant statistics, SRM, and each variant against
+//! the control, as the JSON of ANALYZE.md or a table for people.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::input::InputError;
+use crate::pipeline::{Aggregates, Outcome, PipelineSpec, VariantSums, aggregate};
+use crate::stats::{
+    Effect, Interval, Method, RegressionAdjusted, SampleStatistic, check_srm, compare,
+    compare_adjusted,
+};
+
+/// How to analyse, besides the files.
+#[derive(Debug, Clone)]
+pub struct AnalyzeOptions {
+    pub method: Method,
+    pub control: String,
+    pub alpha: f64,
+    /// Expected split for the SRM check, by variant; equal when empty.
+    pub weights: Vec<(String, f64)>,
+}
+
+/// Why an analysis cannot be given, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Design(String),
+}
+
+/// One variant's unadjusted per-user statistics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VariantReport {
+    pub variant: String,
+    pub users: u64,
+    pub sum: f64,
+    pub sum_squares: f64,
+    pub mean: Option<f64>,
+    pub variance: Option<f64>,
+    /// The CUPED coefficient, when a covariate was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub theta: Option<f64>,
+}
+
+/// The sample ratio check.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SrmReport {
+    pub chi2: f64,
+    pub p_value: f64,
+    pub mismatch: bool,
+}
+
+/// One effect of one comparison; fields that do not apply to the method are left out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EffectReport {
+    pub estimate: f64,
+    pub ci: [f64; 2],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chance_to_win: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk: Option<[f64; 2]>,
+}
+
+/// A variant against the control. An effect that cannot be computed is null and `notes` says why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComparisonReport {
+    pub variant: String,
+    pub relative: Option<EffectReport>,
+    pub absolute: Option<EffectReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// What the analysis left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Excluded {
+    pub unknown_subject_events: u64,
+    pub multiple_variant_subjects: u64,
+}
+
+/// The whole analysis, as ANALYZE.md specifies its JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub metric: String,
+    pub kind: &'static str,
+    pub method: &'static str,
+    pub control: String,
+    pub alpha: f64,
+    pub variants: Vec<VariantReport>,
+    pub srm: Option<SrmReport>,
+    pub comparisons: Vec<ComparisonReport>,
+    pub excluded: Excluded,
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match method {
+        Method::Frequentist => "frequentist",
+        Method::Sequential { .. } => "sequential",
+        Method::Bayesian { .. } => "bayesian",
+    }
+}
+
+impl From<Interval> for EffectReport {
+    fn from(i: Interval) -> Self {
+        EffectReport {
+            estimate: i.estimate,
+            ci: i.ci,
+            p_value: i.p_value,
+            chance_to_win: i.chance_to_win,
+            risk: i.risk,
+        }
+    }
+}
+
+fn statistic(kind: Outcome, v: &VariantSums) -> SampleStatistic {
+    match kind {
+        Outcome::Binary => SampleStatistic::proportion(v.users, v.sum),
+        Outcome::Sum => SampleStatistic::sample_mean(v.users, v.sum, v.sum_squares),
+    }
+}
+
+fn adjusted(kind: Outcome, v: &VariantSums) -> RegressionAdjusted {
+    RegressionAdjusted::new(
+        statistic(kind, v),
+        SampleStatistic::sample_mean(v.users, v.x_sum, v.x_sum_squares),
+        v.xy_sum,
+    )
+}
+
+/// Reads the files, aggregates and compares every variant with the control.
+pub fn analyze(spec: &PipelineSpec<'_>, options: &AnalyzeOptions) -> Result<Report, AnalyzeError> {
+    let aggregates = aggregate(spec)?;
+    report(spec, options, aggregates)
+}
+
+/// The report of aggregates already computed (the server aggregates in the database).
+pub fn report(
+    spec: &PipelineSpec<'_>,
+    options: &AnalyzeOptions,
+    aggregates: Aggregates,
+) -> Result<Report, AnalyzeError> {
+    if !(options.alpha > 0.0 && options.alpha < 1.0) {
+        return Err(AnalyzeError::Design(
+            "--alpha must be strictly between 0 and 1".to_owned(),
+        ));
+    }
+    let mut sums = aggregates.variants;
+    // Variants named only in --weights still count for SRM, with 0 users.
+    for (name, _) in &options.weights {
+        if !sums.iter().any(|v| &v.variant == name) {
+            sums.push(VariantSums {
+                variant: name.clone(),
+                users: 0,
+                sum: 0.0,
+                sum_squares: 0.0,
+                x_sum: 0.0,
+                x_sum_squares: 0.0,
+                xy_sum: 0.0,
+            });
+        }
+    }
+    // The control first, then the others by name.
+    sums.sort_by(|a, b| {
+        (a.variant != options.control, &a.variant).cmp(&(b.variant != options.control, &b.variant))
+    });
+    let control = match sums.first() {
+        Some(c) if c.variant == options.control && c.users > 0 => c.clone(),
+        _ => {
+            return Err(AnalyzeError::Input(InputError::File {
+                file: spec.assignments.display().to_string(),
+                message: format!(
+                    "no users in the control '{}' (choose it with --control)",
+                    options.control
+                ),
+            }));
+        }
+    };
+    if let Some((name, _)) = options
+        .weights
+        .iter()
+        .find(|(_, w)| !(w.is_finite() && *w > 0.0))
+    {
+        return Err(AnalyzeError::Design(format!(
+            "--weights: the weight of '{name}' must be a positive number"
+        )));
+    }
+    let weights: Vec<f64> = sums
+        .iter()
+        .map(|v| {
+            if options.weights.is_empty() {
+                Ok(1.0)
+            } else {
+                options
+                    .weights
+                    .iter()
+                    .find(|(name, _)| name == &v.variant)
+                    .map(|(_, w)| *w)
+                    .ok_or_else(|| {
+                        AnalyzeError::Design(format!(
+                            "--weights names no weight for the variant '{}'",
+                            v.variant
+                        ))
+                    })
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    let users: Vec<u64> = sums.iter().map(|v| v.users).collect();
+    let srm = check_srm(&users, &weights).ok().map(|c| SrmReport {
+        chi2: c.chi2,
+        p_value: c.p_value,
+        mismatch: c.mismatch,
+    });
+
+    let cuped = spec.covariate.is_some();
+    let mut comparisons = Vec::new();
+    let mut thetas = vec![None; sums.len()];
+    for (index, variant) in sums.iter().enumerate().skip(1) {
+        let mut notes = Vec::new();
+        let mut effect = |effect: Effect| -> Option<EffectReport> {
+            let outcome = if cuped {
+                compare_adjusted(
+                    &options.method,
+                    effect,
+                    &adjusted(spec.outcome, &control),
+                    &adjusted(spec.outcome, variant),
+                    options.alpha,
+                )
+                .map(|a| {
+                    thetas[index] = Some(a.theta);
+                    thetas[0].get_or_insert(a.theta);
+                    a.interval
+                })
+            } else {
+                compare(
+                    &options.method,
+                    effect,
+                    &statistic(spec.outcome, &control),
+                    &statistic(spec.outcome, variant),
+                    options.alpha,
+                )
+            };
+            match outcome {
+                Ok(interval) => Some(interval.into()),
+                Err(error) => {
+                    let label = match effect {
+                        Effect::Relative => "relative",
+                        Effect::Absolute => "absolute",
+                    };
+                    notes.push(format!("{label}: {error}"));
+                    None
+                }
+            }
+        };
+        let relative = effect(Effect::Relative);
+        let absolute = effect(Effect::Absolute);
+        comparisons.push(ComparisonReport {
+            variant: variant.variant.clone(),
+            relative,
+            absolute,
+            notes,
+        });
+    }
+    let variants = sums
+        .iter()
+        .zip(thetas)
+        .map(|(v, theta)| {
+            let s = statistic(spec.outcome, v);
+            VariantReport {
+                variant: v.variant.clone(),
+                users: v.users,
+                sum: v.sum,
+                sum_squares: v.sum_squares,
+                mean: (v.users > 0).then(|| s.mean()).filter(|m| m.is_finite()),
+                variance: (v.users > 1)
+                    .then(|| s.variance())
+                    .filter(|m| m.is_finite()),
+                theta: if cuped { theta.or(Some(0.0)) } else { None },
+            }
+        })
+        .collect();
+    Ok(Report {
+        metric: spec.metric.to_owned(),
+        kind: match spec.outcome {
+            Outcome::Binary => "binary",
+            Outcome::Sum => "sum",
+        },
+        method: method_name(&options.method),
+        control: options.control.clone(),
+        alpha: options.alpha,
+        variants,
+        srm,
+        comparisons,
+        excluded: Excluded {
+            unknown_subject_events: aggregates.unknown_subject_events,
+            multiple_variant_subjects: aggregates.multiple_variant_subjects,
+        },
+    })
+}
+
+fn number(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+impl Report {
+    /// A table for people: variants, then each comparison.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} ({}), {} analysis, alpha {}, control '{}'",
+            self.metric, self.kind, self.method, self.alpha, self.control
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<20} {:>10} {:>14} {:>12}",
+            "variant", "users", "mean", "variance"
+        );
+        for v in &self.variants {
+            let _ = writeln!(
+                out,
+                "{:<20} {:>10} {:>14} {:>12}",
+                v.variant,
+                v.users,
+                number(v.mean, 6),
+                number(v.variance, 6)
+            );
+        }
+        if let Some(srm) = self.srm {
+            let verdict = if srm.mismatch {
+                "MISMATCH: the split does not follow the weights"
+            } else {
+                "ok"
+            };
+            let _ = writeln!(
+                out,
+                "\nsample ratio: chi2 {:.3}, p {:.4} ({verdict})",
+                srm.chi2, srm.p_value
+            );
+        }
+        let level = ((1.0 - self.alpha) * 100.0).round();
+        for c in &self.comparisons {
+            let _ = writeln!(out, "\n{} vs {}", c.variant, self.control);
+            for (label, effect) in [("relative", &c.relative), ("absolute", &c.absolute)] {
+                match effect {
+                    Some(e) => {
+                        let scale = if label == "relative" { 100.0 } else { 1.0 };
+                        let unit = if label == "relative" { "%" } else { "" };
+                        let mut line = format!(
+                            "  {label:<9} {:+.3}{unit}  {level}% interval [{:+.3}{unit}, {:+.3}{unit}]",
+                            e.estimate * scale,
+                            e.ci[0] * scale,
+                            e.ci[1] * scale
+                        );
+                        if let Some(p) = e.p_value {
+                            let _ = write!(line, "  p {p:.4}");
+                        }
+                        if let Some(ctw) = e.chance_to_win {
+                            let _ = write!(line, "  chance to win {:.1}%", ctw * 100.0);
+                        }
+                        let _ = writeln!(out, "{line}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "  {label:<9} n/a");
+                    }
+                }
+            }
+            for note in &c.notes {
+                let _ = writeln!(out, "  note: {note}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nleft out: {} events of unknown subjects, {} subjects assigned to more than one variant",
+            self.excluded.unknown_subject_events, self.excluded.multiple_variant_subjects
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn case(name: &str) -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/cases"
+        ))
+        .join(name)
+    }
+
+    fn close(got: f64, want: f64) -> bool {
+        (got - want).abs() <= 1e-9 + 1e-6 * want.abs()
+    }
+
+    /// Every `expected.json` key (`kind/method[/cuped]`) of every reference case, to 1e-6 relative.
+    #[test]
+    fn every_reference_case_matches_gbstats() {
+        let mut checked = 0;
+        for name in ["two-arms", "three-arms", "srm"] {
+            let dir = case(name);
+            let expected: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
+                    .unwrap();
+            for (key, want) in expected.as_object().unwrap() {
+                let parts: Vec<&str> = key.split('/').collect();
+                let outcome = if parts[0] == "binary" {
+                    Outcome::Binary
+                } else {
+                    Outcome::Sum
+                };
+                let method = match parts[1] {
+                    "frequentist" => Method::Frequentist,
+                    "sequential" => Method::SEQUENTIAL_DEFAULT,
+                    _ => Method::BAYESIAN_FLAT,
+                };
+                let covariate = dir.join("covariate.csv");
+                let spec = PipelineSpec {
+                    assignments: &dir.join("assignments.csv"),
+                    events: &dir.join("events.csv"),
+                    covariate: (parts.get(2) == Some(&"cuped")).then_some(covariate.as_path()),
+                    metric: "purchase",
+                    outcome,
+                    window_hours: None,
+                };
+                let options = AnalyzeOptions {
+                    method,
+                    control: "control".to_owned(),
+                    alpha: 0.05,
+                    weights: vec![],
+                };
+                let got = analyze(&spec, &options).unwrap();
+                let json = serde_json::to_value(&got).unwrap();
+                assert!(
+                    close(got.srm.unwrap().p_value, want["srm_p"].as_f64().unwrap()),
+                    "{name} {key} srm"
+                );
+                for (variant, w) in want["variants"].as_object().unwrap() {
+                    let g = got.variants.iter().find(|v| &v.variant == variant).unwrap();
+                    assert_eq!(g.users, w["users"].as_u64().unwrap());
+                    assert!(
+                        close(g.mean.unwrap(), w["mean"].as_f64().unwrap()),
+                        "{name} {key} {variant} mean"
+                    );
+                }
+                for (variant, effects) in want["comparisons"].as_object().unwrap() {
+                    let g = json["comparisons"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|c| c["variant"] == variant.as_str())
+                        .unwrap();
+                    for (effect, fields) in effects.as_object().unwrap() {
+                        for (field, value) in fields.as_object().unwrap() {
+                            let got_value = &g[effect][field];
+                            match value {
+                                serde_json::Value::Array(bounds) => {
+                                    for (i, bound) in bounds.iter().enumerate() {
+                                        let got_bound = got_value[i].as_f64().unwrap();
+                                        assert!(
+                                            close(got_bound, bound.as_f64().unwrap()),
+                                            "{name} {key} {variant} {effect} {field}[{i}]: {got_bound} vs {bound}"
+                                        );
+                                    }
+                                }
+                                _ => {
+                                    let got_number = got_value.as_f64().unwrap();
+                                    assert!(
+                                        close(got_number, value.as_f64().unwrap()),
+                                        "{name} {key} {variant} {effect} {field}: {got_number} vs {value}"
+                                    );
+                                }
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 200, "only {checked} values were compared");
+    }
+
+    #[test]
+    fn a_missing_control_is_refused_naming_the_assignments_file() {
+        let dir = case("two-arms");
+        let spec = PipelineSpec {
+            assignments: &dir.join("assignments.csv"),
+            events: &dir.join("events.csv"),
+            covariate: None,
+            metric: "purchase",
+            outcome: Outcome::Binary,
+            window_hours: None,
+        };
+        let options = AnalyzeOptions {
+            method: Method::Frequentist,
+            control: "baseline".to_owned(),
+            alpha: 0.05,
+            weights: vec![],
+        };
+        let error = analyze(&spec, &options).unwrap_err().to_string();
+        assert!(
+            error.ends_with(
+                "assignments.csv: no users in the control 'baseline' (choose it with --control)"
+            ),
+            "{error}"
+        );
+    }
+}
