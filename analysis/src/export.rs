@@ -65,7 +65,7 @@ fn utc_micros(name: &str, micros: &[i64]) -> Column {
 }
 
 impl AssignmentColumns {
-    fn frame(&self) -> PolarsResult<DataFrame> {
+    pub(crate) fn frame(&self) -> PolarsResult<DataFrame> {
         DataFrame::new(
             self.subject.len(),
             vec![
@@ -78,7 +78,7 @@ impl AssignmentColumns {
 }
 
 impl EventColumns {
-    fn frame(&self) -> PolarsResult<DataFrame> {
+    pub(crate) fn frame(&self) -> PolarsResult<DataFrame> {
         DataFrame::new(
             self.subject.len(),
             vec![

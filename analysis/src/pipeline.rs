@@ -63,14 +63,32 @@ pub fn aggregate(spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
     let events = load_events(&events_file, spec.metric)?;
     let covariate = covariate_file.as_ref().map(load_covariate).transpose()?;
 
-    let polars_error = |e: PolarsError| InputError::File {
+    aggregate_frames(
+        assignments,
+        events,
+        covariate,
+        spec.outcome,
+        spec.window_hours,
+    )
+    .map_err(|e| InputError::File {
         file: assignments_file.path.display().to_string(),
         message: format!(
             "the analysis failed: {}",
             e.to_string().lines().next().unwrap_or_default()
         ),
-    };
+    })
+}
 
+/// Frames already loaded: assignments `subject, variant, assigned_at`, the
+/// metric's events `subject, value, occurred_at` (times as UTC datetimes) and
+/// an optional covariate `subject, x`.
+pub fn aggregate_frames(
+    assignments: DataFrame,
+    events: DataFrame,
+    covariate: Option<DataFrame>,
+    outcome: Outcome,
+    window_hours: Option<f64>,
+) -> PolarsResult<Aggregates> {
     // One row per subject; a subject seen with two variants is left out and counted.
     let per_subject = assignments
         .clone()
@@ -81,14 +99,11 @@ pub fn aggregate(spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
             col("variant").first(),
             col("assigned_at").min(),
         ])
-        .collect()
-        .map_err(polars_error)?;
+        .collect()?;
     let multiple_variant_subjects = per_subject
-        .column("variants")
-        .map_err(polars_error)?
+        .column("variants")?
         .as_materialized_series()
-        .gt(1)
-        .map_err(polars_error)?
+        .gt(1)?
         .sum()
         .unwrap_or(0) as u64;
     let known_subjects = per_subject
@@ -111,10 +126,8 @@ pub fn aggregate(spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
         )
         .filter(col("is_known").is_null())
         .select([len().alias("n")])
-        .collect()
-        .map_err(polars_error)?
-        .column("n")
-        .map_err(polars_error)?
+        .collect()?
+        .column("n")?
         .get(0)
         .ok()
         .and_then(|v| v.extract::<u64>())
@@ -124,7 +137,7 @@ pub fn aggregate(spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
         .lazy()
         .inner_join(valid.clone(), col("subject"), col("subject"))
         .filter(col("occurred_at").gt_eq(col("assigned_at")));
-    if let Some(hours) = spec.window_hours {
+    if let Some(hours) = window_hours {
         let window_micros = (hours * 3_600_000_000.0).round() as i64;
         attributed = attributed.filter(
             col("occurred_at")
@@ -136,7 +149,7 @@ pub fn aggregate(spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
         len().alias("events"),
         col("value").fill_null(lit(0.0)).sum().alias("total"),
     ]);
-    let y = match spec.outcome {
+    let y = match outcome {
         Outcome::Binary => when(col("events").is_not_null())
             .then(lit(1.0))
             .otherwise(lit(0.0)),
@@ -162,8 +175,7 @@ pub fn aggregate(spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
             (col("x") * col("y")).sum().alias("xy_sum"),
         ])
         .sort(["variant"], SortMultipleOptions::default())
-        .collect()
-        .map_err(polars_error)?;
+        .collect()?;
     let mut variants = Vec::with_capacity(sums.height());
     for i in 0..sums.height() {
         let text = |name: &str| {

@@ -5,8 +5,15 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use std::path::Path;
+
+use polars::prelude::PolarsError;
+
+use crate::export::{AssignmentColumns, EventColumns};
 use crate::input::InputError;
-use crate::pipeline::{Aggregates, Outcome, PipelineSpec, VariantSums, aggregate};
+use crate::pipeline::{
+    Aggregates, Outcome, PipelineSpec, VariantSums, aggregate, aggregate_frames,
+};
 use crate::stats::{
     Effect, Interval, Method, RegressionAdjusted, SampleStatistic, check_srm, compare,
     compare_adjusted,
@@ -138,7 +145,54 @@ pub fn analyze(spec: &PipelineSpec<'_>, options: &AnalyzeOptions) -> Result<Repo
     report(spec, options, aggregates)
 }
 
-/// The report of aggregates already computed (the server aggregates in the database).
+/// Analyses columns already in memory (the server's results come from the
+/// database): the events of every name, of which the metric's are used.
+pub fn analyze_columns(
+    assignments: &AssignmentColumns,
+    events: &EventColumns,
+    metric: &str,
+    outcome: Outcome,
+    window_hours: Option<f64>,
+    options: &AnalyzeOptions,
+) -> Result<Report, AnalyzeError> {
+    let source = Path::new("the pilot's assignments");
+    let spec = PipelineSpec {
+        assignments: source,
+        events: source,
+        covariate: None,
+        metric,
+        outcome,
+        window_hours,
+    };
+    let failed = |e: PolarsError| {
+        AnalyzeError::Design(format!(
+            "the analysis failed: {}",
+            e.to_string().lines().next().unwrap_or_default()
+        ))
+    };
+    let mut of_metric = EventColumns::default();
+    for i in (0..events.event.len()).filter(|&i| events.event[i] == metric) {
+        of_metric.subject.push(events.subject[i].clone());
+        of_metric.event.push(events.event[i].clone());
+        of_metric.value.push(events.value[i]);
+        of_metric.occurred_at.push(events.occurred_at[i]);
+    }
+    let event_frame = of_metric
+        .frame()
+        .and_then(|f| f.select(["subject", "value", "occurred_at"]))
+        .map_err(failed)?;
+    let aggregates = aggregate_frames(
+        assignments.frame().map_err(failed)?,
+        event_frame,
+        None,
+        outcome,
+        window_hours,
+    )
+    .map_err(failed)?;
+    report(&spec, options, aggregates)
+}
+
+/// The report of aggregates already computed.
 pub fn report(
     spec: &PipelineSpec<'_>,
     options: &AnalyzeOptions,

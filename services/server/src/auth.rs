@@ -101,6 +101,11 @@ pub const PERMISSIONS: &[RoutePermission] = &[
         Roles(&[Marketer]),
     ),
     route("POST", "/api/v1/experiments/{key}/stop", Roles(&[Marketer])),
+    route(
+        "GET",
+        "/api/v1/experiments/{key}/results",
+        Roles(&[Marketer, Analyst, Compliance]),
+    ),
     route("POST", "/api/v1/assign", Roles(&[Ingest])),
     route("POST", "/api/v1/events", Roles(&[Ingest])),
     route("GET", "/api/v1/audit", Roles(&[Compliance])),

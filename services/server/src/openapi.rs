@@ -31,6 +31,7 @@ use crate::routes;
         routes::experiments::deny,
         routes::experiments::start,
         routes::experiments::stop,
+        routes::results::show,
         routes::assignments::assign,
         routes::events::record,
         routes::audit::list,

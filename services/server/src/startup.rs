@@ -160,6 +160,7 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::experiments::deny)
         .service(routes::experiments::start)
         .service(routes::experiments::stop)
+        .service(routes::results::show)
         .service(routes::assignments::assign)
         .service(routes::events::record)
         .service(routes::audit::list)

@@ -8,4 +8,5 @@ pub mod experiments;
 pub mod health;
 pub mod legal_basis_map;
 pub mod purposes;
+pub mod results;
 pub mod subjects;

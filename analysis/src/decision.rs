@@ -1,0 +1,378 @@
+//! The decision a pilot's results justify: `scale`, `do_not_scale`,
+//! `keep_running` or `invalid`, with every reason spelled out.
+//!
+//! Rules, per variant against the control, on the primary metric's relative
+//! interval: `invalid` when the split (SRM) or the withdrawals are imbalanced;
+//! `do_not_scale` when the variant is significantly worse, harms a guardrail
+//! (a significant increase of a guardrail event, such as refunds or
+//! unsubscribes), or — with the planned sample size reached — its interval
+//! rules out the pre-registered MDE; `scale` when the interval lies above 0
+//! (with several variants, also the Holm-adjusted p-value below alpha) and no
+//! guardrail is harmed; otherwise `keep_running`.
+
+use serde::Serialize;
+
+use crate::report::{Report, SrmReport};
+use crate::stats::holm;
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Scale,
+    DoNotScale,
+    KeepRunning,
+    Invalid,
+}
+
+/// The verdict, the variant it names (for `scale`), and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub outcome: Verdict,
+    pub variant: Option<String>,
+    pub reasons: Vec<String>,
+}
+
+/// What the decision weighs.
+#[derive(Debug, Clone)]
+pub struct DecisionInput<'a> {
+    pub primary: &'a Report,
+    pub guardrails: &'a [Report],
+    /// The pre-registered minimum detectable effect, relative.
+    pub mde: f64,
+    pub planned_per_variant: Option<u64>,
+    /// Withdrawn subjects per variant tested against the split, when any withdrew.
+    pub withdrawal_imbalance: Option<SrmReport>,
+}
+
+fn percent(x: f64) -> String {
+    format!("{:+.2}%", x * 100.0)
+}
+
+/// Decides. Every branch leaves a reason a marketer and a DPO can read.
+pub fn decide(input: &DecisionInput<'_>) -> Decision {
+    let mut reasons = Vec::new();
+    let primary = input.primary;
+    if let Some(srm) = primary.srm.filter(|s| s.mismatch) {
+        reasons.push(format!("sample ratio mismatch (chi-square p = {:.2e}): the split does not follow the weights, so the comparison cannot be trusted", srm.p_value));
+    }
+    if let Some(imbalance) = input.withdrawal_imbalance.filter(|s| s.mismatch) {
+        reasons.push(format!("withdrawals are imbalanced across variants (p = {:.2e}): excluding them would bias the comparison", imbalance.p_value));
+    }
+    if !reasons.is_empty() {
+        return Decision {
+            outcome: Verdict::Invalid,
+            variant: None,
+            reasons,
+        };
+    }
+    let holm_adjusted: Option<Vec<f64>> = {
+        let p: Option<Vec<f64>> = primary
+            .comparisons
+            .iter()
+            .map(|c| c.relative.as_ref().and_then(|r| r.p_value))
+            .collect();
+        p.filter(|p| p.len() > 1).and_then(|p| holm(&p).ok())
+    };
+    let users_of = |variant: &str| {
+        primary
+            .variants
+            .iter()
+            .find(|v| v.variant == variant)
+            .map_or(0, |v| v.users)
+    };
+    let control_users = users_of(&primary.control);
+    let mut verdicts = Vec::new();
+    for (index, comparison) in primary.comparisons.iter().enumerate() {
+        let name = &comparison.variant;
+        let Some(relative) = &comparison.relative else {
+            reasons.push(format!(
+                "{name}: the relative lift cannot be computed yet ({})",
+                comparison.notes.join("; ")
+            ));
+            verdicts.push((Verdict::KeepRunning, name, f64::NEG_INFINITY));
+            continue;
+        };
+        let [low, high] = relative.ci;
+        let harmed: Vec<String> = input
+            .guardrails
+            .iter()
+            .filter_map(|g| {
+                let c = g.comparisons.iter().find(|c| &c.variant == name)?;
+                let r = c.relative.as_ref()?;
+                (r.ci[0] > 0.0).then(|| {
+                    format!(
+                        "{} rose by {} [{}, {}]",
+                        g.metric,
+                        percent(r.estimate),
+                        percent(r.ci[0]),
+                        percent(r.ci[1])
+                    )
+                })
+            })
+            .collect();
+        let enough = input
+            .planned_per_variant
+            .is_none_or(|planned| control_users.min(users_of(name)) >= planned);
+        let significant = holm_adjusted
+            .as_ref()
+            .is_none_or(|adjusted| adjusted[index] < primary.alpha);
+        let interval = format!(
+            "{} [{}, {}]",
+            percent(relative.estimate),
+            percent(low),
+            percent(high)
+        );
+        let verdict = if high < 0.0 {
+            reasons.push(format!(
+                "{name}: {} is significantly worse: {interval}",
+                primary.metric
+            ));
+            Verdict::DoNotScale
+        } else if !harmed.is_empty() {
+            reasons.push(format!(
+                "{name}: a guardrail is harmed: {}",
+                harmed.join("; ")
+            ));
+            Verdict::DoNotScale
+        } else if low > 0.0 && significant {
+            let versus_mde = if low >= input.mde {
+                "at least"
+            } else {
+                "possibly below"
+            };
+            reasons.push(format!("{name}: {} lifts by {interval}, above 0 and {versus_mde} the MDE of {}; no guardrail harmed", primary.metric, percent(input.mde)));
+            Verdict::Scale
+        } else if enough && high < input.mde {
+            reasons.push(format!("{name}: with the planned sample reached, {interval} rules out the MDE of {}: the effect is too small to matter", percent(input.mde)));
+            Verdict::DoNotScale
+        } else {
+            let progress = match input.planned_per_variant {
+                Some(planned) => format!(
+                    "{} of {planned} planned users per variant",
+                    control_users.min(users_of(name))
+                ),
+                None => "no planned sample size".to_owned(),
+            };
+            let why = if low > 0.0 {
+                "not significant after the Holm correction"
+            } else {
+                "still includes 0"
+            };
+            reasons.push(format!("{name}: {interval} {why}; {progress}"));
+            Verdict::KeepRunning
+        };
+        verdicts.push((verdict, name, relative.estimate));
+    }
+    let best_scale = verdicts
+        .iter()
+        .filter(|(v, _, _)| *v == Verdict::Scale)
+        .max_by(|a, b| a.2.total_cmp(&b.2));
+    let (outcome, variant) = match best_scale {
+        Some((_, name, _)) => (Verdict::Scale, Some((*name).clone())),
+        None if !verdicts.is_empty()
+            && verdicts.iter().all(|(v, _, _)| *v == Verdict::DoNotScale) =>
+        {
+            (Verdict::DoNotScale, None)
+        }
+        None => (Verdict::KeepRunning, None),
+    };
+    Decision {
+        outcome,
+        variant,
+        reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{ComparisonReport, EffectReport, Excluded, VariantReport};
+
+    fn report(
+        metric: &str,
+        comparisons: Vec<(&str, f64, [f64; 2], f64)>,
+        srm_mismatch: bool,
+        users: u64,
+    ) -> Report {
+        let mut variants = vec![VariantReport {
+            variant: "control".into(),
+            users,
+            sum: 0.0,
+            sum_squares: 0.0,
+            mean: None,
+            variance: None,
+            theta: None,
+        }];
+        variants.extend(comparisons.iter().map(|(v, ..)| VariantReport {
+            variant: (*v).into(),
+            users,
+            sum: 0.0,
+            sum_squares: 0.0,
+            mean: None,
+            variance: None,
+            theta: None,
+        }));
+        Report {
+            metric: metric.into(),
+            kind: "binary",
+            method: "frequentist",
+            control: "control".into(),
+            alpha: 0.05,
+            variants,
+            srm: Some(SrmReport {
+                chi2: 0.0,
+                p_value: if srm_mismatch { 1e-6 } else { 0.5 },
+                mismatch: srm_mismatch,
+            }),
+            comparisons: comparisons
+                .into_iter()
+                .map(|(variant, estimate, ci, p)| ComparisonReport {
+                    variant: variant.into(),
+                    relative: Some(EffectReport {
+                        estimate,
+                        ci,
+                        p_value: Some(p),
+                        chance_to_win: None,
+                        risk: None,
+                    }),
+                    absolute: None,
+                    notes: vec![],
+                })
+                .collect(),
+            excluded: Excluded {
+                unknown_subject_events: 0,
+                multiple_variant_subjects: 0,
+            },
+        }
+    }
+
+    fn decide_on(primary: &Report, guardrails: &[Report], planned: Option<u64>) -> Decision {
+        decide(&DecisionInput {
+            primary,
+            guardrails,
+            mde: 0.05,
+            planned_per_variant: planned,
+            withdrawal_imbalance: None,
+        })
+    }
+
+    #[test]
+    fn every_verdict_with_its_reason() {
+        let positive = report(
+            "signup",
+            vec![("v1", 0.08, [0.02, 0.14], 0.004)],
+            false,
+            20_000,
+        );
+        let decision = decide_on(&positive, &[], Some(10_000));
+        assert_eq!(
+            (decision.outcome, decision.variant.as_deref()),
+            (Verdict::Scale, Some("v1"))
+        );
+        assert!(
+            decision.reasons[0].contains("possibly below the MDE"),
+            "{:?}",
+            decision.reasons
+        );
+
+        let worse = report(
+            "signup",
+            vec![("v1", -0.08, [-0.14, -0.02], 0.004)],
+            false,
+            20_000,
+        );
+        assert_eq!(decide_on(&worse, &[], None).outcome, Verdict::DoNotScale);
+
+        let harmful_guardrail = report(
+            "unsubscribe",
+            vec![("v1", 0.3, [0.1, 0.5], 0.001)],
+            false,
+            20_000,
+        );
+        let harmed = decide_on(&positive, std::slice::from_ref(&harmful_guardrail), None);
+        assert_eq!(harmed.outcome, Verdict::DoNotScale);
+        assert!(
+            harmed.reasons[0].contains("unsubscribe rose"),
+            "{:?}",
+            harmed.reasons
+        );
+
+        let flat = report(
+            "signup",
+            vec![("v1", 0.005, [-0.02, 0.03], 0.6)],
+            false,
+            20_000,
+        );
+        assert_eq!(
+            decide_on(&flat, &[], Some(10_000)).outcome,
+            Verdict::DoNotScale,
+            "the planned sample rules out the MDE"
+        );
+        let early = decide_on(&flat, &[], Some(50_000));
+        assert_eq!(early.outcome, Verdict::KeepRunning);
+        assert!(
+            early.reasons[0].contains("20000 of 50000 planned users"),
+            "{:?}",
+            early.reasons
+        );
+
+        let mismatch = report(
+            "signup",
+            vec![("v1", 0.08, [0.02, 0.14], 0.004)],
+            true,
+            20_000,
+        );
+        let invalid = decide_on(&mismatch, &[], None);
+        assert_eq!(invalid.outcome, Verdict::Invalid);
+        assert!(invalid.reasons[0].contains("sample ratio mismatch"));
+        let withdrawals = decide(&DecisionInput {
+            primary: &positive,
+            guardrails: &[],
+            mde: 0.05,
+            planned_per_variant: None,
+            withdrawal_imbalance: Some(SrmReport {
+                chi2: 30.0,
+                p_value: 1e-7,
+                mismatch: true,
+            }),
+        });
+        assert_eq!(withdrawals.outcome, Verdict::Invalid);
+    }
+
+    #[test]
+    fn with_several_variants_the_holm_correction_decides_significance() {
+        // v1 alone would pass at 0.04, but Holm over two variants needs 0.025.
+        let two = report(
+            "signup",
+            vec![
+                ("v1", 0.05, [0.001, 0.1], 0.04),
+                ("v2", 0.0, [-0.05, 0.05], 0.9),
+            ],
+            false,
+            1_000,
+        );
+        let decision = decide_on(&two, &[], Some(100_000));
+        assert_eq!(decision.outcome, Verdict::KeepRunning);
+        assert!(
+            decision.reasons[0].contains("Holm"),
+            "{:?}",
+            decision.reasons
+        );
+        let strong = report(
+            "signup",
+            vec![
+                ("v1", 0.05, [0.01, 0.1], 0.001),
+                ("v2", 0.09, [0.04, 0.14], 0.0001),
+            ],
+            false,
+            1_000,
+        );
+        let decision = decide_on(&strong, &[], None);
+        assert_eq!(
+            (decision.outcome, decision.variant.as_deref()),
+            (Verdict::Scale, Some("v2")),
+            "the larger lift is named"
+        );
+    }
+}

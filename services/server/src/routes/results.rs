@@ -1,0 +1,204 @@
+//! `GET /api/v1/experiments/{key}/results`: the `pilotgate analyze` report of a
+//! pilot's metric from the database, its guardrails, the decision, and the
+//! withdrawn subjects left out. Polars runs off the async runtime.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, get, web};
+use pilotgate_analysis::decision::{Decision, DecisionInput, decide};
+use pilotgate_analysis::export::{AssignmentColumns, EventColumns};
+use pilotgate_analysis::pipeline::Outcome;
+use pilotgate_analysis::report::{AnalyzeOptions, Report, SrmReport, analyze_columns};
+use pilotgate_analysis::stats::{Method, Prior, check_srm};
+use pilotgate_domain::experiment::{Metric, MetricKind};
+use pilotgate_domain::time::to_micros;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::startup::AppState;
+
+/// Query of the results.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsParams {
+    /// The metric's event name: the primary metric (default) or a guardrail.
+    pub metric: Option<String>,
+    /// frequentist (default), sequential or bayesian.
+    pub method: Option<String>,
+    /// Defaults to the pilot's pre-registered alpha.
+    pub alpha: Option<f64>,
+}
+
+/// Withdrawn subjects, left out of the analysis.
+#[derive(Debug, Serialize)]
+pub struct WithdrawnView {
+    pub by_variant: BTreeMap<String, u64>,
+    /// Withdrawals per variant tested against the split, like an SRM check.
+    pub imbalance: Option<SrmReport>,
+}
+
+/// The analyze report of the metric, plus the rest.
+#[derive(Debug, Serialize)]
+pub struct ResultsView {
+    #[serde(flatten)]
+    pub report: Report,
+    pub decision: Decision,
+    pub guardrails: Vec<Report>,
+    pub withdrawn: WithdrawnView,
+    pub planned_sample_size_per_variant: Option<i64>,
+}
+
+fn outcome_of(kind: MetricKind) -> Outcome {
+    match kind {
+        MetricKind::Binary => Outcome::Binary,
+        MetricKind::Sum => Outcome::Sum,
+    }
+}
+
+/// The analysis of a pilot's metric from its stored assignments and events,
+/// excluding withdrawn and erased subjects, with the decision and its reasons.
+#[utoipa::path(get, path = "/api/v1/experiments/{key}/results", tag = "results", params(("key" = String, Path), ResultsParams), security(("bearer" = [])), responses(
+    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`", body = Object),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+))]
+#[get("/api/v1/experiments/{key}/results")]
+pub async fn show(
+    _caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    params: web::Query<ResultsParams>,
+) -> Result<HttpResponse, ApiError> {
+    let experiment = state.store.experiment(&path).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no pilot has the key '{}'",
+            path.chars().take(64).collect::<String>()
+        ))
+    })?;
+    let design = experiment.design.clone();
+    let metric: Metric = match &params.metric {
+        None => design.primary_metric.clone(),
+        Some(name) => std::iter::once(&design.primary_metric)
+            .chain(&design.guardrails)
+            .find(|m| &m.event == name)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::Unprocessable(
+                    "metric: must be the pilot's primary metric or one of its guardrails"
+                        .to_owned(),
+                )
+            })?,
+    };
+    let method = match params.method.as_deref() {
+        None | Some("frequentist") => Method::Frequentist,
+        Some("sequential") => Method::SEQUENTIAL_DEFAULT,
+        Some("bayesian") => Method::Bayesian { prior: Prior::Flat },
+        Some(_) => {
+            return Err(ApiError::Unprocessable(
+                "method: must be frequentist, sequential or bayesian".to_owned(),
+            ));
+        }
+    };
+    let alpha = params.alpha.unwrap_or(design.alpha);
+    if !(alpha > 0.0 && alpha < 1.0) {
+        return Err(ApiError::Unprocessable(
+            "alpha: must be strictly between 0 and 1".to_owned(),
+        ));
+    }
+
+    let assignments = state.store.assignments_of(design.key.as_str()).await?;
+    let events = state.store.events_of(design.key.as_str()).await?;
+    let control = design.variants[0].key.clone();
+    let weights: Vec<(String, f64)> = design
+        .variants
+        .iter()
+        .map(|v| (v.key.clone(), v.weight))
+        .collect();
+
+    let results = tokio::task::spawn_blocking(move || -> Result<ResultsView, ApiError> {
+        let mut withdrawn: BTreeMap<String, u64> =
+            weights.iter().map(|(v, _)| (v.clone(), 0)).collect();
+        let mut assigned: BTreeMap<String, u64> = withdrawn.clone();
+        let mut columns = AssignmentColumns::default();
+        for a in &assignments {
+            *assigned.entry(a.variant.clone()).or_default() += 1;
+            if a.withdrawn_at.is_some() {
+                *withdrawn.entry(a.variant.clone()).or_default() += 1;
+                continue;
+            }
+            columns.subject.push(a.subject.clone());
+            columns.variant.push(a.variant.clone());
+            columns.assigned_at.push(to_micros(a.assigned_at));
+        }
+        let mut event_columns = EventColumns::default();
+        for e in &events {
+            event_columns.subject.push(e.subject.clone());
+            event_columns.event.push(e.name.clone());
+            event_columns.value.push(e.value);
+            event_columns.occurred_at.push(to_micros(e.occurred_at));
+        }
+        let options = AnalyzeOptions {
+            method,
+            control,
+            alpha,
+            weights,
+        };
+        let window = design.attribution_window_hours.map(f64::from);
+        let analyze = |m: &Metric| {
+            analyze_columns(
+                &columns,
+                &event_columns,
+                &m.event,
+                outcome_of(m.kind),
+                window,
+                &options,
+            )
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))
+        };
+        let report = analyze(&metric)?;
+        let primary = if metric == design.primary_metric {
+            report.clone()
+        } else {
+            analyze(&design.primary_metric)?
+        };
+        let guardrails = design
+            .guardrails
+            .iter()
+            .map(analyze)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total_withdrawn: u64 = withdrawn.values().sum();
+        let imbalance = (total_withdrawn > 0)
+            .then(|| {
+                let counts: Vec<u64> = withdrawn.values().copied().collect();
+                let expected: Vec<f64> = assigned.values().map(|n| *n as f64).collect();
+                check_srm(&counts, &expected).ok()
+            })
+            .flatten()
+            .map(|c| SrmReport {
+                chi2: c.chi2,
+                p_value: c.p_value,
+                mismatch: c.mismatch,
+            });
+        let decision = decide(&DecisionInput {
+            primary: &primary,
+            guardrails: &guardrails,
+            mde: design.mde,
+            planned_per_variant: experiment.planned_sample_size.map(|n| n as u64),
+            withdrawal_imbalance: imbalance,
+        });
+        Ok(ResultsView {
+            report,
+            decision,
+            guardrails,
+            withdrawn: WithdrawnView {
+                by_variant: withdrawn,
+                imbalance,
+            },
+            planned_sample_size_per_variant: experiment.planned_sample_size,
+        })
+    })
+    .await
+    .map_err(|_| ApiError::Internal)??;
+    Ok(HttpResponse::Ok().json(results))
+}
