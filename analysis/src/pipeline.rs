@@ -99,7 +99,7 @@ pub fn aggregate_frames(
             col("variant").first(),
             col("assigned_at").min(),
         ])
-        .collect()?;
+        .collect_streaming()?;
     let multiple_variant_subjects = per_subject
         .column("variants")?
         .as_materialized_series()
@@ -126,7 +126,7 @@ pub fn aggregate_frames(
         )
         .filter(col("is_known").is_null())
         .select([len().alias("n")])
-        .collect()?
+        .collect_streaming()?
         .column("n")?
         .get(0)
         .ok()
@@ -175,7 +175,7 @@ pub fn aggregate_frames(
             (col("x") * col("y")).sum().alias("xy_sum"),
         ])
         .sort(["variant"], SortMultipleOptions::default())
-        .collect()?;
+        .collect_streaming()?;
     let mut variants = Vec::with_capacity(sums.height());
     for i in 0..sums.height() {
         let text = |name: &str| {
@@ -209,8 +209,22 @@ pub fn aggregate_frames(
     })
 }
 
+/// Collecting with Polars' streaming engine: it reads the files in morsels,
+/// so filters apply while reading and memory stays small.
+trait CollectStreaming {
+    fn collect_streaming(self) -> PolarsResult<DataFrame>;
+}
+
+impl CollectStreaming for LazyFrame {
+    fn collect_streaming(self) -> PolarsResult<DataFrame> {
+        // A plain query has one sink, so the result is a single frame.
+        self.collect_with_engine(Engine::Streaming)
+            .map(|result| result.unwrap_single())
+    }
+}
+
 fn collect_checked(file: &InputFile, frame: LazyFrame) -> Result<DataFrame, InputError> {
-    frame.collect().map_err(|e| InputError::File {
+    frame.collect_streaming().map_err(|e| InputError::File {
         file: file.path.display().to_string(),
         message: format!(
             "cannot read the file: {}",
@@ -219,33 +233,58 @@ fn collect_checked(file: &InputFile, frame: LazyFrame) -> Result<DataFrame, Inpu
     })
 }
 
+const TIME_HINT: &str = "not an RFC 3339 time such as 2026-01-08T20:50:59Z";
+
+/// Collects `plan(false)`, checks it with `check`, and when the check fails
+/// collects `plan(true)` (with a row index, which stops filters from reaching
+/// the reader) only to name the row.
+fn load_checked(
+    file: &InputFile,
+    plan: impl Fn(bool) -> LazyFrame,
+    check: impl Fn(&DataFrame) -> Result<(), InputError>,
+) -> Result<DataFrame, InputError> {
+    let frame = collect_checked(file, plan(false))?;
+    if check(&frame).is_ok() {
+        return Ok(frame);
+    }
+    let located = collect_checked(file, plan(true))?;
+    check(&located)?;
+    Ok(frame)
+}
+
+fn indexed(frame: LazyFrame, with_row: bool) -> LazyFrame {
+    if with_row {
+        frame.with_row_index(ROW, None)
+    } else {
+        frame.with_column(lit(0u32).alias(ROW))
+    }
+}
+
 fn load_assignments(file: &InputFile) -> Result<DataFrame, InputError> {
     let mut scan = file.scan_columns(&["subject", "variant", "assigned_at"])?;
     let schema = scan.collect_schema().map_err(|e| InputError::File {
         file: file.path.display().to_string(),
         message: e.to_string(),
     })?;
-    let frame = scan.with_row_index(ROW, None).select([
-        col(ROW),
-        col("subject").cast(DataType::String),
-        col("variant").cast(DataType::String),
-        col("assigned_at")
-            .cast(DataType::String)
-            .alias("assigned_at_raw"),
-        file.time_expr(&schema, "assigned_at").alias("assigned_at"),
-    ]);
-    let frame = collect_checked(file, frame)?;
-    file.check_present(&frame, "subject")?;
-    file.check_present(&frame, "variant")?;
-    file.check_present(&frame, "assigned_at_raw")
-        .map_err(|e| rename_column(e, "assigned_at"))?;
-    file.check_parsed(
-        &frame,
-        "assigned_at_raw",
-        "assigned_at",
-        "not an RFC 3339 time such as 2026-01-08T20:50:59Z",
-    )
-    .map_err(|e| rename_column(e, "assigned_at"))?;
+    let plan = |with_row: bool| {
+        indexed(scan.clone(), with_row).select([
+            col(ROW),
+            col("subject").cast(DataType::String),
+            col("variant").cast(DataType::String),
+            col("assigned_at")
+                .cast(DataType::String)
+                .alias("assigned_at_raw"),
+            file.time_expr(&schema, "assigned_at").alias("assigned_at"),
+        ])
+    };
+    let frame = load_checked(file, plan, |frame| {
+        file.check_present(frame, "subject")?;
+        file.check_present(frame, "variant")?;
+        file.check_present(frame, "assigned_at_raw")
+            .map_err(|e| rename_column(e, "assigned_at"))?;
+        file.check_parsed(frame, "assigned_at_raw", "assigned_at", TIME_HINT)
+            .map_err(|e| rename_column(e, "assigned_at"))
+    })?;
     Ok(frame
         .select(["subject", "variant", "assigned_at"])
         .expect("selected columns exist"))
@@ -257,35 +296,32 @@ fn load_events(file: &InputFile, metric: &str) -> Result<DataFrame, InputError> 
         file: file.path.display().to_string(),
         message: e.to_string(),
     })?;
-    let frame = scan
-        .with_row_index(ROW, None)
-        .filter(col("event").cast(DataType::String).eq(lit(metric)))
-        .select([
-            col(ROW),
-            col("subject").cast(DataType::String),
-            col("value").cast(DataType::String).alias("value_raw"),
-            col("value")
-                .cast(DataType::String)
-                .cast(DataType::Float64)
-                .alias("value"),
-            col("occurred_at")
-                .cast(DataType::String)
-                .alias("occurred_at_raw"),
-            file.time_expr(&schema, "occurred_at").alias("occurred_at"),
-        ]);
-    let frame = collect_checked(file, frame)?;
-    file.check_present(&frame, "subject")?;
-    file.check_parsed(&frame, "value_raw", "value", "not a number")
-        .map_err(|e| rename_column(e, "value"))?;
-    file.check_present(&frame, "occurred_at_raw")
-        .map_err(|e| rename_column(e, "occurred_at"))?;
-    file.check_parsed(
-        &frame,
-        "occurred_at_raw",
-        "occurred_at",
-        "not an RFC 3339 time such as 2026-01-08T20:50:59Z",
-    )
-    .map_err(|e| rename_column(e, "occurred_at"))?;
+    let plan = |with_row: bool| {
+        indexed(scan.clone(), with_row)
+            .filter(col("event").cast(DataType::String).eq(lit(metric)))
+            .select([
+                col(ROW),
+                col("subject").cast(DataType::String),
+                col("value").cast(DataType::String).alias("value_raw"),
+                col("value")
+                    .cast(DataType::String)
+                    .cast(DataType::Float64)
+                    .alias("value"),
+                col("occurred_at")
+                    .cast(DataType::String)
+                    .alias("occurred_at_raw"),
+                file.time_expr(&schema, "occurred_at").alias("occurred_at"),
+            ])
+    };
+    let frame = load_checked(file, plan, |frame| {
+        file.check_present(frame, "subject")?;
+        file.check_parsed(frame, "value_raw", "value", "not a number")
+            .map_err(|e| rename_column(e, "value"))?;
+        file.check_present(frame, "occurred_at_raw")
+            .map_err(|e| rename_column(e, "occurred_at"))?;
+        file.check_parsed(frame, "occurred_at_raw", "occurred_at", TIME_HINT)
+            .map_err(|e| rename_column(e, "occurred_at"))
+    })?;
     Ok(frame
         .select(["subject", "value", "occurred_at"])
         .expect("selected columns exist"))
@@ -293,24 +329,27 @@ fn load_events(file: &InputFile, metric: &str) -> Result<DataFrame, InputError> 
 
 fn load_covariate(file: &InputFile) -> Result<DataFrame, InputError> {
     let scan = file.scan_columns(&["subject", "value"])?;
-    let frame = scan.with_row_index(ROW, None).select([
-        col(ROW),
-        col("subject").cast(DataType::String),
-        col("value").cast(DataType::String).alias("value_raw"),
-        col("value")
-            .cast(DataType::String)
-            .cast(DataType::Float64)
-            .alias("x"),
-    ]);
-    let frame = collect_checked(file, frame)?;
-    file.check_present(&frame, "subject")?;
-    file.check_parsed(&frame, "value_raw", "x", "not a number")
-        .map_err(|e| rename_column(e, "value"))?;
+    let plan = |with_row: bool| {
+        indexed(scan.clone(), with_row).select([
+            col(ROW),
+            col("subject").cast(DataType::String),
+            col("value").cast(DataType::String).alias("value_raw"),
+            col("value")
+                .cast(DataType::String)
+                .cast(DataType::Float64)
+                .alias("x"),
+        ])
+    };
+    let frame = load_checked(file, plan, |frame| {
+        file.check_present(frame, "subject")?;
+        file.check_parsed(frame, "value_raw", "x", "not a number")
+            .map_err(|e| rename_column(e, "value"))
+    })?;
     let summed = frame
         .lazy()
         .group_by([col("subject")])
         .agg([col("x").fill_null(lit(0.0)).sum()])
-        .collect()
+        .collect_streaming()
         .map_err(|e| InputError::File {
             file: file.path.display().to_string(),
             message: e.to_string(),
