@@ -12,6 +12,7 @@ use pilotgate_domain::time::{from_micros, to_micros};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::consents::{eligibility_on, placeholders};
 use crate::error::corrupt;
@@ -129,64 +130,97 @@ impl Store {
                 assignment,
                 first_time: false,
             }),
-            (None, Eligibility::Eligible(_)) => {
-                self.assign_first_time(target, candidates, &subjects).await
-            }
+            (None, Eligibility::Eligible(_)) => self.assign_first_time(target, candidates).await,
         }
     }
 
-    /// Decides again under the subject write lock, then stores the assignment
-    /// once: the first stored assignment wins, on any instance.
+    /// Hands a first-time assignment to the group-commit worker and waits for
+    /// its outcome: concurrent first-time assignments share one transaction
+    /// and one durable commit instead of one each.
     async fn assign_first_time(
         &self,
         target: &AssignmentTarget,
         candidates: &[Pseudonym],
-        subjects: &[String],
     ) -> Result<AssignOutcome, StoreError> {
+        let queue = self.assign_queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(group_commit_worker(self.clone(), receiver));
+            sender
+        });
+        let (reply, answer) = oneshot::channel();
+        let pending = PendingAssignment {
+            target: target.clone(),
+            candidates: candidates.to_vec(),
+            reply,
+        };
+        let stopped = || StoreError::Unavailable(sqlx::Error::PoolClosed);
+        queue.send(pending).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Decides every pending assignment again under the subject write lock and
+    /// stores each once (the first stored assignment wins, on any instance), in
+    /// one transaction.
+    async fn commit_assignments(
+        &self,
+        batch: &[PendingAssignment],
+    ) -> Result<Vec<AssignOutcome>, StoreError> {
         let mut tx = self.begin_subject_write().await?;
         let now = Utc::now();
-        let proof: Proof = match eligibility_on(&mut tx, subjects, &target.purpose, now).await? {
-            Eligibility::Eligible(proof) => proof,
-            Eligibility::Ineligible(reason) => {
-                count_refusal_on(&mut tx, &target.key, "assign", reason.as_str(), now, 1).await?;
-                tx.commit().await?;
-                return Ok(AssignOutcome::Ineligible(reason));
-            }
-        };
-        let current = &candidates[0];
-        let weights: Vec<f64> = target.variants.iter().map(|v| v.weight).collect();
-        let Some(index) = choose_variant(
-            hash_v2(&target.seed, current.as_str()),
-            target.coverage,
-            &weights,
-        ) else {
-            count_refusal_on(&mut tx, &target.key, "assign", "not_in_traffic", now, 1).await?;
-            tx.commit().await?;
-            return Ok(AssignOutcome::NotInTraffic);
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (experiment_key, subject) DO NOTHING",
-        )
-        .bind(&target.key)
-        .bind(current.as_str())
-        .bind(i64::from(current.key_version()))
-        .bind(&target.variants[index].key)
-        .bind(to_micros(now))
-        .bind(proof.basis.as_str())
-        .bind(proof.record_id)
-        .bind(i64::from(proof.notice_version))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let assignment = existing_assignment(&mut tx, &target.key, subjects)
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for pending in batch {
+            let target = &pending.target;
+            let subjects: Vec<String> = pending
+                .candidates
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect();
+            let proof: Proof =
+                match eligibility_on(&mut tx, &subjects, &target.purpose, now).await? {
+                    Eligibility::Eligible(proof) => proof,
+                    Eligibility::Ineligible(reason) => {
+                        count_refusal_on(&mut tx, &target.key, "assign", reason.as_str(), now, 1)
+                            .await?;
+                        outcomes.push(AssignOutcome::Ineligible(reason));
+                        continue;
+                    }
+                };
+            let current = &pending.candidates[0];
+            let weights: Vec<f64> = target.variants.iter().map(|v| v.weight).collect();
+            let Some(index) = choose_variant(
+                hash_v2(&target.seed, current.as_str()),
+                target.coverage,
+                &weights,
+            ) else {
+                count_refusal_on(&mut tx, &target.key, "assign", "not_in_traffic", now, 1).await?;
+                outcomes.push(AssignOutcome::NotInTraffic);
+                continue;
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (experiment_key, subject) DO NOTHING",
+            )
+            .bind(&target.key)
+            .bind(current.as_str())
+            .bind(i64::from(current.key_version()))
+            .bind(&target.variants[index].key)
+            .bind(to_micros(now))
+            .bind(proof.basis.as_str())
+            .bind(proof.record_id)
+            .bind(i64::from(proof.notice_version))
+            .execute(&mut *tx)
             .await?
-            .ok_or_else(|| corrupt("assignments"))?;
+            .rows_affected();
+            let assignment = existing_assignment(&mut tx, &target.key, &subjects)
+                .await?
+                .ok_or_else(|| corrupt("assignments"))?;
+            outcomes.push(AssignOutcome::Assigned {
+                assignment,
+                first_time: inserted == 1,
+            });
+        }
         tx.commit().await?;
-        Ok(AssignOutcome::Assigned {
-            assignment,
-            first_time: inserted == 1,
-        })
+        Ok(outcomes)
     }
 
     /// Counts one refused call; nothing about the subject is kept.
@@ -309,4 +343,47 @@ pub(crate) fn assignment_from_row(row: &AnyRow) -> Result<Assignment, StoreError
             .try_get::<Option<i64>, _>("withdrawn_at")?
             .map(from_micros),
     })
+}
+
+/// A first-time assignment waiting for the next group commit.
+pub(crate) struct PendingAssignment {
+    target: AssignmentTarget,
+    candidates: Vec<Pseudonym>,
+    reply: oneshot::Sender<Result<AssignOutcome, StoreError>>,
+}
+
+/// The most assignments one group commit takes.
+const GROUP_COMMIT_MAX: usize = 512;
+
+/// Commits whatever first-time assignments are waiting, together: under load
+/// many requests share one transaction; alone, a request waits for nothing.
+async fn group_commit_worker(store: Store, mut queue: mpsc::UnboundedReceiver<PendingAssignment>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match queue.try_recv() {
+                Ok(pending) => batch.push(pending),
+                Err(_) => break,
+            }
+        }
+        match store.commit_assignments(&batch).await {
+            Ok(outcomes) => {
+                for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = pending.reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                let unavailable = matches!(error, StoreError::Unavailable(_));
+                let message = error.to_string();
+                for pending in batch {
+                    let shared = if unavailable {
+                        StoreError::Unavailable(sqlx::Error::PoolTimedOut)
+                    } else {
+                        StoreError::Database(sqlx::Error::Protocol(message.clone()))
+                    };
+                    let _ = pending.reply.send(Err(shared));
+                }
+            }
+        }
+    }
 }

@@ -1,6 +1,11 @@
 //! The connection pools, migrations, readiness and the dialect differences.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::mpsc;
+
+use crate::assignments::PendingAssignment;
 use std::time::Duration;
 
 use sqlx::AnyConnection;
@@ -47,6 +52,8 @@ pub struct Store {
     pub(crate) writer: AnyPool,
     pub(crate) dialect: Dialect,
     sqlite_file: Option<PathBuf>,
+    /// The group-commit queue of first-time assignments, started on first use.
+    pub(crate) assign_queue: Arc<OnceLock<mpsc::UnboundedSender<PendingAssignment>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -69,6 +76,7 @@ impl Store {
                 writer: pool,
                 dialect: Dialect::Postgres,
                 sqlite_file: None,
+                assign_queue: Arc::default(),
             });
         }
         let Some(rest) = url
@@ -99,6 +107,7 @@ impl Store {
             writer,
             dialect: Dialect::Sqlite,
             sqlite_file: Some(PathBuf::from(file)),
+            assign_queue: Arc::default(),
         })
     }
 
