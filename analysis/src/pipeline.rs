@@ -176,37 +176,56 @@ pub fn aggregate_frames(
         ])
         .sort(["variant"], SortMultipleOptions::default())
         .collect_streaming()?;
-    let mut variants = Vec::with_capacity(sums.height());
-    for i in 0..sums.height() {
-        let text = |name: &str| {
-            sums.column(name)
-                .ok()
-                .and_then(|c| c.get(i).ok())
-                .map(|v| v.str_value().to_string())
-                .unwrap_or_default()
-        };
-        let number = |name: &str| {
-            sums.column(name)
-                .ok()
-                .and_then(|c| c.get(i).ok())
-                .and_then(|v| v.extract::<f64>())
-                .unwrap_or(0.0)
-        };
-        variants.push(VariantSums {
-            variant: text("variant"),
-            users: number("users") as u64,
-            sum: number("sum"),
-            sum_squares: number("sum_squares"),
-            x_sum: number("x_sum"),
-            x_sum_squares: number("x_sum_squares"),
-            xy_sum: number("xy_sum"),
-        });
-    }
+    let variants = variant_sums(&sums);
     Ok(Aggregates {
         variants,
         unknown_subject_events,
         multiple_variant_subjects,
     })
+}
+
+/// Per-user outcomes already computed where the data lives (the server's
+/// database): `y` per subject and its variant, to per-variant sums.
+pub fn aggregate_outcomes(variants: Vec<String>, y: Vec<f64>) -> PolarsResult<Vec<VariantSums>> {
+    let frame = DataFrame::new(
+        variants.len(),
+        vec![
+            Column::new("variant".into(), variants),
+            Column::new("y".into(), y),
+        ],
+    )?;
+    let sums = frame
+        .lazy()
+        .group_by([col("variant")])
+        .agg([
+            len().alias("users"),
+            col("y").sum().alias("sum"),
+            (col("y") * col("y")).sum().alias("sum_squares"),
+        ])
+        .sort(["variant"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(variant_sums(&sums))
+}
+
+/// Reads the per-variant sums frame; covariate columns that are absent count as 0.
+fn variant_sums(sums: &DataFrame) -> Vec<VariantSums> {
+    (0..sums.height())
+        .map(|i| {
+            let cell = |name: &str| sums.column(name).ok().and_then(|c| c.get(i).ok());
+            let number = |name: &str| cell(name).and_then(|v| v.extract::<f64>()).unwrap_or(0.0);
+            VariantSums {
+                variant: cell("variant")
+                    .map(|v| v.str_value().to_string())
+                    .unwrap_or_default(),
+                users: number("users") as u64,
+                sum: number("sum"),
+                sum_squares: number("sum_squares"),
+                x_sum: number("x_sum"),
+                x_sum_squares: number("x_sum_squares"),
+                xy_sum: number("xy_sum"),
+            }
+        })
+        .collect()
 }
 
 /// Collecting with Polars' streaming engine: it reads the files in morsels,

@@ -7,12 +7,9 @@ use serde::Serialize;
 
 use std::path::Path;
 
-use polars::prelude::PolarsError;
-
-use crate::export::{AssignmentColumns, EventColumns};
 use crate::input::InputError;
 use crate::pipeline::{
-    Aggregates, Outcome, PipelineSpec, VariantSums, aggregate, aggregate_frames,
+    Aggregates, Outcome, PipelineSpec, VariantSums, aggregate, aggregate_outcomes,
 };
 use crate::stats::{
     Effect, Interval, Method, RegressionAdjusted, SampleStatistic, check_srm, compare,
@@ -145,14 +142,14 @@ pub fn analyze(spec: &PipelineSpec<'_>, options: &AnalyzeOptions) -> Result<Repo
     report(spec, options, aggregates)
 }
 
-/// Analyses columns already in memory (the server's results come from the
-/// database): the events of every name, of which the metric's are used.
-pub fn analyze_columns(
-    assignments: &AssignmentColumns,
-    events: &EventColumns,
+/// Analyses per-user outcomes computed where the data lives: `y` per kept
+/// subject and its variant, and the events of subjects without an assignment.
+pub fn analyze_outcomes(
+    variants: Vec<String>,
+    y: Vec<f64>,
+    unknown_subject_events: u64,
     metric: &str,
     outcome: Outcome,
-    window_hours: Option<f64>,
     options: &AnalyzeOptions,
 ) -> Result<Report, AnalyzeError> {
     let source = Path::new("the pilot's assignments");
@@ -162,34 +159,23 @@ pub fn analyze_columns(
         covariate: None,
         metric,
         outcome,
-        window_hours,
+        window_hours: None,
     };
-    let failed = |e: PolarsError| {
+    let sums = aggregate_outcomes(variants, y).map_err(|e| {
         AnalyzeError::Design(format!(
             "the analysis failed: {}",
             e.to_string().lines().next().unwrap_or_default()
         ))
-    };
-    let mut of_metric = EventColumns::default();
-    for i in (0..events.event.len()).filter(|&i| events.event[i] == metric) {
-        of_metric.subject.push(events.subject[i].clone());
-        of_metric.event.push(events.event[i].clone());
-        of_metric.value.push(events.value[i]);
-        of_metric.occurred_at.push(events.occurred_at[i]);
-    }
-    let event_frame = of_metric
-        .frame()
-        .and_then(|f| f.select(["subject", "value", "occurred_at"]))
-        .map_err(failed)?;
-    let aggregates = aggregate_frames(
-        assignments.frame().map_err(failed)?,
-        event_frame,
-        None,
-        outcome,
-        window_hours,
+    })?;
+    report(
+        &spec,
+        options,
+        Aggregates {
+            variants: sums,
+            unknown_subject_events,
+            multiple_variant_subjects: 0,
+        },
     )
-    .map_err(failed)?;
-    report(&spec, options, aggregates)
 }
 
 /// The report of aggregates already computed.

@@ -251,6 +251,32 @@ impl Store {
         rows.iter().map(assignment_from_row).collect()
     }
 
+    /// Per variant: `(variant, assigned, withdrawn)`.
+    pub async fn assignment_counts(
+        &self,
+        experiment_key: &str,
+    ) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT variant, COUNT(*) AS assigned, COUNT(withdrawn_at) AS withdrawn FROM assignments \
+             WHERE experiment_key = $1 GROUP BY variant ORDER BY variant",
+        )
+        .bind(experiment_key)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let count = |column: &str| -> Result<u64, StoreError> {
+                    Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+                };
+                Ok((
+                    row.try_get("variant")?,
+                    count("assigned")?,
+                    count("withdrawn")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Refusal counts of a pilot: `(stage, reason, day, count)`.
     pub async fn refusal_counts(
         &self,

@@ -276,3 +276,87 @@ async fn ledger_of(
     let erased = query.fetch_all(&mut *conn).await?.into_iter().collect();
     Ok((records, erased))
 }
+
+/// One kept (not withdrawn) subject of a pilot with, per metric asked for,
+/// the number and the summed value of its events attributed to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserOutcomes {
+    pub subject: String,
+    pub variant: String,
+    /// `(events, total)` per metric, in the order the metrics were asked for.
+    pub per_metric: Vec<(i64, f64)>,
+}
+
+impl Store {
+    /// Per-user outcomes of a pilot for several metrics at once, aggregated in
+    /// the database (the attribution rules of `pilotgate analyze`: events at or
+    /// after the assignment, and before its end when a window is given).
+    /// Withdrawn subjects are left out. Also returns, per metric, the events
+    /// whose subject holds no assignment in the pilot.
+    pub async fn per_user_outcomes(
+        &self,
+        experiment_key: &str,
+        metrics: &[String],
+        window_micros: Option<i64>,
+    ) -> Result<(Vec<UserOutcomes>, Vec<u64>), StoreError> {
+        let columns = (0..metrics.len())
+            .map(|i| {
+                let p = i + 3;
+                format!(
+                    "COUNT(CASE WHEN e.name = ${p} THEN 1 END) AS c{i}, \
+                     COALESCE(SUM(CASE WHEN e.name = ${p} THEN COALESCE(e.value, 0.0) ELSE 0.0 END), 0.0) AS t{i}"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let names = placeholders_from(3, metrics.len());
+        let sql = format!(
+            "SELECT a.subject, a.variant, {columns} FROM assignments a \
+             LEFT JOIN events e ON e.experiment_key = a.experiment_key AND e.subject = a.subject AND e.name IN ({names}) \
+               AND e.occurred_at >= a.assigned_at AND ($2 < 0 OR e.occurred_at < a.assigned_at + $2) \
+             WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL GROUP BY a.subject, a.variant"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(experiment_key)
+            .bind(window_micros.unwrap_or(-1));
+        for metric in metrics {
+            query = query.bind(metric);
+        }
+        let rows = query.fetch_all(&self.reader).await?;
+        let outcomes = rows
+            .iter()
+            .map(|row| {
+                let per_metric = (0..metrics.len())
+                    .map(|i| {
+                        Ok((
+                            row.try_get::<i64, _>(format!("c{i}").as_str())?,
+                            row.try_get::<f64, _>(format!("t{i}").as_str())?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Ok(UserOutcomes {
+                    subject: row.try_get("subject")?,
+                    variant: row.try_get("variant")?,
+                    per_metric,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut unknown = Vec::with_capacity(metrics.len());
+        for metric in metrics {
+            let count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM events e WHERE e.experiment_key = $1 AND e.name = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment_key = e.experiment_key AND a.subject = e.subject)",
+            )
+            .bind(experiment_key)
+            .bind(metric)
+            .fetch_one(&self.reader)
+            .await?;
+            unknown.push(u64::try_from(count).unwrap_or(0));
+        }
+        Ok((outcomes, unknown))
+    }
+}
+
+fn placeholders_from(first: usize, n: usize) -> String {
+    crate::consents::placeholders(first, n)
+}

@@ -1,17 +1,16 @@
 //! `GET /api/v1/experiments/{key}/results`: the `pilotgate analyze` report of a
 //! pilot's metric from the database, its guardrails, the decision, and the
-//! withdrawn subjects left out. Polars runs off the async runtime.
+//! withdrawn subjects left out. Per-user outcomes are aggregated in the
+//! database; the statistics run off the async runtime.
 
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, web};
 use pilotgate_analysis::decision::{Decision, DecisionInput, decide};
-use pilotgate_analysis::export::{AssignmentColumns, EventColumns};
 use pilotgate_analysis::pipeline::Outcome;
-use pilotgate_analysis::report::{AnalyzeOptions, Report, SrmReport, analyze_columns};
+use pilotgate_analysis::report::{AnalyzeOptions, Report, SrmReport, analyze_outcomes};
 use pilotgate_analysis::stats::{Method, Prior, check_srm};
 use pilotgate_domain::experiment::{Metric, MetricKind};
-use pilotgate_domain::time::to_micros;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
@@ -107,8 +106,19 @@ pub async fn show(
         ));
     }
 
-    let assignments = state.store.assignments_of(design.key.as_str()).await?;
-    let events = state.store.events_of(design.key.as_str()).await?;
+    // Per-user outcomes are aggregated in the database; Polars works on those.
+    let metrics: Vec<Metric> = std::iter::once(design.primary_metric.clone())
+        .chain(design.guardrails.iter().cloned())
+        .collect();
+    let names: Vec<String> = metrics.iter().map(|m| m.event.clone()).collect();
+    let window = design
+        .attribution_window_hours
+        .map(|h| i64::from(h) * 3_600_000_000);
+    let (outcomes, unknown) = state
+        .store
+        .per_user_outcomes(design.key.as_str(), &names, window)
+        .await?;
+    let counts = state.store.assignment_counts(design.key.as_str()).await?;
     let control = design.variants[0].key.clone();
     let weights: Vec<(String, f64)> = design
         .variants
@@ -120,23 +130,9 @@ pub async fn show(
         let mut withdrawn: BTreeMap<String, u64> =
             weights.iter().map(|(v, _)| (v.clone(), 0)).collect();
         let mut assigned: BTreeMap<String, u64> = withdrawn.clone();
-        let mut columns = AssignmentColumns::default();
-        for a in &assignments {
-            *assigned.entry(a.variant.clone()).or_default() += 1;
-            if a.withdrawn_at.is_some() {
-                *withdrawn.entry(a.variant.clone()).or_default() += 1;
-                continue;
-            }
-            columns.subject.push(a.subject.clone());
-            columns.variant.push(a.variant.clone());
-            columns.assigned_at.push(to_micros(a.assigned_at));
-        }
-        let mut event_columns = EventColumns::default();
-        for e in &events {
-            event_columns.subject.push(e.subject.clone());
-            event_columns.event.push(e.name.clone());
-            event_columns.value.push(e.value);
-            event_columns.occurred_at.push(to_micros(e.occurred_at));
+        for (variant, total, gone) in &counts {
+            *assigned.entry(variant.clone()).or_default() += total;
+            *withdrawn.entry(variant.clone()).or_default() += gone;
         }
         let options = AnalyzeOptions {
             method,
@@ -144,27 +140,37 @@ pub async fn show(
             alpha,
             weights,
         };
-        let window = design.attribution_window_hours.map(f64::from);
-        let analyze = |m: &Metric| {
-            analyze_columns(
-                &columns,
-                &event_columns,
+        let variants: Vec<String> = outcomes.iter().map(|o| o.variant.clone()).collect();
+        let analyze = |index: usize| {
+            let m = &metrics[index];
+            let y: Vec<f64> = outcomes
+                .iter()
+                .map(|o| {
+                    let (events, total) = o.per_metric[index];
+                    match m.kind {
+                        MetricKind::Binary => f64::from(u8::from(events > 0)),
+                        MetricKind::Sum => total,
+                    }
+                })
+                .collect();
+            analyze_outcomes(
+                variants.clone(),
+                y,
+                unknown[index],
                 &m.event,
                 outcome_of(m.kind),
-                window,
                 &options,
             )
             .map_err(|e| ApiError::Unprocessable(e.to_string()))
         };
-        let report = analyze(&metric)?;
-        let primary = if metric == design.primary_metric {
-            report.clone()
+        let requested = metrics.iter().position(|m| *m == metric).unwrap_or(0);
+        let primary = analyze(0)?;
+        let report = if requested == 0 {
+            primary.clone()
         } else {
-            analyze(&design.primary_metric)?
+            analyze(requested)?
         };
-        let guardrails = design
-            .guardrails
-            .iter()
+        let guardrails = (1..metrics.len())
             .map(analyze)
             .collect::<Result<Vec<_>, _>>()?;
         let total_withdrawn: u64 = withdrawn.values().sum();
