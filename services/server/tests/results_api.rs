@@ -23,169 +23,168 @@ async fn post(app: &TestApp, path: &str, role: Role, body: Value) -> Value {
     response.json().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn results_equal_the_offline_analysis_of_the_export_and_carry_a_decision() {
-    let app = TestApp::spawn(pilotgate_store::Dialect::Sqlite)
-        .await
-        .unwrap();
-    post(&app, "/api/v1/purposes", Role::Compliance, json!({"key": "personalize.content", "description": "d", "allowed_bases": ["consent"], "min_notice_version": 1, "retention_days": 365})).await;
-    post(&app, "/api/v1/experiments", Role::Marketer, json!({"key": "hero", "name": "Hero", "hypothesis": "h", "purpose": "personalize.content",
+api_story!(
+    results_equal_the_offline_analysis_of_the_export_and_carry_a_decision,
+    |app| {
+        post(&app, "/api/v1/purposes", Role::Compliance, json!({"key": "personalize.content", "description": "d", "allowed_bases": ["consent"], "min_notice_version": 1, "retention_days": 365})).await;
+        post(&app, "/api/v1/experiments", Role::Marketer, json!({"key": "hero", "name": "Hero", "hypothesis": "h", "purpose": "personalize.content",
         "variants": [{"key": "control", "weight": 1}, {"key": "v1", "weight": 1}], "coverage": 1.0,
         "primary_metric": {"event": "purchase", "kind": "binary"}, "guardrails": [{"event": "refund", "kind": "binary"}],
         "mde": 0.1, "alpha": 0.05, "power": 0.8, "baseline_rate": 0.3, "data_categories": ["orders"], "retention_days": 90})).await;
-    post(
-        &app,
-        "/api/v1/experiments/hero/submit",
-        Role::Marketer,
-        json!({}),
-    )
-    .await;
-    post(
-        &app,
-        "/api/v1/experiments/hero/approve",
-        Role::Compliance,
-        json!({"comment": "ok"}),
-    )
-    .await;
-    post(
-        &app,
-        "/api/v1/experiments/hero/start",
-        Role::Marketer,
-        json!({}),
-    )
-    .await;
-    let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
-    let users: Vec<String> = (0..240).map(|i| format!("user{i}@example.com")).collect();
-    for chunk in users.chunks(100) {
-        let records: Vec<Value> = chunk.iter().map(|u| json!({"user_id": u, "purpose": "personalize.content", "basis": "consent", "status": "granted",
-            "notice_id": "pn", "notice_version": 1, "source": {"channel": "app", "method": "tap"}, "collected_at": earlier})).collect();
         post(
             &app,
-            "/api/v1/consents",
-            Role::Ingest,
-            json!({"records": records}),
+            "/api/v1/experiments/hero/submit",
+            Role::Marketer,
+            json!({}),
         )
         .await;
-    }
-    let mut events = Vec::new();
-    for (i, user) in users.iter().enumerate() {
-        let assigned = post(
+        post(
             &app,
-            "/api/v1/assign",
-            Role::Ingest,
-            json!({"experiment": "hero", "user_id": user}),
+            "/api/v1/experiments/hero/approve",
+            Role::Compliance,
+            json!({"comment": "ok"}),
         )
         .await;
-        let converts = if assigned["variant"] == "v1" {
-            i % 5 < 2
-        } else {
-            i % 5 < 1
-        };
-        if converts {
-            events.push(json!({"event_id": format!("p{i}"), "user_id": user, "name": "purchase", "value": 1.0, "occurred_at": chrono::Utc::now().to_rfc3339()}));
+        post(
+            &app,
+            "/api/v1/experiments/hero/start",
+            Role::Marketer,
+            json!({}),
+        )
+        .await;
+        let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
+        let users: Vec<String> = (0..240).map(|i| format!("user{i}@example.com")).collect();
+        for chunk in users.chunks(100) {
+            let records: Vec<Value> = chunk.iter().map(|u| json!({"user_id": u, "purpose": "personalize.content", "basis": "consent", "status": "granted",
+            "notice_id": "pn", "notice_version": 1, "source": {"channel": "app", "method": "tap"}, "collected_at": earlier})).collect();
+            post(
+                &app,
+                "/api/v1/consents",
+                Role::Ingest,
+                json!({"records": records}),
+            )
+            .await;
         }
-        if i % 17 == 0 {
-            events.push(json!({"event_id": format!("r{i}"), "user_id": user, "name": "refund", "occurred_at": chrono::Utc::now().to_rfc3339()}));
+        let mut events = Vec::new();
+        for (i, user) in users.iter().enumerate() {
+            let assigned = post(
+                &app,
+                "/api/v1/assign",
+                Role::Ingest,
+                json!({"experiment": "hero", "user_id": user}),
+            )
+            .await;
+            let converts = if assigned["variant"] == "v1" {
+                i % 5 < 2
+            } else {
+                i % 5 < 1
+            };
+            if converts {
+                events.push(json!({"event_id": format!("p{i}"), "user_id": user, "name": "purchase", "value": 1.0, "occurred_at": chrono::Utc::now().to_rfc3339()}));
+            }
+            if i % 17 == 0 {
+                events.push(json!({"event_id": format!("r{i}"), "user_id": user, "name": "refund", "occurred_at": chrono::Utc::now().to_rfc3339()}));
+            }
         }
-    }
-    post(
-        &app,
-        "/api/v1/events",
-        Role::Ingest,
-        json!({"events": events}),
-    )
-    .await;
-    post(&app, "/api/v1/consents", Role::Ingest, json!({"user_id": users[3], "purpose": "personalize.content", "basis": "consent", "status": "withdrawn",
+        post(
+            &app,
+            "/api/v1/events",
+            Role::Ingest,
+            json!({"events": events}),
+        )
+        .await;
+        post(&app, "/api/v1/consents", Role::Ingest, json!({"user_id": users[3], "purpose": "personalize.content", "basis": "consent", "status": "withdrawn",
         "notice_id": "pn", "notice_version": 1, "source": {"channel": "app", "method": "tap"}, "collected_at": chrono::Utc::now().to_rfc3339()})).await;
 
-    let results: Value = app
-        .get("/api/v1/experiments/hero/results", Some(Role::Analyst))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(results["metric"], "purchase");
-    let users_analysed: u64 = results["variants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["users"].as_u64().unwrap())
-        .sum();
-    assert_eq!(users_analysed, 239, "the withdrawn subject is left out");
-    assert_eq!(
-        results["withdrawn"]["by_variant"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_u64().unwrap())
-            .sum::<u64>(),
-        1
-    );
-    assert!(
-        ["scale", "do_not_scale", "keep_running", "invalid"]
-            .contains(&results["decision"]["outcome"].as_str().unwrap())
-    );
-    assert!(
-        !results["decision"]["reasons"]
+        let results: Value = app
+            .get("/api/v1/experiments/hero/results", Some(Role::Analyst))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(results["metric"], "purchase");
+        let users_analysed: u64 = results["variants"]
             .as_array()
             .unwrap()
-            .is_empty()
-    );
-    assert_eq!(results["guardrails"][0]["metric"], "refund");
-    assert_eq!(results["planned_sample_size_per_variant"], 3760);
-
-    // The same numbers as `pilotgate analyze` on the export.
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("export");
-    let export = run(pilotgate(dir.path(), Some(&app.db.url))
-        .args(["export", "--experiment", "hero", "--out"])
-        .arg(&out));
-    assert!(export.status.success(), "{}", text(&export.stderr));
-    let offline = run(pilotgate(dir.path(), None)
-        .args([
-            "analyze",
-            "--metric",
-            "purchase",
-            "--format",
-            "json",
-            "--assignments",
-        ])
-        .arg(out.join("assignments.csv"))
-        .arg("--events")
-        .arg(out.join("events.csv")));
-    assert!(offline.status.success(), "{}", text(&offline.stderr));
-    let offline: Value = serde_json::from_slice(&offline.stdout).unwrap();
-    for field in ["variants", "comparisons", "srm", "excluded"] {
+            .iter()
+            .map(|v| v["users"].as_u64().unwrap())
+            .sum();
+        assert_eq!(users_analysed, 239, "the withdrawn subject is left out");
         assert_eq!(
-            results[field], offline[field],
-            "{field} differs between the endpoint and the offline analysis"
+            results["withdrawn"]["by_variant"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_u64().unwrap())
+                .sum::<u64>(),
+            1
+        );
+        assert!(
+            ["scale", "do_not_scale", "keep_running", "invalid"]
+                .contains(&results["decision"]["outcome"].as_str().unwrap())
+        );
+        assert!(
+            !results["decision"]["reasons"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(results["guardrails"][0]["metric"], "refund");
+        assert_eq!(results["planned_sample_size_per_variant"], 3760);
+
+        // The same numbers as `pilotgate analyze` on the export.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("export");
+        let export = run(pilotgate(dir.path(), Some(&app.db.url))
+            .args(["export", "--experiment", "hero", "--out"])
+            .arg(&out));
+        assert!(export.status.success(), "{}", text(&export.stderr));
+        let offline = run(pilotgate(dir.path(), None)
+            .args([
+                "analyze",
+                "--metric",
+                "purchase",
+                "--format",
+                "json",
+                "--assignments",
+            ])
+            .arg(out.join("assignments.csv"))
+            .arg("--events")
+            .arg(out.join("events.csv")));
+        assert!(offline.status.success(), "{}", text(&offline.stderr));
+        let offline: Value = serde_json::from_slice(&offline.stdout).unwrap();
+        for field in ["variants", "comparisons", "srm", "excluded"] {
+            assert_eq!(
+                results[field], offline[field],
+                "{field} differs between the endpoint and the offline analysis"
+            );
+        }
+
+        let sequential: Value = app
+            .get(
+                "/api/v1/experiments/hero/results?method=sequential&metric=refund",
+                Some(Role::Marketer),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (sequential["method"].as_str(), sequential["metric"].as_str()),
+            (Some("sequential"), Some("refund"))
+        );
+        let bad = app
+            .get(
+                "/api/v1/experiments/hero/results?metric=page_view",
+                Some(Role::Compliance),
+            )
+            .await;
+        assert_eq!(bad.status(), 422);
+        assert_eq!(
+            app.get("/api/v1/experiments/hero/results", Some(Role::Ingest))
+                .await
+                .status(),
+            403
         );
     }
-
-    let sequential: Value = app
-        .get(
-            "/api/v1/experiments/hero/results?method=sequential&metric=refund",
-            Some(Role::Marketer),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (sequential["method"].as_str(), sequential["metric"].as_str()),
-        (Some("sequential"), Some("refund"))
-    );
-    let bad = app
-        .get(
-            "/api/v1/experiments/hero/results?metric=page_view",
-            Some(Role::Compliance),
-        )
-        .await;
-    assert_eq!(bad.status(), 422);
-    assert_eq!(
-        app.get("/api/v1/experiments/hero/results", Some(Role::Ingest))
-            .await
-            .status(),
-        403
-    );
-}
+);

@@ -291,14 +291,16 @@ impl Store {
     /// Per-user outcomes of a pilot for several metrics at once, aggregated in
     /// the database (the attribution rules of `pilotgate analyze`: events at or
     /// after the assignment, and before its end when a window is given).
-    /// Withdrawn subjects are left out. Also returns, per metric, the events
-    /// whose subject holds no assignment in the pilot.
+    /// Withdrawn subjects are left out. (The unary `+` keeps SQLite from
+    /// walking the events by time instead of by subject.) No stored event can
+    /// belong to an unknown subject: events are stored only for assigned
+    /// subjects, and erasure removes both.
     pub async fn per_user_outcomes(
         &self,
         experiment_key: &str,
         metrics: &[String],
         window_micros: Option<i64>,
-    ) -> Result<(Vec<UserOutcomes>, Vec<u64>), StoreError> {
+    ) -> Result<Vec<UserOutcomes>, StoreError> {
         let columns = (0..metrics.len())
             .map(|i| {
                 let p = i + 3;
@@ -313,7 +315,7 @@ impl Store {
         let sql = format!(
             "SELECT a.subject, a.variant, {columns} FROM assignments a \
              LEFT JOIN events e ON e.experiment_key = a.experiment_key AND e.subject = a.subject AND e.name IN ({names}) \
-               AND e.occurred_at >= a.assigned_at AND ($2 < 0 OR e.occurred_at < a.assigned_at + $2) \
+               AND +e.occurred_at >= a.assigned_at AND ($2 < 0 OR +e.occurred_at < a.assigned_at + $2) \
              WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL GROUP BY a.subject, a.variant"
         );
         let mut query = sqlx::query(&sql)
@@ -341,19 +343,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut unknown = Vec::with_capacity(metrics.len());
-        for metric in metrics {
-            let count: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM events e WHERE e.experiment_key = $1 AND e.name = $2 \
-                 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.experiment_key = e.experiment_key AND a.subject = e.subject)",
-            )
-            .bind(experiment_key)
-            .bind(metric)
-            .fetch_one(&self.reader)
-            .await?;
-            unknown.push(u64::try_from(count).unwrap_or(0));
-        }
-        Ok((outcomes, unknown))
+        Ok(outcomes)
     }
 }
 

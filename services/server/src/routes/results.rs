@@ -114,7 +114,7 @@ pub async fn show(
     let window = design
         .attribution_window_hours
         .map(|h| i64::from(h) * 3_600_000_000);
-    let (outcomes, unknown) = state
+    let outcomes = state
         .store
         .per_user_outcomes(design.key.as_str(), &names, window)
         .await?;
@@ -156,7 +156,7 @@ pub async fn show(
             analyze_outcomes(
                 variants.clone(),
                 y,
-                unknown[index],
+                0,
                 &m.event,
                 outcome_of(m.kind),
                 &options,
