@@ -12,7 +12,9 @@ use pilotgate_domain::experiment::{
 use pilotgate_domain::purpose::PurposeKey;
 use pilotgate_domain::time::{from_micros, to_micros};
 use serde::Serialize;
+use sqlx::any::AnyArguments;
 use sqlx::any::AnyRow;
+use sqlx::query::Query;
 use sqlx::{Any, Row, Transaction};
 
 use crate::audit::AuditRecord;
@@ -58,34 +60,18 @@ impl Store {
     ) -> Result<Experiment, StoreError> {
         let now = to_micros(Utc::now());
         let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO experiments (key, name, hypothesis, owner, purpose, state, coverage, seed, primary_event, primary_kind, \
              guardrails, mde, alpha, power, baseline_rate, planned_sample_size, attribution_window_hours, data_categories, \
              retention_days, design_version, created_by, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1, $19, $20, $20)",
         )
-        .bind(design.key.as_str())
-        .bind(&design.name)
-        .bind(&design.hypothesis)
-        .bind(&design.owner)
-        .bind(design.purpose.as_str())
-        .bind(design.coverage)
-        .bind(&design.seed)
-        .bind(&design.primary_metric.event)
-        .bind(design.primary_metric.kind.as_str())
-        .bind(json_text(&design.guardrails))
-        .bind(design.mde)
-        .bind(design.alpha)
-        .bind(design.power)
-        .bind(design.baseline_rate)
-        .bind(planned_sample_size)
-        .bind(design.attribution_window_hours.map(i64::from))
-        .bind(json_text(&design.data_categories))
-        .bind(i64::from(design.retention_days))
-        .bind(&actor.name)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
+        .bind(design.key.as_str());
+        let inserted = bind_design(query, design, planned_sample_size)
+            .bind(&actor.name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
         match inserted {
             Err(error) if is_unique_violation(&error) => {
                 return Err(StoreError::Conflict(format!(
@@ -125,36 +111,20 @@ impl Store {
         transition(before.state, Action::Edit).map_err(|e| StoreError::Conflict(e.to_string()))?;
         let now = to_micros(Utc::now());
         let mut tx = self.begin_write().await?;
-        let updated = sqlx::query(
+        let query = sqlx::query(
             "UPDATE experiments SET name = $1, hypothesis = $2, owner = $3, purpose = $4, state = 'draft', coverage = $5, seed = $6, \
              primary_event = $7, primary_kind = $8, guardrails = $9, mde = $10, alpha = $11, power = $12, baseline_rate = $13, \
              planned_sample_size = $14, attribution_window_hours = $15, data_categories = $16, retention_days = $17, \
              design_version = design_version + 1, updated_at = $18 \
              WHERE key = $19 AND state = $20 AND design_version = $21",
-        )
-        .bind(&design.name)
-        .bind(&design.hypothesis)
-        .bind(&design.owner)
-        .bind(design.purpose.as_str())
-        .bind(design.coverage)
-        .bind(&design.seed)
-        .bind(&design.primary_metric.event)
-        .bind(design.primary_metric.kind.as_str())
-        .bind(json_text(&design.guardrails))
-        .bind(design.mde)
-        .bind(design.alpha)
-        .bind(design.power)
-        .bind(design.baseline_rate)
-        .bind(planned_sample_size)
-        .bind(design.attribution_window_hours.map(i64::from))
-        .bind(json_text(&design.data_categories))
-        .bind(i64::from(design.retention_days))
-        .bind(now)
-        .bind(key)
-        .bind(before.state.as_str())
-        .bind(before.design_version)
-        .execute(&mut *tx)
-        .await?;
+        );
+        let updated = bind_design(query, design, planned_sample_size)
+            .bind(now)
+            .bind(key)
+            .bind(before.state.as_str())
+            .bind(before.design_version)
+            .execute(&mut *tx)
+            .await?;
         if updated.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!(
                 "the pilot '{key}' changed while it was being edited; read it again"
@@ -331,6 +301,35 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Binds the 17 design columns, in the order both the INSERT and the UPDATE name them:
+/// name, hypothesis, owner, purpose, coverage, seed, primary event and kind,
+/// guardrails, mde, alpha, power, baseline rate, planned sample size,
+/// attribution window, data categories, retention days.
+fn bind_design<'q>(
+    query: Query<'q, Any, AnyArguments<'q>>,
+    design: &'q Design,
+    planned_sample_size: Option<i64>,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    query
+        .bind(&design.name)
+        .bind(&design.hypothesis)
+        .bind(&design.owner)
+        .bind(design.purpose.as_str())
+        .bind(design.coverage)
+        .bind(&design.seed)
+        .bind(&design.primary_metric.event)
+        .bind(design.primary_metric.kind.as_str())
+        .bind(json_text(&design.guardrails))
+        .bind(design.mde)
+        .bind(design.alpha)
+        .bind(design.power)
+        .bind(design.baseline_rate)
+        .bind(planned_sample_size)
+        .bind(design.attribution_window_hours.map(i64::from))
+        .bind(json_text(&design.data_categories))
+        .bind(i64::from(design.retention_days))
 }
 
 fn not_found(key: &str) -> StoreError {

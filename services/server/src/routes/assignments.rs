@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Caller;
 use crate::consent_input::check_user_id;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::experiments::no_such_pilot;
 use crate::startup::AppState;
 
 /// Which pilot, and the raw id as the client knows it (pseudonymized on arrival).
@@ -59,12 +60,7 @@ pub async fn assign(
         .store
         .assignment_target(&body.experiment)
         .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no pilot has the key '{}'",
-                body.experiment.chars().take(64).collect::<String>()
-            ))
-        })?;
+        .ok_or_else(|| no_such_pilot(&body.experiment))?;
     let candidates = state.keys.candidates(&body.user_id);
     let outcome = state.store.assign(&target, &candidates, Utc::now()).await?;
     let current = candidates[0].to_string();

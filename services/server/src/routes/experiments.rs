@@ -195,6 +195,23 @@ impl From<&Experiment> for ExperimentView {
     }
 }
 
+/// The 404 of a pilot key that names no pilot (the key is cut to 64 characters).
+pub(crate) fn no_such_pilot(key: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "no pilot has the key '{}'",
+        key.chars().take(64).collect::<String>()
+    ))
+}
+
+/// The pilot `key`, or 404.
+pub(crate) async fn find_experiment(state: &AppState, key: &str) -> Result<Experiment, ApiError> {
+    state
+        .store
+        .experiment(key)
+        .await?
+        .ok_or_else(|| no_such_pilot(key))
+}
+
 fn unprocessable(error: DesignError) -> ApiError {
     ApiError::Unprocessable(error.to_string())
 }
@@ -319,12 +336,7 @@ pub async fn update(
             "key: a pilot's key cannot change".to_owned(),
         ));
     }
-    if state.store.experiment(&key).await?.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "no pilot has the key '{}'",
-            key.chars().take(64).collect::<String>()
-        )));
-    }
+    find_experiment(&state, &key).await?;
     let (design, planned) = input.into_design(&key, &caller, &state).await?;
     let experiment = state
         .store
@@ -355,12 +367,7 @@ pub async fn show(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let experiment = state.store.experiment(&path).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no pilot has the key '{}'",
-            path.chars().take(64).collect::<String>()
-        ))
-    })?;
+    let experiment = find_experiment(&state, &path).await?;
     Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
 }
 
@@ -393,12 +400,7 @@ async fn decide(
             "comment: give the reasoning, 1 to 2000 characters".to_owned(),
         ));
     }
-    let experiment = state.store.experiment(key).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no pilot has the key '{}'",
-            key.chars().take(64).collect::<String>()
-        ))
-    })?;
+    let experiment = find_experiment(&state, key).await?;
     check_reviewer(&caller.0, &experiment.created_by)
         .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let experiment = state

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::experiments::find_experiment;
 use crate::startup::AppState;
 
 /// Query of the results.
@@ -69,12 +70,7 @@ pub async fn show(
     path: web::Path<String>,
     params: web::Query<ResultsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let experiment = state.store.experiment(&path).await?.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no pilot has the key '{}'",
-            path.chars().take(64).collect::<String>()
-        ))
-    })?;
+    let experiment = find_experiment(&state, &path).await?;
     let design = experiment.design.clone();
     let metric: Metric = match &params.metric {
         None => design.primary_metric.clone(),
