@@ -32,48 +32,10 @@ async fn consent(app: &TestApp, user: &str, status: &str, collected_at: &str) {
 
 /// A running pilot `hero` on a consent-only purpose, measuring `purchase` with guardrail `refund`.
 async fn running_pilot(app: &TestApp) {
-    let purpose = json!({"key": "personalize.content", "description": "d", "allowed_bases": ["consent"], "min_notice_version": 1, "retention_days": 365});
-    assert_eq!(
-        send(app, "/api/v1/purposes", Role::Compliance, purpose)
-            .await
-            .status(),
-        201
-    );
-    let design = json!({"key": "hero", "name": "Hero", "hypothesis": "h", "purpose": "personalize.content",
+    app.start_pilot(json!({"key": "hero", "name": "Hero", "hypothesis": "h", "purpose": "personalize.content",
         "variants": [{"key": "control", "weight": 1}, {"key": "personalized", "weight": 1}], "coverage": 1.0,
         "primary_metric": {"event": "purchase", "kind": "sum"}, "guardrails": [{"event": "refund", "kind": "binary"}],
-        "mde": 0.1, "alpha": 0.05, "power": 0.8, "data_categories": ["orders"], "retention_days": 90});
-    assert_eq!(
-        send(app, "/api/v1/experiments", Role::Marketer, design)
-            .await
-            .status(),
-        201
-    );
-    send(
-        app,
-        "/api/v1/experiments/hero/submit",
-        Role::Marketer,
-        json!({}),
-    )
-    .await;
-    send(
-        app,
-        "/api/v1/experiments/hero/approve",
-        Role::Compliance,
-        json!({"comment": "ok"}),
-    )
-    .await;
-    assert_eq!(
-        send(
-            app,
-            "/api/v1/experiments/hero/start",
-            Role::Marketer,
-            json!({})
-        )
-        .await
-        .status(),
-        200
-    );
+        "mde": 0.1, "alpha": 0.05, "power": 0.8, "data_categories": ["orders"], "retention_days": 90})).await;
 }
 
 async fn assign(app: &TestApp, user: &str) -> Value {

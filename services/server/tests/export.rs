@@ -28,32 +28,10 @@ async fn an_export_holds_assignments_and_events_of_subjects_still_in_the_pilot()
     let app = TestApp::spawn(pilotgate_store::Dialect::Sqlite)
         .await
         .unwrap();
-    post(&app, "/api/v1/purposes", Role::Compliance, json!({"key": "personalize.content", "description": "d", "allowed_bases": ["consent"], "min_notice_version": 1, "retention_days": 365})).await;
-    post(&app, "/api/v1/experiments", Role::Marketer, json!({"key": "hero", "name": "Hero", "hypothesis": "h", "purpose": "personalize.content",
+    app.start_pilot(json!({"key": "hero", "name": "Hero", "hypothesis": "h", "purpose": "personalize.content",
         "variants": [{"key": "control", "weight": 1}, {"key": "v1", "weight": 1}], "coverage": 1.0,
         "primary_metric": {"event": "purchase", "kind": "sum"}, "mde": 0.1, "alpha": 0.05, "power": 0.8,
         "data_categories": ["orders"], "retention_days": 90})).await;
-    post(
-        &app,
-        "/api/v1/experiments/hero/submit",
-        Role::Marketer,
-        json!({}),
-    )
-    .await;
-    post(
-        &app,
-        "/api/v1/experiments/hero/approve",
-        Role::Compliance,
-        json!({"comment": "ok"}),
-    )
-    .await;
-    post(
-        &app,
-        "/api/v1/experiments/hero/start",
-        Role::Marketer,
-        json!({}),
-    )
-    .await;
     let users = ["ann@example.com", "ben@example.com", "cat@example.com"];
     let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
     for user in users {

@@ -26,32 +26,10 @@ async fn post(app: &TestApp, path: &str, role: Role, body: Value) -> Value {
 api_story!(
     results_equal_the_offline_analysis_of_the_export_and_carry_a_decision,
     |app| {
-        post(&app, "/api/v1/purposes", Role::Compliance, json!({"key": "personalize.content", "description": "d", "allowed_bases": ["consent"], "min_notice_version": 1, "retention_days": 365})).await;
-        post(&app, "/api/v1/experiments", Role::Marketer, json!({"key": "hero", "name": "Hero", "hypothesis": "h", "purpose": "personalize.content",
+        app.start_pilot(json!({"key": "hero", "name": "Hero", "hypothesis": "h", "purpose": "personalize.content",
         "variants": [{"key": "control", "weight": 1}, {"key": "v1", "weight": 1}], "coverage": 1.0,
         "primary_metric": {"event": "purchase", "kind": "binary"}, "guardrails": [{"event": "refund", "kind": "binary"}],
         "mde": 0.1, "alpha": 0.05, "power": 0.8, "baseline_rate": 0.3, "data_categories": ["orders"], "retention_days": 90})).await;
-        post(
-            &app,
-            "/api/v1/experiments/hero/submit",
-            Role::Marketer,
-            json!({}),
-        )
-        .await;
-        post(
-            &app,
-            "/api/v1/experiments/hero/approve",
-            Role::Compliance,
-            json!({"comment": "ok"}),
-        )
-        .await;
-        post(
-            &app,
-            "/api/v1/experiments/hero/start",
-            Role::Marketer,
-            json!({}),
-        )
-        .await;
         let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
         let users: Vec<String> = (0..240).map(|i| format!("user{i}@example.com")).collect();
         for chunk in users.chunks(100) {

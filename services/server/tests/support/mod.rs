@@ -82,6 +82,49 @@ impl TestApp {
         token.reveal().to_owned()
     }
 
+    /// Registers the consent-only purpose `personalize.content` and takes the
+    /// pilot `design` (a JSON design on that purpose) from draft to running.
+    pub async fn start_pilot(&self, design: serde_json::Value) {
+        let key = design["key"]
+            .as_str()
+            .expect("the design names its key")
+            .to_owned();
+        let purpose = serde_json::json!({"key": "personalize.content", "description": "d", "allowed_bases": ["consent"],
+            "min_notice_version": 1, "retention_days": 365});
+        let steps = [
+            ("/api/v1/purposes".to_owned(), Role::Compliance, purpose),
+            ("/api/v1/experiments".to_owned(), Role::Marketer, design),
+            (
+                format!("/api/v1/experiments/{key}/submit"),
+                Role::Marketer,
+                serde_json::json!({}),
+            ),
+            (
+                format!("/api/v1/experiments/{key}/approve"),
+                Role::Compliance,
+                serde_json::json!({"comment": "ok"}),
+            ),
+            (
+                format!("/api/v1/experiments/{key}/start"),
+                Role::Marketer,
+                serde_json::json!({}),
+            ),
+        ];
+        for (path, role, body) in steps {
+            let response = self
+                .request(reqwest::Method::POST, &path, Some(role))
+                .json(&body)
+                .send()
+                .await
+                .expect("request");
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+        }
+    }
+
     /// A request to `path` with the token of `role` (or none).
     pub fn request(
         &self,
