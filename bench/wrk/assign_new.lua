@@ -1,6 +1,6 @@
 -- First-time assignments: every request asks for a subject never seen before.
 -- Thread i walks user ids i*10^7, i*10^7+1, ...; all of them have a granted consent.
-local counter = 0
+local counter = tonumber(os.getenv("START") or "0")
 local base = 0
 local threads = {}
 

@@ -81,6 +81,7 @@ impl Application {
         };
         let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
+        store.enable_caches();
         let state = web::Data::new(AppState {
             store: store.clone(),
             keys,
@@ -138,8 +139,12 @@ pub async fn open_store(url: &str) -> Result<Store, StartupError> {
 }
 
 /// Every route; each one must also be in `auth::PERMISSIONS` and the OpenAPI document.
+/// The hot paths come first: actix tries routes in this order, and each
+/// pattern with a `{segment}` costs a regex match.
 fn routes_of_the_service(config: &mut web::ServiceConfig) {
     config
+        .service(routes::assignments::assign)
+        .service(routes::events::record)
         .service(routes::health::healthz)
         .service(routes::health::readyz)
         .service(routes::health::metrics)
@@ -161,8 +166,6 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::experiments::start)
         .service(routes::experiments::stop)
         .service(routes::results::show)
-        .service(routes::assignments::assign)
-        .service(routes::events::record)
         .service(routes::audit::list)
         .service(routes::audit::verify);
 }

@@ -330,3 +330,65 @@ api_story!(
         );
     }
 );
+
+api_story!(
+    changes_made_through_another_instance_are_honoured_at_once,
+    |app| {
+        running_pilot(&app).await;
+        consent(&app, "erin@example.com", "granted", &ago(60)).await;
+        // Twice: the second answer comes from what the first one read.
+        let first = assign(&app, "erin@example.com").await;
+        assert_eq!(assign(&app, "erin@example.com").await, first);
+
+        let other = app.second_instance().await;
+        let withdrawal = json!({"user_id": "erin@example.com", "purpose": "personalize.content", "basis": "consent",
+            "status": "withdrawn", "notice_id": "pn", "notice_version": 1,
+            "source": {"channel": "app", "method": "tap"}, "collected_at": ago(1)});
+        let response = app
+            .client
+            .post(format!("{other}/api/v1/consents"))
+            .bearer_auth(&app.tokens[&Role::Ingest])
+            .json(&withdrawal)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        // SQLite: the first server learns of the other connection's commit by
+        // polling every 2 ms; PostgreSQL: it caches nothing.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let after = assign(&app, "erin@example.com").await;
+            if after["reason"] == "withdrawn" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "still {after}");
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+
+        // A token revoked by another process stops working here too.
+        let revoker = pilotgate_store::Store::connect(&app.db.url).await.unwrap();
+        revoker
+            .revoke_token(
+                "ingest-token",
+                Some(Role::Ingest),
+                &pilotgate_domain::Actor::operator(),
+            )
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let response = send(
+                &app,
+                "/api/v1/assign",
+                Role::Ingest,
+                json!({"experiment": "hero", "user_id": "erin@example.com"}),
+            )
+            .await;
+            if response.status() == 401 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "token still accepted");
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+);

@@ -2,9 +2,13 @@
 //! the pilot's purpose, once (sticky), with the proof stored beside it. An
 //! ineligible call stores nothing about the subject, only a counter.
 
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use pilotgate_domain::bucketing::{choose_variant, hash_v2};
-use pilotgate_domain::eligibility::{Eligibility, Proof, Reason};
+use pilotgate_domain::consent::ConsentRecord;
+use pilotgate_domain::eligibility::{Eligibility, Proof, Reason, eligible};
 use pilotgate_domain::experiment::{State, Variant};
 use pilotgate_domain::pseudonym::Pseudonym;
 use pilotgate_domain::purpose::{LegalBasis, Purpose};
@@ -12,10 +16,11 @@ use pilotgate_domain::time::{from_micros, to_micros};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::consents::{eligibility_on, placeholders};
+use crate::consents::{ledger_on, ledgers_of, placeholders};
 use crate::error::corrupt;
+use crate::events::{INSERT_CHUNK, LOOKUP_CHUNK};
+use crate::group::Grouped;
 use crate::{Store, StoreError};
 
 /// What assignment needs to know of a pilot, read in one query.
@@ -66,6 +71,10 @@ impl Store {
         &self,
         key: &str,
     ) -> Result<Option<AssignmentTarget>, StoreError> {
+        let generation = self.caches.generation();
+        if let Some(target) = self.caches.targets.get(generation, &key.to_owned()) {
+            return Ok(Some(target));
+        }
         let rows = sqlx::query(
             "SELECT e.key, e.state, e.seed, e.coverage, v.variant_key, v.weight, p.key AS purpose_key, p.description, \
              p.allowed_bases, p.min_notice_version, p.special_category, p.li_assessment_ref, p.contract_necessary, p.retention_days \
@@ -87,7 +96,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Some(AssignmentTarget {
+        let target = AssignmentTarget {
             key: first.try_get("key")?,
             state: first
                 .try_get::<String, _>("state")?
@@ -97,7 +106,11 @@ impl Store {
             seed: first.try_get("seed")?,
             coverage: first.try_get("coverage")?,
             variants,
-        }))
+        };
+        self.caches
+            .targets
+            .put(generation, key.to_owned(), target.clone());
+        Ok(Some(target))
     }
 
     /// Assigns the person known by `candidates` (current key first) to a variant of `target`.
@@ -113,13 +126,35 @@ impl Store {
             return Ok(AssignOutcome::NotRunning);
         }
         let subjects: Vec<String> = candidates.iter().map(|p| p.as_str().to_owned()).collect();
-        // The repeat path only reads: the sticky assignment, and eligibility now.
-        let (existing, decision) = {
-            let mut conn = self.reader.acquire().await?;
-            let existing = existing_assignment(&mut conn, &target.key, &subjects).await?;
-            let decision = eligibility_on(&mut conn, &subjects, &target.purpose, now).await?;
-            (existing, decision)
-        };
+        let generation = self.caches.generation();
+        if generation.is_some() {
+            // SQLite with caches on: a repeat the caches know costs no read;
+            // anything else is decided on the writer connection, whose page
+            // cache survives commits (a reader's is dropped whenever another
+            // connection commits, which under load is all the time).
+            let key = (target.key.clone(), subjects.clone());
+            let ledger_key = (target.purpose.key.to_string(), subjects.clone());
+            let known = self.caches.assignments.get(generation, &key);
+            let ledger = self.caches.ledgers.get(generation, &ledger_key);
+            let (Some(assignment), Some((records, erased))) = (known, ledger) else {
+                return self.assign_first_time(target, candidates).await;
+            };
+            return match eligible(&target.purpose, &records, erased, now) {
+                Eligibility::Eligible(_) => Ok(AssignOutcome::Assigned {
+                    assignment,
+                    first_time: false,
+                }),
+                Eligibility::Ineligible(reason) => {
+                    self.count_refusal(&target.key, "assign", reason.as_str(), now)
+                        .await?;
+                    Ok(AssignOutcome::Ineligible(reason))
+                }
+            };
+        }
+        // Without caches the repeat path only reads: the sticky assignment, and eligibility now.
+        let existing = self.sticky_assignment(&target.key, &subjects).await?;
+        let (records, erased) = self.ledger(&target.purpose, &subjects).await?;
+        let decision = eligible(&target.purpose, &records, erased, now);
         match (existing, decision) {
             (_, Eligibility::Ineligible(reason)) => {
                 self.count_refusal(&target.key, "assign", reason.as_str(), now)
@@ -134,57 +169,143 @@ impl Store {
         }
     }
 
-    /// Hands a first-time assignment to the group-commit worker and waits for
-    /// its outcome: concurrent first-time assignments share one transaction
-    /// and one durable commit instead of one each.
+    /// The subject's stored assignment in the pilot, if any (cached once found).
+    async fn sticky_assignment(
+        &self,
+        experiment_key: &str,
+        subjects: &[String],
+    ) -> Result<Option<Assignment>, StoreError> {
+        let generation = self.caches.generation();
+        let key = (experiment_key.to_owned(), subjects.to_vec());
+        if let Some(found) = self.caches.assignments.get(generation, &key) {
+            return Ok(Some(found));
+        }
+        let mut conn = self.reader.acquire().await?;
+        let found = existing_assignment(&mut conn, experiment_key, subjects).await?;
+        if let Some(found) = &found {
+            self.caches.assignments.put(generation, key, found.clone());
+        }
+        Ok(found)
+    }
+
+    /// The subject's ledger records for `purpose` and whether it was erased (cached).
+    async fn ledger(
+        &self,
+        purpose: &Purpose,
+        subjects: &[String],
+    ) -> Result<(Vec<ConsentRecord>, bool), StoreError> {
+        let generation = self.caches.generation();
+        let key = (purpose.key.to_string(), subjects.to_vec());
+        if let Some(found) = self.caches.ledgers.get(generation, &key) {
+            return Ok(found);
+        }
+        let mut conn = self.reader.acquire().await?;
+        let found = ledger_on(&mut conn, subjects, purpose).await?;
+        self.caches.ledgers.put(generation, key, found.clone());
+        Ok(found)
+    }
+
+    /// Hands a first-time assignment to the group commit and waits for its
+    /// outcome: concurrent first-time assignments share one transaction and
+    /// one durable commit instead of one each.
     async fn assign_first_time(
         &self,
         target: &AssignmentTarget,
         candidates: &[Pseudonym],
     ) -> Result<AssignOutcome, StoreError> {
-        let queue = self.assign_queue.get_or_init(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(group_commit_worker(self.clone(), receiver));
-            sender
-        });
-        let (reply, answer) = oneshot::channel();
-        let pending = PendingAssignment {
+        let job = PendingAssignment {
             target: target.clone(),
             candidates: candidates.to_vec(),
-            reply,
         };
-        let stopped = || StoreError::Unavailable(sqlx::Error::PoolClosed);
-        queue.send(pending).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.assign_queue.submit(self, job).await
     }
 
     /// Decides every pending assignment again under the subject write lock and
     /// stores each once (the first stored assignment wins, on any instance), in
-    /// one transaction.
+    /// one transaction and a handful of statements for the whole group.
     async fn commit_assignments(
         &self,
         batch: &[PendingAssignment],
     ) -> Result<Vec<AssignOutcome>, StoreError> {
-        let mut tx = self.begin_subject_write().await?;
+        let mut tx = self.begin_subject_append().await?;
+        // Read under the write lock: what this transaction reads is at least as
+        // new as this generation, so it may be cached under it.
+        let generation = self.caches.generation();
         let now = Utc::now();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for pending in batch {
+        let subjects: Vec<&str> = batch
+            .iter()
+            .flat_map(|p| p.candidates.iter().map(Pseudonym::as_str))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut held: HashMap<(String, String), Assignment> = HashMap::new();
+        let mut records: HashMap<String, Vec<ConsentRecord>> = HashMap::new();
+        let mut erased: HashSet<String> = HashSet::new();
+        for chunk in subjects.chunks(LOOKUP_CHUNK) {
+            let list = self.dialect.placeholders(1, chunk.len());
+            let sql = format!("SELECT * FROM assignments WHERE subject IN ({list})");
+            let mut query = sqlx::query(&sql);
+            for subject in chunk {
+                query = query.bind(*subject);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                let assignment = assignment_from_row(&row)?;
+                let key = (
+                    assignment.experiment_key.clone(),
+                    assignment.subject.clone(),
+                );
+                held.insert(key, assignment);
+            }
+            let (ledger, gone) = ledgers_of(&mut tx, chunk, &list).await?;
+            for record in ledger {
+                records
+                    .entry(record.subject.clone())
+                    .or_default()
+                    .push(record);
+            }
+            erased.extend(gone);
+        }
+
+        let mut outcomes: Vec<Option<AssignOutcome>> = Vec::with_capacity(batch.len());
+        let mut new_rows: Vec<(usize, Assignment)> = Vec::new();
+        let mut refusals: HashMap<(&str, &str), i64> = HashMap::new();
+        let mut ledgers = Vec::new();
+        for (position, pending) in batch.iter().enumerate() {
             let target = &pending.target;
-            let subjects: Vec<String> = pending
-                .candidates
+            let names: Vec<String> = pending.candidates.iter().map(|p| p.to_string()).collect();
+            let theirs: Vec<ConsentRecord> = names
                 .iter()
-                .map(|p| p.as_str().to_owned())
+                .filter_map(|s| records.get(s))
+                .flatten()
+                .filter(|r| r.purpose == target.purpose.key.as_str())
+                .cloned()
                 .collect();
-            let proof: Proof =
-                match eligibility_on(&mut tx, &subjects, &target.purpose, now).await? {
-                    Eligibility::Eligible(proof) => proof,
-                    Eligibility::Ineligible(reason) => {
-                        count_refusal_on(&mut tx, &target.key, "assign", reason.as_str(), now, 1)
-                            .await?;
-                        outcomes.push(AssignOutcome::Ineligible(reason));
-                        continue;
-                    }
-                };
+            let is_erased = names.iter().any(|s| erased.contains(s));
+            let decision = eligible(&target.purpose, &theirs, is_erased, now);
+            ledgers.push((
+                (target.purpose.key.to_string(), names.clone()),
+                (theirs, is_erased),
+            ));
+            let proof: Proof = match decision {
+                Eligibility::Eligible(proof) => proof,
+                Eligibility::Ineligible(reason) => {
+                    *refusals.entry((&target.key, reason.as_str())).or_default() += 1;
+                    outcomes.push(Some(AssignOutcome::Ineligible(reason)));
+                    continue;
+                }
+            };
+            // The oldest assignment under any of the person's pseudonyms holds.
+            let existing = names
+                .iter()
+                .filter_map(|s| held.get(&(target.key.clone(), s.clone())))
+                .min_by_key(|a| a.assigned_at);
+            if let Some(assignment) = existing {
+                outcomes.push(Some(AssignOutcome::Assigned {
+                    assignment: assignment.clone(),
+                    first_time: false,
+                }));
+                continue;
+            }
             let current = &pending.candidates[0];
             let weights: Vec<f64> = target.variants.iter().map(|v| v.weight).collect();
             let Some(index) = choose_variant(
@@ -192,35 +313,101 @@ impl Store {
                 target.coverage,
                 &weights,
             ) else {
-                count_refusal_on(&mut tx, &target.key, "assign", "not_in_traffic", now, 1).await?;
-                outcomes.push(AssignOutcome::NotInTraffic);
+                *refusals.entry((&target.key, "not_in_traffic")).or_default() += 1;
+                outcomes.push(Some(AssignOutcome::NotInTraffic));
                 continue;
             };
-            let inserted = sqlx::query(
+            let assignment = Assignment {
+                experiment_key: target.key.clone(),
+                subject: current.to_string(),
+                key_version: current.key_version(),
+                variant: target.variants[index].key.clone(),
+                assigned_at: now,
+                basis: proof.basis,
+                consent_record_id: Some(proof.record_id),
+                notice_version: Some(proof.notice_version),
+                withdrawn_at: None,
+            };
+            // A later request of this group for the same person finds it.
+            held.insert(
+                (target.key.clone(), assignment.subject.clone()),
+                assignment.clone(),
+            );
+            new_rows.push((position, assignment));
+            outcomes.push(None);
+        }
+
+        let mut stored: HashSet<(String, String)> = HashSet::new();
+        for chunk in new_rows.chunks(INSERT_CHUNK) {
+            let values = (0..chunk.len())
+                .map(|r| format!("({})", self.dialect.placeholders(r * 8 + 1, 8)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
                 "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (experiment_key, subject) DO NOTHING",
-            )
-            .bind(&target.key)
-            .bind(current.as_str())
-            .bind(i64::from(current.key_version()))
-            .bind(&target.variants[index].key)
-            .bind(to_micros(now))
-            .bind(proof.basis.as_str())
-            .bind(proof.record_id)
-            .bind(i64::from(proof.notice_version))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let assignment = existing_assignment(&mut tx, &target.key, &subjects)
-                .await?
-                .ok_or_else(|| corrupt("assignments"))?;
-            outcomes.push(AssignOutcome::Assigned {
+                 VALUES {values} ON CONFLICT (experiment_key, subject) DO NOTHING RETURNING experiment_key, subject"
+            );
+            let mut query = sqlx::query(&sql);
+            for (_, a) in chunk {
+                query = query
+                    .bind(&a.experiment_key)
+                    .bind(&a.subject)
+                    .bind(i64::from(a.key_version))
+                    .bind(&a.variant)
+                    .bind(to_micros(a.assigned_at))
+                    .bind(a.basis.as_str())
+                    .bind(a.consent_record_id)
+                    .bind(a.notice_version.map(i64::from));
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                stored.insert((row.try_get("experiment_key")?, row.try_get("subject")?));
+            }
+        }
+        let mut known = Vec::new();
+        for (position, assignment) in new_rows {
+            let subjects: Vec<String> = batch[position]
+                .candidates
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            let key = (
+                assignment.experiment_key.clone(),
+                assignment.subject.clone(),
+            );
+            let (assignment, first_time) = if stored.contains(&key) {
+                (assignment, true)
+            } else {
+                // Another instance stored one first (or this group did, for
+                // the same person twice): the stored one holds.
+                let holding = existing_assignment(&mut tx, &assignment.experiment_key, &subjects)
+                    .await?
+                    .ok_or_else(|| corrupt("assignments"))?;
+                (holding, false)
+            };
+            known.push((
+                (assignment.experiment_key.clone(), subjects),
+                assignment.clone(),
+            ));
+            outcomes[position] = Some(AssignOutcome::Assigned {
                 assignment,
-                first_time: inserted == 1,
+                first_time,
             });
         }
+        for ((experiment_key, reason), count) in refusals {
+            count_refusal_on(&mut tx, experiment_key, "assign", reason, now, count).await?;
+        }
         tx.commit().await?;
-        Ok(outcomes)
+        // Cached only once committed.
+        for (key, assignment) in known {
+            self.caches.assignments.put(generation, key, assignment);
+        }
+        for (key, ledger) in ledgers {
+            self.caches.ledgers.put(generation, key, ledger);
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| corrupt("assignments")))
+            .collect()
     }
 
     /// Counts one refused call; nothing about the subject is kept.
@@ -231,7 +418,7 @@ impl Store {
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_append().await?;
         count_refusal_on(&mut tx, experiment_key, stage, reason, at, 1).await?;
         tx.commit().await?;
         Ok(())
@@ -375,41 +562,16 @@ pub(crate) fn assignment_from_row(row: &AnyRow) -> Result<Assignment, StoreError
 pub(crate) struct PendingAssignment {
     target: AssignmentTarget,
     candidates: Vec<Pseudonym>,
-    reply: oneshot::Sender<Result<AssignOutcome, StoreError>>,
 }
 
-/// The most assignments one group commit takes.
-const GROUP_COMMIT_MAX: usize = 512;
+impl Grouped for PendingAssignment {
+    type Out = AssignOutcome;
+    const MAX: usize = 512;
 
-/// Commits whatever first-time assignments are waiting, together: under load
-/// many requests share one transaction; alone, a request waits for nothing.
-async fn group_commit_worker(store: Store, mut queue: mpsc::UnboundedReceiver<PendingAssignment>) {
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < GROUP_COMMIT_MAX {
-            match queue.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
-        }
-        match store.commit_assignments(&batch).await {
-            Ok(outcomes) => {
-                for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = pending.reply.send(Ok(outcome));
-                }
-            }
-            Err(error) => {
-                let unavailable = matches!(error, StoreError::Unavailable(_));
-                let message = error.to_string();
-                for pending in batch {
-                    let shared = if unavailable {
-                        StoreError::Unavailable(sqlx::Error::PoolTimedOut)
-                    } else {
-                        StoreError::Database(sqlx::Error::Protocol(message.clone()))
-                    };
-                    let _ = pending.reply.send(Err(shared));
-                }
-            }
-        }
+    fn commit(
+        store: &Store,
+        jobs: &[Self],
+    ) -> impl Future<Output = Result<Vec<AssignOutcome>, StoreError>> + Send {
+        store.commit_assignments(jobs)
     }
 }

@@ -1,7 +1,7 @@
 //! The consent ledger: append-only records, lookups by subject, eligibility,
 //! and the legal-basis map.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::Actor;
@@ -294,6 +294,16 @@ pub(crate) async fn eligibility_on(
     purpose: &Purpose,
     at: DateTime<Utc>,
 ) -> Result<Eligibility, StoreError> {
+    let (records, erased) = ledger_on(conn, subjects, purpose).await?;
+    Ok(eligible(purpose, &records, erased, at))
+}
+
+/// The records of the person known by `subjects` for `purpose`, and whether it was erased.
+pub(crate) async fn ledger_on(
+    conn: &mut AnyConnection,
+    subjects: &[String],
+    purpose: &Purpose,
+) -> Result<(Vec<ConsentRecord>, bool), StoreError> {
     let n = subjects.len();
     let sql = format!(
         "SELECT e.erased, c.* FROM (SELECT COUNT(*) AS erased FROM erasures WHERE subject IN ({})) e \
@@ -316,7 +326,33 @@ pub(crate) async fn eligibility_on(
             records.push(record_from_row(row)?);
         }
     }
-    Ok(eligible(purpose, &records, erased, at))
+    Ok((records, erased))
+}
+
+/// The records and erasures of `subjects` (bound to the placeholders `list`), for every purpose.
+pub(crate) async fn ledgers_of(
+    conn: &mut sqlx::AnyConnection,
+    subjects: &[&str],
+    list: &str,
+) -> Result<(Vec<ConsentRecord>, HashSet<String>), StoreError> {
+    let sql = format!("SELECT * FROM consent_records WHERE subject IN ({list})");
+    let mut query = sqlx::query(&sql);
+    for subject in subjects {
+        query = query.bind(*subject);
+    }
+    let records = query
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(record_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let sql = format!("SELECT subject FROM erasures WHERE subject IN ({list})");
+    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    for subject in subjects {
+        query = query.bind(*subject);
+    }
+    let erased = query.fetch_all(&mut *conn).await?.into_iter().collect();
+    Ok((records, erased))
 }
 
 /// `$first, $first+1, …` for `n` parameters.

@@ -1,11 +1,12 @@
 //! The connection pools, migrations, readiness and the dialect differences.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
 use crate::assignments::PendingAssignment;
+use crate::cache::{self, Caches};
+use crate::events::PendingEvents;
+use crate::group::Queue;
 use std::time::Duration;
 
 use sqlx::AnyConnection;
@@ -52,8 +53,12 @@ pub struct Store {
     pub(crate) writer: AnyPool,
     pub(crate) dialect: Dialect,
     sqlite_file: Option<PathBuf>,
-    /// The group-commit queue of first-time assignments, started on first use.
-    pub(crate) assign_queue: Arc<OnceLock<mpsc::UnboundedSender<PendingAssignment>>>,
+    /// The group commit of first-time assignments, started on first use.
+    pub(crate) assign_queue: Queue<PendingAssignment>,
+    /// The group commit of event batches, started on first use.
+    pub(crate) event_queue: Queue<PendingEvents>,
+    /// Read caches, off until [`Store::enable_caches`] and always off on PostgreSQL.
+    pub(crate) caches: Arc<Caches>,
 }
 
 impl std::fmt::Debug for Store {
@@ -76,7 +81,9 @@ impl Store {
                 writer: pool,
                 dialect: Dialect::Postgres,
                 sqlite_file: None,
-                assign_queue: Arc::default(),
+                assign_queue: Queue::default(),
+                event_queue: Queue::default(),
+                caches: Arc::default(),
             });
         }
         let Some(rest) = url
@@ -107,13 +114,31 @@ impl Store {
             writer,
             dialect: Dialect::Sqlite,
             sqlite_file: Some(PathBuf::from(file)),
-            assign_queue: Arc::default(),
+            assign_queue: Queue::default(),
+            event_queue: Queue::default(),
+            caches: Arc::default(),
         })
     }
 
     /// The dialect of this store.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Turns on the read caches of a long-running server (see `cache.rs`). On
+    /// SQLite they make repeat reads free and follow every commit, of this
+    /// process at once and of others within milliseconds; on PostgreSQL they
+    /// stay off, because other instances write too.
+    /// They turn on once the watcher has its first reading. Needs a Tokio runtime.
+    pub fn enable_caches(&self) {
+        if self.dialect == Dialect::Sqlite {
+            let (pool, caches) = (self.reader.clone(), Arc::clone(&self.caches));
+            tokio::spawn(async move {
+                if let Ok(conn) = pool.acquire().await {
+                    cache::watch(conn.detach(), pool, caches).await;
+                }
+            });
+        }
     }
 
     /// Applies every pending migration of this dialect.
@@ -175,11 +200,24 @@ impl Store {
     /// Begins a transaction that will write. On SQLite it takes the write lock
     /// at once (`BEGIN IMMEDIATE`), so a read-then-write cannot fail half-way
     /// when another process wrote in between.
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(match self.dialect {
+    /// Its commit makes every cached read stale.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let tx = match self.dialect {
             Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => self.writer.begin().await?,
+        };
+        Ok(WriteTx {
+            tx,
+            caches: Some(Arc::clone(&self.caches)),
         })
+    }
+
+    /// A write transaction that only adds rows no cache holds (first-time
+    /// assignments, events, refusal counters): its commit leaves the caches be.
+    pub(crate) async fn begin_append(&self) -> Result<WriteTx, StoreError> {
+        let mut tx = self.begin_write().await?;
+        tx.caches = None;
+        Ok(tx)
     }
 
     /// Begins a transaction that changes what may be done with subjects: the
@@ -187,10 +225,19 @@ impl Store {
     /// table lock, so every eligibility decision made inside such a transaction
     /// sees every ledger change committed before it, across instances. SQLite's
     /// write transactions are serial already. Take this lock before the audit lock.
-    pub(crate) async fn begin_subject_write(
-        &self,
-    ) -> Result<Transaction<'static, Any>, StoreError> {
-        let mut tx = self.begin_write().await?;
+    pub(crate) async fn begin_subject_write(&self) -> Result<WriteTx, StoreError> {
+        let tx = self.begin_write().await?;
+        self.lock_subjects(tx).await
+    }
+
+    /// [`Store::begin_subject_write`] for a transaction that only appends
+    /// (see [`Store::begin_append`]).
+    pub(crate) async fn begin_subject_append(&self) -> Result<WriteTx, StoreError> {
+        let tx = self.begin_append().await?;
+        self.lock_subjects(tx).await
+    }
+
+    async fn lock_subjects(&self, mut tx: WriteTx) -> Result<WriteTx, StoreError> {
         if self.dialect == Dialect::Postgres {
             tx.execute("LOCK TABLE assignments IN SHARE ROW EXCLUSIVE MODE")
                 .await?;
@@ -213,11 +260,43 @@ impl Store {
     }
 }
 
+/// A write transaction; see [`Store::begin_write`].
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Any>,
+    /// Told of the commit, unless the transaction only appends.
+    caches: Option<Arc<Caches>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await?;
+        if let Some(caches) = self.caches {
+            caches.changed();
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}
+
 fn pool_options(max_connections: u32, dialect: Dialect) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .test_before_acquire(true)
+        // A PostgreSQL connection can go stale (server restart); a SQLite one
+        // cannot, and the ping would cost a round trip on every query.
+        .test_before_acquire(dialect == Dialect::Postgres)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if dialect == Dialect::Sqlite {
@@ -230,7 +309,7 @@ fn pool_options(max_connections: u32, dialect: Dialect) -> AnyPoolOptions {
                         "PRAGMA busy_timeout = 5000",
                         // 64 MiB of page cache per connection instead of 2 MiB:
                         // indexes of random hashes otherwise page in and out constantly.
-                        "PRAGMA cache_size = -65536",
+                        "PRAGMA cache_size = -8192",
                     ] {
                         conn.execute(pragma).await?;
                     }

@@ -70,11 +70,17 @@ impl Store {
             }
             other => other?,
         };
-        let events = sqlx::query("DELETE FROM events WHERE subject = $1")
-            .bind(subject)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        // Events are stored under their assignment's pseudonym, so the pilots
+        // the subject is assigned in name every event it has (and the index
+        // by pilot and subject finds them).
+        let events = sqlx::query(
+            "DELETE FROM events WHERE subject = $1 AND experiment_key IN \
+             (SELECT experiment_key FROM assignments WHERE subject = $1)",
+        )
+        .bind(subject)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let assignments = sqlx::query("DELETE FROM assignments WHERE subject = $1")
             .bind(subject)
             .execute(&mut *tx)

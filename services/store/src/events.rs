@@ -14,12 +14,16 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::assignments::count_refusal_on;
-use crate::consents::record_from_row;
+use crate::consents::ledgers_of;
 use crate::error::corrupt;
+use crate::group::Grouped;
 use crate::{Store, StoreError};
 
 /// Rows per multi-row INSERT of events (7 parameters each).
-const INSERT_CHUNK: usize = 500;
+pub(crate) const INSERT_CHUNK: usize = 500;
+
+/// Keys per `IN (...)` lookup: well below both engines' parameter limits.
+pub(crate) const LOOKUP_CHUNK: usize = 1000;
 
 /// One event of a batch, its subject already pseudonymized.
 #[derive(Debug, Clone)]
@@ -63,33 +67,69 @@ struct Held {
     metrics: Vec<String>,
 }
 
+/// One request's batch, waiting for the next group commit.
+pub(crate) struct PendingEvents(Vec<EventDraft>);
+
+impl Grouped for PendingEvents {
+    type Out = Vec<EventFate>;
+    /// Events per group commit: several requests' batches share one transaction.
+    const MAX: usize = 10_000;
+
+    fn weight(&self) -> usize {
+        self.0.len()
+    }
+
+    async fn commit(store: &Store, jobs: &[Self]) -> Result<Vec<Vec<EventFate>>, StoreError> {
+        let all: Vec<&EventDraft> = jobs.iter().flat_map(|job| &job.0).collect();
+        let mut fates = store.record_events_now(&all).await?.into_iter();
+        Ok(jobs
+            .iter()
+            .map(|job| fates.by_ref().take(job.0.len()).collect())
+            .collect())
+    }
+}
+
 impl Store {
-    /// Records a batch in one transaction under the subject write lock, so
-    /// every decision sees every ledger change committed before it. The
-    /// response may say "accepted" only after the commit.
-    pub async fn record_events(&self, events: &[EventDraft]) -> Result<Vec<EventFate>, StoreError> {
+    /// Records a batch. Concurrent batches are decided and stored together in
+    /// one transaction under the subject write lock, so every decision sees
+    /// every ledger change committed before it; the answer comes only after
+    /// the commit.
+    pub async fn record_events(
+        &self,
+        events: Vec<EventDraft>,
+    ) -> Result<Vec<EventFate>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_subject_write().await?;
+        self.event_queue.submit(self, PendingEvents(events)).await
+    }
+
+    async fn record_events_now(
+        &self,
+        events: &[&EventDraft],
+    ) -> Result<Vec<EventFate>, StoreError> {
+        let mut tx = self.begin_subject_append().await?;
         let now = Utc::now();
         let list = |n: usize| self.dialect.placeholders(1, n);
 
+        let mut seen: HashSet<String> = HashSet::new();
         let ids: Vec<&str> = events
             .iter()
             .map(|e| e.event_id.as_str())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let sql = format!(
-            "SELECT DISTINCT event_id FROM events WHERE event_id IN ({})",
-            list(ids.len())
-        );
-        let mut query = sqlx::query_scalar::<_, String>(&sql);
-        for id in &ids {
-            query = query.bind(*id);
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let sql = format!(
+                "SELECT DISTINCT event_id FROM events WHERE event_id IN ({})",
+                list(chunk.len())
+            );
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            seen.extend(query.fetch_all(&mut *tx).await?);
         }
-        let seen: HashSet<String> = query.fetch_all(&mut *tx).await?.into_iter().collect();
 
         let subjects: Vec<&str> = events
             .iter()
@@ -97,27 +137,46 @@ impl Store {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let held = held_assignments(&mut tx, &subjects, &list(subjects.len())).await?;
+        let mut held: HashMap<String, Vec<Held>> = HashMap::new();
+        let mut records: HashMap<(String, String), Vec<ConsentRecord>> = HashMap::new();
+        let mut erased: HashSet<String> = HashSet::new();
+        for chunk in subjects.chunks(LOOKUP_CHUNK) {
+            let list = list(chunk.len());
+            for holding in held_assignments(&mut tx, chunk, &list).await? {
+                held.entry(holding.subject.clone())
+                    .or_default()
+                    .push(holding);
+            }
+            let (ledger, gone) = ledgers_of(&mut tx, chunk, &list).await?;
+            for record in ledger {
+                records
+                    .entry((record.subject.clone(), record.purpose.clone()))
+                    .or_default()
+                    .push(record);
+            }
+            erased.extend(gone);
+        }
         let purposes: HashMap<String, Purpose> = self
             .list_purposes()
             .await?
             .into_iter()
             .map(|p| (p.key.to_string(), p))
             .collect();
-        let (records, erased) = ledger_of(&mut tx, &subjects, &list(subjects.len())).await?;
 
         let mut fates = Vec::with_capacity(events.len());
-        let mut rows: Vec<(&str, &EventDraft)> = Vec::new();
+        let mut rows: Vec<(&str, &str, &EventDraft)> = Vec::new();
         let mut refusals: HashMap<(String, String), i64> = HashMap::new();
         let mut batch_ids = HashSet::new();
-        for event in events {
+        for &event in events {
             if seen.contains(&event.event_id) || !batch_ids.insert(event.event_id.as_str()) {
                 fates.push(EventFate::Duplicate);
                 continue;
             }
-            let mine: Vec<&Held> = held
+            let mine: Vec<&Held> = event
+                .subjects
                 .iter()
-                .filter(|h| event.subjects.contains(&h.subject))
+                .filter_map(|s| held.get(s))
+                .flatten()
                 .collect();
             if mine.is_empty() {
                 fates.push(EventFate::Refused("no_assignment".to_owned()));
@@ -134,11 +193,11 @@ impl Store {
                     let purpose = purposes
                         .get(&holding.purpose)
                         .ok_or_else(|| corrupt("experiments.purpose"))?;
-                    let theirs: Vec<ConsentRecord> = records
+                    let theirs: Vec<ConsentRecord> = event
+                        .subjects
                         .iter()
-                        .filter(|r| {
-                            r.purpose == holding.purpose && event.subjects.contains(&r.subject)
-                        })
+                        .filter_map(|s| records.get(&(s.clone(), holding.purpose.clone())))
+                        .flatten()
                         .cloned()
                         .collect();
                     let is_erased = event.subjects.iter().any(|s| erased.contains(s));
@@ -149,7 +208,12 @@ impl Store {
                 };
                 match reason {
                     None => {
-                        rows.push((holding.experiment_key.as_str(), event));
+                        // Under the assignment's pseudonym, which may be of an older key.
+                        rows.push((
+                            holding.experiment_key.as_str(),
+                            holding.subject.as_str(),
+                            event,
+                        ));
                         stored = true;
                     }
                     Some(reason) => {
@@ -177,11 +241,11 @@ impl Store {
                  VALUES {values} ON CONFLICT (event_id, experiment_key) DO NOTHING"
             );
             let mut query = sqlx::query(&sql);
-            for (experiment_key, event) in chunk {
+            for (experiment_key, subject, event) in chunk {
                 query = query
                     .bind(*experiment_key)
                     .bind(&event.event_id)
-                    .bind(&event.subjects[0])
+                    .bind(*subject)
                     .bind(&event.name)
                     .bind(event.value)
                     .bind(to_micros(event.occurred_at))
@@ -252,31 +316,6 @@ async fn held_assignments(
         .collect()
 }
 
-async fn ledger_of(
-    conn: &mut sqlx::AnyConnection,
-    subjects: &[&str],
-    list: &str,
-) -> Result<(Vec<ConsentRecord>, HashSet<String>), StoreError> {
-    let sql = format!("SELECT * FROM consent_records WHERE subject IN ({list})");
-    let mut query = sqlx::query(&sql);
-    for subject in subjects {
-        query = query.bind(*subject);
-    }
-    let records = query
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(record_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    let sql = format!("SELECT subject FROM erasures WHERE subject IN ({list})");
-    let mut query = sqlx::query_scalar::<_, String>(&sql);
-    for subject in subjects {
-        query = query.bind(*subject);
-    }
-    let erased = query.fetch_all(&mut *conn).await?.into_iter().collect();
-    Ok((records, erased))
-}
-
 /// One kept (not withdrawn) subject of a pilot with, per metric asked for,
 /// the number and the summed value of its events attributed to it.
 #[derive(Debug, Clone, PartialEq)]
@@ -292,7 +331,10 @@ impl Store {
     /// the database (the attribution rules of `pilotgate analyze`: events at or
     /// after the assignment, and before its end when a window is given).
     /// Withdrawn subjects are left out. (The unary `+` keeps SQLite from
-    /// walking the events by time instead of by subject.) No stored event can
+    /// walking the events by time instead of by subject; grouping by the
+    /// assignments' primary key lets both engines stream the groups in index
+    /// order, and the covering index by pilot and subject answers the join
+    /// without reading the events table.) No stored event can
     /// belong to an unknown subject: events are stored only for assigned
     /// subjects, and erasure removes both.
     pub async fn per_user_outcomes(
@@ -316,7 +358,7 @@ impl Store {
             "SELECT a.subject, a.variant, {columns} FROM assignments a \
              LEFT JOIN events e ON e.experiment_key = a.experiment_key AND e.subject = a.subject AND e.name IN ({names}) \
                AND +e.occurred_at >= a.assigned_at AND ($2 < 0 OR +e.occurred_at < a.assigned_at + $2) \
-             WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL GROUP BY a.subject, a.variant"
+             WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL GROUP BY a.experiment_key, a.subject"
         );
         let mut query = sqlx::query(&sql)
             .bind(experiment_key)

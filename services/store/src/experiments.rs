@@ -15,7 +15,7 @@ use serde::Serialize;
 use sqlx::any::AnyArguments;
 use sqlx::any::AnyRow;
 use sqlx::query::Query;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Row};
 
 use crate::audit::AuditRecord;
 use crate::error::{corrupt, is_unique_violation};
@@ -81,7 +81,7 @@ impl Store {
             }
             other => other?,
         };
-        insert_variants(&mut tx, design).await?;
+        insert_variants(&mut *tx, design).await?;
         self.append_audit(
             &mut tx,
             AuditRecord {
@@ -134,7 +134,7 @@ impl Store {
             .bind(key)
             .execute(&mut *tx)
             .await?;
-        insert_variants(&mut tx, design).await?;
+        insert_variants(&mut *tx, design).await?;
         let voided = sqlx::query(
             "UPDATE approvals SET voided_at = $1 WHERE experiment_key = $2 AND voided_at IS NULL",
         )
@@ -340,17 +340,14 @@ fn json_text<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "[]".to_owned())
 }
 
-async fn insert_variants(
-    tx: &mut Transaction<'static, Any>,
-    design: &Design,
-) -> Result<(), StoreError> {
+async fn insert_variants(tx: &mut AnyConnection, design: &Design) -> Result<(), StoreError> {
     for (position, variant) in design.variants.iter().enumerate() {
         sqlx::query("INSERT INTO experiment_variants (experiment_key, position, variant_key, weight) VALUES ($1, $2, $3, $4)")
             .bind(design.key.as_str())
             .bind(position as i64)
             .bind(&variant.key)
             .bind(variant.weight)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())

@@ -10,12 +10,14 @@
 
 mod assignments;
 mod audit;
+mod cache;
 mod consents;
 mod db;
 mod erasure;
 mod error;
 mod events;
 mod experiments;
+mod group;
 mod purposes;
 mod tokens;
 

@@ -91,10 +91,12 @@ impl TestDb {
     /// Runs SQL straight against the database, bypassing the store's rules
     /// (for tests that tamper with rows).
     pub async fn execute_raw(&self, sql: &str) -> Result<u64, sqlx::Error> {
-        Ok(sqlx::query(sql)
+        let affected = sqlx::query(sql)
             .execute(&self.store.writer)
             .await?
-            .rows_affected())
+            .rows_affected();
+        self.store.caches.changed();
+        Ok(affected)
     }
 
     /// The path of the SQLite file, when this is SQLite.

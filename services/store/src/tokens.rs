@@ -155,22 +155,38 @@ impl Store {
     }
 
     /// The stored hash and role of the token with public id `token_id`.
+    /// Cached once found (see `cache.rs`): revocation makes the entry stale.
     pub async fn credential(&self, token_id: &str) -> Result<Option<StoredCredential>, StoreError> {
+        let generation = self.caches.generation();
+        if let Some(found) = self
+            .caches
+            .credentials
+            .get(generation, &token_id.to_owned())
+        {
+            return Ok(Some(found));
+        }
         let row = sqlx::query(
             "SELECT name, role, secret_hash, revoked_at FROM api_tokens WHERE token_id = $1",
         )
         .bind(token_id)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|row| {
-            Ok(StoredCredential {
-                name: row.try_get("name")?,
-                role: parse_role(&row)?,
-                secret_hash: row.try_get("secret_hash")?,
-                revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+        let found = row
+            .map(|row| {
+                Ok::<_, StoreError>(StoredCredential {
+                    name: row.try_get("name")?,
+                    role: parse_role(&row)?,
+                    secret_hash: row.try_get("secret_hash")?,
+                    revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        if let Some(found) = &found {
+            self.caches
+                .credentials
+                .put(generation, token_id.to_owned(), found.clone());
+        }
+        Ok(found)
     }
 }
 

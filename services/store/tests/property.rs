@@ -148,7 +148,7 @@ async fn worker(store: Store, seed: u64, key: PseudonymKey) -> usize {
                         value: None,
                         occurred_at: Utc::now(),
                     };
-                    store.record_events(&[event]).await.map(|_| ())
+                    store.record_events(vec![event]).await.map(|_| ())
                 }
             }
         }

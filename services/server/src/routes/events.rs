@@ -190,15 +190,16 @@ pub async fn record(
             }),
         }
     }
-    let fates = state.store.record_events(&drafts).await?;
+    let event_ids: Vec<String> = drafts.iter().map(|d| d.event_id.clone()).collect();
+    let fates = state.store.record_events(drafts).await?;
     let (mut accepted, mut duplicates) = (0, 0);
-    for ((fate, index), draft) in fates.into_iter().zip(positions).zip(drafts) {
+    for ((fate, index), event_id) in fates.into_iter().zip(positions).zip(event_ids) {
         match fate {
             EventFate::Accepted => accepted += 1,
             EventFate::Duplicate => duplicates += 1,
             EventFate::Refused(reason) => refused.push(RefusedEvent {
                 index,
-                event_id: Some(draft.event_id),
+                event_id: Some(event_id),
                 reason,
                 message: None,
             }),

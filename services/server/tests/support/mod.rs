@@ -25,22 +25,13 @@ pub struct TestApp {
 impl TestApp {
     /// Spawns the app on a fresh database of `dialect`; `None` when PostgreSQL is not configured.
     pub async fn spawn(dialect: Dialect) -> Option<TestApp> {
-        let keys = KeyRing::new(vec![PseudonymKey::new(1, vec![7; 32]).unwrap()]).unwrap();
-        TestApp::spawn_with_keys(dialect, keys).await
+        TestApp::spawn_with_keys(dialect, test_keys()).await
     }
 
     /// Spawns the app with the pseudonym key ring `keys`.
     pub async fn spawn_with_keys(dialect: Dialect, keys: KeyRing) -> Option<TestApp> {
         let db = TestDb::new(dialect).await?;
-        let config = Config {
-            bind: "127.0.0.1:0".to_owned(),
-            max_body_bytes: 64 * 1024,
-            ..Config::default()
-        };
-        let application =
-            Application::with_store(&config, db.store.clone(), keys).expect("build the app");
-        let address = format!("http://127.0.0.1:{}", application.port());
-        tokio::spawn(application.run_until_stopped());
+        let address = serve(db.store.clone(), keys);
         let mut tokens = HashMap::new();
         for role in Role::ALL {
             let token = issue_token();
@@ -63,6 +54,15 @@ impl TestApp {
             client: reqwest::Client::new(),
             tokens,
         })
+    }
+
+    /// The address of a second server on the same database, with its own
+    /// connections (and caches): another instance, or another process.
+    pub async fn second_instance(&self) -> String {
+        let store = pilotgate_store::Store::connect(&self.db.url)
+            .await
+            .expect("open the database again");
+        serve(store, test_keys())
     }
 
     /// Creates one more token, for `name` with `role`, and returns it.
@@ -148,6 +148,24 @@ impl TestApp {
             .await
             .expect("request")
     }
+}
+
+/// The pseudonym key ring of [`TestApp::spawn`].
+fn test_keys() -> KeyRing {
+    KeyRing::new(vec![PseudonymKey::new(1, vec![7; 32]).unwrap()]).unwrap()
+}
+
+/// Starts a server on `store` on port 0; returns its address.
+fn serve(store: pilotgate_store::Store, keys: KeyRing) -> String {
+    let config = Config {
+        bind: "127.0.0.1:0".to_owned(),
+        max_body_bytes: 64 * 1024,
+        ..Config::default()
+    };
+    let application = Application::with_store(&config, store, keys).expect("build the app");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    address
 }
 
 /// Asserts that `response` is an error with `status` and a JSON `{error, message}` body; returns the body.

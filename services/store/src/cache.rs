@@ -1,0 +1,124 @@
+//! Read caches of one server process on SQLite: token credentials, pilots as
+//! assignment sees them, sticky assignments and subjects' ledgers. They make a
+//! repeat assignment cost no database round trip.
+//!
+//! Correctness rests on one generation counter. Every entry is stored with the
+//! generation read *before* the database read that produced it, and is valid
+//! only while the counter still has that value. The counter moves:
+//! - after every commit of this process that may change a cached row (every
+//!   write transaction except the append-only ones: first-time assignments,
+//!   events, refusal counters), before the writing request answers;
+//! - when another process commits to the file (`PRAGMA data_version`, polled
+//!   every [`WATCH_EVERY`]), e.g. `pilotgate consents import` or `token revoke`
+//!   run beside the server.
+//!
+//! On PostgreSQL the caches are off: several instances share the database and
+//! each must see the others' changes at once, so every read goes to it.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use pilotgate_domain::consent::ConsentRecord;
+use sqlx::{AnyConnection, AnyPool};
+
+use crate::assignments::{Assignment, AssignmentTarget};
+use crate::tokens::StoredCredential;
+
+/// How often the SQLite file is checked for commits of other processes.
+pub(crate) const WATCH_EVERY: Duration = Duration::from_millis(2);
+
+/// Entries per cache; a full cache starts over empty.
+const CAPACITY: usize = 200_000;
+
+/// The caches of one store.
+#[derive(Default)]
+pub(crate) struct Caches {
+    enabled: AtomicBool,
+    generation: AtomicU64,
+    pub(crate) credentials: Generational<String, StoredCredential>,
+    pub(crate) targets: Generational<String, AssignmentTarget>,
+    /// Keyed by pilot and the subject's pseudonyms (current key first).
+    pub(crate) assignments: Generational<(String, Vec<String>), Assignment>,
+    /// Keyed by purpose and the subject's pseudonyms: the records and whether erased.
+    pub(crate) ledgers: Generational<(String, Vec<String>), (Vec<ConsentRecord>, bool)>,
+}
+
+impl Caches {
+    /// The generation to tag a read with, or `None` when caching is off.
+    pub(crate) fn generation(&self) -> Option<u64> {
+        self.enabled
+            .load(Ordering::Acquire)
+            .then(|| self.generation.load(Ordering::Acquire))
+    }
+
+    /// Something cached may have changed: every entry is stale from now on.
+    pub(crate) fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn enable(&self) {
+        self.changed();
+        self.enabled.store(true, Ordering::Release);
+    }
+}
+
+/// A map whose entries hold only for the generation they were read in.
+pub(crate) struct Generational<K, V>(RwLock<(u64, HashMap<K, V>)>);
+
+impl<K, V> Default for Generational<K, V> {
+    fn default() -> Self {
+        Generational(RwLock::new((0, HashMap::new())))
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> Generational<K, V> {
+    /// The entry for `key` if it was read in generation `generation`.
+    pub(crate) fn get(&self, generation: Option<u64>, key: &K) -> Option<V> {
+        let generation = generation?;
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        (map.0 == generation).then(|| map.1.get(key).cloned())?
+    }
+
+    /// Keeps `value`, read from the database in generation `generation`.
+    pub(crate) fn put(&self, generation: Option<u64>, key: K, value: V) {
+        let Some(generation) = generation else {
+            return;
+        };
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if map.0 < generation || map.1.len() >= CAPACITY {
+            map.0 = generation;
+            map.1.clear();
+        }
+        if map.0 == generation {
+            map.1.insert(key, value);
+        }
+    }
+}
+
+/// Turns the caches on, then moves the generation whenever another connection
+/// commits to the SQLite file. Runs until `pool` closes; if the file stops
+/// answering, the caches turn off for good (every read goes to the file).
+pub(crate) async fn watch(mut conn: AnyConnection, pool: AnyPool, caches: Arc<Caches>) {
+    let mut last: Option<i64> = None;
+    while !pool.is_closed() {
+        let Ok(version) = sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+            .fetch_one(&mut conn)
+            .await
+        else {
+            caches.enabled.store(false, Ordering::Release);
+            return;
+        };
+        match last {
+            // The baseline is known only now: nothing read before can be trusted.
+            None => caches.enable(),
+            Some(previous) if previous != version => caches.changed(),
+            Some(_) => {}
+        }
+        last = Some(version);
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
+    caches.enabled.store(false, Ordering::Release);
+}
