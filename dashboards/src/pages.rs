@@ -1,0 +1,62 @@
+//! One view model per page. Each derives `askama::Template`; the server fills
+//! the public fields from its own types and calls `render()`.
+//!
+//! View models carry names, counts and statistics only: they have no field
+//! for a raw user id, a pseudonym, an API token or a key.
+
+mod audit;
+mod compliance;
+mod consents;
+mod error;
+mod experiments;
+mod results;
+mod sign_in;
+
+pub use audit::{AuditPage, AuditRow, ChainStatus};
+pub use compliance::{
+    ApprovalDecision, ApprovalRecord, AuditTrailEntry, CompliancePage, DesignSummary,
+    EligibilityRow, VariantCount, VariantWeight,
+};
+pub use consents::{ConsentsPage, PurposeConsents};
+pub use error::ErrorPage;
+pub use experiments::{Approval, ExperimentRow, ExperimentsPage};
+pub use results::{
+    BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
+    PowerProgress, ResultsPage, Significance, VariantResult,
+};
+pub use sign_in::SignInPage;
+
+/// One `<option>` of a `<select>`, ready for the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+/// A labelled progress value, ready for the template: `percent` feeds a
+/// `<progress max="100">` and `text` says the same in words.
+#[derive(Debug, Clone, PartialEq)]
+struct Progress {
+    percent: String,
+    text: String,
+}
+
+impl Progress {
+    /// Progress of `done` towards `planned`, e.g. "12,345 of 20,000 (61.7%)".
+    /// Without a plan (zero or unknown) it shows the count alone.
+    fn new(done: u64, planned: Option<u64>) -> Option<Self> {
+        use crate::format::{percent, thousands};
+        let planned = planned.filter(|p| *p > 0)?;
+        let share = done as f64 / planned as f64;
+        Some(Self {
+            percent: format!("{:.1}", (share * 100.0).min(100.0)),
+            text: format!(
+                "{} of {} ({})",
+                thousands(done),
+                thousands(planned),
+                percent(share)
+            ),
+        })
+    }
+}

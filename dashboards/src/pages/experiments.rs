@@ -1,0 +1,85 @@
+//! The experiments list: every pilot with its state, approval and progress.
+
+use askama::Template;
+
+use super::Progress;
+use crate::format::thousands;
+use crate::layout::Chrome;
+use crate::urls;
+use crate::view::{Badge, ExperimentState};
+
+/// All experiments the signed-in user may see.
+#[derive(Debug, Clone, Template)]
+#[template(path = "pages/experiments.html")]
+pub struct ExperimentsPage {
+    /// The frame.
+    pub chrome: Chrome,
+    /// One row per experiment, in the order to show.
+    pub rows: Vec<ExperimentRow>,
+}
+
+/// One experiment in the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentRow {
+    /// The experiment's key, e.g. `checkout-cta`.
+    pub key: String,
+    /// Its human name.
+    pub name: String,
+    /// Its lifecycle state.
+    pub state: ExperimentState,
+    /// The purpose it processes data for, e.g. `personalize.content.profiling`.
+    pub purpose: String,
+    /// The owner's display name.
+    pub owner: String,
+    /// Who approved it and when, or `None` when not approved.
+    pub approval: Option<Approval>,
+    /// Users assigned so far.
+    pub users_so_far: u64,
+    /// The planned sample size, when known.
+    pub users_planned: Option<u64>,
+}
+
+/// Who approved an experiment, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// The approver's display name.
+    pub by: String,
+    /// When, already formatted for people, e.g. `2025-03-04 10:12 UTC`.
+    pub at: String,
+}
+
+/// A row as the template shows it.
+#[derive(Debug)]
+struct RowView<'a> {
+    row: &'a ExperimentRow,
+    badge: Badge,
+    results_href: String,
+    compliance_href: String,
+    users: String,
+    progress: Option<Progress>,
+}
+
+impl ExperimentsPage {
+    /// The table's caption, e.g. "3 experiments".
+    fn caption(&self) -> String {
+        match self.rows.len() {
+            1 => "1 experiment".to_owned(),
+            n => format!("{} experiments", thousands(n as u64)),
+        }
+    }
+
+    /// The rows with their links, badges and progress worked out.
+    fn row_views(&self) -> Vec<RowView<'_>> {
+        self.rows
+            .iter()
+            .map(|row| RowView {
+                row,
+                badge: row.state.badge(),
+                results_href: urls::results(&row.key),
+                compliance_href: urls::compliance(&row.key),
+                users: thousands(row.users_so_far),
+                progress: Progress::new(row.users_so_far, row.users_planned),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,513 @@
+//! The results page of one experiment: decision, health checks, power,
+//! per-variant statistics, a forest plot and the cumulative uplift.
+
+use askama::Template;
+
+use super::{Choice, Progress};
+use crate::charts::{BandPoint, ForestRow, Svg, band_chart, forest_plot};
+use crate::format::{
+    number_interval, p_value, percent, percent_interval, percentage_points, points_interval,
+    signed_percent, signed_significant, significant, thousands, trimmed,
+};
+use crate::layout::Chrome;
+use crate::urls;
+use crate::view::{Badge, Estimate, ExperimentState, Tone};
+
+/// Everything the results page shows for one metric under one method.
+#[derive(Debug, Clone, Template)]
+#[template(path = "pages/results.html")]
+pub struct ResultsPage {
+    /// The frame.
+    pub chrome: Chrome,
+    /// The experiment's key, used for links.
+    pub experiment_key: String,
+    /// The experiment's human name.
+    pub experiment_name: String,
+    /// Its lifecycle state.
+    pub state: ExperimentState,
+    /// The metric shown: the `value` of one of `metric_options`.
+    pub metric: String,
+    /// Whether the metric shown is binary (a rate) or a sum (a mean).
+    pub metric_kind: MetricKind,
+    /// The metrics one may switch to: the primary metric, then guardrails.
+    pub metric_options: Vec<MetricOption>,
+    /// The statistical method shown.
+    pub method: Method,
+    /// The significance level, e.g. `0.05` for 95% intervals.
+    pub alpha: f64,
+    /// The pre-registered relative minimum detectable effect, e.g. `0.02`.
+    pub mde: f64,
+    /// The decision on the primary metric.
+    pub decision: Decision,
+    /// Why, in sentences, e.g. "The interval lies above the MDE.".
+    pub decision_reasons: Vec<String>,
+    /// The sample ratio mismatch check.
+    pub srm: BalanceCheck,
+    /// The check for withdrawals unevenly spread over variants.
+    pub withdrawal_balance: BalanceCheck,
+    /// Withdrawn subjects excluded from this analysis, over all variants.
+    pub withdrawn_excluded: u64,
+    /// Users so far against the planned sample size, per variant.
+    pub power: Vec<PowerProgress>,
+    /// One row per variant, the control first.
+    pub variants: Vec<VariantResult>,
+    /// The cumulative relative uplift by day, oldest first.
+    pub cumulative_uplift: Vec<BandPoint>,
+    /// Guardrail metrics, per metric and treatment variant.
+    pub guardrails: Vec<GuardrailSummary>,
+}
+
+/// How the metric is measured per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Converted or not; per-variant values are rates.
+    Binary,
+    /// A sum of event values; per-variant values are means.
+    Sum,
+}
+
+/// A metric one may pick in the form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricOption {
+    /// The query value, the metric's event name, e.g. `purchase`.
+    pub value: String,
+    /// What the option says, e.g. `purchase (primary)`.
+    pub label: String,
+}
+
+/// The statistical method of the analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Fixed-horizon Welch t-test.
+    Frequentist,
+    /// Asymptotic confidence sequences, valid at any look.
+    Sequential,
+    /// Gaussian posterior with chance to win.
+    Bayesian,
+}
+
+impl Method {
+    /// Every method, in the order the form lists them.
+    pub const ALL: [Method; 3] = [Method::Frequentist, Method::Sequential, Method::Bayesian];
+
+    /// The value of the `method` query parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Frequentist => "frequentist",
+            Method::Sequential => "sequential",
+            Method::Bayesian => "bayesian",
+        }
+    }
+
+    /// The method's name for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Frequentist => "Frequentist (fixed horizon)",
+            Method::Sequential => "Sequential (always valid)",
+            Method::Bayesian => "Bayesian",
+        }
+    }
+
+    /// What the interval is called under this method.
+    fn interval_name(self) -> &'static str {
+        match self {
+            Method::Frequentist => "confidence interval",
+            Method::Sequential => "confidence sequence",
+            Method::Bayesian => "credible interval",
+        }
+    }
+
+    /// The heading of the significance column.
+    fn significance_heading(self) -> &'static str {
+        match self {
+            Method::Bayesian => "Chance to win",
+            Method::Frequentist | Method::Sequential => "p-value",
+        }
+    }
+}
+
+/// The decision on the primary metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Roll the treatment out.
+    Scale,
+    /// Do not roll it out.
+    DoNotScale,
+    /// Not enough evidence yet.
+    KeepRunning,
+    /// The data cannot be trusted (sample ratio or withdrawal imbalance).
+    Invalid,
+}
+
+impl Decision {
+    /// The decision in a few words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Decision::Scale => "Scale",
+            Decision::DoNotScale => "Do not scale",
+            Decision::KeepRunning => "Keep running",
+            Decision::Invalid => "Invalid",
+        }
+    }
+
+    /// The banner's colour.
+    fn tone(self) -> Tone {
+        match self {
+            Decision::Scale => Tone::Active,
+            Decision::DoNotScale => Tone::Negative,
+            Decision::KeepRunning => Tone::Info,
+            Decision::Invalid => Tone::Warning,
+        }
+    }
+
+    /// One sentence saying what the decision means.
+    fn explanation(self) -> &'static str {
+        match self {
+            Decision::Scale => {
+                "The treatment beat the control by a meaningful margin without harming a guardrail."
+            }
+            Decision::DoNotScale => "The treatment did not earn a rollout.",
+            Decision::KeepRunning => "There is not enough evidence yet; keep collecting data.",
+            Decision::Invalid => {
+                "The data failed a health check, so the results cannot be trusted."
+            }
+        }
+    }
+}
+
+/// A balance check (sample ratio, withdrawals) and whether it failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BalanceCheck {
+    /// The chi-square test's p-value.
+    pub p_value: f64,
+    /// Whether the analysis flagged an imbalance.
+    pub flagged: bool,
+}
+
+/// How far one variant is towards its planned sample size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerProgress {
+    /// The variant's key.
+    pub variant: String,
+    /// Users assigned so far.
+    pub users: u64,
+    /// Users planned for this variant.
+    pub planned: u64,
+}
+
+/// How sure the method is that a treatment differs from the control.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Significance {
+    /// A two-sided p-value (frequentist and sequential methods).
+    PValue(f64),
+    /// The posterior chance that the treatment beats the control (Bayesian).
+    ChanceToWin(f64),
+}
+
+impl Significance {
+    /// The value for people: `0.0123`, `< 0.001` or `87.3%`.
+    fn text(self) -> String {
+        match self {
+            Significance::PValue(p) => p_value(p),
+            Significance::ChanceToWin(chance) => percent(chance),
+        }
+    }
+}
+
+/// One variant's statistics on the metric shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantResult {
+    /// The variant's key, e.g. `control`.
+    pub variant: String,
+    /// Users analysed.
+    pub users: u64,
+    /// Users who converted, for binary metrics.
+    pub conversions: Option<u64>,
+    /// The rate (binary) or mean (sum) per user.
+    pub mean: f64,
+    /// The difference to the control, `None` for the control itself.
+    pub absolute_uplift: Option<Estimate>,
+    /// The relative difference to the control, as a share.
+    pub relative_uplift: Option<Estimate>,
+    /// The p-value or chance to win, `None` for the control.
+    pub significance: Option<Significance>,
+}
+
+/// The verdict on one guardrail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardrailStatus {
+    /// No harm detected.
+    Ok,
+    /// The treatment harmed this metric.
+    Harmed,
+    /// Not enough evidence either way.
+    Inconclusive,
+}
+
+impl GuardrailStatus {
+    /// The verdict as a badge.
+    fn badge(self) -> Badge {
+        match self {
+            GuardrailStatus::Ok => Badge::new("no harm", Tone::Active),
+            GuardrailStatus::Harmed => Badge::new("harm detected", Tone::Negative),
+            GuardrailStatus::Inconclusive => Badge::new("inconclusive", Tone::Neutral),
+        }
+    }
+}
+
+/// One guardrail metric for one treatment variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardrailSummary {
+    /// The guardrail's event name.
+    pub metric: String,
+    /// The treatment variant's key.
+    pub variant: String,
+    /// The relative difference to the control, as a share.
+    pub relative_uplift: Option<Estimate>,
+    /// The p-value or chance to win.
+    pub significance: Option<Significance>,
+    /// The verdict.
+    pub status: GuardrailStatus,
+}
+
+/// A variant row as the template shows it.
+#[derive(Debug)]
+struct VariantView {
+    variant: String,
+    users: String,
+    conversions: String,
+    mean: String,
+    absolute: String,
+    absolute_interval: String,
+    relative: String,
+    relative_interval: String,
+    significance: String,
+}
+
+/// A power row as the template shows it.
+#[derive(Debug)]
+struct PowerView {
+    variant: String,
+    users: String,
+    planned: String,
+    progress: Option<Progress>,
+}
+
+/// A guardrail row as the template shows it.
+#[derive(Debug)]
+struct GuardrailView {
+    metric: String,
+    variant: String,
+    relative: String,
+    relative_interval: String,
+    significance: String,
+    badge: Badge,
+}
+
+/// `estimate` formatted as a relative uplift and its interval.
+fn relative_texts(estimate: Option<Estimate>) -> (String, String) {
+    match estimate {
+        Some(e) => (signed_percent(e.value), percent_interval(e.lower, e.upper)),
+        None => ("\u{2014}".to_owned(), String::new()),
+    }
+}
+
+impl ResultsPage {
+    /// The interval level, e.g. "95%".
+    fn level(&self) -> String {
+        format!("{}%", trimmed((1.0 - self.alpha) * 100.0, 1))
+    }
+
+    /// The heading of the interval columns, e.g. "95% confidence interval".
+    fn interval_heading(&self) -> String {
+        format!("{} {}", self.level(), self.method.interval_name())
+    }
+
+    fn is_binary(&self) -> bool {
+        self.metric_kind == MetricKind::Binary
+    }
+
+    fn significance_heading(&self) -> &'static str {
+        self.method.significance_heading()
+    }
+
+    fn results_href(&self) -> String {
+        urls::results(&self.experiment_key)
+    }
+
+    fn compliance_href(&self) -> String {
+        urls::compliance(&self.experiment_key)
+    }
+
+    fn metric_choices(&self) -> Vec<Choice> {
+        self.metric_options
+            .iter()
+            .map(|option| Choice {
+                value: option.value.clone(),
+                label: option.label.clone(),
+                selected: option.value == self.metric,
+            })
+            .collect()
+    }
+
+    fn method_choices(&self) -> Vec<Choice> {
+        Method::ALL
+            .iter()
+            .map(|method| Choice {
+                value: method.as_str().to_owned(),
+                label: method.label().to_owned(),
+                selected: *method == self.method,
+            })
+            .collect()
+    }
+
+    fn srm_badge(&self) -> Badge {
+        let p = p_value(self.srm.p_value);
+        if self.srm.flagged {
+            Badge::new(
+                format!("Sample ratio mismatch (p {})", p_phrase(&p)),
+                Tone::Negative,
+            )
+        } else {
+            Badge::new(
+                format!("Sample ratio OK (p {})", p_phrase(&p)),
+                Tone::Active,
+            )
+        }
+    }
+
+    fn withdrawal_badge(&self) -> Badge {
+        let p = p_value(self.withdrawal_balance.p_value);
+        if self.withdrawal_balance.flagged {
+            Badge::new(
+                format!("Withdrawal imbalance (p {})", p_phrase(&p)),
+                Tone::Negative,
+            )
+        } else {
+            Badge::new(
+                format!("Withdrawals balanced (p {})", p_phrase(&p)),
+                Tone::Active,
+            )
+        }
+    }
+
+    fn withdrawn_text(&self) -> String {
+        match self.withdrawn_excluded {
+            0 => "No withdrawn subjects were excluded.".to_owned(),
+            1 => "1 withdrawn subject was excluded from this analysis.".to_owned(),
+            n => format!(
+                "{} withdrawn subjects were excluded from this analysis.",
+                thousands(n)
+            ),
+        }
+    }
+
+    fn power_rows(&self) -> Vec<PowerView> {
+        self.power
+            .iter()
+            .map(|row| PowerView {
+                variant: row.variant.clone(),
+                users: thousands(row.users),
+                planned: thousands(row.planned),
+                progress: Progress::new(row.users, Some(row.planned)),
+            })
+            .collect()
+    }
+
+    fn variant_rows(&self) -> Vec<VariantView> {
+        self.variants
+            .iter()
+            .map(|row| {
+                let (absolute, absolute_interval) = match (row.absolute_uplift, self.metric_kind) {
+                    (None, _) => ("\u{2014}".to_owned(), String::new()),
+                    (Some(e), MetricKind::Binary) => (
+                        percentage_points(e.value),
+                        points_interval(e.lower, e.upper),
+                    ),
+                    (Some(e), MetricKind::Sum) => (
+                        signed_significant(e.value),
+                        number_interval(e.lower, e.upper),
+                    ),
+                };
+                let (relative, relative_interval) = relative_texts(row.relative_uplift);
+                VariantView {
+                    variant: row.variant.clone(),
+                    users: thousands(row.users),
+                    conversions: row.conversions.map(thousands).unwrap_or_default(),
+                    mean: match self.metric_kind {
+                        MetricKind::Binary => percent(row.mean),
+                        MetricKind::Sum => significant(row.mean, 3),
+                    },
+                    absolute,
+                    absolute_interval,
+                    relative,
+                    relative_interval,
+                    significance: row
+                        .significance
+                        .map(Significance::text)
+                        .unwrap_or_else(|| "\u{2014}".to_owned()),
+                }
+            })
+            .collect()
+    }
+
+    fn guardrail_rows(&self) -> Vec<GuardrailView> {
+        self.guardrails
+            .iter()
+            .map(|row| {
+                let (relative, relative_interval) = relative_texts(row.relative_uplift);
+                GuardrailView {
+                    metric: row.metric.clone(),
+                    variant: row.variant.clone(),
+                    relative,
+                    relative_interval,
+                    significance: row
+                        .significance
+                        .map(Significance::text)
+                        .unwrap_or_else(|| "\u{2014}".to_owned()),
+                    badge: row.status.badge(),
+                }
+            })
+            .collect()
+    }
+
+    fn forest_svg(&self) -> Svg {
+        let rows: Vec<ForestRow> = self
+            .variants
+            .iter()
+            .filter_map(|row| {
+                row.relative_uplift.map(|e| ForestRow {
+                    label: row.variant.clone(),
+                    estimate: e.value,
+                    lower: e.lower,
+                    upper: e.upper,
+                })
+            })
+            .collect();
+        let title = format!(
+            "Relative uplift of {} per treatment variant with {}s; dashed lines at plus and minus the MDE of {}",
+            self.metric,
+            self.interval_heading(),
+            percent(self.mde),
+        );
+        forest_plot(&rows, self.mde, &title)
+    }
+
+    fn cumulative_svg(&self) -> Svg {
+        let title = format!(
+            "Cumulative relative uplift of {} by day with its {}",
+            self.metric,
+            self.interval_heading(),
+        );
+        band_chart(&self.cumulative_uplift, &title)
+    }
+}
+
+/// `= 0.0123` or `< 0.001`, for a p-value already formatted.
+fn p_phrase(formatted: &str) -> String {
+    if formatted.starts_with('<') {
+        formatted.to_owned()
+    } else {
+        format!("= {formatted}")
+    }
+}

@@ -1,0 +1,553 @@
+//! Renders every page from realistic view models and checks what a person
+//! (and an attacker) would see: formatted numbers, CSRF fields in every POST
+//! form, escaped text and charts that survive odd input.
+
+use std::time::{Duration, Instant};
+
+use pilotgate_dashboards::charts::BandPoint;
+use pilotgate_dashboards::*;
+
+const CSRF: &str = "csrf-7f3a9c2e41d8";
+
+fn chrome(title: &str, role: &str, current: &str) -> Chrome {
+    let links = [
+        ("/ui/experiments", "Experiments"),
+        ("/ui/consents", "Consents"),
+        ("/ui/audit", "Audit log"),
+    ];
+    Chrome {
+        title: title.to_owned(),
+        user: Some(SignedInUser {
+            name: "Dana Keller".to_owned(),
+            role: role.to_owned(),
+        }),
+        nav: links
+            .iter()
+            .map(|(href, label)| NavLink {
+                href: (*href).to_owned(),
+                label: (*label).to_owned(),
+                current: *href == current,
+            })
+            .collect(),
+        csrf_token: CSRF.to_owned(),
+    }
+}
+
+fn estimate(value: f64, lower: f64, upper: f64) -> Estimate {
+    Estimate {
+        value,
+        lower,
+        upper,
+    }
+}
+
+fn results_page(name: &str) -> ResultsPage {
+    let variant = |key: &str, users: u64, conversions: u64, relative: Option<Estimate>| {
+        let mean = conversions as f64 / users as f64;
+        VariantResult {
+            variant: key.to_owned(),
+            users,
+            conversions: Some(conversions),
+            mean,
+            absolute_uplift: relative
+                .map(|e| estimate(e.value * 0.05, e.lower * 0.05, e.upper * 0.05)),
+            relative_uplift: relative,
+            significance: relative.map(|_| Significance::PValue(0.0021)),
+        }
+    };
+    ResultsPage {
+        chrome: chrome("Results", "analyst", "/ui/experiments"),
+        experiment_key: "checkout-cta".to_owned(),
+        experiment_name: name.to_owned(),
+        state: ExperimentState::Running,
+        metric: "purchase".to_owned(),
+        metric_kind: MetricKind::Binary,
+        metric_options: vec![
+            MetricOption {
+                value: "purchase".to_owned(),
+                label: "purchase (primary)".to_owned(),
+            },
+            MetricOption {
+                value: "refund".to_owned(),
+                label: "refund (guardrail)".to_owned(),
+            },
+        ],
+        method: Method::Frequentist,
+        alpha: 0.05,
+        mde: 0.02,
+        decision: Decision::Scale,
+        decision_reasons: vec![
+            "The interval for treatment-b lies above the minimum detectable effect.".to_owned(),
+            "No guardrail was harmed.".to_owned(),
+        ],
+        srm: BalanceCheck {
+            p_value: 0.412,
+            flagged: false,
+        },
+        withdrawal_balance: BalanceCheck {
+            p_value: 0.0004,
+            flagged: true,
+        },
+        withdrawn_excluded: 1_234,
+        power: vec![
+            PowerProgress {
+                variant: "control".to_owned(),
+                users: 100_000,
+                planned: 120_000,
+            },
+            PowerProgress {
+                variant: "treatment-b".to_owned(),
+                users: 100_000,
+                planned: 120_000,
+            },
+            PowerProgress {
+                variant: "treatment-c".to_owned(),
+                users: 99_874,
+                planned: 120_000,
+            },
+        ],
+        variants: vec![
+            variant("control", 100_000, 5_000, None),
+            variant(
+                "treatment-b",
+                100_000,
+                5_171,
+                Some(estimate(0.0342, 0.0123, 0.0561)),
+            ),
+            variant(
+                "treatment-c",
+                99_874,
+                4_990,
+                Some(estimate(-0.0012, -0.0231, 0.0207)),
+            ),
+        ],
+        cumulative_uplift: (1..=28)
+            .map(|day| {
+                let width = 0.25 / f64::from(day).sqrt();
+                BandPoint {
+                    label: format!("2025-03-{day:02}"),
+                    estimate: 0.0342,
+                    lower: 0.0342 - width,
+                    upper: 0.0342 + width,
+                }
+            })
+            .collect(),
+        guardrails: vec![GuardrailSummary {
+            metric: "refund".to_owned(),
+            variant: "treatment-b".to_owned(),
+            relative_uplift: Some(estimate(0.004, -0.01, 0.018)),
+            significance: Some(Significance::PValue(0.58)),
+            status: GuardrailStatus::Ok,
+        }],
+    }
+}
+
+fn compliance_page(can_decide: bool) -> CompliancePage {
+    CompliancePage {
+        chrome: chrome("Compliance", "compliance", "/ui/experiments"),
+        experiment_key: "checkout-cta".to_owned(),
+        experiment_name: "Checkout call to action".to_owned(),
+        state: ExperimentState::Submitted,
+        design: DesignSummary {
+            purpose: "personalize.content.profiling".to_owned(),
+            hypothesis: "A clearer button raises purchases.".to_owned(),
+            primary_metric: "purchase".to_owned(),
+            guardrails: vec!["refund".to_owned()],
+            data_categories: vec!["browsing_history".to_owned(), "purchases".to_owned()],
+            retention_days: 90,
+            variants: vec![
+                VariantWeight {
+                    key: "control".to_owned(),
+                    weight: 1.0,
+                },
+                VariantWeight {
+                    key: "treatment-b".to_owned(),
+                    weight: 1.0,
+                },
+            ],
+            coverage: 0.8,
+            mde: 0.02,
+            alpha: 0.05,
+            power: 0.8,
+            planned_users: Some(240_000),
+        },
+        approvals: vec![ApprovalRecord {
+            by: "Sam Ortiz".to_owned(),
+            at: "2025-03-01 09:30 UTC".to_owned(),
+            decision: ApprovalDecision::Denied,
+            comment: "Retention too long; please shorten to 90 days.".to_owned(),
+        }],
+        eligibility: vec![
+            EligibilityRow {
+                variant: "control".to_owned(),
+                basis: "consent".to_owned(),
+                notice_version: Some(3),
+                subjects: 49_512,
+            },
+            EligibilityRow {
+                variant: "treatment-b".to_owned(),
+                basis: "consent".to_owned(),
+                notice_version: Some(3),
+                subjects: 50_488,
+            },
+        ],
+        refusals: CountMatrix::from_cells([
+            ("2025-03-01", "withdrawn", 12),
+            ("2025-03-01", "stale_notice", 3_400),
+            ("2025-03-02", "expired", 7),
+        ]),
+        withdrawals: vec![
+            VariantCount {
+                variant: "control".to_owned(),
+                count: 610,
+            },
+            VariantCount {
+                variant: "treatment-b".to_owned(),
+                count: 624,
+            },
+        ],
+        erasures: 17,
+        audit_trail: vec![AuditTrailEntry {
+            at: "2025-03-01 09:30 UTC".to_owned(),
+            actor: "Sam Ortiz".to_owned(),
+            action: "experiment.deny".to_owned(),
+            summary: "Denied: retention too long.".to_owned(),
+        }],
+        can_decide,
+    }
+}
+
+fn experiments_page() -> ExperimentsPage {
+    ExperimentsPage {
+        chrome: chrome("Experiments", "marketer", "/ui/experiments"),
+        rows: vec![
+            ExperimentRow {
+                key: "checkout-cta".to_owned(),
+                name: "Checkout call to action".to_owned(),
+                state: ExperimentState::Running,
+                purpose: "personalize.content.profiling".to_owned(),
+                owner: "Mia Chen".to_owned(),
+                approval: Some(Approval {
+                    by: "Sam Ortiz".to_owned(),
+                    at: "2025-03-02 11:00 UTC".to_owned(),
+                }),
+                users_so_far: 12_345,
+                users_planned: Some(20_000),
+            },
+            ExperimentRow {
+                key: "home-hero".to_owned(),
+                name: "Home hero banner".to_owned(),
+                state: ExperimentState::Draft,
+                purpose: "personalize.content.profiling".to_owned(),
+                owner: "Mia Chen".to_owned(),
+                approval: None,
+                users_so_far: 0,
+                users_planned: None,
+            },
+        ],
+    }
+}
+
+fn consents_page() -> ConsentsPage {
+    ConsentsPage {
+        chrome: chrome("Consents", "compliance", "/ui/consents"),
+        purposes: vec![PurposeConsents {
+            purpose: "personalize.content.profiling".to_owned(),
+            allowed_bases: vec!["consent".to_owned()],
+            min_notice_version: 3,
+            counts: CountMatrix::from_cells([
+                ("consent", "granted", 120_345),
+                ("consent", "withdrawn", 2_101),
+                ("consent", "expired", 880),
+            ]),
+            stale_notice: 4_321,
+            expired: 880,
+        }],
+    }
+}
+
+fn audit_page(chain: ChainStatus) -> AuditPage {
+    AuditPage {
+        chrome: chrome("Audit log", "compliance", "/ui/audit"),
+        chain,
+        entries: vec![AuditRow {
+            id: 150,
+            at: "2025-03-02 11:00 UTC".to_owned(),
+            actor: "Sam Ortiz".to_owned(),
+            action: "experiment.approve".to_owned(),
+            target: "experiment:checkout-cta".to_owned(),
+            hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_owned(),
+        }],
+        older_before: Some(101),
+        newer_after: Some(150),
+    }
+}
+
+/// Every `<form method="post">` in `html` carries the hidden CSRF field, and
+/// the token appears nowhere else. Returns how many POST forms there were.
+fn assert_post_forms_carry_csrf(html: &str) -> usize {
+    let field = format!("<input type=\"hidden\" name=\"csrf\" value=\"{CSRF}\">");
+    let mut post_forms = 0;
+    for form in html.split("<form").skip(1) {
+        let body = form.split("</form>").next().unwrap_or_default();
+        if body.contains("method=\"post\"") {
+            post_forms += 1;
+            assert!(
+                body.contains(&field),
+                "a POST form lacks the CSRF field: {body}"
+            );
+        }
+    }
+    assert_eq!(
+        html.matches(CSRF).count(),
+        post_forms,
+        "the token leaks outside forms"
+    );
+    post_forms
+}
+
+/// The parts every page shares: a viewport, the user and a sign-out form.
+fn assert_common_frame(html: &str) {
+    assert!(html.contains("<meta name=\"viewport\""));
+    assert!(html.contains("Dana Keller"));
+    assert!(html.contains("action=\"/ui/sign-out\""));
+    assert!(html.contains("aria-current=\"page\""));
+}
+
+#[test]
+fn results_page_shows_formatted_numbers_and_charts() {
+    let html = results_page("Checkout call to action").render().unwrap();
+    assert_common_frame(&html);
+    assert!(html.contains("100,000"));
+    assert!(html.contains("99,874"));
+    assert!(html.contains("+3.42%"));
+    assert!(html.contains("[1.23%, 5.61%]"));
+    assert!(
+        html.contains("\u{2212}0.120%"),
+        "a negative uplift uses a true minus"
+    );
+    assert!(
+        html.contains("0.00210"),
+        "p-values show three significant digits"
+    );
+    assert!(html.contains("Decision: Scale"));
+    assert!(html.contains("Sample ratio OK (p = 0.412)"));
+    assert!(html.contains("Withdrawal imbalance (p &#60; 0.001)"));
+    assert!(html.contains("1,234 withdrawn subjects were excluded"));
+    assert!(html.contains("100,000 of 120,000 (83.3%)"));
+    assert!(html.contains("95% confidence interval"));
+    assert_eq!(
+        html.matches("<svg").count(),
+        2,
+        "a forest plot and a cumulative chart"
+    );
+    assert!(
+        html.contains("stroke-dasharray"),
+        "the MDE is marked with dashed lines"
+    );
+    assert!(html.contains("<select id=\"method\" name=\"method\">"));
+    assert!(html.contains("<option value=\"frequentist\" selected>"));
+    assert!(html.contains("<option value=\"purchase\" selected>"));
+    assert!(html.contains("method=\"get\" action=\"/ui/experiments/checkout-cta\""));
+    assert_eq!(assert_post_forms_carry_csrf(&html), 1);
+}
+
+#[test]
+fn bayesian_results_show_the_chance_to_win() {
+    let mut page = results_page("Checkout call to action");
+    page.method = Method::Bayesian;
+    for row in page
+        .variants
+        .iter_mut()
+        .filter(|row| row.significance.is_some())
+    {
+        row.significance = Some(Significance::ChanceToWin(0.973));
+    }
+    let html = page.render().unwrap();
+    assert!(html.contains("Chance to win"));
+    assert!(html.contains("97.3%"));
+    assert!(html.contains("credible interval"));
+    assert!(html.contains("<option value=\"bayesian\" selected>"));
+}
+
+#[test]
+fn html_in_names_is_escaped_everywhere() {
+    let mut page = results_page("<script>alert(1)</script>");
+    page.metric = "<b>purchase</b>".to_owned();
+    page.variants[1].variant = "<img src=x onerror=alert(1)>".to_owned();
+    let html = page.render().unwrap();
+    assert!(!html.contains("<script>"));
+    assert!(!html.contains("<img"));
+    assert!(!html.contains("<b>purchase"));
+    assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "SVG text is escaped too"
+    );
+
+    let mut list = experiments_page();
+    list.rows[0].name = "<script>x</script>".to_owned();
+    assert!(!list.render().unwrap().contains("<script>"));
+}
+
+#[test]
+fn results_render_quickly() {
+    let page = results_page("Checkout call to action");
+    let started = Instant::now();
+    let html = page.render().unwrap();
+    let took = started.elapsed();
+    assert!(html.len() > 1_000);
+    assert!(took < Duration::from_secs(1), "rendering took {took:?}");
+}
+
+#[test]
+fn degenerate_results_still_render() {
+    let mut page = results_page("Empty pilot");
+    page.variants.truncate(1);
+    page.cumulative_uplift.clear();
+    page.guardrails.clear();
+    page.srm.p_value = f64::NAN;
+    page.mde = f64::NAN;
+    let html = page.render().unwrap();
+    assert!(html.contains("No treatment variants to compare yet"));
+    assert!(html.contains("No data over time yet"));
+    assert!(html.contains("no guardrail metrics"));
+    assert!(html.contains("Sample ratio OK (p = n/a)"));
+
+    page.cumulative_uplift = vec![BandPoint {
+        label: "2025-03-01".to_owned(),
+        estimate: 0.01,
+        lower: f64::NAN,
+        upper: f64::INFINITY,
+    }];
+    page.variants = results_page("x").variants;
+    page.variants[1].relative_uplift = Some(estimate(f64::NAN, f64::NAN, f64::NAN));
+    let html = page.render().unwrap();
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert!(!html.contains("NaN"));
+}
+
+#[test]
+fn experiments_list_shows_states_progress_and_links() {
+    let html = experiments_page().render().unwrap();
+    assert_common_frame(&html);
+    assert!(html.contains("<caption>2 experiments</caption>"));
+    assert!(html.contains("12,345 of 20,000 (61.7%)"));
+    assert!(html.contains("<progress max=\"100\" value=\"61.7\""));
+    assert!(html.contains("badge tone-active\">running<"));
+    assert!(html.contains("badge tone-neutral\">draft<"));
+    assert!(html.contains("not approved"));
+    assert!(html.contains("Sam Ortiz"));
+    assert!(html.contains("href=\"/ui/experiments/checkout-cta\""));
+    assert!(html.contains("href=\"/ui/experiments/checkout-cta/compliance\""));
+    assert_eq!(assert_post_forms_carry_csrf(&html), 1);
+}
+
+#[test]
+fn compliance_page_shows_the_record_and_decides_only_when_allowed() {
+    let html = compliance_page(true).render().unwrap();
+    assert_common_frame(&html);
+    assert!(html.contains("personalize.content.profiling"));
+    assert!(html.contains("control (50.0%), treatment-b (50.0%)"));
+    assert!(html.contains("80.0% of eligible traffic"));
+    assert!(html.contains("240,000"));
+    assert!(html.contains("0.05 / 80.0%"));
+    assert!(html.contains("49,512"));
+    assert!(html.contains("100,000 in total"));
+    assert!(html.contains("3,400"));
+    assert!(html.contains("Refused assignments per reason"));
+    assert!(html.contains("624"));
+    assert!(html.contains("Erased subjects: <strong>17</strong>"));
+    assert!(html.contains("experiment.deny"));
+    assert!(html.contains("href=\"/ui/experiments/checkout-cta/compliance.csv\""));
+    assert!(html.contains("Download eligibility report (CSV)"));
+    assert!(html.contains("action=\"/ui/experiments/checkout-cta/approve\""));
+    assert!(html.contains("action=\"/ui/experiments/checkout-cta/deny\""));
+    assert!(html.contains("<label for=\"approve-comment\">"));
+    assert_eq!(assert_post_forms_carry_csrf(&html), 3);
+
+    let html = compliance_page(false).render().unwrap();
+    assert!(!html.contains("/approve\""));
+    assert!(!html.contains("/deny\""));
+    assert!(!html.contains("<textarea"));
+    assert_eq!(assert_post_forms_carry_csrf(&html), 1);
+}
+
+#[test]
+fn eligibility_csv_matches_the_compliance_table() {
+    let page = compliance_page(false);
+    let csv = eligibility_csv(&page.eligibility);
+    assert_eq!(
+        csv,
+        "variant,basis,notice_version,subjects\r\ncontrol,consent,3,49512\r\ntreatment-b,consent,3,50488\r\n"
+    );
+}
+
+#[test]
+fn consent_overview_counts_bases_statuses_and_reconsent() {
+    let html = consents_page().render().unwrap();
+    assert_common_frame(&html);
+    assert!(html.contains("120,345"));
+    assert!(html.contains("123,326"), "the grand total adds up");
+    assert!(html.contains("4,321 below notice v3"));
+    assert!(html.contains("880 expired"));
+    assert!(html.contains(
+        "<caption>Subjects per basis and status for personalize.content.profiling</caption>"
+    ));
+    assert_eq!(assert_post_forms_carry_csrf(&html), 1);
+}
+
+#[test]
+fn audit_log_shows_the_chain_status_and_pages() {
+    let html = audit_page(ChainStatus::Valid { entries: 12_034 })
+        .render()
+        .unwrap();
+    assert_common_frame(&html);
+    assert!(html.contains("valid with 12,034 entries"));
+    assert!(html.contains("<code>9f86d081884c</code>"));
+    assert!(
+        !html.contains("9f86d081884c7"),
+        "only the short hash is shown"
+    );
+    assert!(html.contains("href=\"/ui/audit?before=101\""));
+    assert!(html.contains("href=\"/ui/audit?after=150\""));
+    assert_eq!(assert_post_forms_carry_csrf(&html), 1);
+
+    let html = audit_page(ChainStatus::Broken { first_bad_id: 42 })
+        .render()
+        .unwrap();
+    assert!(html.contains("broken at entry 42"));
+    assert!(html.contains("tone-negative"));
+}
+
+#[test]
+fn sign_in_page_has_a_labelled_password_field_and_escapes_errors() {
+    let page = SignInPage {
+        chrome: Chrome::anonymous("Sign in", CSRF),
+        error: Some("That token is <not> valid.".to_owned()),
+    };
+    let html = page.render().unwrap();
+    assert!(html.contains("<label for=\"token\">"));
+    assert!(html.contains("type=\"password\" id=\"token\" name=\"token\""));
+    assert!(html.contains("method=\"post\" action=\"/ui/sign-in\""));
+    assert!(html.contains("That token is &#60;not&#62; valid."));
+    assert!(
+        !html.contains("/ui/sign-out"),
+        "no sign-out before signing in"
+    );
+    assert_eq!(assert_post_forms_carry_csrf(&html), 1);
+}
+
+#[test]
+fn error_pages_name_the_status() {
+    let html = ErrorPage::forbidden(chrome("Forbidden", "analyst", ""))
+        .render()
+        .unwrap();
+    assert!(html.contains("403 · Forbidden"));
+    assert!(html.contains("Your role may not see this page."));
+    assert_eq!(assert_post_forms_carry_csrf(&html), 1);
+    let html = ErrorPage::not_found(chrome("Not found", "analyst", ""))
+        .render()
+        .unwrap();
+    assert!(html.contains("404 · Not found"));
+}
