@@ -135,11 +135,10 @@ pub fn route_pattern(req: &ServiceRequest) -> Option<String> {
 
 /// The pattern of [`PERMISSIONS`] that `path` matches, if any.
 pub fn pattern_of(path: &str) -> Option<&'static str> {
-    if let Some(exact) = PERMISSIONS.iter().find(|p| p.path == path) {
+    if let Some(exact) = all_routes().find(|p| p.path == path) {
         return Some(exact.path);
     }
-    PERMISSIONS
-        .iter()
+    all_routes()
         .find(|p| p.path.contains('{') && matches_pattern(p.path, path))
         .map(|p| p.path)
 }
@@ -164,11 +163,28 @@ fn matches_pattern(pattern: &str, path: &str) -> bool {
     }
 }
 
-/// The permission of `method` on the route `pattern`, if the table lists it.
+/// The dashboard pages. They take no bearer token: each checks its session
+/// cookie and lets a role see only what [`PERMISSIONS`] lets it read through
+/// the API (see `ui/`).
+pub const PAGES: &[RoutePermission] = &[
+    route("GET", "/ui", Public),
+    route("GET", "/ui/sign-in", Public),
+    route("POST", "/ui/sign-in", Public),
+    route("POST", "/ui/sign-out", Public),
+    route("GET", "/ui/experiments", Public),
+    route("GET", "/ui/experiments/{key}", Public),
+    route("GET", "/ui/consents", Public),
+    route("GET", "/ui/audit", Public),
+];
+
+/// Every route of both tables.
+fn all_routes() -> impl Iterator<Item = &'static RoutePermission> {
+    PERMISSIONS.iter().chain(PAGES)
+}
+
+/// The permission of `method` on the route `pattern`, if a table lists it.
 pub fn permission(method: &str, pattern: &str) -> Option<&'static RoutePermission> {
-    PERMISSIONS
-        .iter()
-        .find(|p| p.method == method && p.path == pattern)
+    all_routes().find(|p| p.method == method && p.path == pattern)
 }
 
 /// The authenticated caller of a request, put in the request by the middleware.
@@ -272,7 +288,7 @@ mod tests {
 
     #[test]
     fn every_path_of_a_route_finds_its_own_pattern() {
-        for permission in PERMISSIONS {
+        for permission in all_routes() {
             let path = permission
                 .path
                 .split('/')

@@ -25,6 +25,8 @@ pub struct AppState {
     pub keys: KeyRing,
     pub metrics: Metrics,
     pub max_body_bytes: usize,
+    /// Signs dashboard session cookies and CSRF tokens.
+    pub sessions: crate::ui::session::SessionKeys,
 }
 
 /// Why the service could not start, in one line.
@@ -87,6 +89,7 @@ impl Application {
             keys,
             metrics: Metrics::default(),
             max_body_bytes: config.max_body_bytes,
+            sessions: crate::ui::session::SessionKeys::default(),
         });
         let (json, query, path) = extractors::configure(config.max_body_bytes);
         let server = HttpServer::new(move || {
@@ -100,6 +103,7 @@ impl Application {
                 .wrap(from_fn(limit_body))
                 .wrap(from_fn(metrics::observe))
                 .configure(routes_of_the_service)
+                .configure(crate::ui::routes)
                 .default_service(web::to(not_found))
         })
         .listen(listener)

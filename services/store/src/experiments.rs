@@ -81,7 +81,7 @@ impl Store {
             }
             other => other?,
         };
-        insert_variants(&mut *tx, design).await?;
+        insert_variants(&mut tx, design).await?;
         self.append_audit(
             &mut tx,
             AuditRecord {
@@ -134,7 +134,7 @@ impl Store {
             .bind(key)
             .execute(&mut *tx)
             .await?;
-        insert_variants(&mut *tx, design).await?;
+        insert_variants(&mut tx, design).await?;
         let voided = sqlx::query(
             "UPDATE approvals SET voided_at = $1 WHERE experiment_key = $2 AND voided_at IS NULL",
         )

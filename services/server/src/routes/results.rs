@@ -70,7 +70,17 @@ pub async fn show(
     path: web::Path<String>,
     params: web::Query<ResultsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let experiment = find_experiment(&state, &path).await?;
+    let results = compute_results(&state, &path, &params).await?;
+    Ok(HttpResponse::Ok().json(results))
+}
+
+/// The results of pilot `key` as the endpoint answers them (the dashboards show the same).
+pub async fn compute_results(
+    state: &AppState,
+    key: &str,
+    params: &ResultsParams,
+) -> Result<ResultsView, ApiError> {
+    let experiment = find_experiment(state, key).await?;
     let design = experiment.design.clone();
     let metric: Metric = match &params.metric {
         None => design.primary_metric.clone(),
@@ -202,5 +212,5 @@ pub async fn show(
     })
     .await
     .map_err(|_| ApiError::Internal)??;
-    Ok(HttpResponse::Ok().json(results))
+    Ok(results)
 }

@@ -1,0 +1,237 @@
+//! The dashboards through HTTP: sign-in with a token, the session cookie,
+//! CSRF, pages per role, and numbers equal to the API's.
+
+mod support;
+
+use pilotgate_domain::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::TestApp;
+
+/// A client that shows redirects instead of following them.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` of the cookie `name` set by `response`.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let pair = v.split(';').next().unwrap().to_owned();
+            (pair, v.to_owned())
+        })
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// Signs in with `token`; returns the session cookie pair.
+async fn sign_in(app: &TestApp, token: &str) -> String {
+    let client = browser();
+    let form = client
+        .get(format!("{}/ui/sign-in", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let (pre, _) = set_cookie(&form, "pilotgate_csrf").expect("a pre-session cookie");
+    let csrf = csrf_of(&form.text().await.unwrap());
+    let response = client
+        .post(format!("{}/ui/sign-in", app.address))
+        .header("cookie", &pre)
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let (pair, full) = set_cookie(&response, "pilotgate_session").expect("a session cookie");
+    assert!(
+        full.contains("HttpOnly") && full.contains("SameSite=Strict"),
+        "{full}"
+    );
+    pair
+}
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
+    let response = browser()
+        .get(format!("{}{path}", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn seeded_pilot(app: &TestApp) {
+    app.start_pilot(json!({"key": "hero", "name": "Hero banner", "hypothesis": "h", "purpose": "personalize.content",
+        "variants": [{"key": "control", "weight": 1}, {"key": "personalized", "weight": 1}], "coverage": 1.0,
+        "primary_metric": {"event": "purchase", "kind": "binary"},
+        "mde": 0.1, "alpha": 0.05, "power": 0.8, "data_categories": ["orders"], "retention_days": 90})).await;
+    for n in 0..40 {
+        let user = format!("user{n}@example.com");
+        let record = json!({"user_id": user, "purpose": "personalize.content", "basis": "consent", "status": "granted",
+            "notice_id": "pn", "notice_version": 1, "source": {"channel": "app", "method": "tap"},
+            "collected_at": "2026-01-01T00:00:00Z"});
+        let ok = app
+            .request(Method::POST, "/api/v1/consents", Some(Role::Ingest))
+            .json(&record)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 201);
+        let assigned = app
+            .request(Method::POST, "/api/v1/assign", Some(Role::Ingest))
+            .json(&json!({"experiment": "hero", "user_id": user}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(assigned.status(), 200);
+        if n % 3 == 0 {
+            let event = json!({"events": [{"event_id": format!("e{n}"), "user_id": user, "name": "purchase",
+                "value": 1.0, "occurred_at": chrono::Utc::now().to_rfc3339()}]});
+            app.request(Method::POST, "/api/v1/events", Some(Role::Ingest))
+                .json(&event)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+api_story!(
+    a_person_signs_in_with_a_token_and_sees_what_the_api_says,
+    |app| {
+        seeded_pilot(&app).await;
+        let analyst = app.tokens[&Role::Analyst].clone();
+        let cookie = sign_in(&app, &analyst).await;
+
+        let (status, list) = page(&app, &cookie, "/ui/experiments").await;
+        assert_eq!(status, 200);
+        assert!(list.contains("Hero banner"), "{list}");
+
+        let api: Value = app
+            .get("/api/v1/experiments/hero/results", Some(Role::Analyst))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let (status, results) = page(&app, &cookie, "/ui/experiments/hero").await;
+        assert_eq!(status, 200);
+        for variant in api["variants"].as_array().unwrap() {
+            let users = variant["users"].as_u64().unwrap();
+            assert!(
+                results.contains(&format!(">{users}<")),
+                "users {users} not shown"
+            );
+        }
+        for secret in app.tokens.values() {
+            assert!(!list.contains(secret.as_str()) && !results.contains(secret.as_str()));
+        }
+        assert!(!results.contains("user1@example.com"));
+
+        // The analyst may not read the audit log through the API, so not here either.
+        let (status, _) = page(&app, &cookie, "/ui/audit").await;
+        assert_eq!(status, 403);
+    }
+);
+
+api_story!(
+    pages_without_a_valid_session_send_people_to_sign_in,
+    |app| {
+        let (status, _) = page(&app, "", "/ui/experiments").await;
+        assert_eq!(status, 303);
+        let (status, _) = page(&app, "pilotgate_session=pgt_x_y.00", "/ui/experiments").await;
+        assert_eq!(status, 303);
+
+        // A wrong token, then a missing CSRF token, are refused with the form again.
+        let client = browser();
+        let form = client
+            .get(format!("{}/ui/sign-in", app.address))
+            .send()
+            .await
+            .unwrap();
+        let (pre, _) = set_cookie(&form, "pilotgate_csrf").unwrap();
+        let csrf = csrf_of(&form.text().await.unwrap());
+        let wrong = client
+            .post(format!("{}/ui/sign-in", app.address))
+            .header("cookie", &pre)
+            .form(&[("token", "pgt_nope_nope"), ("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        let forged = client
+            .post(format!("{}/ui/sign-in", app.address))
+            .header("cookie", &pre)
+            .form(&[
+                ("token", app.tokens[&Role::Compliance].as_str()),
+                ("csrf", "0"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403);
+
+        // A revoked token's session ends at once.
+        let token = app.add_token("carla", Role::Compliance).await;
+        let cookie = sign_in(&app, &token).await;
+        assert_eq!(page(&app, &cookie, "/ui/audit").await.0, 200);
+        app.db
+            .store
+            .revoke_token(
+                "carla",
+                Some(Role::Compliance),
+                &pilotgate_domain::Actor::operator(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(page(&app, &cookie, "/ui/audit").await.0, 303);
+    }
+);
+
+api_story!(
+    compliance_sees_the_audit_log_and_the_consent_overview,
+    |app| {
+        seeded_pilot(&app).await;
+        let cookie = sign_in(&app, &app.tokens[&Role::Compliance].clone()).await;
+        let (status, audit) = page(&app, &cookie, "/ui/audit").await;
+        assert_eq!(status, 200);
+        assert!(
+            audit.contains("experiment.approve") || audit.contains("approve"),
+            "{audit}"
+        );
+        let (status, consents) = page(&app, &cookie, "/ui/consents").await;
+        assert_eq!(status, 200);
+        assert!(consents.contains("personalize.content"));
+        assert!(
+            consents.contains("40"),
+            "the 40 granted consents are counted"
+        );
+        // Sign-out needs the session's CSRF token.
+        let csrf = csrf_of(&audit);
+        let out = browser()
+            .post(format!("{}/ui/sign-out", app.address))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status(), 303);
+        assert!(
+            set_cookie(&out, "pilotgate_session")
+                .unwrap()
+                .1
+                .contains("Max-Age=0")
+        );
+    }
+);
