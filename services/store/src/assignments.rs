@@ -128,30 +128,27 @@ impl Store {
         let subjects: Vec<String> = candidates.iter().map(|p| p.as_str().to_owned()).collect();
         let generation = self.caches.generation();
         if generation.is_some() {
-            // SQLite with caches on: a repeat the caches know costs no read;
-            // anything else is decided on the writer connection, whose page
-            // cache survives commits (a reader's is dropped whenever another
-            // connection commits, which under load is all the time).
+            // SQLite with caches on: a repeat the caches know costs no query.
             let key = (target.key.clone(), subjects.clone());
             let ledger_key = (target.purpose.key.to_string(), subjects.clone());
             let known = self.caches.assignments.get(generation, &key);
             let ledger = self.caches.ledgers.get(generation, &ledger_key);
-            let (Some(assignment), Some((records, erased))) = (known, ledger) else {
-                return self.assign_first_time(target, candidates).await;
-            };
-            return match eligible(&target.purpose, &records, erased, now) {
-                Eligibility::Eligible(_) => Ok(AssignOutcome::Assigned {
-                    assignment,
-                    first_time: false,
-                }),
-                Eligibility::Ineligible(reason) => {
-                    self.count_refusal(&target.key, "assign", reason.as_str(), now)
-                        .await?;
-                    Ok(AssignOutcome::Ineligible(reason))
-                }
-            };
+            if let (Some(assignment), Some((records, erased))) = (known, ledger) {
+                return match eligible(&target.purpose, &records, erased, now) {
+                    Eligibility::Eligible(_) => Ok(AssignOutcome::Assigned {
+                        assignment,
+                        first_time: false,
+                    }),
+                    Eligibility::Ineligible(reason) => {
+                        self.count_refusal(&target.key, "assign", reason.as_str(), now)
+                            .await?;
+                        Ok(AssignOutcome::Ineligible(reason))
+                    }
+                };
+            }
         }
-        // Without caches the repeat path only reads: the sticky assignment, and eligibility now.
+        // Otherwise the repeat path only reads (and fills the caches): the
+        // sticky assignment, and eligibility now.
         let existing = self.sticky_assignment(&target.key, &subjects).await?;
         let (records, erased) = self.ledger(&target.purpose, &subjects).await?;
         let decision = eligible(&target.purpose, &records, erased, now);

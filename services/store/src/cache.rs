@@ -99,25 +99,33 @@ impl<K: Eq + Hash, V: Clone> Generational<K, V> {
 }
 
 /// Turns the caches on, then moves the generation whenever another connection
-/// commits to the SQLite file. Runs until `pool` closes; if the file stops
-/// answering, the caches turn off for good (every read goes to the file).
+/// commits to the SQLite file. Runs until `pool` closes. While the file does
+/// not answer, the caches are off (every read goes to the file); they come
+/// back on, with a new generation, once it answers again.
 pub(crate) async fn watch(mut conn: AnyConnection, pool: AnyPool, caches: Arc<Caches>) {
     let mut last: Option<i64> = None;
     while !pool.is_closed() {
-        let Ok(version) = sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+        match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
             .fetch_one(&mut conn)
             .await
-        else {
-            caches.enabled.store(false, Ordering::Release);
-            return;
-        };
-        match last {
-            // The baseline is known only now: nothing read before can be trusted.
-            None => caches.enable(),
-            Some(previous) if previous != version => caches.changed(),
-            Some(_) => {}
+        {
+            Ok(version) => {
+                match last {
+                    // The baseline is known only now: nothing read before can be trusted.
+                    None => caches.enable(),
+                    Some(previous) if previous != version => caches.changed(),
+                    Some(_) => {}
+                }
+                last = Some(version);
+            }
+            Err(error) => {
+                if last.is_some() {
+                    tracing::warn!(%error, "the cache watcher cannot read the database; caches off until it can");
+                }
+                caches.enabled.store(false, Ordering::Release);
+                last = None;
+            }
         }
-        last = Some(version);
         tokio::time::sleep(WATCH_EVERY).await;
     }
     caches.enabled.store(false, Ordering::Release);
