@@ -362,33 +362,15 @@ impl ResultsPage {
     }
 
     fn srm_badge(&self) -> Badge {
-        let p = p_value(self.srm.p_value);
-        if self.srm.flagged {
-            Badge::new(
-                format!("Sample ratio mismatch (p {})", p_phrase(&p)),
-                Tone::Negative,
-            )
-        } else {
-            Badge::new(
-                format!("Sample ratio OK (p {})", p_phrase(&p)),
-                Tone::Active,
-            )
-        }
+        balance_badge(&self.srm, "Sample ratio mismatch", "Sample ratio OK")
     }
 
     fn withdrawal_badge(&self) -> Badge {
-        let p = p_value(self.withdrawal_balance.p_value);
-        if self.withdrawal_balance.flagged {
-            Badge::new(
-                format!("Withdrawal imbalance (p {})", p_phrase(&p)),
-                Tone::Negative,
-            )
-        } else {
-            Badge::new(
-                format!("Withdrawals balanced (p {})", p_phrase(&p)),
-                Tone::Active,
-            )
-        }
+        balance_badge(
+            &self.withdrawal_balance,
+            "Withdrawal imbalance",
+            "Withdrawals balanced",
+        )
     }
 
     fn withdrawn_text(&self) -> String {
@@ -509,5 +491,18 @@ fn p_phrase(formatted: &str) -> String {
         formatted.to_owned()
     } else {
         format!("= {formatted}")
+    }
+}
+
+/// The badge of a balance check: `flagged_text` in red, or `ok_text` in green, with the p-value.
+fn balance_badge(check: &BalanceCheck, flagged_text: &str, ok_text: &str) -> Badge {
+    let p = p_value(check.p_value);
+    if check.flagged {
+        Badge::new(
+            format!("{flagged_text} (p {})", p_phrase(&p)),
+            Tone::Negative,
+        )
+    } else {
+        Badge::new(format!("{ok_text} (p {})", p_phrase(&p)), Tone::Active)
     }
 }
