@@ -279,10 +279,12 @@ pub async fn results(
                 view::GuardrailSummary {
                     metric: g.metric.clone(),
                     variant: c.variant.clone(),
+                    // The decision's rule: a guardrail event that rises
+                    // significantly (refunds, complaints) is harmed.
                     status: match relative {
-                        Some(e) if e.upper < 0.0 => view::GuardrailStatus::Harmed,
-                        Some(e) if e.lower >= 0.0 || e.upper < 0.0 => view::GuardrailStatus::Ok,
-                        _ => view::GuardrailStatus::Inconclusive,
+                        Some(e) if e.lower > 0.0 => view::GuardrailStatus::Harmed,
+                        Some(_) => view::GuardrailStatus::Ok,
+                        None => view::GuardrailStatus::Inconclusive,
                     },
                     relative_uplift: relative,
                     significance: significance(&c.relative),
