@@ -173,6 +173,10 @@ pub const PAGES: &[RoutePermission] = &[
     route("POST", "/ui/sign-out", Public),
     route("GET", "/ui/experiments", Public),
     route("GET", "/ui/experiments/{key}", Public),
+    route("GET", "/ui/experiments/{key}/compliance", Public),
+    route("GET", "/ui/experiments/{key}/compliance.csv", Public),
+    route("POST", "/ui/experiments/{key}/approve", Public),
+    route("POST", "/ui/experiments/{key}/deny", Public),
     route("GET", "/ui/consents", Public),
     route("GET", "/ui/audit", Public),
 ];

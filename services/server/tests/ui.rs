@@ -235,3 +235,93 @@ api_story!(
         );
     }
 );
+
+api_story!(compliance_reviews_a_submitted_pilot_on_its_page, |app| {
+    let design = json!({"key": "promo", "name": "Promo", "hypothesis": "h", "purpose": "personalize.content",
+        "variants": [{"key": "control", "weight": 1}, {"key": "v1", "weight": 1}], "coverage": 1.0,
+        "primary_metric": {"event": "purchase", "kind": "binary"},
+        "mde": 0.1, "alpha": 0.05, "power": 0.8, "data_categories": ["orders"], "retention_days": 90});
+    seeded_pilot(&app).await;
+    for (path, body) in [
+        ("/api/v1/experiments", design),
+        ("/api/v1/experiments/promo/submit", json!({})),
+    ] {
+        let response = app
+            .request(Method::POST, path, Some(Role::Marketer))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{path}");
+    }
+    let cookie = sign_in(&app, &app.tokens[&Role::Compliance].clone()).await;
+    let (status, html) = page(&app, &cookie, "/ui/experiments/promo/compliance").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("/ui/experiments/promo/approve"),
+        "the approve form is offered"
+    );
+    let csrf = csrf_of(&html);
+
+    // A forged CSRF token changes nothing.
+    let forged = browser()
+        .post(format!("{}/ui/experiments/promo/approve", app.address))
+        .header("cookie", &cookie)
+        .form(&[("comment", "fine"), ("csrf", "0")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let approved = browser()
+        .post(format!("{}/ui/experiments/promo/approve", app.address))
+        .header("cookie", &cookie)
+        .form(&[
+            ("comment", "purpose and data categories fit"),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 303);
+    let shown: Value = app
+        .get("/api/v1/experiments/promo", Some(Role::Compliance))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["state"], "approved");
+
+    // The running pilot's eligibility report: 40 consented subjects, by variant.
+    let (status, html) = page(&app, &cookie, "/ui/experiments/hero/compliance").await;
+    assert_eq!(status, 200);
+    assert!(
+        !html.contains("/approve\""),
+        "no decision forms on a running pilot"
+    );
+    let response = browser()
+        .get(format!(
+            "{}/ui/experiments/hero/compliance.csv",
+            app.address
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let csv = response.text().await.unwrap();
+    let total: u64 = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.rsplit(',').next()?.trim().parse::<u64>().ok())
+        .sum();
+    assert_eq!(total, 40, "{csv}");
+
+    // Analysts do not see the compliance view.
+    let analyst = sign_in(&app, &app.tokens[&Role::Analyst].clone()).await;
+    assert_eq!(
+        page(&app, &analyst, "/ui/experiments/hero/compliance")
+            .await
+            .0,
+        403
+    );
+});

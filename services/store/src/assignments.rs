@@ -461,6 +461,32 @@ impl Store {
             .collect()
     }
 
+    /// The eligibility report of a pilot: per variant, legal basis and notice
+    /// version, how many subjects hold an assignment.
+    pub async fn eligibility_breakdown(
+        &self,
+        experiment_key: &str,
+    ) -> Result<Vec<(String, String, Option<i64>, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT variant, basis, notice_version, COUNT(*) AS subjects FROM assignments \
+             WHERE experiment_key = $1 GROUP BY variant, basis, notice_version \
+             ORDER BY variant, basis, notice_version",
+        )
+        .bind(experiment_key)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("variant")?,
+                    row.try_get("basis")?,
+                    row.try_get("notice_version")?,
+                    row.try_get("subjects")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Refusal counts of a pilot: `(stage, reason, day, count)`.
     pub async fn refusal_counts(
         &self,

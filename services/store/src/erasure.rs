@@ -115,4 +115,12 @@ impl Store {
             audit_id: entry.id,
         })
     }
+
+    /// How many subjects have been erased.
+    pub async fn erasure_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM erasures")
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
 }

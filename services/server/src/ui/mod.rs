@@ -2,6 +2,7 @@
 //! token. A page shows what its role may read through the API: each page names
 //! the API route whose data it shows, and the permission table decides.
 
+mod compliance;
 mod pages;
 pub mod session;
 
@@ -25,6 +26,22 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/ui/sign-out", web::post().to(pages::sign_out))
         .route("/ui/experiments", web::get().to(pages::experiments))
         .route("/ui/experiments/{key}", web::get().to(pages::results))
+        .route(
+            "/ui/experiments/{key}/compliance",
+            web::get().to(compliance::page),
+        )
+        .route(
+            "/ui/experiments/{key}/compliance.csv",
+            web::get().to(compliance::csv),
+        )
+        .route(
+            "/ui/experiments/{key}/approve",
+            web::post().to(compliance::approve),
+        )
+        .route(
+            "/ui/experiments/{key}/deny",
+            web::post().to(compliance::deny),
+        )
         .route("/ui/consents", web::get().to(pages::consents))
         .route("/ui/audit", web::get().to(pages::audit));
 }

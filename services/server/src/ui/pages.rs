@@ -112,7 +112,11 @@ pub async fn sign_out(
 }
 
 /// The session of `req` if it may read `api`; otherwise the response to send.
-async fn allowed(req: &HttpRequest, state: &AppState, api: &str) -> Result<Session, HttpResponse> {
+pub(super) async fn allowed(
+    req: &HttpRequest,
+    state: &AppState,
+    api: &str,
+) -> Result<Session, HttpResponse> {
     let Some(session) = session_of(req, state).await else {
         return Err(to_sign_in());
     };
@@ -126,7 +130,7 @@ async fn allowed(req: &HttpRequest, state: &AppState, api: &str) -> Result<Sessi
     Ok(session)
 }
 
-fn state_of(state: pilotgate_domain::experiment::State) -> view::ExperimentState {
+pub(super) fn state_of(state: pilotgate_domain::experiment::State) -> view::ExperimentState {
     use pilotgate_domain::experiment::State as S;
     match state {
         S::Draft => view::ExperimentState::Draft,
@@ -138,7 +142,7 @@ fn state_of(state: pilotgate_domain::experiment::State) -> view::ExperimentState
     }
 }
 
-fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn when(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 

@@ -1,0 +1,248 @@
+//! The compliance view of one experiment: its design and approval, who was
+//! eligible (per variant, basis and notice version), refusals, withdrawals,
+//! erasures and its audit trail; the eligibility report as CSV; and the
+//! approve and deny forms of the compliance role.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use pilotgate_dashboards as view;
+use pilotgate_domain::Role;
+use pilotgate_domain::experiment::{Action, State, check_reviewer};
+use pilotgate_store::AuditQuery;
+use serde::Deserialize;
+
+use super::pages::{allowed, state_of, when};
+use super::{Session, error_page, html};
+use crate::startup::AppState;
+
+/// The compliance view reads what the audit route reads: compliance only.
+const MIRRORS: &str = "/api/v1/audit";
+
+/// The approve and deny forms.
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    comment: String,
+    csrf: String,
+}
+
+async fn eligibility_rows(
+    state: &AppState,
+    key: &str,
+) -> Result<Vec<view::EligibilityRow>, pilotgate_store::StoreError> {
+    Ok(state
+        .store
+        .eligibility_breakdown(key)
+        .await?
+        .into_iter()
+        .map(|(variant, basis, notice, subjects)| view::EligibilityRow {
+            variant,
+            basis,
+            notice_version: notice.and_then(|n| u32::try_from(n).ok()),
+            subjects: u64::try_from(subjects).unwrap_or(0),
+        })
+        .collect())
+}
+
+fn can_decide(session: &Session, state: State, created_by: &str) -> bool {
+    session.role == Role::Compliance
+        && state == State::Submitted
+        && check_reviewer(&session.actor, created_by).is_ok()
+}
+
+pub async fn page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let session = match allowed(&req, &state, MIRRORS).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let Ok(Some(experiment)) = state.store.experiment(&path).await else {
+        return error_page(&session, 404, "No such experiment.");
+    };
+    let key = experiment.design.key.as_str().to_owned();
+    let unavailable = || error_page(&session, 503, "The database is not available.");
+    let (Ok(eligibility), Ok(refusals), Ok(counts), Ok(erasures), Ok(trail)) = (
+        eligibility_rows(&state, &key).await,
+        state.store.refusal_counts(&key).await,
+        state.store.assignment_counts(&key).await,
+        state.store.erasure_count().await,
+        state
+            .store
+            .list_audit(&AuditQuery {
+                after: None,
+                limit: 500,
+                target: Some(format!("experiment:{key}")),
+            })
+            .await,
+    ) else {
+        return unavailable();
+    };
+    let design = &experiment.design;
+    let page = view::CompliancePage {
+        chrome: session.chrome(&format!("Compliance: {}", design.name), "/ui/experiments"),
+        experiment_key: key.clone(),
+        experiment_name: design.name.clone(),
+        state: state_of(experiment.state),
+        design: view::DesignSummary {
+            purpose: design.purpose.to_string(),
+            hypothesis: design.hypothesis.clone(),
+            primary_metric: design.primary_metric.event.clone(),
+            guardrails: design.guardrails.iter().map(|g| g.event.clone()).collect(),
+            data_categories: design.data_categories.clone(),
+            retention_days: design.retention_days,
+            variants: design
+                .variants
+                .iter()
+                .map(|v| view::VariantWeight {
+                    key: v.key.clone(),
+                    weight: v.weight,
+                })
+                .collect(),
+            coverage: design.coverage,
+            mde: design.mde,
+            alpha: design.alpha,
+            power: design.power,
+            planned_users: experiment
+                .planned_sample_size
+                .and_then(|n| u64::try_from(n).ok())
+                .map(|n| n * design.variants.len() as u64),
+        },
+        approvals: experiment
+            .approval
+            .iter()
+            .map(|a| view::ApprovalRecord {
+                by: a.decided_by.clone(),
+                at: when(a.decided_at),
+                decision: if a.decision == "approved" {
+                    view::ApprovalDecision::Approved
+                } else {
+                    view::ApprovalDecision::Denied
+                },
+                comment: a.comment.clone(),
+            })
+            .collect(),
+        eligibility,
+        refusals: view::CountMatrix::from_cells(refusals.into_iter().map(
+            |(stage, reason, day, count)| {
+                (
+                    day,
+                    format!("{stage}: {reason}"),
+                    u64::try_from(count).unwrap_or(0),
+                )
+            },
+        )),
+        withdrawals: counts
+            .iter()
+            .map(|(variant, _, gone)| view::VariantCount {
+                variant: variant.clone(),
+                count: *gone,
+            })
+            .collect(),
+        erasures,
+        audit_trail: trail
+            .iter()
+            .rev()
+            .map(|e| view::AuditTrailEntry {
+                at: when(pilotgate_domain::time::from_micros(e.at)),
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                summary: e.details.chars().take(200).collect(),
+            })
+            .collect(),
+        can_decide: can_decide(&session, experiment.state, &experiment.created_by),
+    };
+    html(StatusCode::OK, &page)
+}
+
+pub async fn csv(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let session = match allowed(&req, &state, MIRRORS).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    match eligibility_rows(&state, &path).await {
+        Ok(rows) => HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"eligibility.csv\"",
+            ))
+            .body(view::eligibility_csv(&rows)),
+        Err(_) => error_page(&session, 503, "The database is not available."),
+    }
+}
+
+pub async fn approve(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<DecisionForm>,
+) -> HttpResponse {
+    decide(req, state, &path, Action::Approve, form.into_inner()).await
+}
+
+pub async fn deny(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<DecisionForm>,
+) -> HttpResponse {
+    decide(req, state, &path, Action::Deny, form.into_inner()).await
+}
+
+/// Approves or denies as the API does: compliance only (not admin), never the
+/// pilot's creator, with a comment, and only with the session's CSRF token.
+async fn decide(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    key: &str,
+    action: Action,
+    form: DecisionForm,
+) -> HttpResponse {
+    let api = match action {
+        Action::Approve => "/api/v1/experiments/{key}/approve",
+        _ => "/api/v1/experiments/{key}/deny",
+    };
+    let Some(session) = super::session_of(&req, &state).await else {
+        return super::to_sign_in();
+    };
+    if !session.csrf_matches(&form.csrf) {
+        return error_page(
+            &session,
+            403,
+            "The form expired; reload the page and try again.",
+        );
+    }
+    if !session.may("POST", api) {
+        return error_page(&session, 403, "Only compliance may decide on a pilot.");
+    }
+    let comment = form.comment.trim();
+    if comment.is_empty() || comment.chars().count() > 2000 {
+        return error_page(&session, 422, "Give the reasoning, 1 to 2000 characters.");
+    }
+    let Ok(Some(experiment)) = state.store.experiment(key).await else {
+        return error_page(&session, 404, "No such experiment.");
+    };
+    if let Err(error) = check_reviewer(&session.actor, &experiment.created_by) {
+        return error_page(&session, 403, &error.to_string());
+    }
+    match state
+        .store
+        .transition_experiment(key, action, Some(comment), &session.actor)
+        .await
+    {
+        Ok(_) => HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                pilotgate_dashboards::urls::compliance(key),
+            ))
+            .finish(),
+        Err(pilotgate_store::StoreError::Conflict(message)) => error_page(&session, 409, &message),
+        Err(_) => error_page(&session, 503, "The database is not available."),
+    }
+}
