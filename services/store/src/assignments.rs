@@ -467,24 +467,14 @@ impl Store {
         &self,
         experiment_key: &str,
     ) -> Result<Vec<(String, String, Option<i64>, i64)>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT variant, basis, notice_version, COUNT(*) AS subjects FROM assignments \
              WHERE experiment_key = $1 GROUP BY variant, basis, notice_version \
              ORDER BY variant, basis, notice_version",
         )
         .bind(experiment_key)
         .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("variant")?,
-                    row.try_get("basis")?,
-                    row.try_get("notice_version")?,
-                    row.try_get("subjects")?,
-                ))
-            })
-            .collect()
+        .await?)
     }
 
     /// Refusal counts of a pilot: `(stage, reason, day, count)`.
@@ -492,20 +482,13 @@ impl Store {
         &self,
         experiment_key: &str,
     ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT stage, reason, day, count FROM refusal_counters WHERE experiment_key = $1 ORDER BY day, stage, reason")
-            .bind(experiment_key)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("stage")?,
-                    row.try_get("reason")?,
-                    row.try_get("day")?,
-                    row.try_get("count")?,
-                ))
-            })
-            .collect()
+        Ok(sqlx::query_as(
+            "SELECT stage, reason, day, count FROM refusal_counters WHERE experiment_key = $1 \
+             ORDER BY day, stage, reason",
+        )
+        .bind(experiment_key)
+        .fetch_all(&self.reader)
+        .await?)
     }
 }
 
