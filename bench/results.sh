@@ -10,46 +10,8 @@ cd "$(dirname "$0")/.."
 subjects="${1:-100000}"
 events="${2:-1000000}"
 out="bench/out/results"
-mkdir -p "$out"
-rm -f "$out"/pilotgate.db*
-
-command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
-cargo build --release --quiet
-bin="$PWD/target/release/pilotgate"
-db="$PWD/$out/pilotgate.db"
-export PILOTGATE_DATABASE_URL="sqlite://$db"
-export PILOTGATE_PSEUDONYM_KEY="1:$(printf '6b%.0s' $(seq 1 32))"
-export PILOTGATE_BIND=127.0.0.1:18183
-export RUST_LOG=warn
-base="http://$PILOTGATE_BIND"
-
-"$bin" migrate 2>/dev/null
-compliance=$("$bin" token create --role compliance --name dpo 2>/dev/null)
-marketer=$("$bin" token create --role marketer --name mia 2>/dev/null)
-"$bin" serve 2>"$out/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
-call() { curl -sf -X "$1" -H "Authorization: Bearer $3" -H 'content-type: application/json' ${4:+-d "$4"} "$base$2" >/dev/null; }
-call POST /api/v1/purposes "$compliance" '{"key":"personalize.content","description":"bench","allowed_bases":["consent"],"min_notice_version":1,"retention_days":365}'
-call POST /api/v1/experiments "$marketer" '{"key":"big","name":"Big","hypothesis":"h","purpose":"personalize.content","variants":[{"key":"control","weight":1},{"key":"v1","weight":1},{"key":"v2","weight":1}],"coverage":1.0,"primary_metric":{"event":"purchase","kind":"sum"},"guardrails":[{"event":"refund","kind":"binary"}],"mde":0.05,"alpha":0.05,"power":0.8,"data_categories":["orders"],"retention_days":90}'
-call POST /api/v1/experiments/big/submit "$marketer"
-call POST /api/v1/experiments/big/approve "$compliance" '{"comment":"bench"}'
-call POST /api/v1/experiments/big/start "$marketer"
-
-t0=1767225600000000
-sqlite3 "$db" <<SQL
-PRAGMA busy_timeout = 10000;
-BEGIN;
-WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $subjects)
-INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis)
-SELECT 'big', printf('%064x', i), 1, CASE i % 3 WHEN 0 THEN 'control' WHEN 1 THEN 'v1' ELSE 'v2' END, $t0 + i * 1000, 'consent' FROM n;
-WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $events)
-INSERT INTO events (experiment_key, event_id, subject, name, value, occurred_at, received_at)
-SELECT 'big', 'e' || i, printf('%064x', (i * 7919) % $subjects), CASE WHEN i % 10 = 0 THEN 'refund' ELSE 'purchase' END,
-       (i % 50) * 1.5, $t0 + ((i * 7919) % $subjects) * 1000 + 60000000, $t0 FROM n;
-COMMIT;
-SQL
+days=1
+. bench/lib/seeded_pilot.sh
 
 timed() { curl -s -o "$out/body.json" -w "%{time_total}" -H "Authorization: Bearer $compliance" "$base$1"; }
 h=$(timed /healthz)

@@ -207,6 +207,67 @@ pub fn aggregate_outcomes(variants: Vec<String>, y: Vec<f64>) -> PolarsResult<Ve
     Ok(variant_sums(&sums))
 }
 
+/// Per-user outcomes with the day each user was assigned (days since the
+/// epoch), to per-variant sums *cumulated by assignment day*: for each day on
+/// which someone was assigned, oldest first, the sums over every user assigned
+/// on or before it (GrowthBook's cumulative date results). Every variant seen
+/// anywhere is present on every day, with 0 users before its first.
+pub fn cumulative_outcomes_by_day(
+    variants: Vec<String>,
+    days: Vec<i64>,
+    y: Vec<f64>,
+) -> PolarsResult<Vec<(i64, Vec<VariantSums>)>> {
+    let frame = DataFrame::new(
+        variants.len(),
+        vec![
+            Column::new("variant".into(), variants),
+            Column::new("day".into(), days),
+            Column::new("y".into(), y),
+        ],
+    )?;
+    let daily = frame
+        .lazy()
+        .group_by([col("day"), col("variant")])
+        .agg([
+            len().alias("users"),
+            col("y").sum().alias("sum"),
+            (col("y") * col("y")).sum().alias("sum_squares"),
+        ])
+        .sort(["day", "variant"], SortMultipleOptions::default())
+        .collect()?;
+    let day_column: Vec<Option<i64>> = daily.column("day")?.i64()?.iter().collect();
+    let per_day = variant_sums(&daily);
+    let mut running: Vec<VariantSums> = Vec::new();
+    for sums in &per_day {
+        if !running.iter().any(|r| r.variant == sums.variant) {
+            running.push(VariantSums {
+                variant: sums.variant.clone(),
+                users: 0,
+                sum: 0.0,
+                sum_squares: 0.0,
+                x_sum: 0.0,
+                x_sum_squares: 0.0,
+                xy_sum: 0.0,
+            });
+        }
+    }
+    running.sort_by(|a, b| a.variant.cmp(&b.variant));
+    let mut out: Vec<(i64, Vec<VariantSums>)> = Vec::new();
+    for (sums, day) in per_day.iter().zip(day_column) {
+        let day = day.unwrap_or_default();
+        if let Some(total) = running.iter_mut().find(|r| r.variant == sums.variant) {
+            total.users += sums.users;
+            total.sum += sums.sum;
+            total.sum_squares += sums.sum_squares;
+        }
+        match out.last_mut() {
+            Some((last, totals)) if *last == day => totals.clone_from(&running),
+            _ => out.push((day, running.clone())),
+        }
+    }
+    Ok(out)
+}
+
 /// Reads the per-variant sums frame; covariate columns that are absent count as 0.
 fn variant_sums(sums: &DataFrame) -> Vec<VariantSums> {
     (0..sums.height())

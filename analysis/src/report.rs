@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use polars::prelude::PolarsError;
 use serde::Serialize;
 
 use std::path::Path;
@@ -142,6 +143,28 @@ pub fn analyze(spec: &PipelineSpec<'_>, options: &AnalyzeOptions) -> Result<Repo
     report(spec, options, aggregates)
 }
 
+/// The spec of outcomes computed by the server: no files, no window (the
+/// database applied it).
+fn outcomes_spec(metric: &str, outcome: Outcome) -> PipelineSpec<'_> {
+    let source = Path::new("the pilot's assignments");
+    PipelineSpec {
+        assignments: source,
+        events: source,
+        covariate: None,
+        metric,
+        outcome,
+        window_hours: None,
+    }
+}
+
+/// A Polars failure on data already in memory, in one line.
+fn failed(e: PolarsError) -> AnalyzeError {
+    AnalyzeError::Design(format!(
+        "the analysis failed: {}",
+        e.to_string().lines().next().unwrap_or_default()
+    ))
+}
+
 /// Analyses per-user outcomes computed where the data lives: `y` per kept
 /// subject and its variant, and the events of subjects without an assignment.
 pub fn analyze_outcomes(
@@ -152,21 +175,8 @@ pub fn analyze_outcomes(
     outcome: Outcome,
     options: &AnalyzeOptions,
 ) -> Result<Report, AnalyzeError> {
-    let source = Path::new("the pilot's assignments");
-    let spec = PipelineSpec {
-        assignments: source,
-        events: source,
-        covariate: None,
-        metric,
-        outcome,
-        window_hours: None,
-    };
-    let sums = aggregate_outcomes(variants, y).map_err(|e| {
-        AnalyzeError::Design(format!(
-            "the analysis failed: {}",
-            e.to_string().lines().next().unwrap_or_default()
-        ))
-    })?;
+    let spec = outcomes_spec(metric, outcome);
+    let sums = aggregate_outcomes(variants, y).map_err(failed)?;
     report(
         &spec,
         options,
@@ -176,6 +186,48 @@ pub fn analyze_outcomes(
             multiple_variant_subjects: 0,
         },
     )
+}
+
+/// The report of one assignment day of a cumulative series: the users
+/// assigned on or before `day` (days since the epoch), with all their outcomes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayReport {
+    pub day: i64,
+    pub report: Report,
+}
+
+/// The analysis cumulated by assignment day: one report per day on which
+/// someone was assigned, oldest first, over the users assigned up to that
+/// day. Days before the control had a user are left out (nothing to compare).
+pub fn analyze_outcomes_by_day(
+    variants: Vec<String>,
+    days: Vec<i64>,
+    y: Vec<f64>,
+    metric: &str,
+    outcome: Outcome,
+    options: &AnalyzeOptions,
+) -> Result<Vec<DayReport>, AnalyzeError> {
+    let spec = outcomes_spec(metric, outcome);
+    let series = crate::pipeline::cumulative_outcomes_by_day(variants, days, y).map_err(failed)?;
+    let mut out = Vec::with_capacity(series.len());
+    for (day, sums) in series {
+        let has_control = sums
+            .iter()
+            .any(|v| v.variant == options.control && v.users > 0);
+        if !has_control {
+            continue;
+        }
+        let aggregates = Aggregates {
+            variants: sums,
+            unknown_subject_events: 0,
+            multiple_variant_subjects: 0,
+        };
+        out.push(DayReport {
+            day,
+            report: report(&spec, options, aggregates)?,
+        });
+    }
+    Ok(out)
 }
 
 /// The report of aggregates already computed.
@@ -552,5 +604,81 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_cumulative_series_grows_by_assignment_day_and_ends_at_the_whole_analysis() {
+        // Day 10: two control users; day 11: treatment starts; day 12: more of both.
+        let rows = [
+            ("control", 10, 1.0),
+            ("control", 10, 0.0),
+            ("treatment", 11, 1.0),
+            ("control", 12, 0.0),
+            ("treatment", 12, 1.0),
+            ("treatment", 12, 0.0),
+            ("control", 12, 1.0),
+        ];
+        let variants: Vec<String> = rows.iter().map(|r| r.0.to_owned()).collect();
+        let days: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let y: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        let options = AnalyzeOptions {
+            method: Method::Frequentist,
+            control: "control".to_owned(),
+            alpha: 0.05,
+            weights: vec![],
+        };
+        let series = analyze_outcomes_by_day(
+            variants.clone(),
+            days,
+            y.clone(),
+            "purchase",
+            Outcome::Binary,
+            &options,
+        )
+        .unwrap();
+        let users = |day: &DayReport| -> Vec<(String, u64)> {
+            day.report
+                .variants
+                .iter()
+                .map(|v| (v.variant.clone(), v.users))
+                .collect()
+        };
+        assert_eq!(
+            series.iter().map(|d| d.day).collect::<Vec<_>>(),
+            [10, 11, 12]
+        );
+        assert_eq!(
+            users(&series[0]),
+            [("control".to_owned(), 2), ("treatment".to_owned(), 0)]
+        );
+        assert_eq!(
+            users(&series[1]),
+            [("control".to_owned(), 2), ("treatment".to_owned(), 1)]
+        );
+        assert_eq!(series[1].report.variants[0].sum, 1.0);
+        let whole =
+            analyze_outcomes(variants, y, 0, "purchase", Outcome::Binary, &options).unwrap();
+        assert_eq!(series[2].report, whole);
+    }
+
+    #[test]
+    fn days_before_the_control_has_a_user_are_left_out_of_the_series() {
+        let options = AnalyzeOptions {
+            method: Method::Frequentist,
+            control: "control".to_owned(),
+            alpha: 0.05,
+            weights: vec![],
+        };
+        let series = analyze_outcomes_by_day(
+            vec!["treatment".into(), "control".into()],
+            vec![3, 5],
+            vec![1.0, 0.0],
+            "purchase",
+            Outcome::Binary,
+            &options,
+        )
+        .unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].day, 5);
     }
 }

@@ -1,5 +1,6 @@
 //! Inline SVG charts drawn from plain numbers: a forest plot of uplift
-//! intervals, a line with its interval band over time, and horizontal bars.
+//! intervals, a line with its interval band over time, horizontal bars, and
+//! stacked columns over time.
 //!
 //! Every function here is pure: numbers in, an [`Svg`] out. Non-finite values
 //! (NaN, infinities) are skipped, an empty series draws a labelled empty
@@ -8,6 +9,7 @@
 
 mod band;
 mod bars;
+mod columns;
 mod forest;
 mod scale;
 
@@ -15,6 +17,7 @@ use std::fmt;
 
 pub use band::{BandPoint, band_chart};
 pub use bars::{Bar, bar_chart};
+pub use columns::{StackedColumn, stacked_columns};
 pub use forest::{ForestRow, forest_plot};
 
 /// The markup of one chart. It can only be built by this module, which

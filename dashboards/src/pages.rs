@@ -22,7 +22,7 @@ pub use error::ErrorPage;
 pub use experiments::{Approval, ExperimentRow, ExperimentsPage};
 pub use results::{
     BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
-    PowerProgress, ResultsPage, Significance, VariantResult,
+    PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,
 };
 pub use sign_in::SignInPage;
 

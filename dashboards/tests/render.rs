@@ -121,15 +121,21 @@ fn results_page(name: &str) -> ResultsPage {
                 Some(estimate(-0.0012, -0.0231, 0.0207)),
             ),
         ],
-        cumulative_uplift: (1..=28)
-            .map(|day| {
-                let width = 0.25 / f64::from(day).sqrt();
-                BandPoint {
-                    label: format!("2025-03-{day:02}"),
-                    estimate: 0.0342,
-                    lower: 0.0342 - width,
-                    upper: 0.0342 + width,
-                }
+        cumulative_uplift: [("treatment-b", 0.0342), ("treatment-c", -0.0012)]
+            .into_iter()
+            .map(|(variant, uplift)| UpliftSeries {
+                variant: variant.to_owned(),
+                points: (1..=28)
+                    .map(|day| {
+                        let width = 0.25 / f64::from(day).sqrt();
+                        BandPoint {
+                            label: format!("2025-03-{day:02}"),
+                            estimate: uplift,
+                            lower: uplift - width,
+                            upper: uplift + width,
+                        }
+                    })
+                    .collect(),
             })
             .collect(),
         guardrails: vec![GuardrailSummary {
@@ -338,8 +344,11 @@ fn results_page_shows_formatted_numbers_and_charts() {
     assert!(html.contains("95% confidence interval"));
     assert_eq!(
         html.matches("<svg").count(),
-        2,
-        "a forest plot and a cumulative chart"
+        3,
+        "a forest plot and a cumulative chart per treatment"
+    );
+    assert!(
+        html.contains("Cumulative relative uplift of purchase for treatment-c by assignment day")
     );
     assert!(
         html.contains("stroke-dasharray"),
@@ -414,11 +423,14 @@ fn degenerate_results_still_render() {
     assert!(html.contains("no guardrail metrics"));
     assert!(html.contains("Sample ratio OK (p = n/a)"));
 
-    page.cumulative_uplift = vec![BandPoint {
-        label: "2025-03-01".to_owned(),
-        estimate: 0.01,
-        lower: f64::NAN,
-        upper: f64::INFINITY,
+    page.cumulative_uplift = vec![UpliftSeries {
+        variant: "treatment-b".to_owned(),
+        points: vec![BandPoint {
+            label: "2025-03-01".to_owned(),
+            estimate: 0.01,
+            lower: f64::NAN,
+            upper: f64::INFINITY,
+        }],
     }];
     page.variants = results_page("x").variants;
     page.variants[1].relative_uplift = Some(estimate(f64::NAN, f64::NAN, f64::NAN));
@@ -456,6 +468,7 @@ fn compliance_page_shows_the_record_and_decides_only_when_allowed() {
     assert!(html.contains("100,000 in total"));
     assert!(html.contains("3,400"));
     assert!(html.contains("Refused assignments per reason"));
+    assert!(html.contains("Refused assignments per day, stacked by reason"));
     assert!(html.contains("624"));
     assert!(html.contains("Erased subjects: <strong>17</strong>"));
     assert!(html.contains("experiment.deny"));

@@ -4,7 +4,7 @@
 
 use askama::Template;
 
-use crate::charts::{Bar, Svg, bar_chart};
+use crate::charts::{Bar, StackedColumn, Svg, bar_chart, stacked_columns};
 use crate::format::{percent, thousands, trimmed};
 use crate::layout::Chrome;
 use crate::urls;
@@ -271,5 +271,24 @@ impl CompliancePage {
             })
             .collect();
         bar_chart(&bars, "Refused assignments per reason, all days")
+    }
+
+    fn refusals_over_time_svg(&self) -> Svg {
+        let columns: Vec<StackedColumn> = self
+            .refusals
+            .rows
+            .iter()
+            .map(|row| StackedColumn {
+                label: row.label.clone(),
+                values: (0..self.refusals.columns.len())
+                    .map(|column| row.count(column))
+                    .collect(),
+            })
+            .collect();
+        stacked_columns(
+            &self.refusals.columns,
+            &columns,
+            "Refused assignments per day, stacked by reason",
+        )
     }
 }

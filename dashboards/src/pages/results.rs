@@ -51,10 +51,21 @@ pub struct ResultsPage {
     pub power: Vec<PowerProgress>,
     /// One row per variant, the control first.
     pub variants: Vec<VariantResult>,
-    /// The cumulative relative uplift by day, oldest first.
-    pub cumulative_uplift: Vec<BandPoint>,
+    /// The cumulative relative uplift by assignment day, one series per
+    /// treatment variant.
+    pub cumulative_uplift: Vec<UpliftSeries>,
     /// Guardrail metrics, per metric and treatment variant.
     pub guardrails: Vec<GuardrailSummary>,
+}
+
+/// One treatment variant's relative uplift over the users assigned up to
+/// each day, oldest day first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpliftSeries {
+    /// The treatment variant's key.
+    pub variant: String,
+    /// One point per day.
+    pub points: Vec<BandPoint>,
 }
 
 /// How the metric is measured per user.
@@ -475,13 +486,28 @@ impl ResultsPage {
         forest_plot(&rows, self.mde, &title)
     }
 
-    fn cumulative_svg(&self) -> Svg {
-        let title = format!(
-            "Cumulative relative uplift of {} by day with its {}",
-            self.metric,
-            self.interval_heading(),
-        );
-        band_chart(&self.cumulative_uplift, &title)
+    /// One chart per treatment variant with the variant's name; a single
+    /// empty chart when there is no series yet.
+    fn cumulative_charts(&self) -> Vec<(String, Svg)> {
+        let title = |variant: &str| {
+            format!(
+                "Cumulative relative uplift of {} for {variant} by assignment day, with its {}",
+                self.metric,
+                self.interval_heading(),
+            )
+        };
+        if self.cumulative_uplift.is_empty() {
+            return vec![(String::new(), band_chart(&[], &title("the treatment")))];
+        }
+        self.cumulative_uplift
+            .iter()
+            .map(|series| {
+                (
+                    series.variant.clone(),
+                    band_chart(&series.points, &title(&series.variant)),
+                )
+            })
+            .collect()
     }
 }
 

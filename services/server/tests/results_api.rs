@@ -137,6 +137,19 @@ api_story!(
                 "{field} differs between the endpoint and the offline analysis"
             );
         }
+        // Everyone was assigned today: the cumulative series has one day,
+        // and that day is the whole analysis.
+        let cumulative = results["cumulative"].as_array().unwrap();
+        assert_eq!(cumulative.len(), 1);
+        assert_eq!(
+            cumulative[0]["day"],
+            chrono::Utc::now().format("%Y-%m-%d").to_string()
+        );
+        assert_eq!(cumulative[0]["comparisons"], results["comparisons"]);
+        for variant in results["variants"].as_array().unwrap() {
+            let name = variant["variant"].as_str().unwrap();
+            assert_eq!(cumulative[0]["users"][name], variant["users"], "{name}");
+        }
 
         let sequential: Value = app
             .get(

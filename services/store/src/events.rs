@@ -316,12 +316,14 @@ async fn held_assignments(
         .collect()
 }
 
-/// One kept (not withdrawn) subject of a pilot with, per metric asked for,
-/// the number and the summed value of its events attributed to it.
+/// One kept (not withdrawn) subject of a pilot, without its pseudonym: its
+/// variant, when it was assigned, and per metric asked for the number and the
+/// summed value of its events attributed to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserOutcomes {
-    pub subject: String,
     pub variant: String,
+    /// When the subject was assigned.
+    pub assigned_at: DateTime<Utc>,
     /// `(events, total)` per metric, in the order the metrics were asked for.
     pub per_metric: Vec<(i64, f64)>,
 }
@@ -355,7 +357,7 @@ impl Store {
             .join(", ");
         let names = placeholders_from(3, metrics.len());
         let sql = format!(
-            "SELECT a.subject, a.variant, {columns} FROM assignments a \
+            "SELECT a.variant, a.assigned_at, {columns} FROM assignments a \
              LEFT JOIN events e ON e.experiment_key = a.experiment_key AND e.subject = a.subject AND e.name IN ({names}) \
                AND +e.occurred_at >= a.assigned_at AND ($2 < 0 OR +e.occurred_at < a.assigned_at + $2) \
              WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL GROUP BY a.experiment_key, a.subject"
@@ -379,8 +381,8 @@ impl Store {
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 Ok(UserOutcomes {
-                    subject: row.try_get("subject")?,
                     variant: row.try_get("variant")?,
+                    assigned_at: from_micros(row.try_get("assigned_at")?),
                     per_metric,
                 })
             })

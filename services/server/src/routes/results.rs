@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, get, web};
 use pilotgate_analysis::decision::{Decision, DecisionInput, decide};
 use pilotgate_analysis::pipeline::Outcome;
-use pilotgate_analysis::report::{AnalyzeOptions, Report, SrmReport, analyze_outcomes};
+use pilotgate_analysis::report::{
+    AnalyzeOptions, ComparisonReport, Report, SrmReport, analyze_outcomes, analyze_outcomes_by_day,
+};
 use pilotgate_analysis::stats::{Method, Prior, check_srm};
 use pilotgate_domain::experiment::{Metric, MetricKind};
 use serde::{Deserialize, Serialize};
@@ -47,7 +49,21 @@ pub struct ResultsView {
     pub guardrails: Vec<Report>,
     pub withdrawn: WithdrawnView,
     pub planned_sample_size_per_variant: Option<i64>,
+    /// The metric's analysis cumulated by assignment day, oldest first.
+    pub cumulative: Vec<CumulativeView>,
 }
+
+/// The analysis over the users assigned on or before one UTC day, with every
+/// outcome attributed to them so far.
+#[derive(Debug, Serialize)]
+pub struct CumulativeView {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub users: BTreeMap<String, u64>,
+    pub comparisons: Vec<ComparisonReport>,
+}
+
+const DAY_MICROS: i64 = 86_400_000_000;
 
 fn outcome_of(kind: MetricKind) -> Outcome {
     match kind {
@@ -59,7 +75,7 @@ fn outcome_of(kind: MetricKind) -> Outcome {
 /// The analysis of a pilot's metric from its stored assignments and events,
 /// excluding withdrawn and erased subjects, with the decision and its reasons.
 #[utoipa::path(get, path = "/api/v1/experiments/{key}/results", tag = "results", params(("key" = String, Path), ResultsParams), security(("bearer" = [])), responses(
-    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`", body = Object),
+    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`, `planned_sample_size_per_variant`, `cumulative` (by assignment day)", body = Object),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
 ))]
@@ -147,21 +163,23 @@ pub async fn compute_results(
             weights,
         };
         let variants: Vec<String> = outcomes.iter().map(|o| o.variant.clone()).collect();
-        let analyze = |index: usize| {
-            let m = &metrics[index];
-            let y: Vec<f64> = outcomes
+        let y_of = |index: usize| -> Vec<f64> {
+            outcomes
                 .iter()
                 .map(|o| {
                     let (events, total) = o.per_metric[index];
-                    match m.kind {
+                    match metrics[index].kind {
                         MetricKind::Binary => f64::from(u8::from(events > 0)),
                         MetricKind::Sum => total,
                     }
                 })
-                .collect();
+                .collect()
+        };
+        let analyze = |index: usize| {
+            let m = &metrics[index];
             analyze_outcomes(
                 variants.clone(),
-                y,
+                y_of(index),
                 0,
                 &m.event,
                 outcome_of(m.kind),
@@ -170,6 +188,31 @@ pub async fn compute_results(
             .map_err(|e| ApiError::Unprocessable(e.to_string()))
         };
         let requested = metrics.iter().position(|m| *m == metric).unwrap_or(0);
+        let days: Vec<i64> = outcomes
+            .iter()
+            .map(|o| pilotgate_domain::time::to_micros(o.assigned_at).div_euclid(DAY_MICROS))
+            .collect();
+        let cumulative = analyze_outcomes_by_day(
+            variants.clone(),
+            days,
+            y_of(requested),
+            &metric.event,
+            outcome_of(metric.kind),
+            &options,
+        )
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?
+        .into_iter()
+        .map(|point| CumulativeView {
+            day: day_label(point.day),
+            users: point
+                .report
+                .variants
+                .iter()
+                .map(|v| (v.variant.clone(), v.users))
+                .collect(),
+            comparisons: point.report.comparisons,
+        })
+        .collect();
         let primary = analyze(0)?;
         let report = if requested == 0 {
             primary.clone()
@@ -208,9 +251,17 @@ pub async fn compute_results(
                 imbalance,
             },
             planned_sample_size_per_variant: experiment.planned_sample_size,
+            cumulative,
         })
     })
     .await
     .map_err(|_| ApiError::Internal)??;
     Ok(results)
+}
+
+/// `YYYY-MM-DD` of a day counted from the epoch.
+fn day_label(day: i64) -> String {
+    pilotgate_domain::time::from_micros(day * DAY_MICROS)
+        .format("%Y-%m-%d")
+        .to_string()
 }

@@ -124,15 +124,7 @@ pub async fn page(
             })
             .collect(),
         eligibility,
-        refusals: view::CountMatrix::from_cells(refusals.into_iter().map(
-            |(stage, reason, day, count)| {
-                (
-                    day,
-                    format!("{stage}: {reason}"),
-                    u64::try_from(count).unwrap_or(0),
-                )
-            },
-        )),
+        refusals: refusal_matrix(refusals),
         withdrawals: counts
             .iter()
             .map(|(variant, _, gone)| view::VariantCount {
@@ -245,4 +237,37 @@ async fn decide(
         Err(pilotgate_store::StoreError::Conflict(message)) => error_page(&session, 409, &message),
         Err(_) => error_page(&session, 503, "The database is not available."),
     }
+}
+
+/// Refusal counters `(stage, reason, day, count)`, ordered by day, as a
+/// matrix with one row per day from the first to the last (days without a
+/// refusal read 0, so the chart's time axis has no holes) and one column per
+/// `stage: reason`.
+fn refusal_matrix(counters: Vec<(String, String, String, i64)>) -> view::CountMatrix {
+    let parse = |day: &str| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok();
+    let span = counters
+        .first()
+        .and_then(|c| parse(&c.2))
+        .zip(counters.last().and_then(|c| parse(&c.2)));
+    let mut matrix =
+        view::CountMatrix::from_cells(counters.into_iter().map(|(stage, reason, day, count)| {
+            (
+                day,
+                format!("{stage}: {reason}"),
+                u64::try_from(count).unwrap_or(0),
+            )
+        }));
+    if let Some((first, last)) = span {
+        for day in first.iter_days().take_while(|day| *day <= last) {
+            let label = day.format("%Y-%m-%d").to_string();
+            if !matrix.rows.iter().any(|row| row.label == label) {
+                matrix.rows.push(view::CountRow {
+                    label,
+                    counts: Vec::new(),
+                });
+            }
+        }
+        matrix.rows.sort_by(|a, b| a.label.cmp(&b.label));
+    }
+    matrix
 }

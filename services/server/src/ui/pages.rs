@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::session::{PRE_SESSION_COOKIE, SESSION_COOKIE, set_cookie};
 use super::{Session, error_page, html, pre_session, secure, session_of, to_sign_in};
-use crate::routes::results::{ResultsParams, compute_results};
+use crate::routes::results::{CumulativeView, ResultsParams, compute_results};
 use crate::startup::AppState;
 
 /// The form of the sign-in page.
@@ -214,6 +214,33 @@ fn significance(effect: &Option<EffectReport>) -> Option<view::Significance> {
     }
 }
 
+/// One series per treatment variant of the cumulative analysis; a day where
+/// a variant's uplift cannot be computed yet adds no point.
+fn uplift_series(cumulative: &[CumulativeView]) -> Vec<view::UpliftSeries> {
+    let mut series: Vec<view::UpliftSeries> = Vec::new();
+    for day in cumulative {
+        for comparison in &day.comparisons {
+            let Some(relative) = &comparison.relative else {
+                continue;
+            };
+            let point = view::charts::BandPoint {
+                label: day.day.clone(),
+                estimate: relative.estimate,
+                lower: relative.ci[0],
+                upper: relative.ci[1],
+            };
+            match series.iter_mut().find(|s| s.variant == comparison.variant) {
+                Some(existing) => existing.points.push(point),
+                None => series.push(view::UpliftSeries {
+                    variant: comparison.variant.clone(),
+                    points: vec![point],
+                }),
+            }
+        }
+    }
+    series
+}
+
 fn variant_rows(report: &Report) -> Vec<view::VariantResult> {
     report
         .variants
@@ -346,7 +373,7 @@ pub async fn results(
             })
             .collect(),
         variants: variant_rows(report),
-        cumulative_uplift: Vec::new(),
+        cumulative_uplift: uplift_series(&results.cumulative),
         guardrails,
     };
     html(StatusCode::OK, &page)
