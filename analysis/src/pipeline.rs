@@ -184,61 +184,15 @@ pub fn aggregate_frames(
     })
 }
 
-/// Per-user outcomes already computed where the data lives (the server's
-/// database): `y` per subject and its variant, to per-variant sums.
-pub fn aggregate_outcomes(variants: Vec<String>, y: Vec<f64>) -> PolarsResult<Vec<VariantSums>> {
-    let frame = DataFrame::new(
-        variants.len(),
-        vec![
-            Column::new("variant".into(), variants),
-            Column::new("y".into(), y),
-        ],
-    )?;
-    let sums = frame
-        .lazy()
-        .group_by([col("variant")])
-        .agg([
-            len().alias("users"),
-            col("y").sum().alias("sum"),
-            (col("y") * col("y")).sum().alias("sum_squares"),
-        ])
-        .sort(["variant"], SortMultipleOptions::default())
-        .collect()?;
-    Ok(variant_sums(&sums))
-}
-
-/// Per-user outcomes with the day each user was assigned (days since the
-/// epoch), to per-variant sums *cumulated by assignment day*: for each day on
-/// which someone was assigned, oldest first, the sums over every user assigned
-/// on or before it (GrowthBook's cumulative date results). Every variant seen
+/// Per-variant sums of each assignment day (days since the epoch), as a
+/// database aggregates them, *cumulated by day*: for each day on which
+/// someone was assigned, oldest first, the sums over every user assigned on
+/// or before it (GrowthBook's cumulative date results). Every variant seen
 /// anywhere is present on every day, with 0 users before its first.
-pub fn cumulative_outcomes_by_day(
-    variants: Vec<String>,
-    days: Vec<i64>,
-    y: Vec<f64>,
-) -> PolarsResult<Vec<(i64, Vec<VariantSums>)>> {
-    let frame = DataFrame::new(
-        variants.len(),
-        vec![
-            Column::new("variant".into(), variants),
-            Column::new("day".into(), days),
-            Column::new("y".into(), y),
-        ],
-    )?;
-    let daily = frame
-        .lazy()
-        .group_by([col("day"), col("variant")])
-        .agg([
-            len().alias("users"),
-            col("y").sum().alias("sum"),
-            (col("y") * col("y")).sum().alias("sum_squares"),
-        ])
-        .sort(["day", "variant"], SortMultipleOptions::default())
-        .collect()?;
-    let day_column: Vec<Option<i64>> = daily.column("day")?.i64()?.iter().collect();
-    let per_day = variant_sums(&daily);
+pub fn cumulate_by_day(mut daily: Vec<(i64, VariantSums)>) -> Vec<(i64, Vec<VariantSums>)> {
+    daily.sort_by(|(a, x), (b, y)| (a, &x.variant).cmp(&(b, &y.variant)));
     let mut running: Vec<VariantSums> = Vec::new();
-    for sums in &per_day {
+    for (_, sums) in &daily {
         if !running.iter().any(|r| r.variant == sums.variant) {
             running.push(VariantSums {
                 variant: sums.variant.clone(),
@@ -253,8 +207,7 @@ pub fn cumulative_outcomes_by_day(
     }
     running.sort_by(|a, b| a.variant.cmp(&b.variant));
     let mut out: Vec<(i64, Vec<VariantSums>)> = Vec::new();
-    for (sums, day) in per_day.iter().zip(day_column) {
-        let day = day.unwrap_or_default();
+    for (day, sums) in daily {
         if let Some(total) = running.iter_mut().find(|r| r.variant == sums.variant) {
             total.users += sums.users;
             total.sum += sums.sum;
@@ -265,7 +218,7 @@ pub fn cumulative_outcomes_by_day(
             _ => out.push((day, running.clone())),
         }
     }
-    Ok(out)
+    out
 }
 
 /// Reads the per-variant sums frame; covariate columns that are absent count as 0.

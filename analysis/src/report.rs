@@ -3,15 +3,12 @@
 
 use std::fmt::Write as _;
 
-use polars::prelude::PolarsError;
 use serde::Serialize;
 
 use std::path::Path;
 
 use crate::input::InputError;
-use crate::pipeline::{
-    Aggregates, Outcome, PipelineSpec, VariantSums, aggregate, aggregate_outcomes,
-};
+use crate::pipeline::{Aggregates, Outcome, PipelineSpec, VariantSums, aggregate, cumulate_by_day};
 use crate::stats::{
     Effect, Interval, Method, RegressionAdjusted, SampleStatistic, check_srm, compare,
     compare_adjusted,
@@ -157,37 +154,6 @@ fn outcomes_spec(metric: &str, outcome: Outcome) -> PipelineSpec<'_> {
     }
 }
 
-/// A Polars failure on data already in memory, in one line.
-fn failed(e: PolarsError) -> AnalyzeError {
-    AnalyzeError::Design(format!(
-        "the analysis failed: {}",
-        e.to_string().lines().next().unwrap_or_default()
-    ))
-}
-
-/// Analyses per-user outcomes computed where the data lives: `y` per kept
-/// subject and its variant, and the events of subjects without an assignment.
-pub fn analyze_outcomes(
-    variants: Vec<String>,
-    y: Vec<f64>,
-    unknown_subject_events: u64,
-    metric: &str,
-    outcome: Outcome,
-    options: &AnalyzeOptions,
-) -> Result<Report, AnalyzeError> {
-    let spec = outcomes_spec(metric, outcome);
-    let sums = aggregate_outcomes(variants, y).map_err(failed)?;
-    report(
-        &spec,
-        options,
-        Aggregates {
-            variants: sums,
-            unknown_subject_events,
-            multiple_variant_subjects: 0,
-        },
-    )
-}
-
 /// The report of one assignment day of a cumulative series: the users
 /// assigned on or before `day` (days since the epoch), with all their outcomes.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,38 +162,42 @@ pub struct DayReport {
     pub report: Report,
 }
 
-/// The analysis cumulated by assignment day: one report per day on which
-/// someone was assigned, oldest first, over the users assigned up to that
-/// day. Days before the control had a user are left out (nothing to compare).
-pub fn analyze_outcomes_by_day(
-    variants: Vec<String>,
-    days: Vec<i64>,
-    y: Vec<f64>,
+/// Analyses per-variant sums of each assignment day, computed where the data
+/// lives: the whole analysis (every day together) and the same analysis
+/// cumulated by assignment day, one report per day on which someone was
+/// assigned, oldest first. Days before the control had a user are left out of
+/// the series (nothing to compare).
+pub fn analyze_daily_sums(
+    daily: Vec<(i64, VariantSums)>,
     metric: &str,
     outcome: Outcome,
     options: &AnalyzeOptions,
-) -> Result<Vec<DayReport>, AnalyzeError> {
+) -> Result<(Report, Vec<DayReport>), AnalyzeError> {
     let spec = outcomes_spec(metric, outcome);
-    let series = crate::pipeline::cumulative_outcomes_by_day(variants, days, y).map_err(failed)?;
-    let mut out = Vec::with_capacity(series.len());
+    let aggregates = |variants: Vec<VariantSums>| Aggregates {
+        variants,
+        unknown_subject_events: 0,
+        multiple_variant_subjects: 0,
+    };
+    let series = cumulate_by_day(daily);
+    let whole = series
+        .last()
+        .map(|(_, totals)| totals.clone())
+        .unwrap_or_default();
+    let whole = report(&spec, options, aggregates(whole))?;
+    let mut days = Vec::with_capacity(series.len());
     for (day, sums) in series {
         let has_control = sums
             .iter()
             .any(|v| v.variant == options.control && v.users > 0);
-        if !has_control {
-            continue;
+        if has_control {
+            days.push(DayReport {
+                day,
+                report: report(&spec, options, aggregates(sums))?,
+            });
         }
-        let aggregates = Aggregates {
-            variants: sums,
-            unknown_subject_events: 0,
-            multiple_variant_subjects: 0,
-        };
-        out.push(DayReport {
-            day,
-            report: report(&spec, options, aggregates)?,
-        });
     }
-    Ok(out)
+    Ok((whole, days))
 }
 
 /// The report of aggregates already computed.
@@ -606,38 +576,43 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_cumulative_series_grows_by_assignment_day_and_ends_at_the_whole_analysis() {
-        // Day 10: two control users; day 11: treatment starts; day 12: more of both.
-        let rows = [
-            ("control", 10, 1.0),
-            ("control", 10, 0.0),
-            ("treatment", 11, 1.0),
-            ("control", 12, 0.0),
-            ("treatment", 12, 1.0),
-            ("treatment", 12, 0.0),
-            ("control", 12, 1.0),
-        ];
-        let variants: Vec<String> = rows.iter().map(|r| r.0.to_owned()).collect();
-        let days: Vec<i64> = rows.iter().map(|r| r.1).collect();
-        let y: Vec<f64> = rows.iter().map(|r| r.2).collect();
-        let options = AnalyzeOptions {
+    fn day(day: i64, variant: &str, users: u64, sum: f64) -> (i64, VariantSums) {
+        (
+            day,
+            VariantSums {
+                variant: variant.to_owned(),
+                users,
+                sum,
+                sum_squares: sum,
+                x_sum: 0.0,
+                x_sum_squares: 0.0,
+                xy_sum: 0.0,
+            },
+        )
+    }
+
+    fn frequentist() -> AnalyzeOptions {
+        AnalyzeOptions {
             method: Method::Frequentist,
             control: "control".to_owned(),
             alpha: 0.05,
             weights: vec![],
-        };
-        let series = analyze_outcomes_by_day(
-            variants.clone(),
-            days,
-            y.clone(),
-            "purchase",
-            Outcome::Binary,
-            &options,
-        )
-        .unwrap();
-        let users = |day: &DayReport| -> Vec<(String, u64)> {
-            day.report
+        }
+    }
+
+    #[test]
+    fn the_cumulative_series_grows_by_assignment_day_and_ends_at_the_whole_analysis() {
+        // Day 10: two control users; day 11: the treatment starts; day 12: more of both.
+        let daily = vec![
+            day(12, "treatment", 2, 1.0),
+            day(10, "control", 2, 1.0),
+            day(11, "treatment", 1, 1.0),
+            day(12, "control", 2, 1.0),
+        ];
+        let (whole, series) =
+            analyze_daily_sums(daily, "purchase", Outcome::Binary, &frequentist()).unwrap();
+        let users = |report: &Report| -> Vec<(String, u64)> {
+            report
                 .variants
                 .iter()
                 .map(|v| (v.variant.clone(), v.users))
@@ -648,37 +623,39 @@ mod tests {
             [10, 11, 12]
         );
         assert_eq!(
-            users(&series[0]),
+            users(&series[0].report),
             [("control".to_owned(), 2), ("treatment".to_owned(), 0)]
         );
         assert_eq!(
-            users(&series[1]),
+            users(&series[1].report),
             [("control".to_owned(), 2), ("treatment".to_owned(), 1)]
         );
         assert_eq!(series[1].report.variants[0].sum, 1.0);
-        let whole =
-            analyze_outcomes(variants, y, 0, "purchase", Outcome::Binary, &options).unwrap();
+        assert_eq!(
+            users(&whole),
+            [("control".to_owned(), 4), ("treatment".to_owned(), 3)]
+        );
+        assert_eq!(whole.variants[1].sum, 2.0);
         assert_eq!(series[2].report, whole);
     }
 
     #[test]
     fn days_before_the_control_has_a_user_are_left_out_of_the_series() {
-        let options = AnalyzeOptions {
-            method: Method::Frequentist,
-            control: "control".to_owned(),
-            alpha: 0.05,
-            weights: vec![],
-        };
-        let series = analyze_outcomes_by_day(
-            vec!["treatment".into(), "control".into()],
-            vec![3, 5],
-            vec![1.0, 0.0],
-            "purchase",
-            Outcome::Binary,
-            &options,
-        )
-        .unwrap();
+        let daily = vec![day(3, "treatment", 1, 1.0), day(5, "control", 1, 0.0)];
+        let (_, series) =
+            analyze_daily_sums(daily, "purchase", Outcome::Binary, &frequentist()).unwrap();
         assert_eq!(series.len(), 1);
         assert_eq!(series[0].day, 5);
+    }
+
+    #[test]
+    fn no_users_at_all_is_an_error_naming_the_control() {
+        let error = analyze_daily_sums(Vec::new(), "purchase", Outcome::Binary, &frequentist())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("no users in the control 'control'"),
+            "{error}"
+        );
     }
 }

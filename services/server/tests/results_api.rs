@@ -28,7 +28,8 @@ api_story!(
     |app| {
         app.start_pilot(json!({"key": "hero", "name": "Hero", "hypothesis": "h", "purpose": "personalize.content",
         "variants": [{"key": "control", "weight": 1}, {"key": "v1", "weight": 1}], "coverage": 1.0,
-        "primary_metric": {"event": "purchase", "kind": "binary"}, "guardrails": [{"event": "refund", "kind": "binary"}],
+        "primary_metric": {"event": "purchase", "kind": "binary"}, "guardrails": [{"event": "refund", "kind": "binary"}, {"event": "basket", "kind": "sum"}],
+        "attribution_window_hours": 1,
         "mde": 0.1, "alpha": 0.05, "power": 0.8, "baseline_rate": 0.3, "data_categories": ["orders"], "retention_days": 90})).await;
         let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
         let users: Vec<String> = (0..240).map(|i| format!("user{i}@example.com")).collect();
@@ -62,6 +63,17 @@ api_story!(
             }
             if i % 17 == 0 {
                 events.push(json!({"event_id": format!("r{i}"), "user_id": user, "name": "refund", "occurred_at": chrono::Utc::now().to_rfc3339()}));
+            }
+            // Sums with fractions, several per user, and some outside the
+            // one-hour attribution window (too late, or before assignment).
+            for k in 0..(i % 3) {
+                let at = match (i + k) % 7 {
+                    0 => chrono::Utc::now() + chrono::Duration::hours(2),
+                    1 => chrono::Utc::now() - chrono::Duration::minutes(10),
+                    _ => chrono::Utc::now(),
+                };
+                events.push(json!({"event_id": format!("b{i}-{k}"), "user_id": user, "name": "basket",
+                    "value": (i % 11) as f64 * 3.7 + k as f64 * 0.25, "occurred_at": at.to_rfc3339()}));
             }
         }
         post(
@@ -137,6 +149,42 @@ api_story!(
                 "{field} differs between the endpoint and the offline analysis"
             );
         }
+        let basket = run(pilotgate(dir.path(), None)
+            .args([
+                "analyze",
+                "--metric",
+                "basket",
+                "--kind",
+                "sum",
+                "--window-hours",
+                "1",
+                "--format",
+                "json",
+                "--assignments",
+            ])
+            .arg(out.join("assignments.csv"))
+            .arg("--events")
+            .arg(out.join("events.csv")));
+        assert!(basket.status.success(), "{}", text(&basket.stderr));
+        let basket: Value = serde_json::from_slice(&basket.stdout).unwrap();
+        let endpoint = &results["guardrails"][1];
+        assert_eq!(endpoint["metric"], "basket");
+        for (got, want) in endpoint["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(basket["variants"].as_array().unwrap())
+        {
+            assert_eq!(got["users"], want["users"]);
+            for field in ["sum", "sum_squares", "mean", "variance"] {
+                let (g, w) = (got[field].as_f64().unwrap(), want[field].as_f64().unwrap());
+                assert!(
+                    (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                    "basket {field}: {g} vs {w}"
+                );
+            }
+        }
+        assert!(basket["variants"][0]["sum"].as_f64().unwrap() > 0.0);
         // Everyone was assigned today: the cumulative series has one day,
         // and that day is the whole analysis.
         let cumulative = results["cumulative"].as_array().unwrap();

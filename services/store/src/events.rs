@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use pilotgate_domain::consent::ConsentRecord;
 use pilotgate_domain::eligibility::{Eligibility, eligible};
-use pilotgate_domain::experiment::Metric;
+use pilotgate_domain::experiment::{Metric, MetricKind};
 use pilotgate_domain::purpose::Purpose;
 use pilotgate_domain::time::{from_micros, to_micros};
 use serde::Serialize;
@@ -316,78 +316,96 @@ async fn held_assignments(
         .collect()
 }
 
-/// One kept (not withdrawn) subject of a pilot, without its pseudonym: its
-/// variant, when it was assigned, and per metric asked for the number and the
-/// summed value of its events attributed to it.
+/// What one assignment day of a pilot adds up to in one variant: the kept
+/// (not withdrawn) subjects assigned that day and, per metric asked for, the
+/// sum and the sum of squares of their per-user outcomes (converted 0/1 for
+/// a binary metric, the summed event values for a sum metric).
 #[derive(Debug, Clone, PartialEq)]
-pub struct UserOutcomes {
+pub struct DailySums {
     pub variant: String,
-    /// When the subject was assigned.
-    pub assigned_at: DateTime<Utc>,
-    /// `(events, total)` per metric, in the order the metrics were asked for.
-    pub per_metric: Vec<(i64, f64)>,
+    /// The UTC day of the assignments, counted from the epoch.
+    pub day: i64,
+    pub users: i64,
+    /// `(sum, sum of squares)` per metric, in the order the metrics were asked for.
+    pub per_metric: Vec<(f64, f64)>,
 }
 
+/// Microseconds in a day.
+const DAY_MICROS: i64 = 86_400_000_000;
+
 impl Store {
-    /// Per-user outcomes of a pilot for several metrics at once, aggregated in
-    /// the database (the attribution rules of `pilotgate analyze`: events at or
-    /// after the assignment, and before its end when a window is given).
+    /// The sufficient statistics of a pilot's metrics per variant and
+    /// assignment day, aggregated in the database (as GrowthBook aggregates
+    /// in the warehouse): per-user outcomes under the attribution rules of
+    /// `pilotgate analyze` (events at or after the assignment, and before its
+    /// end when a window is given), then their sums per variant and day.
     /// Withdrawn subjects are left out. (The unary `+` keeps SQLite from
     /// walking the events by time instead of by subject; grouping by the
-    /// assignments' primary key lets both engines stream the groups in index
+    /// assignments' primary key lets both engines stream the users in index
     /// order, and the covering index by pilot and subject answers the join
-    /// without reading the events table.) No stored event can
-    /// belong to an unknown subject: events are stored only for assigned
-    /// subjects, and erasure removes both.
-    pub async fn per_user_outcomes(
+    /// without reading the events table.) No stored event can belong to an
+    /// unknown subject: events are stored only for assigned subjects, and
+    /// erasure removes both.
+    pub async fn daily_outcome_sums(
         &self,
         experiment_key: &str,
-        metrics: &[String],
+        metrics: &[Metric],
         window_micros: Option<i64>,
-    ) -> Result<Vec<UserOutcomes>, StoreError> {
-        let columns = (0..metrics.len())
-            .map(|i| {
+    ) -> Result<Vec<DailySums>, StoreError> {
+        let per_user = metrics
+            .iter()
+            .enumerate()
+            .map(|(i, metric)| {
                 let p = i + 3;
-                format!(
-                    "COUNT(CASE WHEN e.name = ${p} THEN 1 END) AS c{i}, \
-                     COALESCE(SUM(CASE WHEN e.name = ${p} THEN COALESCE(e.value, 0.0) ELSE 0.0 END), 0.0) AS t{i}"
-                )
+                match metric.kind {
+                    MetricKind::Binary => format!(
+                        "CAST(CASE WHEN COUNT(CASE WHEN e.name = ${p} THEN 1 END) > 0 THEN 1 ELSE 0 END AS DOUBLE PRECISION) AS y{i}"
+                    ),
+                    MetricKind::Sum => format!(
+                        "COALESCE(SUM(CASE WHEN e.name = ${p} THEN COALESCE(e.value, 0.0) ELSE 0.0 END), 0.0) AS y{i}"
+                    ),
+                }
             })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sums = (0..metrics.len())
+            .map(|i| format!("SUM(u.y{i}) AS s{i}, SUM(u.y{i} * u.y{i}) AS q{i}"))
             .collect::<Vec<_>>()
             .join(", ");
         let names = placeholders_from(3, metrics.len());
         let sql = format!(
-            "SELECT a.variant, a.assigned_at, {columns} FROM assignments a \
-             LEFT JOIN events e ON e.experiment_key = a.experiment_key AND e.subject = a.subject AND e.name IN ({names}) \
-               AND +e.occurred_at >= a.assigned_at AND ($2 < 0 OR +e.occurred_at < a.assigned_at + $2) \
-             WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL GROUP BY a.experiment_key, a.subject"
+            "SELECT u.variant, u.day, COUNT(*) AS users, {sums} FROM (\
+               SELECT a.variant AS variant, a.assigned_at / {DAY_MICROS} AS day, {per_user} FROM assignments a \
+               LEFT JOIN events e ON e.experiment_key = a.experiment_key AND e.subject = a.subject AND e.name IN ({names}) \
+                 AND +e.occurred_at >= a.assigned_at AND ($2 < 0 OR +e.occurred_at < a.assigned_at + $2) \
+               WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL GROUP BY a.experiment_key, a.subject\
+             ) u GROUP BY u.variant, u.day ORDER BY u.day, u.variant"
         );
         let mut query = sqlx::query(&sql)
             .bind(experiment_key)
             .bind(window_micros.unwrap_or(-1));
         for metric in metrics {
-            query = query.bind(metric);
+            query = query.bind(&metric.event);
         }
         let rows = query.fetch_all(&self.reader).await?;
-        let outcomes = rows
-            .iter()
+        rows.iter()
             .map(|row| {
                 let per_metric = (0..metrics.len())
                     .map(|i| {
                         Ok((
-                            row.try_get::<i64, _>(format!("c{i}").as_str())?,
-                            row.try_get::<f64, _>(format!("t{i}").as_str())?,
+                            row.try_get::<f64, _>(format!("s{i}").as_str())?,
+                            row.try_get::<f64, _>(format!("q{i}").as_str())?,
                         ))
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                Ok(UserOutcomes {
+                Ok(DailySums {
                     variant: row.try_get("variant")?,
-                    assigned_at: from_micros(row.try_get("assigned_at")?),
+                    day: row.try_get("day")?,
+                    users: row.try_get("users")?,
                     per_metric,
                 })
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(outcomes)
+            .collect()
     }
 }
 

@@ -30,6 +30,6 @@ pub use consents::{Appended, BasisCount, LegalBasisMap, ReconsentNeed};
 pub use db::{Dialect, Store};
 pub use erasure::{Deleted, ErasureReceipt};
 pub use error::StoreError;
-pub use events::{EventDraft, EventFate, StoredEvent, UserOutcomes};
+pub use events::{DailySums, EventDraft, EventFate, StoredEvent};
 pub use experiments::{ApprovalRecord, Experiment};
 pub use tokens::{NewToken, StoredCredential, TokenRecord};

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, web};
 use pilotgate_analysis::decision::{Decision, DecisionInput, decide};
-use pilotgate_analysis::pipeline::Outcome;
+use pilotgate_analysis::pipeline::{Outcome, VariantSums};
 use pilotgate_analysis::report::{
-    AnalyzeOptions, ComparisonReport, Report, SrmReport, analyze_outcomes, analyze_outcomes_by_day,
+    AnalyzeOptions, ComparisonReport, Report, SrmReport, analyze_daily_sums,
 };
 use pilotgate_analysis::stats::{Method, Prior, check_srm};
 use pilotgate_domain::experiment::{Metric, MetricKind};
@@ -128,17 +128,17 @@ pub async fn compute_results(
         ));
     }
 
-    // Per-user outcomes are aggregated in the database; Polars works on those.
+    // Per-variant sums per assignment day come from the database (one
+    // query for every metric); the statistics run on those.
     let metrics: Vec<Metric> = std::iter::once(design.primary_metric.clone())
         .chain(design.guardrails.iter().cloned())
         .collect();
-    let names: Vec<String> = metrics.iter().map(|m| m.event.clone()).collect();
     let window = design
         .attribution_window_hours
         .map(|h| i64::from(h) * 3_600_000_000);
-    let outcomes = state
+    let daily = state
         .store
-        .per_user_outcomes(design.key.as_str(), &names, window)
+        .daily_outcome_sums(design.key.as_str(), &metrics, window)
         .await?;
     let counts = state.store.assignment_counts(design.key.as_str()).await?;
     let control = design.variants[0].key.clone();
@@ -162,65 +162,49 @@ pub async fn compute_results(
             alpha,
             weights,
         };
-        let variants: Vec<String> = outcomes.iter().map(|o| o.variant.clone()).collect();
-        let y_of = |index: usize| -> Vec<f64> {
-            outcomes
-                .iter()
-                .map(|o| {
-                    let (events, total) = o.per_metric[index];
-                    match metrics[index].kind {
-                        MetricKind::Binary => f64::from(u8::from(events > 0)),
-                        MetricKind::Sum => total,
-                    }
-                })
-                .collect()
-        };
         let analyze = |index: usize| {
             let m = &metrics[index];
-            analyze_outcomes(
-                variants.clone(),
-                y_of(index),
-                0,
-                &m.event,
-                outcome_of(m.kind),
-                &options,
-            )
-            .map_err(|e| ApiError::Unprocessable(e.to_string()))
+            let sums = daily
+                .iter()
+                .map(|d| {
+                    let (sum, sum_squares) = d.per_metric[index];
+                    let sums = VariantSums {
+                        variant: d.variant.clone(),
+                        users: u64::try_from(d.users).unwrap_or(0),
+                        sum,
+                        sum_squares,
+                        x_sum: 0.0,
+                        x_sum_squares: 0.0,
+                        xy_sum: 0.0,
+                    };
+                    (d.day, sums)
+                })
+                .collect();
+            analyze_daily_sums(sums, &m.event, outcome_of(m.kind), &options)
+                .map_err(|e| ApiError::Unprocessable(e.to_string()))
         };
         let requested = metrics.iter().position(|m| *m == metric).unwrap_or(0);
-        let days: Vec<i64> = outcomes
-            .iter()
-            .map(|o| pilotgate_domain::time::to_micros(o.assigned_at).div_euclid(DAY_MICROS))
-            .collect();
-        let cumulative = analyze_outcomes_by_day(
-            variants.clone(),
-            days,
-            y_of(requested),
-            &metric.event,
-            outcome_of(metric.kind),
-            &options,
-        )
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?
-        .into_iter()
-        .map(|point| CumulativeView {
-            day: day_label(point.day),
-            users: point
-                .report
-                .variants
-                .iter()
-                .map(|v| (v.variant.clone(), v.users))
-                .collect(),
-            comparisons: point.report.comparisons,
-        })
-        .collect();
-        let primary = analyze(0)?;
-        let report = if requested == 0 {
-            primary.clone()
+        let (primary, primary_days) = analyze(0)?;
+        let (report, days) = if requested == 0 {
+            (primary.clone(), primary_days)
         } else {
             analyze(requested)?
         };
+        let cumulative = days
+            .into_iter()
+            .map(|point| CumulativeView {
+                day: day_label(point.day),
+                users: point
+                    .report
+                    .variants
+                    .iter()
+                    .map(|v| (v.variant.clone(), v.users))
+                    .collect(),
+                comparisons: point.report.comparisons,
+            })
+            .collect();
         let guardrails = (1..metrics.len())
-            .map(analyze)
+            .map(|index| analyze(index).map(|(whole, _)| whole))
             .collect::<Result<Vec<_>, _>>()?;
         let total_withdrawn: u64 = withdrawn.values().sum();
         let imbalance = (total_withdrawn > 0)
