@@ -43,6 +43,26 @@ pub struct VariantSums {
     pub xy_sum: f64,
 }
 
+impl VariantSums {
+    /// A variant without users yet.
+    pub fn empty(variant: &str) -> VariantSums {
+        VariantSums::plain(variant, 0, 0.0, 0.0)
+    }
+
+    /// Sums of an outcome without a covariate.
+    pub fn plain(variant: &str, users: u64, sum: f64, sum_squares: f64) -> VariantSums {
+        VariantSums {
+            variant: variant.to_owned(),
+            users,
+            sum,
+            sum_squares,
+            x_sum: 0.0,
+            x_sum_squares: 0.0,
+            xy_sum: 0.0,
+        }
+    }
+}
+
 /// The per-variant statistics and what was left out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregates {
@@ -194,15 +214,7 @@ pub fn cumulate_by_day(mut daily: Vec<(i64, VariantSums)>) -> Vec<(i64, Vec<Vari
     let mut running: Vec<VariantSums> = Vec::new();
     for (_, sums) in &daily {
         if !running.iter().any(|r| r.variant == sums.variant) {
-            running.push(VariantSums {
-                variant: sums.variant.clone(),
-                users: 0,
-                sum: 0.0,
-                sum_squares: 0.0,
-                x_sum: 0.0,
-                x_sum_squares: 0.0,
-                xy_sum: 0.0,
-            });
+            running.push(VariantSums::empty(&sums.variant));
         }
     }
     running.sort_by(|a, b| a.variant.cmp(&b.variant));

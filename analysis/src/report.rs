@@ -215,15 +215,7 @@ pub fn report(
     // Variants named only in --weights still count for SRM, with 0 users.
     for (name, _) in &options.weights {
         if !sums.iter().any(|v| &v.variant == name) {
-            sums.push(VariantSums {
-                variant: name.clone(),
-                users: 0,
-                sum: 0.0,
-                sum_squares: 0.0,
-                x_sum: 0.0,
-                x_sum_squares: 0.0,
-                xy_sum: 0.0,
-            });
+            sums.push(VariantSums::empty(name));
         }
     }
     // The control first, then the others by name.
@@ -577,18 +569,7 @@ mod tests {
     }
 
     fn day(day: i64, variant: &str, users: u64, sum: f64) -> (i64, VariantSums) {
-        (
-            day,
-            VariantSums {
-                variant: variant.to_owned(),
-                users,
-                sum,
-                sum_squares: sum,
-                x_sum: 0.0,
-                x_sum_squares: 0.0,
-                xy_sum: 0.0,
-            },
-        )
+        (day, VariantSums::plain(variant, users, sum, sum))
     }
 
     fn frequentist() -> AnalyzeOptions {

@@ -95,6 +95,23 @@ pub(crate) fn close_svg(mut svg: String) -> Svg {
     Svg(svg)
 }
 
+/// A horizontal grid line at height `at` from `left` to `right`, with its
+/// `label` right-aligned left of the plot.
+pub(crate) fn grid_line(svg: &mut String, at: f64, left: f64, right: f64, label: &str) {
+    let y = coordinate(at);
+    svg.push_str(&format!(
+        "<line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{}\"/>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{}\">{}</text>",
+        coordinate(left),
+        coordinate(right),
+        palette::GRID,
+        coordinate(left - 6.0),
+        coordinate(at + 4.0),
+        palette::AXIS,
+        escape_xml(label),
+    ));
+}
+
 /// A small framed chart that says there is nothing to draw yet.
 pub(crate) fn empty_chart(title: &str, message: &str) -> Svg {
     let (width, height) = (640, 80);

@@ -1,7 +1,7 @@
 //! A line over time with its interval band, used for the cumulative uplift.
 
 use super::scale::{LinearScale, nice_ticks, padded_domain, percent_tick};
-use super::{Svg, close_svg, coordinate, empty_chart, escape_xml, open_svg, palette};
+use super::{Svg, close_svg, coordinate, empty_chart, escape_xml, grid_line, open_svg, palette};
 use crate::format::{percent_interval, signed_percent};
 
 /// One point of a series over time: an estimate and its interval, as shares.
@@ -59,18 +59,13 @@ pub fn band_chart(points: &[BandPoint], title: &str) -> Svg {
 fn draw_y_axis(svg: &mut String, y: &LinearScale, plot_right: f64) {
     let (ticks, step) = nice_ticks(y.domain(), 5);
     for tick in ticks {
-        let at = coordinate(y.map(tick));
-        svg.push_str(&format!(
-            "<line x1=\"{}\" y1=\"{at}\" x2=\"{}\" y2=\"{at}\" stroke=\"{}\"/>\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{}\">{}</text>",
-            coordinate(LEFT),
-            coordinate(plot_right),
-            palette::GRID,
-            coordinate(LEFT - 6.0),
-            coordinate(y.map(tick) + 4.0),
-            palette::AXIS,
-            escape_xml(&percent_tick(tick, step)),
-        ));
+        grid_line(
+            svg,
+            y.map(tick),
+            LEFT,
+            plot_right,
+            &percent_tick(tick, step),
+        );
     }
     let zero = coordinate(y.map(0.0));
     svg.push_str(&format!(

@@ -1,7 +1,7 @@
 //! Stacked columns over time with a legend, used for refusals per reason and day.
 
 use super::scale::{LinearScale, nice_ticks};
-use super::{Svg, close_svg, coordinate, empty_chart, escape_xml, open_svg, palette};
+use super::{Svg, close_svg, coordinate, empty_chart, escape_xml, grid_line, open_svg, palette};
 use crate::format::thousands;
 
 /// One column: its label (a day such as `2025-03-04`) and one count per
@@ -46,18 +46,13 @@ pub fn stacked_columns(series: &[String], columns: &[StackedColumn], title: &str
 
     let (ticks, _) = nice_ticks((0.0, largest as f64), 4);
     for tick in ticks.into_iter().filter(|t| t.fract() == 0.0 && *t >= 0.0) {
-        let at = coordinate(y.map(tick));
-        svg.push_str(&format!(
-            "<line x1=\"{}\" y1=\"{at}\" x2=\"{}\" y2=\"{at}\" stroke=\"{}\"/>\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"{}\">{}</text>",
-            coordinate(LEFT),
-            coordinate(plot_right),
-            palette::GRID,
-            coordinate(LEFT - 6.0),
-            coordinate(y.map(tick) + 4.0),
-            palette::AXIS,
-            thousands(tick as u64),
-        ));
+        grid_line(
+            &mut svg,
+            y.map(tick),
+            LEFT,
+            plot_right,
+            &thousands(tick as u64),
+        );
     }
 
     let slot = (plot_right - LEFT) / columns.len() as f64;

@@ -129,44 +129,25 @@ api_story!(
             .args(["export", "--experiment", "hero", "--out"])
             .arg(&out));
         assert!(export.status.success(), "{}", text(&export.stderr));
-        let offline = run(pilotgate(dir.path(), None)
-            .args([
-                "analyze",
-                "--metric",
-                "purchase",
-                "--format",
-                "json",
-                "--assignments",
-            ])
-            .arg(out.join("assignments.csv"))
-            .arg("--events")
-            .arg(out.join("events.csv")));
-        assert!(offline.status.success(), "{}", text(&offline.stderr));
-        let offline: Value = serde_json::from_slice(&offline.stdout).unwrap();
+        let analyze = |args: &[&str]| -> Value {
+            let output = run(pilotgate(dir.path(), None)
+                .arg("analyze")
+                .args(args)
+                .args(["--format", "json", "--assignments"])
+                .arg(out.join("assignments.csv"))
+                .arg("--events")
+                .arg(out.join("events.csv")));
+            assert!(output.status.success(), "{}", text(&output.stderr));
+            serde_json::from_slice(&output.stdout).unwrap()
+        };
+        let offline = analyze(&["--metric", "purchase"]);
         for field in ["variants", "comparisons", "srm", "excluded"] {
             assert_eq!(
                 results[field], offline[field],
                 "{field} differs between the endpoint and the offline analysis"
             );
         }
-        let basket = run(pilotgate(dir.path(), None)
-            .args([
-                "analyze",
-                "--metric",
-                "basket",
-                "--kind",
-                "sum",
-                "--window-hours",
-                "1",
-                "--format",
-                "json",
-                "--assignments",
-            ])
-            .arg(out.join("assignments.csv"))
-            .arg("--events")
-            .arg(out.join("events.csv")));
-        assert!(basket.status.success(), "{}", text(&basket.stderr));
-        let basket: Value = serde_json::from_slice(&basket.stdout).unwrap();
+        let basket = analyze(&["--metric", "basket", "--kind", "sum", "--window-hours", "1"]);
         let endpoint = &results["guardrails"][1];
         assert_eq!(endpoint["metric"], "basket");
         for (got, want) in endpoint["variants"]

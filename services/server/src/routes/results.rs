@@ -168,15 +168,8 @@ pub async fn compute_results(
                 .iter()
                 .map(|d| {
                     let (sum, sum_squares) = d.per_metric[index];
-                    let sums = VariantSums {
-                        variant: d.variant.clone(),
-                        users: u64::try_from(d.users).unwrap_or(0),
-                        sum,
-                        sum_squares,
-                        x_sum: 0.0,
-                        x_sum_squares: 0.0,
-                        xy_sum: 0.0,
-                    };
+                    let users = u64::try_from(d.users).unwrap_or(0);
+                    let sums = VariantSums::plain(&d.variant, users, sum, sum_squares);
                     (d.day, sums)
                 })
                 .collect();
