@@ -47,13 +47,7 @@ async fn seeded_pilot(app: &TestApp) {
     let mut events = Vec::new();
     for n in 0..CONSENTED + WITHOUT_CONSENT {
         let user = format!("shopper{n}@example.com");
-        let assigned = app
-            .request(Method::POST, "/api/v1/assign", Some(Role::Ingest))
-            .json(&json!({"experiment": "hero", "user_id": user}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(assigned.status(), 200);
+        app.assign("hero", &user).await;
         if n % 3 != 0 {
             events.push(
                 json!({"event_id": format!("p{n}"), "user_id": user, "name": "purchase",

@@ -89,13 +89,7 @@ async fn seeded_pilot(app: &TestApp) {
             .await
             .unwrap();
         assert_eq!(ok.status(), 201);
-        let assigned = app
-            .request(Method::POST, "/api/v1/assign", Some(Role::Ingest))
-            .json(&json!({"experiment": "hero", "user_id": user}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(assigned.status(), 200);
+        app.assign("hero", &user).await;
         if n % 3 == 0 {
             let event = json!({"events": [{"event_id": format!("e{n}"), "user_id": user, "name": "purchase",
                 "value": 1.0, "occurred_at": chrono::Utc::now().to_rfc3339()}]});

@@ -125,6 +125,19 @@ impl TestApp {
         }
     }
 
+    /// Asks for `user`'s assignment to `experiment` as the ingest role and
+    /// expects an answer (assigned or refused, both 200).
+    pub async fn assign(&self, experiment: &str, user: &str) -> serde_json::Value {
+        let response = self
+            .request(reqwest::Method::POST, "/api/v1/assign", Some(Role::Ingest))
+            .json(&serde_json::json!({"experiment": experiment, "user_id": user}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "assign");
+        response.json().await.expect("a JSON body")
+    }
+
     /// A request to `path` with the token of `role` (or none).
     pub fn request(
         &self,
