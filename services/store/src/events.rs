@@ -340,7 +340,8 @@ impl Store {
     /// `pilotgate analyze` (events at or after the assignment, and before its
     /// end when a window is given), then their sums per variant and day.
     /// Withdrawn subjects are left out. (The unary `+` keeps SQLite from
-    /// walking the events by time instead of by subject; grouping by the
+    /// walking the events by time instead of by subject, and `|| ''` from
+    /// seeking once per metric name instead of once per subject; grouping by the
     /// assignments' primary key lets both engines stream the users in index
     /// order, and the covering index by pilot and subject answers the join
     /// without reading the events table.) No stored event can belong to an
@@ -376,7 +377,7 @@ impl Store {
         let sql = format!(
             "SELECT u.variant, u.day, COUNT(*) AS users, {sums} FROM (\
                SELECT a.variant AS variant, a.assigned_at / {DAY_MICROS} AS day, {per_user} FROM assignments a \
-               LEFT JOIN events e ON e.experiment_key = a.experiment_key AND e.subject = a.subject AND e.name IN ({names}) \
+               LEFT JOIN events e ON e.experiment_key = a.experiment_key AND e.subject = a.subject AND (e.name || '') IN ({names}) \
                  AND +e.occurred_at >= a.assigned_at AND ($2 < 0 OR +e.occurred_at < a.assigned_at + $2) \
                WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL GROUP BY a.experiment_key, a.subject\
              ) u GROUP BY u.variant, u.day ORDER BY u.day, u.variant"
