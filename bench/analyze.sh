@@ -32,11 +32,16 @@ measure() {
   awk '{ printf "%s %.0f\n", $1, $2 / 1024 }' "$out/time.txt"
 }
 
-read -r csv_s csv_mb < <(measure "$bin" analyze --assignments "$out/assignments.csv" --events "$out/events.csv" --metric purchase --control control --format json)
+# The median of three runs (by time) of a command: "seconds peak_MiB".
+median3() {
+  for _ in 1 2 3; do measure "$@"; done | sort -n | sed -n 2p
+}
+
+read -r csv_s csv_mb < <(median3 "$bin" analyze --assignments "$out/assignments.csv" --events "$out/events.csv" --metric purchase --control control --format json)
 cp "$out/last.txt" "$out/pilotgate-csv.json"
-read -r pq_s pq_mb < <(measure "$bin" analyze --assignments "$out/assignments.parquet" --events "$out/events.parquet" --metric purchase --control control --format json)
+read -r pq_s pq_mb < <(median3 "$bin" analyze --assignments "$out/assignments.parquet" --events "$out/events.parquet" --metric purchase --control control --format json)
 cp "$out/last.txt" "$out/pilotgate-parquet.json"
-read -r duck_s duck_mb < <(measure "$venv/bin/python" ../shared/reference/peers.py "$out" duckdb)
+read -r duck_s duck_mb < <(median3 "$venv/bin/python" ../shared/reference/peers.py "$out" duckdb)
 duck_line=$(cat "$out/last.txt")
 read -r pandas_s pandas_mb < <(measure "$venv/bin/python" ../shared/reference/peers.py "$out" pandas)
 pandas_line=$(cat "$out/last.txt")
@@ -57,5 +62,6 @@ for name, s, mb, goal in rows:
 print()
 print(f"pilotgate lift {lift['estimate']:.4f} ci {lift['ci']}; CSV and Parquet agree: {csv['comparisons'] == pq['comparisons']}")
 print("peers: $duck_line / $pandas_line")
-print("Peak memory goal: under 1.5 GiB (1536 MiB). Times include process start and file reading.")
+print("Peak memory goal: under 1.5 GiB (1536 MiB). Times include process start and file reading;")
+print("pilotgate and DuckDB: median of 3 runs each, pandas: one run.")
 PY

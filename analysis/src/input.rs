@@ -89,14 +89,59 @@ impl InputFile {
                 first_line(&e.to_string())
             ))
         })?;
+        self.require(&schema, required)?;
+        Ok(frame)
+    }
+
+    /// Fails naming the first column of `required` that `schema` lacks.
+    fn require(&self, schema: &Schema, required: &[&str]) -> Result<(), InputError> {
         if let Some(missing) = required.iter().find(|c| schema.get(c).is_none()) {
-            let found: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
+            let found: Vec<&str> = schema
+                .iter_names()
+                .map(|n| n.as_str())
+                .filter(|n| *n != ROW)
+                .collect();
             return Err(self.file_error(format!(
                 "the column '{missing}' is missing (found: {})",
                 found.join(", ")
             )));
         }
-        Ok(frame)
+        Ok(())
+    }
+
+    /// The rows whose `column` is `value`, with `required` columns checked.
+    /// A CSV file is first filtered byte by byte when it can be
+    /// ([`crate::prefilter`]), and then holds only those rows with their
+    /// numbers in the file in column [`ROW`] (the flag is `true`); otherwise
+    /// this is the whole scan, to be filtered and numbered by the caller.
+    pub fn scan_rows_where(
+        &self,
+        required: &[&str],
+        column: &str,
+        value: &str,
+    ) -> Result<(LazyFrame, bool), InputError> {
+        if self.format != FileFormat::Csv {
+            return Ok((self.scan_columns(required)?, false));
+        }
+        let filtered = crate::prefilter::rows_where(&self.path, column, value)
+            .map_err(|e| self.file_error(format!("cannot read the file: {e}")))?;
+        let Some(bytes) = filtered else {
+            return Ok((self.scan_columns(required)?, false));
+        };
+        let frame = CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(0))
+            .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+            .finish()
+            .map_err(|e| {
+                self.file_error(format!(
+                    "cannot read the file: {}",
+                    first_line(&e.to_string())
+                ))
+            })?;
+        self.require(frame.schema(), required)?;
+        let numbered = frame.lazy().with_column(col(ROW).cast(DataType::UInt64));
+        Ok((numbered, true))
     }
 
     /// Expression turning column `name` into UTC microseconds, whatever it is stored as.

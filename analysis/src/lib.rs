@@ -8,5 +8,6 @@ pub mod export;
 pub mod input;
 pub mod pipeline;
 pub mod power;
+pub mod prefilter;
 pub mod report;
 pub mod stats;

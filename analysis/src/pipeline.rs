@@ -336,14 +336,19 @@ fn load_assignments(file: &InputFile) -> Result<DataFrame, InputError> {
 }
 
 fn load_events(file: &InputFile, metric: &str) -> Result<DataFrame, InputError> {
-    let mut scan = file.scan_columns(&["subject", "event", "value", "occurred_at"])?;
+    let required = ["subject", "event", "value", "occurred_at"];
+    let (mut scan, numbered) = file.scan_rows_where(&required, "event", metric)?;
     let schema = scan.collect_schema().map_err(|e| InputError::File {
         file: file.path.display().to_string(),
         message: e.to_string(),
     })?;
     let plan = |with_row: bool| {
-        indexed(scan.clone(), with_row)
-            .filter(col("event").cast(DataType::String).eq(lit(metric)))
+        let rows = if numbered {
+            scan.clone()
+        } else {
+            indexed(scan.clone(), with_row)
+        };
+        rows.filter(col("event").cast(DataType::String).eq(lit(metric)))
             .select([
                 col(ROW),
                 col("subject").cast(DataType::String),

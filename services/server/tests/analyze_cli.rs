@@ -100,6 +100,14 @@ fn each_kind_of_bad_input_is_one_line_naming_file_row_and_column() {
             "etime.csv: row 2: column 'occurred_at': not an RFC 3339 time such as 2026-01-08T20:50:59Z".into(),
         ),
         (
+            vec!["--assignments".into(), good_a.clone(), "--events".into(), write(dir.path(), "ecols.csv", "subject,event,value\ns1,purchase,1\n")],
+            "ecols.csv: the column 'occurred_at' is missing (found: subject, event, value)".into(),
+        ),
+        (
+            vec!["--assignments".into(), good_a.clone(), "--events".into(), write(dir.path(), "quoted.csv", "subject,event,value,occurred_at\ns1,\"purchase\",1,2026-01-02T00:00:00Z\ns1,purchase,\"1,5\",2026-01-02T00:00:00Z\n")],
+            "quoted.csv: row 2: column 'value': not a number".into(),
+        ),
+        (
             vec!["--assignments".into(), good_a.clone(), "--events".into(), write(dir.path(), "value.csv", "subject,event,value,occurred_at\ns1,purchase,ten,2026-01-02T00:00:00Z\n")],
             "value.csv: row 1: column 'value': not a number".into(),
         ),
