@@ -144,6 +144,16 @@ impl InputFile {
         Ok((numbered, true))
     }
 
+    /// Expression turning column `name` into a float: a stored number as it
+    /// is, text parsed (null where it is not a number, which the caller
+    /// reports), anything else through its text.
+    pub fn number_expr(&self, frame_schema: &Schema, name: &str) -> Expr {
+        match frame_schema.get(name) {
+            Some(dtype) if dtype.is_primitive_numeric() => col(name).cast(DataType::Float64),
+            _ => col(name).cast(DataType::String).cast(DataType::Float64),
+        }
+    }
+
     /// Expression turning column `name` into UTC microseconds, whatever it is stored as.
     pub fn time_expr(&self, frame_schema: &Schema, name: &str) -> Expr {
         match frame_schema.get(name) {

@@ -316,9 +316,7 @@ fn load_assignments(file: &InputFile) -> Result<DataFrame, InputError> {
             col(ROW),
             col("subject").cast(DataType::String),
             col("variant").cast(DataType::String),
-            col("assigned_at")
-                .cast(DataType::String)
-                .alias("assigned_at_raw"),
+            col("assigned_at").alias("assigned_at_raw"),
             file.time_expr(&schema, "assigned_at").alias("assigned_at"),
         ])
     };
@@ -352,14 +350,9 @@ fn load_events(file: &InputFile, metric: &str) -> Result<DataFrame, InputError> 
             .select([
                 col(ROW),
                 col("subject").cast(DataType::String),
-                col("value").cast(DataType::String).alias("value_raw"),
-                col("value")
-                    .cast(DataType::String)
-                    .cast(DataType::Float64)
-                    .alias("value"),
-                col("occurred_at")
-                    .cast(DataType::String)
-                    .alias("occurred_at_raw"),
+                col("value").alias("value_raw"),
+                file.number_expr(&schema, "value").alias("value"),
+                col("occurred_at").alias("occurred_at_raw"),
                 file.time_expr(&schema, "occurred_at").alias("occurred_at"),
             ])
     };
@@ -378,16 +371,17 @@ fn load_events(file: &InputFile, metric: &str) -> Result<DataFrame, InputError> 
 }
 
 fn load_covariate(file: &InputFile) -> Result<DataFrame, InputError> {
-    let scan = file.scan_columns(&["subject", "value"])?;
+    let mut scan = file.scan_columns(&["subject", "value"])?;
+    let schema = scan.collect_schema().map_err(|e| InputError::File {
+        file: file.path.display().to_string(),
+        message: e.to_string(),
+    })?;
     let plan = |with_row: bool| {
         indexed(scan.clone(), with_row).select([
             col(ROW),
             col("subject").cast(DataType::String),
-            col("value").cast(DataType::String).alias("value_raw"),
-            col("value")
-                .cast(DataType::String)
-                .cast(DataType::Float64)
-                .alias("x"),
+            col("value").alias("value_raw"),
+            file.number_expr(&schema, "value").alias("x"),
         ])
     };
     let frame = load_checked(file, plan, |frame| {
