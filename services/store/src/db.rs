@@ -48,6 +48,9 @@ impl Dialect {
 pub struct Store {
     /// Reads, and on PostgreSQL writes too.
     pub(crate) reader: AnyPool,
+    /// Large aggregations (the results): on SQLite two connections that read
+    /// the file through a memory map; on PostgreSQL the reader pool.
+    pub(crate) analytics: AnyPool,
     /// Writes. On SQLite a single connection, so that writers queue in the
     /// process instead of spinning on the file lock.
     pub(crate) writer: AnyPool,
@@ -75,9 +78,12 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = pool_options(16, Dialect::Postgres).connect(url).await?;
+            let pool = pool_options(16, Dialect::Postgres, false)
+                .connect(url)
+                .await?;
             return Ok(Store {
                 reader: pool.clone(),
+                analytics: pool.clone(),
                 writer: pool,
                 dialect: Dialect::Postgres,
                 sqlite_file: None,
@@ -107,10 +113,16 @@ impl Store {
         } else {
             format!("sqlite://{file}?{query}&mode=rwc")
         };
-        let writer = pool_options(1, Dialect::Sqlite).connect(&url).await?;
-        let reader = pool_options(8, Dialect::Sqlite).connect(&url).await?;
+        let writer = pool_options(1, Dialect::Sqlite, false)
+            .connect(&url)
+            .await?;
+        let reader = pool_options(8, Dialect::Sqlite, false)
+            .connect(&url)
+            .await?;
+        let analytics = pool_options(2, Dialect::Sqlite, true).connect(&url).await?;
         Ok(Store {
             reader,
+            analytics,
             writer,
             dialect: Dialect::Sqlite,
             sqlite_file: Some(PathBuf::from(file)),
@@ -195,6 +207,7 @@ impl Store {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+        self.analytics.close().await;
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write lock
@@ -290,7 +303,13 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
-fn pool_options(max_connections: u32, dialect: Dialect) -> AnyPoolOptions {
+/// `memory_map`: SQLite reads the file through a memory map instead of a
+/// read() and a copy per page, which pays for aggregations over large indexes
+/// (the results read tens of MiB per query) but not for the short reads and
+/// writes of ingestion: a connection remaps the file each time it sees it
+/// grown, and remapping stalls every core (measured: first-time assignments
+/// 12% slower with mapped readers).
+fn pool_options(max_connections: u32, dialect: Dialect, memory_map: bool) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -310,13 +329,11 @@ fn pool_options(max_connections: u32, dialect: Dialect) -> AnyPoolOptions {
                         // 8 MiB of page cache per connection instead of 2 MiB:
                         // indexes of random hashes otherwise page in and out constantly.
                         "PRAGMA cache_size = -8192",
-                        // Read the file through a memory map instead of a
-                        // read() and a copy per page: aggregations over large
-                        // indexes (the results) read tens of MiB per query.
-                        // Shared with the OS page cache, not per connection.
-                        "PRAGMA mmap_size = 1073741824",
                     ] {
                         conn.execute(pragma).await?;
+                    }
+                    if memory_map {
+                        conn.execute("PRAGMA mmap_size = 1073741824").await?;
                     }
                 }
                 Ok(())

@@ -388,7 +388,7 @@ impl Store {
         for metric in metrics {
             query = query.bind(&metric.event);
         }
-        let rows = query.fetch_all(&self.reader).await?;
+        let rows = query.fetch_all(&self.analytics).await?;
         rows.iter()
             .map(|row| {
                 let per_metric = (0..metrics.len())
