@@ -25,19 +25,9 @@ base="http://$PILOTGATE_BIND"
 threads=2
 connections=16
 
-"$bin" migrate 2>/dev/null
-compliance=$("$bin" token create --role compliance --name dpo 2>/dev/null)
-marketer=$("$bin" token create --role marketer --name mia 2>/dev/null)
+. bench/lib/serve.sh
 ingest=$("$bin" token create --role ingest --name loadgen 2>/dev/null)
 
-"$bin" serve 2>"$out/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
-
-call() { # METHOD PATH TOKEN [BODY]
-  curl -sf -X "$1" -H "Authorization: Bearer $3" -H 'content-type: application/json' ${4:+-d "$4"} "$base$2" >/dev/null
-}
 call POST /api/v1/purposes "$compliance" '{"key":"personalize.content","description":"load","allowed_bases":["consent"],"min_notice_version":1,"retention_days":365}'
 call POST /api/v1/experiments "$marketer" '{"key":"load","name":"Load","hypothesis":"h","purpose":"personalize.content","variants":[{"key":"control","weight":1},{"key":"v1","weight":1}],"coverage":1.0,"primary_metric":{"event":"purchase","kind":"sum"},"mde":0.05,"alpha":0.05,"power":0.8,"data_categories":["orders"],"retention_days":90}'
 call POST /api/v1/experiments/load/submit "$marketer"

@@ -18,14 +18,7 @@ export PILOTGATE_BIND="${PILOTGATE_BIND:-127.0.0.1:18183}"
 export RUST_LOG=warn
 base="http://$PILOTGATE_BIND"
 
-"$bin" migrate 2>/dev/null
-compliance=$("$bin" token create --role compliance --name dpo 2>/dev/null)
-marketer=$("$bin" token create --role marketer --name mia 2>/dev/null)
-"$bin" serve 2>"$out/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
-call() { curl -sf -X "$1" -H "Authorization: Bearer $3" -H 'content-type: application/json' ${4:+-d "$4"} "$base$2" >/dev/null; }
+. bench/lib/serve.sh
 call POST /api/v1/purposes "$compliance" '{"key":"personalize.content","description":"bench","allowed_bases":["consent"],"min_notice_version":1,"retention_days":365}'
 call POST /api/v1/experiments "$marketer" '{"key":"big","name":"Big","hypothesis":"h","purpose":"personalize.content","variants":[{"key":"control","weight":1},{"key":"v1","weight":1},{"key":"v2","weight":1}],"coverage":1.0,"primary_metric":{"event":"purchase","kind":"sum"},"guardrails":[{"event":"refund","kind":"binary"}],"mde":0.05,"alpha":0.05,"power":0.8,"data_categories":["orders"],"retention_days":90}'
 call POST /api/v1/experiments/big/submit "$marketer"
