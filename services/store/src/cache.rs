@@ -8,9 +8,12 @@
 //! - after every commit of this process that may change a cached row (every
 //!   write transaction except the append-only ones: first-time assignments,
 //!   events, refusal counters), before the writing request answers;
-//! - when another process commits to the file (`PRAGMA data_version`, polled
-//!   every [`WATCH_EVERY`]), e.g. `pilotgate consents import` or `token revoke`
-//!   run beside the server.
+//! - when another process commits a change to the file, e.g. `pilotgate
+//!   consents import` or `token revoke` run beside the server: every write
+//!   transaction but the appends moves the one-row `change_epoch`, which the
+//!   watcher polls every [`WATCH_EVERY`]. (`PRAGMA data_version` would also
+//!   move on this process's own appends, and drop the caches every few
+//!   milliseconds under ingestion.)
 //!
 //! On PostgreSQL the caches are off: several instances share the database and
 //! each must see the others' changes at once, so every read goes to it.
@@ -105,7 +108,7 @@ impl<K: Eq + Hash, V: Clone> Generational<K, V> {
 pub(crate) async fn watch(mut conn: AnyConnection, pool: AnyPool, caches: Arc<Caches>) {
     let mut last: Option<i64> = None;
     while !pool.is_closed() {
-        match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+        match sqlx::query_scalar::<_, i64>("SELECT n FROM change_epoch WHERE id = 1")
             .fetch_one(&mut conn)
             .await
         {

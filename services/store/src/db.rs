@@ -132,6 +132,12 @@ impl Store {
         })
     }
 
+    /// The caches' generation (`None` while they are off), for tests.
+    #[cfg(feature = "testing")]
+    pub fn cache_generation(&self) -> Option<u64> {
+        self.caches.generation()
+    }
+
     /// The dialect of this store.
     pub fn dialect(&self) -> Dialect {
         self.dialect
@@ -222,6 +228,7 @@ impl Store {
         Ok(WriteTx {
             tx,
             caches: Some(Arc::clone(&self.caches)),
+            moves_epoch: self.dialect == Dialect::Sqlite,
         })
     }
 
@@ -230,6 +237,7 @@ impl Store {
     pub(crate) async fn begin_append(&self) -> Result<WriteTx, StoreError> {
         let mut tx = self.begin_write().await?;
         tx.caches = None;
+        tx.moves_epoch = false;
         Ok(tx)
     }
 
@@ -278,10 +286,18 @@ pub(crate) struct WriteTx {
     tx: Transaction<'static, Any>,
     /// Told of the commit, unless the transaction only appends.
     caches: Option<Arc<Caches>>,
+    /// Moves the change epoch that servers on the same SQLite file watch
+    /// (not for appends, and not on PostgreSQL, where caches are off).
+    moves_epoch: bool,
 }
 
 impl WriteTx {
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        if self.moves_epoch {
+            self.tx
+                .execute("UPDATE change_epoch SET n = n + 1 WHERE id = 1")
+                .await?;
+        }
         self.tx.commit().await?;
         if let Some(caches) = self.caches {
             caches.changed();

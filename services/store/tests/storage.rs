@@ -263,3 +263,54 @@ async fn a_url_of_another_database_is_refused_clearly() {
         .unwrap_err();
     assert!(error.to_string().contains("sqlite:// or postgres://"));
 }
+
+/// The caches of a server on SQLite survive its own appends (first-time
+/// assignments, events, refusal counters) and are dropped within a poll when
+/// another process changes something.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_survive_appends_and_follow_other_processes_changes() {
+    use std::time::Duration;
+    let db = TestDb::new(Dialect::Sqlite).await.expect("sqlite");
+    db.store.enable_caches();
+    let mut first = None;
+    for _ in 0..500 {
+        first = db.store.cache_generation();
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let first = first.expect("the caches turn on");
+    for _ in 0..5 {
+        db.store
+            .count_refusal("pilot", "assign", "no_record", chrono::Utc::now())
+            .await
+            .expect("count a refusal");
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        db.store.cache_generation(),
+        Some(first),
+        "appends keep the caches"
+    );
+
+    let other = pilotgate_store::Store::connect(&db.url)
+        .await
+        .expect("another process");
+    let token = NewToken {
+        name: "elsewhere",
+        role: Role::Analyst,
+        token_id: "000000000042",
+        secret_hash: "ab",
+    };
+    other
+        .create_token(&token, &operator())
+        .await
+        .expect("create a token elsewhere");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let now = db.store.cache_generation();
+    assert!(
+        now.is_some_and(|g| g != first),
+        "another process's change moves the generation ({now:?})"
+    );
+}
