@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::bucketing::{choose_variant, hash_v2};
@@ -17,6 +18,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use crate::cache::Ledger;
 use crate::consents::{ledger_on, ledgers_of, placeholders};
 use crate::error::corrupt;
 use crate::events::{INSERT_CHUNK, LOOKUP_CHUNK};
@@ -133,8 +135,9 @@ impl Store {
             let ledger_key = (target.purpose.key.to_string(), subjects.clone());
             let known = self.caches.assignments.get(generation, &key);
             let ledger = self.caches.ledgers.get(generation, &ledger_key);
-            if let (Some(assignment), Some((records, erased))) = (known, ledger) {
-                return match eligible(&target.purpose, &records, erased, now) {
+            if let (Some(assignment), Some(ledger)) = (known, ledger) {
+                let (records, erased) = &*ledger;
+                return match eligible(&target.purpose, records, *erased, now) {
                     Eligibility::Eligible(_) => Ok(AssignOutcome::Assigned {
                         assignment,
                         first_time: false,
@@ -156,8 +159,9 @@ impl Store {
         let Some(assignment) = self.sticky_assignment(&target.key, &subjects).await? else {
             return self.assign_first_time(target, candidates).await;
         };
-        let (records, erased) = self.ledger(&target.purpose, &subjects).await?;
-        match eligible(&target.purpose, &records, erased, now) {
+        let ledger = self.ledger(&target.purpose, &subjects).await?;
+        let (records, erased) = &*ledger;
+        match eligible(&target.purpose, records, *erased, now) {
             Eligibility::Ineligible(reason) => {
                 self.count_refusal(&target.key, "assign", reason.as_str(), now)
                     .await?;
@@ -194,15 +198,15 @@ impl Store {
         &self,
         purpose: &Purpose,
         subjects: &[String],
-    ) -> Result<(Vec<ConsentRecord>, bool), StoreError> {
+    ) -> Result<Arc<Ledger>, StoreError> {
         let generation = self.caches.generation();
         let key = (purpose.key.to_string(), subjects.to_vec());
         if let Some(found) = self.caches.ledgers.get(generation, &key) {
             return Ok(found);
         }
         let mut conn = self.reader.acquire().await?;
-        let found = ledger_on(&mut conn, subjects, purpose).await?;
-        self.caches.ledgers.put(generation, key, found.clone());
+        let found = Arc::new(ledger_on(&mut conn, subjects, purpose).await?);
+        self.caches.ledgers.put(generation, key, Arc::clone(&found));
         Ok(found)
     }
 
@@ -403,7 +407,7 @@ impl Store {
             self.caches.assignments.put(generation, key, assignment);
         }
         for (key, ledger) in ledgers {
-            self.caches.ledgers.put(generation, key, ledger);
+            self.caches.ledgers.put(generation, key, Arc::new(ledger));
         }
         outcomes
             .into_iter()

@@ -33,6 +33,9 @@ use crate::tokens::StoredCredential;
 /// How often the SQLite file is checked for commits of other processes.
 pub(crate) const WATCH_EVERY: Duration = Duration::from_millis(2);
 
+/// A subject's records for one purpose, and whether it was erased.
+pub(crate) type Ledger = (Vec<ConsentRecord>, bool);
+
 /// Entries per cache; a full cache starts over empty.
 const CAPACITY: usize = 200_000;
 
@@ -45,8 +48,9 @@ pub(crate) struct Caches {
     pub(crate) targets: Generational<String, AssignmentTarget>,
     /// Keyed by pilot and the subject's pseudonyms (current key first).
     pub(crate) assignments: Generational<(String, Vec<String>), Assignment>,
-    /// Keyed by purpose and the subject's pseudonyms: the records and whether erased.
-    pub(crate) ledgers: Generational<(String, Vec<String>), (Vec<ConsentRecord>, bool)>,
+    /// Keyed by purpose and the subject's pseudonyms: the records and whether
+    /// erased, shared (a hit costs no copy of the records).
+    pub(crate) ledgers: Generational<(String, Vec<String>), Arc<Ledger>>,
 }
 
 impl Caches {
