@@ -114,26 +114,29 @@ pub fn aggregate_frames(
         .clone()
         .lazy()
         .group_by([col("subject")])
+        // Two variants differ in their smallest and largest name: cheaper
+        // than counting distinct names per subject.
         .agg([
-            col("variant").n_unique().alias("variants"),
-            col("variant").first(),
+            col("variant").min().alias("variant"),
+            col("variant").max().alias("last_variant"),
             col("assigned_at").min(),
         ])
+        .with_column(col("variant").neq(col("last_variant")).alias("several"))
         .collect_streaming()?;
     let multiple_variant_subjects = per_subject
-        .column("variants")?
+        .column("several")?
         .as_materialized_series()
-        .gt(1)?
-        .sum()
-        .unwrap_or(0) as u64;
+        .sum::<u64>()
+        .unwrap_or(0);
     let known_subjects = per_subject
         .clone()
         .lazy()
         .select([col("subject").alias("known"), lit(true).alias("is_known")]);
-    let valid = per_subject
-        .lazy()
-        .filter(col("variants").eq(lit(1u32)))
-        .select([col("subject"), col("variant"), col("assigned_at")]);
+    let valid = per_subject.lazy().filter(col("several").not()).select([
+        col("subject"),
+        col("variant"),
+        col("assigned_at"),
+    ]);
 
     let unknown_subject_events = events
         .clone()
@@ -482,5 +485,47 @@ mod tests {
                 assert_eq!(got.multiple_variant_subjects, 0);
             }
         }
+    }
+
+    #[test]
+    fn a_subject_in_two_variants_is_left_out_and_counted_and_a_repeat_row_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let assignments = dir.path().join("assignments.csv");
+        let events = dir.path().join("events.csv");
+        std::fs::write(
+            &assignments,
+            "subject,variant,assigned_at\n\
+             s1,control,2026-01-01T00:00:00Z\n\
+             s2,control,2026-01-01T00:00:00Z\n\
+             s2,v1,2026-01-02T00:00:00Z\n\
+             s3,v1,2026-01-03T00:00:00Z\n\
+             s3,v1,2026-01-01T00:00:00Z\n\
+             s4,v1,2026-01-01T00:00:00Z\n",
+        )
+        .unwrap();
+        // s3's event counts from its earliest assignment; s2's is not counted.
+        std::fs::write(
+            &events,
+            "subject,event,value,occurred_at\n\
+             s2,purchase,1,2026-01-05T00:00:00Z\n\
+             s3,purchase,1,2026-01-02T00:00:00Z\n",
+        )
+        .unwrap();
+        let got = aggregate(&PipelineSpec {
+            assignments: &assignments,
+            events: &events,
+            covariate: None,
+            metric: "purchase",
+            outcome: Outcome::Binary,
+            window_hours: None,
+        })
+        .unwrap();
+        assert_eq!(got.multiple_variant_subjects, 1);
+        let users: Vec<(&str, u64, f64)> = got
+            .variants
+            .iter()
+            .map(|v| (v.variant.as_str(), v.users, v.sum))
+            .collect();
+        assert_eq!(users, [("control", 1, 0.0), ("v1", 2, 1.0)]);
     }
 }
