@@ -216,11 +216,13 @@ pub enum Significance {
 }
 
 impl Significance {
-    /// The value for people: `0.0123`, `< 0.001` or `87.3%`.
-    fn text(self) -> String {
-        match self {
-            Significance::PValue(p) => p_value(p),
-            Significance::ChanceToWin(chance) => percent(chance),
+    /// The value for people: `0.0123`, `< 0.001` or `87.3%`; a dash when
+    /// there is none.
+    fn text_of(significance: Option<Significance>) -> String {
+        match significance {
+            Some(Significance::PValue(p)) => p_value(p),
+            Some(Significance::ChanceToWin(chance)) => percent(chance),
+            None => "\u{2014}".to_owned(),
         }
     }
 }
@@ -435,10 +437,7 @@ impl ResultsPage {
                     absolute_interval,
                     relative,
                     relative_interval,
-                    significance: row
-                        .significance
-                        .map(Significance::text)
-                        .unwrap_or_else(|| "\u{2014}".to_owned()),
+                    significance: Significance::text_of(row.significance),
                 }
             })
             .collect()
@@ -454,10 +453,7 @@ impl ResultsPage {
                     variant: row.variant.clone(),
                     relative,
                     relative_interval,
-                    significance: row
-                        .significance
-                        .map(Significance::text)
-                        .unwrap_or_else(|| "\u{2014}".to_owned()),
+                    significance: Significance::text_of(row.significance),
                     badge: row.status.badge(),
                 }
             })

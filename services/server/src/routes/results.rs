@@ -13,6 +13,7 @@ use pilotgate_analysis::report::{
 };
 use pilotgate_analysis::stats::{Method, Prior, check_srm};
 use pilotgate_domain::experiment::{Metric, MetricKind};
+use pilotgate_store::Experiment;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
@@ -86,18 +87,19 @@ pub async fn show(
     path: web::Path<String>,
     params: web::Query<ResultsParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let results = compute_results(&state, &path, &params).await?;
+    let experiment = find_experiment(&state, &path).await?;
+    let results = compute_results(&state, &experiment, &params).await?;
     Ok(HttpResponse::Ok().json(results))
 }
 
-/// The results of pilot `key` as the endpoint answers them (the dashboards show the same).
+/// The results of `experiment` as the endpoint answers them (the dashboards show the same).
 pub async fn compute_results(
     state: &AppState,
-    key: &str,
+    experiment: &Experiment,
     params: &ResultsParams,
 ) -> Result<ResultsView, ApiError> {
-    let experiment = find_experiment(state, key).await?;
     let design = experiment.design.clone();
+    let planned_sample_size = experiment.planned_sample_size;
     let metric: Metric = match &params.metric {
         None => design.primary_metric.clone(),
         Some(name) => std::iter::once(&design.primary_metric)
@@ -216,7 +218,7 @@ pub async fn compute_results(
             primary: &primary,
             guardrails: &guardrails,
             mde: design.mde,
-            planned_per_variant: experiment.planned_sample_size.map(|n| n as u64),
+            planned_per_variant: planned_sample_size.map(|n| n as u64),
             withdrawal_imbalance: imbalance,
         });
         Ok(ResultsView {
@@ -227,7 +229,7 @@ pub async fn compute_results(
                 by_variant: withdrawn,
                 imbalance,
             },
-            planned_sample_size_per_variant: experiment.planned_sample_size,
+            planned_sample_size_per_variant: planned_sample_size,
             cumulative,
         })
     })

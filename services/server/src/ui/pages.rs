@@ -280,7 +280,7 @@ pub async fn results(
         method: query.method.clone(),
         alpha: None,
     };
-    let results = match compute_results(&state, &path, &params).await {
+    let results = match compute_results(&state, &experiment, &params).await {
         Ok(results) => results,
         Err(error) => return error_page(&session, 422, &error.to_string()),
     };
