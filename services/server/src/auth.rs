@@ -106,6 +106,11 @@ pub const PERMISSIONS: &[RoutePermission] = &[
         "/api/v1/experiments/{key}/results",
         Roles(&[Marketer, Analyst, Compliance]),
     ),
+    route(
+        "GET",
+        "/api/v1/experiments/{key}/eligibility",
+        Roles(&[Compliance]),
+    ),
     route("POST", "/api/v1/assign", Roles(&[Ingest])),
     route("POST", "/api/v1/events", Roles(&[Ingest])),
     route("GET", "/api/v1/audit", Roles(&[Compliance])),

@@ -9,6 +9,7 @@ use pilotgate_store::NewToken;
 use rand::RngCore;
 
 use crate::config::{Config, redact_url};
+use crate::demo::DemoOptions;
 use crate::export::export_experiment;
 use crate::import::import_consents;
 use crate::keys::load_key_ring;
@@ -55,6 +56,41 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run a whole pilot end to end through the HTTP API of a server it starts:
+    /// consent inventory, design, approval, simulated days of traffic with a
+    /// known true lift, withdrawals, an erasure; then print the dashboard
+    /// address, sign-in tokens, the estimate beside the true lift, the
+    /// decision and who was eligible. Keeps serving until Ctrl-C unless --exit.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// People in the consent inventory.
+    #[arg(long, default_value_t = 20_000)]
+    subjects: usize,
+    /// Seeds the simulated population (the same seed gives the same people).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The treatment's true relative lift of the purchase rate (0.2 is +20%).
+    #[arg(
+        long = "true-lift",
+        default_value_t = 0.2,
+        allow_negative_numbers = true
+    )]
+    true_lift: f64,
+    /// Simulated days of the pilot.
+    #[arg(long, default_value_t = 14)]
+    days: u32,
+    /// The database: created if missing, reused (with a new pilot) if present.
+    #[arg(long, default_value = "sqlite://pilotgate-demo.db")]
+    db: String,
+    /// Where the server listens (default: PILOTGATE_BIND or 127.0.0.1:8080).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Stop the server and exit once the summary is printed.
+    #[arg(long)]
+    exit: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,7 +209,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init(config.log_format);
+    // The demo makes tens of thousands of requests: one log line each would bury its output.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    telemetry::init(config.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -271,6 +312,26 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                 .await
                 .map_err(|e| format!("the analysis was interrupted: {e}"))??;
             println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            let options = DemoOptions {
+                subjects: args.subjects,
+                seed: args.seed,
+                true_lift: args.true_lift,
+                days: args.days,
+                database_url: args.db,
+                bind: args.bind.unwrap_or_else(|| config.bind.clone()),
+            };
+            let demo = crate::demo::run(&options, &config).await?;
+            print!("{}", demo.report);
+            if args.exit {
+                demo.stop().await;
+            } else {
+                println!();
+                println!("serving on {}; press Ctrl-C to stop", demo.report.dashboard);
+                demo.serve_until_stopped().await?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(AuditCommand::Verify) => {

@@ -10,7 +10,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use pilotgate_domain::Actor;
 use pilotgate_domain::pseudonym::KeyRing;
 use pilotgate_store::Store;
@@ -111,7 +110,7 @@ pub async fn import_consents(
                 let line = record.position().map_or(line, |p| p.line());
                 match columns
                     .parse(&record)
-                    .and_then(|input| input.into_record(&purposes, keys, Utc::now()))
+                    .and_then(|input| input.into_record(&purposes, keys, store.now()))
                 {
                     Ok(consent) => batch.push(consent),
                     Err(error) => {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod consent_input;
+pub mod demo;
 pub mod error;
 pub mod export;
 pub mod import;

@@ -32,6 +32,7 @@ use crate::routes;
         routes::experiments::start,
         routes::experiments::stop,
         routes::results::show,
+        routes::eligibility::show,
         routes::assignments::assign,
         routes::events::record,
         routes::audit::list,

@@ -117,6 +117,11 @@ impl Application {
         })
     }
 
+    /// Stops the server from elsewhere (the demo, tests).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -170,6 +175,7 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::experiments::start)
         .service(routes::experiments::stop)
         .service(routes::results::show)
+        .service(routes::eligibility::show)
         .service(routes::audit::list)
         .service(routes::audit::verify);
 }

@@ -236,7 +236,7 @@ impl Store {
         // Read under the write lock: what this transaction reads is at least as
         // new as this generation, so it may be cached under it.
         let generation = self.caches.generation();
-        let now = Utc::now();
+        let now = self.now();
         let subjects: Vec<&str> = batch
             .iter()
             .flat_map(|p| p.candidates.iter().map(Pseudonym::as_str))

@@ -1,7 +1,6 @@
 //! The audit log: appending a chained entry inside a change's transaction,
 //! paging through entries, and walking the chain.
 
-use chrono::Utc;
 use pilotgate_domain::Actor;
 use pilotgate_domain::audit::{
     AuditEntry, ChainReport, ChainVerifier, EntryContent, GENESIS_HASH, canonical_details,
@@ -55,7 +54,7 @@ impl Store {
         };
         let actor = record.actor.to_string();
         let details = canonical_details(&record.details);
-        let at = to_micros(Utc::now());
+        let at = to_micros(self.now());
         let content = EntryContent {
             id,
             at,

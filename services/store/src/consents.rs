@@ -67,7 +67,7 @@ impl Store {
         let recorded_by = actor.to_string();
         let mut tx = self.begin_subject_write().await?;
         // Taken under the lock, so the ledger's order is the order of decisions.
-        let recorded_at = to_micros(Utc::now());
+        let recorded_at = to_micros(self.now());
         let mut ids: HashMap<String, (i64, bool)> = HashMap::with_capacity(records.len());
         for chunk in records.chunks(INSERT_CHUNK) {
             let sql = insert_sql(self.dialect, chunk.len());

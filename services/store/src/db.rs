@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::assignments::PendingAssignment;
 use crate::cache::{self, Caches};
+use crate::clock::Clock;
 use crate::events::PendingEvents;
 use crate::group::Queue;
 use std::time::Duration;
@@ -62,6 +63,8 @@ pub struct Store {
     pub(crate) event_queue: Queue<PendingEvents>,
     /// Read caches, off until [`Store::enable_caches`] and always off on PostgreSQL.
     pub(crate) caches: Arc<Caches>,
+    /// The instants the store stamps; see [`Store::simulate_time`].
+    pub(crate) clock: Arc<Clock>,
 }
 
 impl std::fmt::Debug for Store {
@@ -90,6 +93,7 @@ impl Store {
                 assign_queue: Queue::default(),
                 event_queue: Queue::default(),
                 caches: Arc::default(),
+                clock: Arc::default(),
             });
         }
         let Some(rest) = url
@@ -129,6 +133,7 @@ impl Store {
             assign_queue: Queue::default(),
             event_queue: Queue::default(),
             caches: Arc::default(),
+            clock: Arc::default(),
         })
     }
 
@@ -136,6 +141,20 @@ impl Store {
     #[cfg(feature = "testing")]
     pub fn cache_generation(&self) -> Option<u64> {
         self.caches.generation()
+    }
+
+    /// The current instant as the store stamps it: the system clock, unless a
+    /// simulation moved it.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// Replays time for a simulation (`pilotgate demo`): from now on every
+    /// instant this store and the server over it stamp starts from `at` and
+    /// runs on in real time; `None` returns to the system clock. Only code in
+    /// the same process can call it: no route or setting reaches it.
+    pub fn simulate_time(&self, at: Option<chrono::DateTime<chrono::Utc>>) {
+        self.clock.set(at);
     }
 
     /// The dialect of this store.

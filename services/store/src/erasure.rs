@@ -51,7 +51,7 @@ impl Store {
         key_version: u32,
         actor: &Actor,
     ) -> Result<ErasureReceipt, StoreError> {
-        let now = to_micros(Utc::now());
+        let now = to_micros(self.now());
         let mut tx = self.begin_subject_write().await?;
         let registered = sqlx::query(
             "INSERT INTO erasures (subject, key_version, requested_at, executed_at, deleted_assignments, deleted_events) \

@@ -109,7 +109,7 @@ impl Store {
         events: &[&EventDraft],
     ) -> Result<Vec<EventFate>, StoreError> {
         let mut tx = self.begin_subject_append().await?;
-        let now = Utc::now();
+        let now = self.now();
         let list = |n: usize| self.dialect.placeholders(1, n);
 
         let mut seen: HashSet<String> = HashSet::new();

@@ -58,7 +58,7 @@ impl Store {
         planned_sample_size: Option<i64>,
         actor: &Actor,
     ) -> Result<Experiment, StoreError> {
-        let now = to_micros(Utc::now());
+        let now = to_micros(self.now());
         let mut tx = self.begin_write().await?;
         let query = sqlx::query(
             "INSERT INTO experiments (key, name, hypothesis, owner, purpose, state, coverage, seed, primary_event, primary_kind, \
@@ -109,7 +109,7 @@ impl Store {
         let key = design.key.as_str();
         let before = self.experiment(key).await?.ok_or_else(|| not_found(key))?;
         transition(before.state, Action::Edit).map_err(|e| StoreError::Conflict(e.to_string()))?;
-        let now = to_micros(Utc::now());
+        let now = to_micros(self.now());
         let mut tx = self.begin_write().await?;
         let query = sqlx::query(
             "UPDATE experiments SET name = $1, hypothesis = $2, owner = $3, purpose = $4, state = 'draft', coverage = $5, seed = $6, \
@@ -176,7 +176,7 @@ impl Store {
         let before = self.experiment(key).await?.ok_or_else(|| not_found(key))?;
         let after =
             transition(before.state, action).map_err(|e| StoreError::Conflict(e.to_string()))?;
-        let now = to_micros(Utc::now());
+        let now = to_micros(self.now());
         let mut tx = self.begin_write().await?;
         let timestamp_column = match action {
             Action::Start => ", started_at = $4",

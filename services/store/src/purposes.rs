@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 
-use chrono::Utc;
 use pilotgate_domain::Actor;
 use pilotgate_domain::purpose::{LegalBasis, Purpose, PurposeKey};
 use pilotgate_domain::time::to_micros;
@@ -16,7 +15,7 @@ use crate::{Store, StoreError};
 impl Store {
     /// Registers a purpose and audits it; a key registered already is a conflict.
     pub async fn create_purpose(&self, purpose: &Purpose, actor: &Actor) -> Result<(), StoreError> {
-        let now = to_micros(Utc::now());
+        let now = to_micros(self.now());
         let bases: Vec<&str> = purpose.allowed_bases.iter().map(|b| b.as_str()).collect();
         let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(

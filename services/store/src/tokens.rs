@@ -44,7 +44,7 @@ impl Store {
         token: &NewToken<'_>,
         actor: &Actor,
     ) -> Result<TokenRecord, StoreError> {
-        let created_at = to_micros(Utc::now());
+        let created_at = to_micros(self.now());
         let mut tx = self.begin_write().await?;
         let inserted = sqlx::query("INSERT INTO api_tokens (token_id, name, role, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(token.token_id)
@@ -132,7 +132,7 @@ impl Store {
                 record.role
             )));
         }
-        let revoked_at = to_micros(Utc::now());
+        let revoked_at = to_micros(self.now());
         sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND role = $3")
             .bind(revoked_at)
             .bind(name)

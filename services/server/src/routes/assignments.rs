@@ -1,7 +1,6 @@
 //! `POST /api/v1/assign`: a variant for an eligible subject of a running pilot.
 
 use actix_web::{HttpResponse, post, web};
-use chrono::Utc;
 use pilotgate_store::AssignOutcome;
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +61,10 @@ pub async fn assign(
         .await?
         .ok_or_else(|| no_such_pilot(&body.experiment))?;
     let candidates = state.keys.candidates(&body.user_id);
-    let outcome = state.store.assign(&target, &candidates, Utc::now()).await?;
+    let outcome = state
+        .store
+        .assign(&target, &candidates, state.store.now())
+        .await?;
     let current = candidates[0].to_string();
     let view = match outcome {
         AssignOutcome::NotRunning => AssignView {

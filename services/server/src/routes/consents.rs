@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpResponse, post, web};
-use chrono::Utc;
 use serde::Serialize;
 
 use crate::auth::Caller;
@@ -115,7 +114,7 @@ pub async fn append(
         .into_iter()
         .map(|p| (p.key.to_string(), p))
         .collect();
-    let now = Utc::now();
+    let now = state.store.now();
     let mut valid = Vec::with_capacity(values.len());
     let mut positions = Vec::with_capacity(values.len());
     let mut invalid = Vec::new();

@@ -159,7 +159,7 @@ pub async fn record(
             values.len()
         )));
     }
-    let now = Utc::now();
+    let now = state.store.now();
     let mut drafts = Vec::with_capacity(values.len());
     let mut positions = Vec::with_capacity(values.len());
     let mut refused = Vec::new();

@@ -87,6 +87,18 @@ pub struct ApprovalView {
     pub design_version: i64,
 }
 
+impl From<&pilotgate_store::ApprovalRecord> for ApprovalView {
+    fn from(a: &pilotgate_store::ApprovalRecord) -> Self {
+        ApprovalView {
+            decision: a.decision.clone(),
+            comment: a.comment.clone(),
+            decided_by: a.decided_by.clone(),
+            decided_at: rfc3339(a.decided_at),
+            design_version: a.design_version,
+        }
+    }
+}
+
 /// A pilot with its state, approval and planned sample size.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExperimentView {
@@ -183,13 +195,7 @@ impl From<&Experiment> for ExperimentView {
             updated_at: rfc3339(e.updated_at),
             started_at: e.started_at.map(rfc3339),
             stopped_at: e.stopped_at.map(rfc3339),
-            approval: e.approval.as_ref().map(|a| ApprovalView {
-                decision: a.decision.clone(),
-                comment: a.comment.clone(),
-                decided_by: a.decided_by.clone(),
-                decided_at: rfc3339(a.decided_at),
-                design_version: a.design_version,
-            }),
+            approval: e.approval.as_ref().map(ApprovalView::from),
             planned_sample_size,
         }
     }

@@ -1,7 +1,6 @@
 //! The legal-basis map: subjects per purpose, basis and status, and who must be asked again.
 
 use actix_web::{HttpResponse, get, web};
-use chrono::Utc;
 use pilotgate_store::{BasisCount, ReconsentNeed};
 use serde::Serialize;
 
@@ -43,7 +42,7 @@ pub struct LegalBasisMapView {
 ))]
 #[get("/api/v1/legal-basis-map")]
 pub async fn show(_caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let at = Utc::now();
+    let at = state.store.now();
     let map = state.store.legal_basis_map(at).await?;
     Ok(HttpResponse::Ok().json(LegalBasisMapView {
         at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),

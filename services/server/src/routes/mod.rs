@@ -3,6 +3,7 @@
 pub mod assignments;
 pub mod audit;
 pub mod consents;
+pub mod eligibility;
 pub mod events;
 pub mod experiments;
 pub mod health;

@@ -202,7 +202,7 @@ pub async fn consents(
     let history = state.store.consent_history(&subjects).await?;
     let erased = state.store.is_erased(&subjects).await?;
     let purposes = state.store.list_purposes().await?;
-    let now = Utc::now();
+    let now = state.store.now();
     let mut by_purpose: BTreeMap<&str, Vec<ConsentRecord>> = BTreeMap::new();
     for record in &history {
         by_purpose

@@ -385,7 +385,7 @@ pub async fn consents(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         Err(response) => return response,
     };
     let (Ok(map), Ok(purposes)) = (
-        state.store.legal_basis_map(chrono::Utc::now()).await,
+        state.store.legal_basis_map(state.store.now()).await,
         state.store.list_purposes().await,
     ) else {
         return error_page(&session, 503, "The database is not available.");

@@ -34,6 +34,12 @@ pub fn chromium_binary() -> PathBuf {
     if let Some(found) = on_path() {
         return found;
     }
+    // The tests of one binary run in threads: one installs, the others wait for it.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = on_path() {
+        return found;
+    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/chromium");
     let installed = Command::new("bash")
         .arg(&script)
