@@ -235,7 +235,21 @@ pub async fn authorize(
             .app_data::<web::Data<AppState>>()
             .cloned()
             .ok_or(ApiError::Internal)?;
-        let actor = authenticate(&req, &state).await?;
+        let client = req.peer_addr().map(|a| a.ip());
+        let now = std::time::Instant::now();
+        if let Some(wait) = client.and_then(|ip| state.auth_failures.blocked(ip, now)) {
+            return Err(ApiError::TooManyRequests(wait).into());
+        }
+        let actor = match authenticate(&req, &state).await {
+            Ok(actor) => actor,
+            Err(Failure::Guess(error)) => {
+                if let Some(ip) = client {
+                    state.auth_failures.failed(ip, now);
+                }
+                return Err(error.into());
+            }
+            Err(Failure::Other(error)) => return Err(error.into()),
+        };
         let allowed = (admin_allowed && actor.role == Some(Role::Admin))
             || roles.iter().any(|role| actor.role == Some(*role));
         if !allowed {
@@ -261,29 +275,45 @@ fn allowed_roles(roles: &[Role], admin_allowed: bool) -> String {
     names.join(", ")
 }
 
+/// Why a request did not authenticate.
+enum Failure {
+    /// A token was presented and does not authenticate: it counts towards the
+    /// client's limit ([`crate::throttle`]).
+    Guess(ApiError),
+    /// No token, a malformed header, or the database did not answer.
+    Other(ApiError),
+}
+
 /// The actor of the bearer token of `req`, or 401.
-async fn authenticate(req: &ServiceRequest, state: &AppState) -> Result<Actor, ApiError> {
+async fn authenticate(req: &ServiceRequest, state: &AppState) -> Result<Actor, Failure> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .ok_or_else(|| {
-            ApiError::Unauthorized(
+            Failure::Other(ApiError::Unauthorized(
                 "this route needs a bearer token in the Authorization header".to_owned(),
-            )
+            ))
         })?;
     let value = header
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must read 'Bearer <token>'".to_owned())
+            Failure::Other(ApiError::Unauthorized(
+                "the Authorization header must read 'Bearer <token>'".to_owned(),
+            ))
         })?;
-    let unknown = || ApiError::Unauthorized("the token is unknown or revoked".to_owned());
+    let unknown = || {
+        Failure::Guess(ApiError::Unauthorized(
+            "the token is unknown or revoked".to_owned(),
+        ))
+    };
     let presented = PresentedToken::parse(value.trim()).map_err(|_| unknown())?;
     let credential = state
         .store
         .credential(presented.token_id())
-        .await?
+        .await
+        .map_err(|e| Failure::Other(e.into()))?
         .ok_or_else(unknown)?;
     if credential.revoked || !presented.matches(&credential.secret_hash) {
         return Err(unknown());

@@ -27,6 +27,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Signs dashboard session cookies and CSRF tokens.
     pub sessions: crate::ui::session::SessionKeys,
+    /// Failed token checks per client (API and sign-in form).
+    pub auth_failures: crate::throttle::AuthFailures,
 }
 
 /// Why the service could not start, in one line.
@@ -90,6 +92,7 @@ impl Application {
             metrics: Metrics::default(),
             max_body_bytes: config.max_body_bytes,
             sessions: crate::ui::session::SessionKeys::default(),
+            auth_failures: crate::throttle::AuthFailures::default(),
         });
         let (json, query, path) = extractors::configure(config.max_body_bytes);
         let server = HttpServer::new(move || {

@@ -294,3 +294,32 @@ fn the_permission_table_lists_each_route_once() {
         );
     }
 }
+
+api_story!(
+    a_client_guessing_tokens_is_throttled_and_no_token_then_helps,
+    |app| {
+        let guess = |n: u32| {
+            app.client
+                .get(format!("{}/api/v1/purposes", app.address))
+                .bearer_auth(format!("pgt_{n:012x}_{}", "0".repeat(64)))
+                .send()
+        };
+        for n in 0..pilotgate_server::throttle::AuthFailures::LIMIT {
+            assert_eq!(guess(n).await.unwrap().status().as_u16(), 401, "guess {n}");
+        }
+        let response = guess(999).await.unwrap();
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        let body = assert_json_error(response, 429).await;
+        assert_eq!(body["error"], "too_many_requests");
+        // A valid token from the same client is refused too: answering it would let the guessing go on.
+        let valid = app.get("/api/v1/purposes", Some(Role::Analyst)).await;
+        assert_eq!(valid.status().as_u16(), 429);
+        // Requests that need no token still work.
+        assert_eq!(app.get("/healthz", None).await.status().as_u16(), 200);
+    }
+);

@@ -72,7 +72,22 @@ pub async fn sign_in(
         let error = "The form expired; please sign in again.".to_owned();
         return sign_in_page(&req, &pre, cookie, Some(error), StatusCode::FORBIDDEN);
     }
+    let client = req.peer_addr().map(|a| a.ip());
+    let now = std::time::Instant::now();
+    if let Some(wait) = client.and_then(|ip| state.auth_failures.blocked(ip, now)) {
+        let error = format!("Too many failed sign-ins from this address; try again in {wait} s.");
+        return sign_in_page(
+            &req,
+            &pre,
+            cookie,
+            Some(error),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
     if super::authenticate(&state, &form.token).await.is_none() {
+        if let Some(ip) = client {
+            state.auth_failures.failed(ip, now);
+        }
         let error = "That token is unknown or revoked.".to_owned();
         return sign_in_page(&req, &pre, cookie, Some(error), StatusCode::UNAUTHORIZED);
     }
