@@ -122,13 +122,15 @@ pub enum PurposeError {
         "key must be two to six dot-separated segments of a-z, 0-9 and _ (e.g. personalize.content.profiling)"
     )]
     Key,
-    #[error("description must be 1 to 500 characters")]
+    #[error("description must be 1 to 500 characters, without control characters")]
     Description,
     #[error("allowed_bases must name at least one legal basis")]
     NoBasis,
     #[error("'{0}' is a profiling or targeting purpose: it may rely on consent only")]
     ProfilingNeedsConsent(String),
-    #[error("li_assessment_ref must be 1 to 500 characters when given")]
+    #[error(
+        "li_assessment_ref must be 1 to 500 characters, without control characters, when given"
+    )]
     AssessmentRef,
     #[error("retention_days must be between 1 and 3650")]
     Retention,
@@ -137,7 +139,12 @@ pub enum PurposeError {
 impl Purpose {
     /// Checks a purpose as compliance described it.
     pub fn validate(&self) -> Result<(), PurposeError> {
-        if self.description.trim().is_empty() || self.description.chars().count() > 500 {
+        let plain = |text: &str| {
+            !text.trim().is_empty()
+                && text.chars().count() <= 500
+                && !text.chars().any(char::is_control)
+        };
+        if !plain(&self.description) {
             return Err(PurposeError::Description);
         }
         if self.allowed_bases.is_empty() {
@@ -147,7 +154,7 @@ impl Purpose {
             return Err(PurposeError::ProfilingNeedsConsent(self.key.to_string()));
         }
         if let Some(reference) = &self.li_assessment_ref
-            && (reference.trim().is_empty() || reference.chars().count() > 500)
+            && !plain(reference)
         {
             return Err(PurposeError::AssessmentRef);
         }

@@ -73,6 +73,10 @@ impl Store {
         &self,
         key: &str,
     ) -> Result<Option<AssignmentTarget>, StoreError> {
+        // A malformed key names no pilot (see `Store::experiment`).
+        if pilotgate_domain::experiment::ExperimentKey::parse(key).is_err() {
+            return Ok(None);
+        }
         let generation = self.caches.generation();
         if let Some(target) = self.caches.targets.get(generation, &key.to_owned()) {
             return Ok(Some(target));

@@ -237,8 +237,13 @@ impl Store {
         self.experiment(key).await?.ok_or_else(|| not_found(key))
     }
 
-    /// The pilot with `key`.
+    /// The pilot with `key`. A malformed key names no pilot (keys are checked
+    /// when a pilot is created), and is not sent to the database: PostgreSQL
+    /// refuses text with a NUL character.
     pub async fn experiment(&self, key: &str) -> Result<Option<Experiment>, StoreError> {
+        if ExperimentKey::parse(key).is_err() {
+            return Ok(None);
+        }
         Ok(self.load_experiments(Some(key)).await?.pop())
     }
 

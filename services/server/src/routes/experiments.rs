@@ -201,12 +201,15 @@ impl From<&Experiment> for ExperimentView {
     }
 }
 
-/// The 404 of a pilot key that names no pilot (the key is cut to 64 characters).
+/// The 404 of a pilot key that names no pilot. The key is repeated only
+/// when it is a well-formed key: an error never echoes arbitrary input.
 pub(crate) fn no_such_pilot(key: &str) -> ApiError {
-    ApiError::NotFound(format!(
-        "no pilot has the key '{}'",
-        key.chars().take(64).collect::<String>()
-    ))
+    match pilotgate_domain::experiment::ExperimentKey::parse(key) {
+        Ok(key) => ApiError::NotFound(format!("no pilot has the key '{}'", key.as_str())),
+        Err(_) => ApiError::NotFound(
+            "no pilot has that key (keys are lowercase letters, digits, '-' and '_')".to_owned(),
+        ),
+    }
 }
 
 /// The pilot `key`, or 404.
