@@ -400,3 +400,76 @@ async fn raw_ids_never_reach_the_database_or_the_logs() {
         assert!(!logs.contains(id), "a raw id is in the logs");
     }
 }
+
+/// Kills an import with SIGKILL once some of it is committed, then runs it
+/// again: every good row ends up stored exactly once.
+async fn killed_import_story(dialect: Dialect, rows: usize) {
+    let Some(db) = TestDb::new(dialect).await else {
+        eprintln!("skipped: set PILOTGATE_TEST_POSTGRES_URL to run on PostgreSQL");
+        return;
+    };
+    register_purposes(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, bad) = inventory(rows);
+    let good_count = (rows - bad.len()) as i64;
+    let file = dir.path().join("inventory.csv");
+    std::fs::write(&file, csv).unwrap();
+    let stored = async || -> i64 {
+        let map = db.store.legal_basis_map(chrono::Utc::now()).await.unwrap();
+        map.counts.iter().map(|c| c.subjects).sum()
+    };
+
+    let mut child = pilotgate(dir.path(), &db.url)
+        .args(["consents", "import"])
+        .arg(&file)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let before_kill = loop {
+        let now = stored().await;
+        if now > 0 {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import stored nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let at_kill = stored().await;
+    assert!(
+        before_kill > 0 && at_kill < good_count,
+        "the kill landed mid-import ({at_kill} of {good_count} stored)"
+    );
+
+    let rerun = pilotgate(dir.path(), &db.url)
+        .args(["consents", "import"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    let expected = format!(
+        "{rows} rows, {} stored, {at_kill} already present, {} invalid",
+        good_count - at_kill,
+        bad.len()
+    );
+    assert!(stderr(&rerun).contains(&expected), "{}", stderr(&rerun));
+    assert_eq!(stored().await, good_count);
+    assert!(db.store.verify_audit_chain().await.unwrap().ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_midway_and_run_again_stores_every_row_once_on_sqlite() {
+    killed_import_story(Dialect::Sqlite, 100_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_midway_and_run_again_stores_every_row_once_on_postgres() {
+    killed_import_story(Dialect::Postgres, 40_000).await;
+}
