@@ -52,6 +52,8 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
                 || code.starts_with("08")
                 || code.starts_with("57P")
                 || code == "3D000"
+                // The database refuses connections for now (ALLOW_CONNECTIONS false during maintenance).
+                || code == "55000"
         }
         _ => false,
     }

@@ -107,6 +107,50 @@ impl TestDb {
         }
     }
 
+    /// Makes the database unavailable to the store until [`Outage::end`]: on
+    /// SQLite another connection holds the file's write lock (`BEGIN
+    /// EXCLUSIVE`), as another process would; on PostgreSQL the database stops
+    /// taking connections and its open ones are terminated, as in a restart.
+    pub async fn outage(&self) -> Outage {
+        match &self.cleanup {
+            Cleanup::Sqlite(_) => {
+                let mut conn = sqlx::AnyConnection::connect(&self.url)
+                    .await
+                    .expect("open a second connection");
+                conn.execute("BEGIN EXCLUSIVE")
+                    .await
+                    .expect("take the write lock");
+                Outage::Sqlite(conn)
+            }
+            Cleanup::Postgres {
+                admin_url,
+                database,
+            } => {
+                let mut admin = sqlx::AnyConnection::connect(admin_url)
+                    .await
+                    .expect("connect to the PostgreSQL server");
+                admin
+                    .execute(format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false").as_str())
+                    .await
+                    .expect("refuse connections");
+                admin
+                    .execute(
+                        format!(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                             WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+                        )
+                        .as_str(),
+                    )
+                    .await
+                    .expect("terminate the connections");
+                Outage::Postgres {
+                    admin,
+                    database: database.clone(),
+                }
+            }
+        }
+    }
+
     /// Drops the PostgreSQL database now (the store stops working), to test outages.
     pub fn drop_postgres_database(&self) {
         if let Cleanup::Postgres {
@@ -115,6 +159,40 @@ impl TestDb {
         } = &self.cleanup
         {
             drop_database(admin_url.clone(), database.clone());
+        }
+    }
+}
+
+/// A database outage made by [`TestDb::outage`].
+#[derive(Debug)]
+pub enum Outage {
+    Sqlite(sqlx::AnyConnection),
+    Postgres {
+        admin: sqlx::AnyConnection,
+        database: String,
+    },
+}
+
+impl Outage {
+    /// Gives the database back.
+    pub async fn end(self) {
+        match self {
+            Outage::Sqlite(mut conn) => {
+                conn.execute("ROLLBACK")
+                    .await
+                    .expect("release the write lock");
+                conn.close().await.ok();
+            }
+            Outage::Postgres {
+                mut admin,
+                database,
+            } => {
+                admin
+                    .execute(format!("ALTER DATABASE {database} ALLOW_CONNECTIONS true").as_str())
+                    .await
+                    .expect("take connections again");
+                admin.close().await.ok();
+            }
         }
     }
 }
