@@ -15,7 +15,6 @@ use std::time::Duration;
 use pilotgate_domain::Role;
 use reqwest::Method;
 use serde_json::json;
-use support::TestApp;
 
 const USERS: usize = 100;
 const BATCH: usize = 50;
