@@ -67,7 +67,7 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct DemoArgs {
     /// People in the consent inventory.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 50_000)]
     subjects: usize,
     /// Seeds the simulated population (the same seed gives the same people).
     #[arg(long, default_value_t = 1)]

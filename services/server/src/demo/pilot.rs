@@ -165,7 +165,7 @@ impl<'a> Pilot<'a> {
             "variants": [{"key": CONTROL, "weight": 1}, {"key": TREATMENT, "weight": 1}],
             "coverage": 1.0,
             "primary_metric": {"event": "purchase", "kind": "binary"},
-            "guardrails": [{"event": "refund", "kind": "binary"}],
+            "guardrails": [{"event": "support_contact", "kind": "binary"}],
             "mde": 0.1,
             "alpha": 0.05,
             "power": 0.8,
@@ -427,7 +427,7 @@ impl<'a> Pilot<'a> {
         }
     }
 
-    /// The day's purchases and refunds, sent at the end of the day. Buyers who
+    /// The day's purchases and support contacts, sent at the end of the day. Buyers who
     /// were never assigned send theirs too: the server must refuse them.
     async fn send_events(&mut self, day: u32) -> Result<(), String> {
         let mut events = Vec::new();
@@ -451,8 +451,8 @@ impl<'a> Pilot<'a> {
                 if bought == Some(day) {
                     event("purchase", person.purchase_minute);
                 }
-                if person.refunds && bought.is_some_and(|b| b + 1 == day) {
-                    event("refund", person.refund_minute);
+                if person.support_day(self.options.days) == Some(day) {
+                    event("support_contact", person.support_minute);
                 }
             } else if person.arrival_day == day && person.conversion_draw < BASELINE {
                 event("purchase", person.purchase_minute);

@@ -8,15 +8,16 @@ use rand::{Rng, SeedableRng};
 
 /// The control's conversion rate (a purchase during the pilot).
 pub(crate) const BASELINE: f64 = 0.10;
-/// Share of buyers who ask for a refund the next day, the same in every variant.
-pub(crate) const REFUND_RATE: f64 = 0.05;
+/// Share of assigned visitors who contact support during the pilot (the
+/// guardrail), the same in every variant: the treatment does no harm.
+pub(crate) const SUPPORT_RATE: f64 = 0.04;
 /// Share of assigned subjects who withdraw (or object) during the pilot.
 pub(crate) const WITHDRAW_RATE: f64 = 0.03;
 /// The hour of the day visitors arrive at (assignments), in minutes.
 pub(crate) const VISIT_MINUTE: u32 = 8 * 60;
 /// The minute of the day withdrawals and objections are recorded at.
 pub(crate) const WITHDRAW_MINUTE: u32 = 12 * 60;
-/// Purchases and refunds happen between these minutes of a day.
+/// Purchases and support contacts happen between these minutes of a day.
 const SHOPPING_MINUTES: std::ops::Range<u32> = 9 * 60..22 * 60;
 
 /// Where a subject stands in the consent inventory before the pilot starts.
@@ -98,8 +99,9 @@ pub(crate) struct Person {
     /// Days from the first visit to the purchase.
     pub purchase_delay: u32,
     pub purchase_minute: u32,
-    pub refunds: bool,
-    pub refund_minute: u32,
+    /// Days from the first visit to a support contact, if any.
+    pub contacts_support_after: Option<u32>,
+    pub support_minute: u32,
     /// Days from the first visit to a withdrawal or objection, if any.
     pub leaves_after: Option<u32>,
 }
@@ -109,6 +111,12 @@ impl Person {
     pub(crate) fn purchase_day(&self, converts: bool, days: u32) -> Option<u32> {
         let day = self.arrival_day + self.purchase_delay;
         (converts && day < days).then_some(day)
+    }
+
+    /// The pilot day of a support contact, when within the pilot.
+    pub(crate) fn support_day(&self, days: u32) -> Option<u32> {
+        let day = self.arrival_day + self.contacts_support_after?;
+        (day < days).then_some(day)
     }
 
     /// The pilot day of the withdrawal or objection, when within the pilot.
@@ -148,8 +156,9 @@ pub(crate) fn population(n: usize, days: u32, seed: u64) -> Vec<Person> {
                 conversion_draw: rng.random(),
                 purchase_delay: rng.random_range(0..=2),
                 purchase_minute: rng.random_range(SHOPPING_MINUTES),
-                refunds: rng.random::<f64>() < REFUND_RATE,
-                refund_minute: rng.random_range(SHOPPING_MINUTES),
+                contacts_support_after: (rng.random::<f64>() < SUPPORT_RATE)
+                    .then(|| rng.random_range(0..=3)),
+                support_minute: rng.random_range(SHOPPING_MINUTES),
                 leaves_after: (rng.random::<f64>() < WITHDRAW_RATE)
                     .then(|| rng.random_range(1..=5)),
             }
