@@ -41,11 +41,14 @@ pub struct ConsentOutcome {
     pub invalid: Vec<InvalidRecord>,
 }
 
-/// The 422 body when no record of the request could be stored.
+/// The 422 body when no record of the request could be stored: `invalid`
+/// names each bad record; it is absent when the body itself has the wrong
+/// shape (no records, too many, not an array).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConsentsRejected {
     pub error: &'static str,
     pub message: String,
+    #[schema(required = false)]
     pub invalid: Vec<InvalidRecord>,
 }
 
