@@ -56,7 +56,7 @@ impl InputFile {
     fn file_error(&self, message: impl Into<String>) -> InputError {
         InputError::File {
             file: self.name(),
-            message: message.into(),
+            message: one_line(&message.into()),
         }
     }
 
@@ -96,10 +96,13 @@ impl InputFile {
     /// Fails naming the first column of `required` that `schema` lacks.
     fn require(&self, schema: &Schema, required: &[&str]) -> Result<(), InputError> {
         if let Some(missing) = required.iter().find(|c| schema.get(c).is_none()) {
-            let found: Vec<&str> = schema
+            // A damaged header (an unclosed quote) can hold the whole file: show a little of it.
+            let found: Vec<String> = schema
                 .iter_names()
                 .map(|n| n.as_str())
                 .filter(|n| *n != ROW)
+                .take(10)
+                .map(|n| one_line(&n.chars().take(40).collect::<String>()))
                 .collect();
             return Err(self.file_error(format!(
                 "the column '{missing}' is missing (found: {})",
@@ -233,6 +236,16 @@ impl InputFile {
 
 /// The name of the row-index column added to scans, so errors can name rows.
 pub const ROW: &str = "__row";
+
+/// `text` as one line of at most 300 characters: control characters (line
+/// breaks included) become `?`, so that an error never spans lines or
+/// carries terminal escapes from a damaged file.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .take(300)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
 
 fn first_line(message: &str) -> String {
     message
