@@ -265,12 +265,14 @@ api_story!(
                     permission.method,
                     permission.path
                 );
-                assert!(
-                    operation["responses"]["401"].is_object(),
-                    "{} {} does not document 401",
-                    permission.method,
-                    permission.path
-                );
+                for status in ["401", "429"] {
+                    assert!(
+                        operation["responses"][status].is_object(),
+                        "{} {} does not document {status}",
+                        permission.method,
+                        permission.path
+                    );
+                }
             }
         }
         let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
