@@ -81,7 +81,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = pool_options(16, Dialect::Postgres, false)
+            let pool = pool_options(16, Dialect::Postgres, false, 0)
                 .connect(url)
                 .await?;
             return Ok(Store {
@@ -117,13 +117,19 @@ impl Store {
         } else {
             format!("sqlite://{file}?{query}&mode=rwc")
         };
-        let writer = pool_options(1, Dialect::Sqlite, false)
+        // Page caches: 8 MiB per reader instead of SQLite's 2 MiB, and 64 MiB for
+        // the writer, which walks the events' and assignments' indexes of random
+        // hashes on every batch (otherwise their pages are read back from the
+        // file constantly).
+        let writer = pool_options(1, Dialect::Sqlite, false, 65_536)
             .connect(&url)
             .await?;
-        let reader = pool_options(8, Dialect::Sqlite, false)
+        let reader = pool_options(8, Dialect::Sqlite, false, 8_192)
             .connect(&url)
             .await?;
-        let analytics = pool_options(2, Dialect::Sqlite, true).connect(&url).await?;
+        let analytics = pool_options(2, Dialect::Sqlite, true, 8_192)
+            .connect(&url)
+            .await?;
         Ok(Store {
             reader,
             analytics,
@@ -344,7 +350,12 @@ impl std::ops::DerefMut for WriteTx {
 /// writes of ingestion: a connection remaps the file each time it sees it
 /// grown, and remapping stalls every core (measured: first-time assignments
 /// 12% slower with mapped readers).
-fn pool_options(max_connections: u32, dialect: Dialect, memory_map: bool) -> AnyPoolOptions {
+fn pool_options(
+    max_connections: u32,
+    dialect: Dialect,
+    memory_map: bool,
+    cache_kib: u32,
+) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -361,12 +372,11 @@ fn pool_options(max_connections: u32, dialect: Dialect, memory_map: bool) -> Any
                         "PRAGMA synchronous = FULL",
                         "PRAGMA foreign_keys = ON",
                         "PRAGMA busy_timeout = 5000",
-                        // 8 MiB of page cache per connection instead of 2 MiB:
-                        // indexes of random hashes otherwise page in and out constantly.
-                        "PRAGMA cache_size = -8192",
                     ] {
                         conn.execute(pragma).await?;
                     }
+                    conn.execute(format!("PRAGMA cache_size = -{cache_kib}").as_str())
+                        .await?;
                     if memory_map {
                         conn.execute("PRAGMA mmap_size = 1073741824").await?;
                     }
