@@ -88,15 +88,93 @@ impl Eligibility {
     }
 }
 
+/// What the rule reads of a ledger record: a whole [`ConsentRecord`], or
+/// just these facts when a caller loads no more (event ingestion reads
+/// thousands of records per batch).
+pub trait LedgerFacts {
+    fn id(&self) -> i64;
+    fn basis(&self) -> LegalBasis;
+    fn status(&self) -> ConsentStatus;
+    fn notice_version(&self) -> u32;
+    fn effective_from(&self) -> DateTime<Utc>;
+    fn expires_at(&self) -> Option<DateTime<Utc>>;
+}
+
+impl LedgerFacts for ConsentRecord {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn basis(&self) -> LegalBasis {
+        self.basis
+    }
+    fn status(&self) -> ConsentStatus {
+        self.status
+    }
+    fn notice_version(&self) -> u32 {
+        self.notice_version
+    }
+    fn effective_from(&self) -> DateTime<Utc> {
+        self.effective_from
+    }
+    fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.expires_at
+    }
+}
+
+/// The facts of one ledger record the rule reads, and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordFacts {
+    pub id: i64,
+    pub basis: LegalBasis,
+    pub status: ConsentStatus,
+    pub notice_version: u32,
+    pub effective_from: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl LedgerFacts for RecordFacts {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn basis(&self) -> LegalBasis {
+        self.basis
+    }
+    fn status(&self) -> ConsentStatus {
+        self.status
+    }
+    fn notice_version(&self) -> u32 {
+        self.notice_version
+    }
+    fn effective_from(&self) -> DateTime<Utc> {
+        self.effective_from
+    }
+    fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.expires_at
+    }
+}
+
+impl From<&ConsentRecord> for RecordFacts {
+    fn from(record: &ConsentRecord) -> Self {
+        RecordFacts {
+            id: record.id,
+            basis: record.basis,
+            status: record.status,
+            notice_version: record.notice_version,
+            effective_from: record.effective_from,
+            expires_at: record.expires_at,
+        }
+    }
+}
+
 /// Decides whether a subject may be used for `purpose` at `at`.
 ///
 /// `records` are every ledger record of the subject for this purpose, in any
 /// order; `erased` says whether the subject has a pending or executed erasure.
 /// The record in force is the latest by effective time (ties: the later
 /// appended) among those effective at `at`.
-pub fn eligible(
+pub fn eligible<R: LedgerFacts>(
     purpose: &Purpose,
-    records: &[ConsentRecord],
+    records: &[R],
     erased: bool,
     at: DateTime<Utc>,
 ) -> Eligibility {
@@ -109,8 +187,8 @@ pub fn eligible(
     }
     let in_force = records
         .iter()
-        .filter(|r| r.effective_from <= at)
-        .max_by_key(|r| (r.effective_from, r.id));
+        .filter(|r| r.effective_from() <= at)
+        .max_by_key(|r| (r.effective_from(), r.id()));
     let Some(record) = in_force else {
         return Ineligible(if records.is_empty() {
             Reason::NoRecord
@@ -118,20 +196,20 @@ pub fn eligible(
             Reason::NotYetEffective
         });
     };
-    if !purpose.allowed_bases.contains(&record.basis) {
+    if !purpose.allowed_bases.contains(&record.basis()) {
         return Ineligible(Reason::BasisNotAllowed);
     }
-    match record.status {
+    match record.status() {
         ConsentStatus::Granted => {}
         ConsentStatus::Denied => return Ineligible(Reason::Denied),
         ConsentStatus::Withdrawn => return Ineligible(Reason::Withdrawn),
         ConsentStatus::Objected => return Ineligible(Reason::Objected),
     }
-    if record.expires_at.is_some_and(|expires| at >= expires) {
+    if record.expires_at().is_some_and(|expires| at >= expires) {
         return Ineligible(Reason::Expired);
     }
-    match record.basis {
-        LegalBasis::Consent if record.notice_version < purpose.min_notice_version => {
+    match record.basis() {
+        LegalBasis::Consent if record.notice_version() < purpose.min_notice_version => {
             return Ineligible(Reason::StaleNotice);
         }
         LegalBasis::LegitimateInterest => {
@@ -141,10 +219,15 @@ pub fn eligible(
             // An objection (Art. 21) or withdrawal stands even if a later record re-asserts the interest.
             let objection = records
                 .iter()
-                .filter(|r| r.effective_from <= at && r.basis == LegalBasis::LegitimateInterest)
-                .find(|r| matches!(r.status, ConsentStatus::Objected | ConsentStatus::Withdrawn));
+                .filter(|r| r.effective_from() <= at && r.basis() == LegalBasis::LegitimateInterest)
+                .find(|r| {
+                    matches!(
+                        r.status(),
+                        ConsentStatus::Objected | ConsentStatus::Withdrawn
+                    )
+                });
             if let Some(objection) = objection {
-                return Ineligible(if objection.status == ConsentStatus::Objected {
+                return Ineligible(if objection.status() == ConsentStatus::Objected {
                     Reason::Objected
                 } else {
                     Reason::Withdrawn
@@ -157,9 +240,9 @@ pub fn eligible(
         _ => {}
     }
     Eligibility::Eligible(Proof {
-        basis: record.basis,
-        record_id: record.id,
-        notice_version: record.notice_version,
+        basis: record.basis(),
+        record_id: record.id(),
+        notice_version: record.notice_version(),
     })
 }
 
@@ -512,6 +595,13 @@ mod tests {
         for (case, purpose, records, erased, at, expected) in cases {
             let got = eligible(purpose, &records, erased, at);
             assert_eq!(got, expected, "{case}");
+            // The facts alone (what event ingestion loads) decide the same.
+            let facts: Vec<RecordFacts> = records.iter().map(RecordFacts::from).collect();
+            assert_eq!(
+                eligible(purpose, &facts, erased, at),
+                expected,
+                "{case} (facts)"
+            );
             match got {
                 Eligibility::Eligible(proof) => {
                     bases_seen.insert(proof.basis);

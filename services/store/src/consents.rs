@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use pilotgate_domain::Actor;
 use pilotgate_domain::consent::{ConsentRecord, ConsentStatus, NewConsent};
-use pilotgate_domain::eligibility::{Eligibility, eligible};
+use pilotgate_domain::eligibility::{Eligibility, RecordFacts, eligible};
 use pilotgate_domain::purpose::Purpose;
 use pilotgate_domain::time::{from_micros, to_micros};
 use serde::Serialize;
@@ -346,13 +346,82 @@ pub(crate) async fn ledgers_of(
         .iter()
         .map(record_from_row)
         .collect::<Result<Vec<_>, _>>()?;
+    Ok((records, erased_among(conn, subjects, list).await?))
+}
+
+/// Records of subjects, by subject and purpose: the facts the eligibility rule reads.
+pub(crate) type FactsBySubject = HashMap<(String, String), Vec<RecordFacts>>;
+
+/// The facts the eligibility rule reads of every ledger record of `subjects`
+/// (by subject and purpose), packed into one row ([`Dialect::packed_rows`]),
+/// and which of the subjects are erased. For event ingestion, which decides
+/// thousands of events per commit and needs no more of the records.
+pub(crate) async fn ledger_facts_of(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+    subjects: &[&str],
+    list: &str,
+) -> Result<(FactsBySubject, HashSet<String>), StoreError> {
+    let packed = dialect.packed_rows(&[
+        "subject",
+        "purpose",
+        "id",
+        "basis",
+        "status",
+        "notice_version",
+        "effective_from",
+        "COALESCE(CAST(expires_at AS TEXT), '')",
+    ]);
+    let sql = format!("SELECT {packed} FROM consent_records WHERE subject IN ({list})");
+    let mut query = sqlx::query_scalar::<_, Option<String>>(&sql);
+    for subject in subjects {
+        query = query.bind(*subject);
+    }
+    let mut facts: FactsBySubject = HashMap::new();
+    if let Some(rows) = query.fetch_one(&mut *conn).await? {
+        for row in rows.split('\u{1e}') {
+            let mut fields = row.split('\u{1f}');
+            let mut next = || fields.next().ok_or_else(|| corrupt("consent_records"));
+            let (subject, purpose) = (next()?, next()?);
+            let number = |text: &str, column: &str| -> Result<i64, StoreError> {
+                text.parse().map_err(|_| corrupt(column))
+            };
+            let record = RecordFacts {
+                id: number(next()?, "consent_records.id")?,
+                basis: next()?
+                    .parse()
+                    .map_err(|_| corrupt("consent_records.basis"))?,
+                status: next()?
+                    .parse()
+                    .map_err(|_| corrupt("consent_records.status"))?,
+                notice_version: u32::try_from(number(next()?, "consent_records.notice_version")?)
+                    .map_err(|_| corrupt("consent_records.notice_version"))?,
+                effective_from: from_micros(number(next()?, "consent_records.effective_from")?),
+                expires_at: match next()? {
+                    "" => None,
+                    text => Some(from_micros(number(text, "consent_records.expires_at")?)),
+                },
+            };
+            facts
+                .entry((subject.to_owned(), purpose.to_owned()))
+                .or_default()
+                .push(record);
+        }
+    }
+    Ok((facts, erased_among(conn, subjects, list).await?))
+}
+
+async fn erased_among(
+    conn: &mut sqlx::AnyConnection,
+    subjects: &[&str],
+    list: &str,
+) -> Result<HashSet<String>, StoreError> {
     let sql = format!("SELECT subject FROM erasures WHERE subject IN ({list})");
     let mut query = sqlx::query_scalar::<_, String>(&sql);
     for subject in subjects {
         query = query.bind(*subject);
     }
-    let erased = query.fetch_all(&mut *conn).await?.into_iter().collect();
-    Ok((records, erased))
+    Ok(query.fetch_all(&mut *conn).await?.into_iter().collect())
 }
 
 /// `$first, $first+1, …` for `n` parameters.

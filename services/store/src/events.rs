@@ -5,8 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use pilotgate_domain::consent::ConsentRecord;
-use pilotgate_domain::eligibility::{Eligibility, eligible};
+use pilotgate_domain::eligibility::{Eligibility, RecordFacts, eligible};
 use pilotgate_domain::experiment::{Metric, MetricKind};
 use pilotgate_domain::purpose::Purpose;
 use pilotgate_domain::time::{from_micros, to_micros};
@@ -14,7 +13,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::assignments::count_refusal_on;
-use crate::consents::ledgers_of;
+use crate::consents::{FactsBySubject, ledger_facts_of};
 use crate::error::corrupt;
 use crate::group::Grouped;
 use crate::{Store, StoreError};
@@ -138,22 +137,17 @@ impl Store {
             .into_iter()
             .collect();
         let mut held: HashMap<String, Vec<Held>> = HashMap::new();
-        let mut records: HashMap<(String, String), Vec<ConsentRecord>> = HashMap::new();
+        let mut records: FactsBySubject = HashMap::new();
         let mut erased: HashSet<String> = HashSet::new();
         for chunk in subjects.chunks(LOOKUP_CHUNK) {
             let list = list(chunk.len());
-            for holding in held_assignments(&mut tx, chunk, &list).await? {
+            for holding in held_assignments(&mut tx, self.dialect, chunk, &list).await? {
                 held.entry(holding.subject.clone())
                     .or_default()
                     .push(holding);
             }
-            let (ledger, gone) = ledgers_of(&mut tx, chunk, &list).await?;
-            for record in ledger {
-                records
-                    .entry((record.subject.clone(), record.purpose.clone()))
-                    .or_default()
-                    .push(record);
-            }
+            let (facts, gone) = ledger_facts_of(&mut tx, self.dialect, chunk, &list).await?;
+            records.extend(facts);
             erased.extend(gone);
         }
         let purposes: HashMap<String, Purpose> = self
@@ -193,7 +187,7 @@ impl Store {
                     let purpose = purposes
                         .get(&holding.purpose)
                         .ok_or_else(|| corrupt("experiments.purpose"))?;
-                    let theirs: Vec<ConsentRecord> = event
+                    let theirs: Vec<RecordFacts> = event
                         .subjects
                         .iter()
                         .filter_map(|s| records.get(&(s.clone(), holding.purpose.clone())))
@@ -281,36 +275,62 @@ impl Store {
     }
 }
 
+/// The assignments `subjects` hold in running pilots, with what each pilot
+/// measures. The assignments come packed in one row per chunk
+/// ([`crate::db::Dialect::packed_rows`]); the running pilots in a few more.
 async fn held_assignments(
     conn: &mut sqlx::AnyConnection,
+    dialect: crate::Dialect,
     subjects: &[&str],
     list: &str,
 ) -> Result<Vec<Held>, StoreError> {
+    let mut pilots: HashMap<String, (String, Vec<String>)> = HashMap::new();
+    for row in sqlx::query(
+        "SELECT key, purpose, primary_event, guardrails FROM experiments WHERE state = 'running'",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        let guardrails: Vec<Metric> =
+            serde_json::from_str(&row.try_get::<String, _>("guardrails")?)
+                .map_err(|_| corrupt("experiments.guardrails"))?;
+        let mut metrics: Vec<String> = guardrails.into_iter().map(|m| m.event).collect();
+        metrics.push(row.try_get("primary_event")?);
+        pilots.insert(row.try_get("key")?, (row.try_get("purpose")?, metrics));
+    }
+    if pilots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let packed = dialect.packed_rows(&["a.experiment_key", "a.subject", "a.assigned_at"]);
     let sql = format!(
-        "SELECT a.experiment_key, a.subject, a.assigned_at, e.purpose, e.primary_event, e.guardrails \
-         FROM assignments a JOIN experiments e ON e.key = a.experiment_key \
+        "SELECT {packed} FROM assignments a JOIN experiments e ON e.key = a.experiment_key \
          WHERE e.state = 'running' AND a.subject IN ({list})"
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query_scalar::<_, Option<String>>(&sql);
     for subject in subjects {
         query = query.bind(*subject);
     }
-    query
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
+    let Some(rows) = query.fetch_one(&mut *conn).await? else {
+        return Ok(Vec::new());
+    };
+    rows.split('\u{1e}')
         .map(|row| {
-            let guardrails: Vec<Metric> =
-                serde_json::from_str(&row.try_get::<String, _>("guardrails")?)
-                    .map_err(|_| corrupt("experiments.guardrails"))?;
-            let mut metrics: Vec<String> = guardrails.into_iter().map(|m| m.event).collect();
-            metrics.push(row.try_get("primary_event")?);
+            let mut fields = row.split('\u{1f}');
+            let mut next = || fields.next().ok_or_else(|| corrupt("assignments"));
+            let (experiment_key, subject, assigned_at) = (next()?, next()?, next()?);
+            let (purpose, metrics) = pilots
+                .get(experiment_key)
+                .ok_or_else(|| corrupt("assignments.experiment_key"))?;
             Ok(Held {
-                experiment_key: row.try_get("experiment_key")?,
-                subject: row.try_get("subject")?,
-                assigned_at: from_micros(row.try_get("assigned_at")?),
-                purpose: row.try_get("purpose")?,
-                metrics,
+                experiment_key: experiment_key.to_owned(),
+                subject: subject.to_owned(),
+                assigned_at: from_micros(
+                    assigned_at
+                        .parse()
+                        .map_err(|_| corrupt("assignments.assigned_at"))?,
+                ),
+                purpose: purpose.clone(),
+                metrics: metrics.clone(),
             })
         })
         .collect()
