@@ -319,3 +319,37 @@ api_story!(compliance_reviews_a_submitted_pilot_on_its_page, |app| {
         403
     );
 });
+
+api_story!(
+    behind_https_every_cookie_is_secure_and_over_http_it_cannot_be,
+    |app| {
+        let client = browser();
+        for (proto, secure) in [("https", true), ("http", false)] {
+            let form = client
+                .get(format!("{}/ui/sign-in", app.address))
+                .header("x-forwarded-proto", proto)
+                .send()
+                .await
+                .unwrap();
+            let (pre, full) = set_cookie(&form, "pilotgate_csrf").expect("a pre-session cookie");
+            assert_eq!(full.contains("; Secure"), secure, "{full}");
+            let csrf = csrf_of(&form.text().await.unwrap());
+            let token = app.tokens[&Role::Compliance].clone();
+            let response = client
+                .post(format!("{}/ui/sign-in", app.address))
+                .header("x-forwarded-proto", proto)
+                .header("cookie", &pre)
+                .form(&[("token", token.as_str()), ("csrf", csrf.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 303);
+            let (_, full) = set_cookie(&response, "pilotgate_session").expect("a session cookie");
+            assert_eq!(full.contains("; Secure"), secure, "{full}");
+            assert!(
+                full.contains("HttpOnly") && full.contains("SameSite=Strict"),
+                "{full}"
+            );
+        }
+    }
+);
