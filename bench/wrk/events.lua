@@ -1,6 +1,8 @@
 -- Event batches of BATCH events for assigned subjects, each with a fresh event id.
 local pool = tonumber(os.getenv("REPEAT_POOL"))
 local batch = tonumber(os.getenv("BATCH") or "500")
+-- RUN tells runs on the same database apart: a repeated id is a duplicate, which stores nothing.
+local run = os.getenv("RUN") or "0"
 local counter = 0
 local threads = {}
 local tag = "0"
@@ -19,7 +21,7 @@ function request()
   local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
   for i = 1, batch do
     counter = counter + 1
-    parts[i] = '{"event_id":"t' .. tag .. '-' .. counter .. '","user_id":"u' .. ((counter * 7919) % pool + 1) ..
+    parts[i] = '{"event_id":"t' .. run .. '-' .. tag .. '-' .. counter .. '","user_id":"u' .. ((counter * 7919) % pool + 1) ..
       '","name":"purchase","value":12.5,"occurred_at":"' .. now .. '"}'
   end
   local body = '{"events":[' .. table.concat(parts, ",") .. ']}'
