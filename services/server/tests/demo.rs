@@ -82,9 +82,25 @@ async fn the_demo_assigns_only_eligible_subjects_and_its_interval_covers_the_tru
     assert_eq!(first.experiment, "demo-pilot-1");
     assert_sound(&first);
 
-    // The same database again: a second pilot beside the first, with new people.
+    // A run that failed after making its tokens leaves only them behind.
+    let store = pilotgate_store::Store::connect(&url).await.unwrap();
+    let token = pilotgate_server::cli::issue_token();
+    store
+        .create_token(
+            &pilotgate_store::NewToken {
+                name: "demo2-mia",
+                role: pilotgate_domain::Role::Marketer,
+                token_id: &token.token_id,
+                secret_hash: &token.secret_hash,
+            },
+            &pilotgate_domain::Actor::operator(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    // The same database again: another pilot beside the first, with new people.
     let second = play(&url, 12).await;
-    assert_eq!(second.experiment, "demo-pilot-2");
+    assert_eq!(second.experiment, "demo-pilot-3");
     assert_eq!(second.ineligible_assigned, 0, "{second}");
     assert_eq!(second.mismatches, 0, "{second}");
 }

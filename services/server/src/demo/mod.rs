@@ -127,12 +127,13 @@ pub async fn run(options: &DemoOptions, config: &Config) -> Result<RunningDemo, 
         options.true_lift * 100.0,
         redact_url(&options.database_url)
     );
-    let tokens = create_tokens(&store, run).await?;
     let mut server_config = config.clone();
     server_config.database_url = options.database_url.clone();
     server_config.bind = options.bind.clone();
+    // Bound before anything is written, so that a busy port leaves nothing behind.
     let application =
         Application::with_store(&server_config, store.clone(), keys).map_err(|e| e.to_string())?;
+    let tokens = create_tokens(&store, run).await?;
     let host = options
         .bind
         .rsplit_once(':')
@@ -165,23 +166,25 @@ pub async fn run(options: &DemoOptions, config: &Config) -> Result<RunningDemo, 
     }
 }
 
-/// The number of this demo run in the database: pilots `demo-pilot-N` of
-/// earlier runs are left as they were.
+/// The number of this demo run in the database: one more than any earlier
+/// run left behind, as a pilot `demo-pilot-N` or tokens `demoN-…` (a run that
+/// failed half-way may have left only its tokens). Earlier runs stay as they were.
 async fn next_run(store: &Store) -> Result<u32, String> {
     let experiments = store.list_experiments().await.map_err(|e| e.to_string())?;
-    Ok(experiments
-        .iter()
-        .filter_map(|e| {
-            e.design
-                .key
-                .as_str()
-                .strip_prefix("demo-pilot-")?
-                .parse::<u32>()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0)
-        + 1)
+    let tokens = store.list_tokens().await.map_err(|e| e.to_string())?;
+    let pilots = experiments.iter().filter_map(|e| {
+        e.design
+            .key
+            .as_str()
+            .strip_prefix("demo-pilot-")?
+            .parse::<u32>()
+            .ok()
+    });
+    let holders = tokens.iter().filter_map(|t| {
+        let (run, _) = t.name.strip_prefix("demo")?.split_once('-')?;
+        run.parse::<u32>().ok()
+    });
+    Ok(pilots.chain(holders).max().unwrap_or(0) + 1)
 }
 
 /// One token per role, made the way `pilotgate token create` makes them; the
