@@ -100,27 +100,6 @@ pub trait LedgerFacts {
     fn expires_at(&self) -> Option<DateTime<Utc>>;
 }
 
-impl LedgerFacts for ConsentRecord {
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn basis(&self) -> LegalBasis {
-        self.basis
-    }
-    fn status(&self) -> ConsentStatus {
-        self.status
-    }
-    fn notice_version(&self) -> u32 {
-        self.notice_version
-    }
-    fn effective_from(&self) -> DateTime<Utc> {
-        self.effective_from
-    }
-    fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.expires_at
-    }
-}
-
 /// The facts of one ledger record the rule reads, and nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordFacts {
@@ -132,26 +111,33 @@ pub struct RecordFacts {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-impl LedgerFacts for RecordFacts {
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn basis(&self) -> LegalBasis {
-        self.basis
-    }
-    fn status(&self) -> ConsentStatus {
-        self.status
-    }
-    fn notice_version(&self) -> u32 {
-        self.notice_version
-    }
-    fn effective_from(&self) -> DateTime<Utc> {
-        self.effective_from
-    }
-    fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.expires_at
-    }
+/// Both kinds of record name their facts alike: one implementation reads them.
+macro_rules! ledger_facts_of_fields {
+    ($($record:ty),*) => {$(
+        impl LedgerFacts for $record {
+            fn id(&self) -> i64 {
+                self.id
+            }
+            fn basis(&self) -> LegalBasis {
+                self.basis
+            }
+            fn status(&self) -> ConsentStatus {
+                self.status
+            }
+            fn notice_version(&self) -> u32 {
+                self.notice_version
+            }
+            fn effective_from(&self) -> DateTime<Utc> {
+                self.effective_from
+            }
+            fn expires_at(&self) -> Option<DateTime<Utc>> {
+                self.expires_at
+            }
+        }
+    )*};
 }
+
+ledger_facts_of_fields!(ConsentRecord, RecordFacts);
 
 impl From<&ConsentRecord> for RecordFacts {
     fn from(record: &ConsentRecord) -> Self {

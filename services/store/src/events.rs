@@ -139,9 +139,10 @@ impl Store {
         let mut held: HashMap<String, Vec<Held>> = HashMap::new();
         let mut records: FactsBySubject = HashMap::new();
         let mut erased: HashSet<String> = HashSet::new();
+        let pilots = running_pilots(&mut tx).await?;
         for chunk in subjects.chunks(LOOKUP_CHUNK) {
             let list = list(chunk.len());
-            for holding in held_assignments(&mut tx, self.dialect, chunk, &list).await? {
+            for holding in held_assignments(&mut tx, self.dialect, &pilots, chunk, &list).await? {
                 held.entry(holding.subject.clone())
                     .or_default()
                     .push(holding);
@@ -275,16 +276,11 @@ impl Store {
     }
 }
 
-/// The assignments `subjects` hold in running pilots, with what each pilot
-/// measures. The assignments come packed in one row per chunk
-/// ([`crate::db::Dialect::packed_rows`]); the running pilots in a few more.
-async fn held_assignments(
-    conn: &mut sqlx::AnyConnection,
-    dialect: crate::Dialect,
-    subjects: &[&str],
-    list: &str,
-) -> Result<Vec<Held>, StoreError> {
-    let mut pilots: HashMap<String, (String, Vec<String>)> = HashMap::new();
+/// The running pilots by key: each one's purpose and the event names it measures.
+type RunningPilots = HashMap<String, (String, Vec<String>)>;
+
+async fn running_pilots(conn: &mut sqlx::AnyConnection) -> Result<RunningPilots, StoreError> {
+    let mut pilots = HashMap::new();
     for row in sqlx::query(
         "SELECT key, purpose, primary_event, guardrails FROM experiments WHERE state = 'running'",
     )
@@ -298,6 +294,18 @@ async fn held_assignments(
         metrics.push(row.try_get("primary_event")?);
         pilots.insert(row.try_get("key")?, (row.try_get("purpose")?, metrics));
     }
+    Ok(pilots)
+}
+
+/// The assignments `subjects` hold in `pilots`, packed in one row per chunk
+/// ([`crate::db::Dialect::packed_rows`]).
+async fn held_assignments(
+    conn: &mut sqlx::AnyConnection,
+    dialect: crate::Dialect,
+    pilots: &RunningPilots,
+    subjects: &[&str],
+    list: &str,
+) -> Result<Vec<Held>, StoreError> {
     if pilots.is_empty() {
         return Ok(Vec::new());
     }
