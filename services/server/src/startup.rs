@@ -85,7 +85,7 @@ impl Application {
         };
         let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
-        store.enable_caches();
+        store.start_server_tasks();
         let state = web::Data::new(AppState {
             store: store.clone(),
             keys,

@@ -191,6 +191,12 @@ api_story!(
             refused["refused"],
             json!([{"index": 0, "event_id": "e2", "reason": "withdrawn", "message": null}])
         );
+        let retried = events(&app, json!([{"event_id": "e1", "user_id": "bob@example.com", "name": "purchase", "value": 20.0, "occurred_at": ago(0)}])).await;
+        assert_eq!(
+            (retried["duplicates"].clone(), retried["refused"].clone()),
+            (json!(1), json!([])),
+            "the retry of an event stored before the withdrawal is a duplicate, not a refusal"
+        );
         let stored = app.db.store.assignments_of("hero").await.unwrap();
         assert!(
             stored[0].withdrawn_at.is_some(),
@@ -261,7 +267,22 @@ api_story!(
             (replay["accepted"].clone(), replay["duplicates"].clone()),
             (json!(0), json!(3))
         );
-        let stored = app.db.store.events_of("hero").await.unwrap();
+        consent(&app, "erin@example.com", "granted", &ago(3600)).await;
+        assign(&app, "erin@example.com").await;
+        let other = events(&app, json!([{"event_id": "p1", "user_id": "erin@example.com", "name": "purchase", "value": 3.0, "occurred_at": chrono::Utc::now().to_rfc3339()}])).await;
+        assert_eq!(
+            other["accepted"], 1,
+            "an event id is unique per user: another user's p1 is another event"
+        );
+        let stored: Vec<_> = app
+            .db
+            .store
+            .events_of("hero")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.value != Some(3.0))
+            .collect();
         assert_eq!(stored.len(), 2);
         assert_eq!(
             stored

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::assignments::PendingAssignment;
 use crate::cache::{self, Caches};
+use crate::checkpoint;
 use crate::clock::Clock;
 use crate::events::PendingEvents;
 use crate::group::Queue;
@@ -79,7 +80,7 @@ pub struct Store {
     pub(crate) assign_queue: Queue<PendingAssignment>,
     /// The group commit of event batches, started on first use.
     pub(crate) event_queue: Queue<PendingEvents>,
-    /// Read caches, off until [`Store::enable_caches`] and always off on PostgreSQL.
+    /// Read caches, off until [`Store::start_server_tasks`] and always off on PostgreSQL.
     pub(crate) caches: Arc<Caches>,
     /// The instants the store stamps; see [`Store::simulate_time`].
     pub(crate) clock: Arc<Clock>,
@@ -99,7 +100,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = pool_options(16, Dialect::Postgres, false, 0)
+            let pool = pool_options(16, Dialect::Postgres, Tuning::default())
                 .connect(url)
                 .await?;
             return Ok(Store {
@@ -136,18 +137,33 @@ impl Store {
             format!("sqlite://{file}?{query}&mode=rwc")
         };
         // Page caches: 8 MiB per reader instead of SQLite's 2 MiB, and 64 MiB for
-        // the writer, which walks the events' and assignments' indexes of random
+        // the writer, which walks the events' and assignments' B-trees of random
         // hashes on every batch (otherwise their pages are read back from the
         // file constantly).
-        let writer = pool_options(1, Dialect::Sqlite, false, 65_536)
+        let writer = pool_options(
+            1,
+            Dialect::Sqlite,
+            Tuning {
+                cache_kib: 65_536,
+                autocheckpoint_pages: checkpoint::BACKSTOP_PAGES,
+                ..Tuning::default()
+            },
+        )
+        .connect(&url)
+        .await?;
+        let reader = pool_options(8, Dialect::Sqlite, Tuning::default())
             .connect(&url)
             .await?;
-        let reader = pool_options(8, Dialect::Sqlite, false, 8_192)
-            .connect(&url)
-            .await?;
-        let analytics = pool_options(2, Dialect::Sqlite, true, 8_192)
-            .connect(&url)
-            .await?;
+        let analytics = pool_options(
+            2,
+            Dialect::Sqlite,
+            Tuning {
+                memory_map: true,
+                ..Tuning::default()
+            },
+        )
+        .connect(&url)
+        .await?;
         Ok(Store {
             reader,
             analytics,
@@ -186,17 +202,25 @@ impl Store {
         self.dialect
     }
 
-    /// Turns on the read caches of a long-running server (see `cache.rs`). On
-    /// SQLite they make repeat reads free and follow every commit, of this
-    /// process at once and of others within milliseconds; on PostgreSQL they
-    /// stay off, because other instances write too.
-    /// They turn on once the watcher has its first reading. Needs a Tokio runtime.
-    pub fn enable_caches(&self) {
+    /// Starts what a long-running server runs beside its requests, on SQLite
+    /// only: the read caches (see `cache.rs`), which make repeat reads free
+    /// and follow every commit, of this process at once and of others within
+    /// milliseconds, and the WAL checkpoints off the commit path (see
+    /// `checkpoint.rs`). On PostgreSQL the caches stay off, because other
+    /// instances write too. The caches turn on once the watcher has its first
+    /// reading. Needs a Tokio runtime.
+    pub fn start_server_tasks(&self) {
         if self.dialect == Dialect::Sqlite {
             let (pool, caches) = (self.reader.clone(), Arc::clone(&self.caches));
             tokio::spawn(async move {
                 if let Ok(conn) = pool.acquire().await {
                     cache::watch(conn.detach(), pool, caches).await;
+                }
+            });
+            let pool = self.reader.clone();
+            tokio::spawn(async move {
+                if let Ok(conn) = pool.acquire().await {
+                    checkpoint::run(conn.detach(), pool).await;
                 }
             });
         }
@@ -362,18 +386,34 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
-/// `memory_map`: SQLite reads the file through a memory map instead of a
-/// read() and a copy per page, which pays for aggregations over large indexes
-/// (the results read tens of MiB per query) but not for the short reads and
-/// writes of ingestion: a connection remaps the file each time it sees it
-/// grown, and remapping stalls every core (measured: first-time assignments
-/// 12% slower with mapped readers).
-fn pool_options(
-    max_connections: u32,
-    dialect: Dialect,
+/// How the connections of one SQLite pool are tuned.
+#[derive(Clone, Copy)]
+struct Tuning {
+    /// SQLite reads the file through a memory map instead of a read() and a
+    /// copy per page, which pays for aggregations over large B-trees (the
+    /// results read tens of MiB per query) but not for the short reads and
+    /// writes of ingestion: a connection remaps the file each time it sees it
+    /// grown, and remapping stalls every core (measured: first-time
+    /// assignments 12% slower with mapped readers).
     memory_map: bool,
+    /// The page cache, per connection.
     cache_kib: u32,
-) -> AnyPoolOptions {
+    /// WAL pages after which a committing connection checkpoints (see
+    /// `checkpoint.rs`).
+    autocheckpoint_pages: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            memory_map: false,
+            cache_kib: 8_192,
+            autocheckpoint_pages: 1_000,
+        }
+    }
+}
+
+fn pool_options(max_connections: u32, dialect: Dialect, tuning: Tuning) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -393,8 +433,17 @@ fn pool_options(
                     ] {
                         conn.execute(pragma).await?;
                     }
+                    let Tuning {
+                        memory_map,
+                        cache_kib,
+                        autocheckpoint_pages,
+                    } = tuning;
                     conn.execute(format!("PRAGMA cache_size = -{cache_kib}").as_str())
                         .await?;
+                    conn.execute(
+                        format!("PRAGMA wal_autocheckpoint = {autocheckpoint_pages}").as_str(),
+                    )
+                    .await?;
                     if memory_map {
                         conn.execute("PRAGMA mmap_size = 1073741824").await?;
                     }

@@ -10,7 +10,7 @@ use pilotgate_domain::experiment::{Metric, MetricKind};
 use pilotgate_domain::purpose::Purpose;
 use pilotgate_domain::time::{from_micros, to_micros};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{Executor, Row};
 
 use crate::assignments::count_refusal_on;
 use crate::consents::{FactsBySubject, ledger_facts_of};
@@ -111,25 +111,6 @@ impl Store {
         let now = self.now();
         let list = |n: usize| self.dialect.placeholders(1, n);
 
-        let mut seen: HashSet<String> = HashSet::new();
-        let ids: Vec<&str> = events
-            .iter()
-            .map(|e| e.event_id.as_str())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        for chunk in ids.chunks(LOOKUP_CHUNK) {
-            let sql = format!(
-                "SELECT DISTINCT event_id FROM events WHERE event_id IN ({})",
-                list(chunk.len())
-            );
-            let mut query = sqlx::query_scalar::<_, String>(&sql);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            seen.extend(query.fetch_all(&mut *tx).await?);
-        }
-
         let subjects: Vec<&str> = events
             .iter()
             .flat_map(|e| e.subjects.iter().map(String::as_str))
@@ -158,98 +139,93 @@ impl Store {
             .map(|p| (p.key.to_string(), p))
             .collect();
 
-        let mut fates = Vec::with_capacity(events.len());
-        let mut rows: Vec<(&str, &str, &EventDraft)> = Vec::new();
-        let mut refusals: HashMap<(String, String), i64> = HashMap::new();
+        let ledger = Ledger {
+            held: &held,
+            records: &records,
+            erased: &erased,
+            purposes: &purposes,
+        };
         let mut batch_ids = HashSet::new();
-        for &event in events {
-            if seen.contains(&event.event_id) || !batch_ids.insert(event.event_id.as_str()) {
-                fates.push(EventFate::Duplicate);
-                continue;
-            }
-            let mine: Vec<&Held> = event
-                .subjects
-                .iter()
-                .filter_map(|s| held.get(s))
-                .flatten()
-                .collect();
-            if mine.is_empty() {
-                fates.push(EventFate::Refused("no_assignment".to_owned()));
-                continue;
-            }
-            let mut refusal = None;
-            let mut stored = false;
-            for holding in mine {
-                let reason = if !holding.metrics.contains(&event.name) {
-                    Some("not_a_metric".to_owned())
-                } else if event.occurred_at < holding.assigned_at {
-                    Some("before_assignment".to_owned())
+        let decided: Vec<Decided> = events
+            .iter()
+            .map(|&event| {
+                // A retry within one batch: the same id for the same user.
+                if !batch_ids.insert((event.event_id.as_str(), event.subjects.first())) {
+                    Ok(Decided::Again)
                 } else {
-                    let purpose = purposes
-                        .get(&holding.purpose)
-                        .ok_or_else(|| corrupt("experiments.purpose"))?;
-                    let theirs: Vec<RecordFacts> = event
-                        .subjects
-                        .iter()
-                        .filter_map(|s| records.get(&(s.clone(), holding.purpose.clone())))
-                        .flatten()
-                        .cloned()
-                        .collect();
-                    let is_erased = event.subjects.iter().any(|s| erased.contains(s));
-                    match eligible(purpose, &theirs, is_erased, event.occurred_at) {
-                        Eligibility::Eligible(_) => None,
-                        Eligibility::Ineligible(reason) => Some(reason.as_str().to_owned()),
-                    }
-                };
-                match reason {
-                    None => {
-                        // Under the assignment's pseudonym, which may be of an older key.
-                        rows.push((
-                            holding.experiment_key.as_str(),
-                            holding.subject.as_str(),
-                            event,
-                        ));
-                        stored = true;
-                    }
-                    Some(reason) => {
-                        *refusals
-                            .entry((holding.experiment_key.clone(), reason.clone()))
-                            .or_default() += 1;
-                        refusal.get_or_insert(reason);
-                    }
+                    ledger.decide(event)
                 }
-            }
-            fates.push(if stored {
-                EventFate::Accepted
-            } else {
-                EventFate::Refused(refusal.unwrap_or_default())
-            });
+            })
+            .collect::<Result<_, _>>()?;
+        let verdicts = || {
+            events.iter().zip(&decided).flat_map(|(&event, decided)| {
+                let verdicts = match decided {
+                    Decided::Verdicts(verdicts) => verdicts.as_slice(),
+                    Decided::Again | Decided::Unassigned => &[],
+                };
+                verdicts.iter().map(move |verdict| (verdict, event))
+            })
+        };
+
+        // Store what the ledger allows, in key order. A key stored before is
+        // a retry: a duplicate. Retries are rare, so each chunk is inserted
+        // first and looked up only if some of its keys were there already.
+        let mut rows: Vec<(&Held, &EventDraft)> = verdicts()
+            .filter(|(verdict, _)| verdict.refusal.is_none())
+            .map(|(verdict, event)| (verdict.holding, event))
+            .collect();
+        rows.sort_unstable_by(|(a, x), (b, y)| key_parts(a, x).cmp(&key_parts(b, y)));
+        let mut stored_before = HashSet::new();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            stored_before.extend(insert_new(&mut tx, self.dialect, chunk, now).await?);
+        }
+        // A refused event may be the retry of one stored while its subject
+        // was still eligible (a retry after a withdrawal): a duplicate too.
+        let refused: Vec<String> = verdicts()
+            .filter(|(verdict, _)| verdict.refusal.is_some())
+            .map(|(verdict, event)| event_key(verdict.holding, event))
+            .collect();
+        for chunk in refused.chunks(LOOKUP_CHUNK) {
+            stored_before.extend(stored_keys(&mut tx, self.dialect, chunk).await?);
         }
 
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let values = (0..chunk.len())
-                .map(|r| format!("({})", self.dialect.placeholders(r * 7 + 1, 7)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO events (experiment_key, event_id, subject, name, value, occurred_at, received_at) \
-                 VALUES {values} ON CONFLICT (event_id, experiment_key) DO NOTHING"
-            );
-            let mut query = sqlx::query(&sql);
-            for (experiment_key, subject, event) in chunk {
-                query = query
-                    .bind(*experiment_key)
-                    .bind(&event.event_id)
-                    .bind(*subject)
-                    .bind(&event.name)
-                    .bind(event.value)
-                    .bind(to_micros(event.occurred_at))
-                    .bind(to_micros(now));
+        let mut refusals: HashMap<(&str, &str), i64> = HashMap::new();
+        let mut fates = Vec::with_capacity(events.len());
+        for (&event, decided) in events.iter().zip(&decided) {
+            let verdicts = match decided {
+                Decided::Again => {
+                    fates.push(EventFate::Duplicate);
+                    continue;
+                }
+                Decided::Unassigned => {
+                    fates.push(EventFate::Refused("no_assignment".to_owned()));
+                    continue;
+                }
+                Decided::Verdicts(verdicts) => verdicts,
+            };
+            let (mut accepted, mut duplicate, mut reason) = (false, false, None);
+            for verdict in verdicts {
+                if stored_before.contains(&event_key(verdict.holding, event)) {
+                    duplicate = true;
+                } else if let Some(why) = verdict.refusal {
+                    *refusals
+                        .entry((verdict.holding.experiment_key.as_str(), why))
+                        .or_default() += 1;
+                    reason.get_or_insert(why);
+                } else {
+                    accepted = true;
+                }
             }
-            query.execute(&mut *tx).await?;
+            fates.push(if accepted {
+                EventFate::Accepted
+            } else if duplicate {
+                EventFate::Duplicate
+            } else {
+                EventFate::Refused(reason.unwrap_or_default().to_owned())
+            });
         }
         for ((experiment_key, reason), count) in refusals {
-            count_refusal_on(&mut tx, &experiment_key, "event", &reason, now, count).await?;
+            count_refusal_on(&mut tx, experiment_key, "event", reason, now, count).await?;
         }
         tx.commit().await?;
         Ok(fates)
@@ -257,7 +233,7 @@ impl Store {
 
     /// The events of a pilot, for export and analysis.
     pub async fn events_of(&self, experiment_key: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query("SELECT event_id, subject, name, value, occurred_at, received_at FROM events WHERE experiment_key = $1 ORDER BY occurred_at, id")
+        let rows = sqlx::query("SELECT event_id, subject, name, value, occurred_at, received_at FROM events WHERE experiment_key = $1 ORDER BY occurred_at, received_at, event_id")
             .bind(experiment_key)
             .fetch_all(&self.reader)
             .await?;
@@ -274,6 +250,191 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// What the decision needs to know about the subjects of one commit.
+struct Ledger<'a> {
+    /// The assignments each pseudonym holds in running pilots.
+    held: &'a HashMap<String, Vec<Held>>,
+    records: &'a FactsBySubject,
+    erased: &'a HashSet<String>,
+    purposes: &'a HashMap<String, Purpose>,
+}
+
+/// What the ledger says about one event.
+enum Decided<'a> {
+    /// Its id came earlier in the same commit for the same user.
+    Again,
+    /// Its subject holds no assignment in a running pilot.
+    Unassigned,
+    /// One verdict per pilot its subject is assigned in.
+    Verdicts(Vec<Verdict<'a>>),
+}
+
+/// Whether one event may be stored for one assignment, and if not, why.
+struct Verdict<'a> {
+    holding: &'a Held,
+    refusal: Option<&'static str>,
+}
+
+impl<'a> Ledger<'a> {
+    fn decide(&self, event: &EventDraft) -> Result<Decided<'a>, StoreError> {
+        let mine: Vec<&'a Held> = event
+            .subjects
+            .iter()
+            .filter_map(|s| self.held.get(s))
+            .flatten()
+            .collect();
+        if mine.is_empty() {
+            return Ok(Decided::Unassigned);
+        }
+        let verdicts = mine
+            .into_iter()
+            .map(|holding| {
+                Ok(Verdict {
+                    holding,
+                    refusal: self.refusal(holding, event)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Decided::Verdicts(verdicts))
+    }
+
+    fn refusal(
+        &self,
+        holding: &Held,
+        event: &EventDraft,
+    ) -> Result<Option<&'static str>, StoreError> {
+        if !holding.metrics.contains(&event.name) {
+            return Ok(Some("not_a_metric"));
+        }
+        if event.occurred_at < holding.assigned_at {
+            return Ok(Some("before_assignment"));
+        }
+        let purpose = self
+            .purposes
+            .get(&holding.purpose)
+            .ok_or_else(|| corrupt("experiments.purpose"))?;
+        let theirs: Vec<RecordFacts> = event
+            .subjects
+            .iter()
+            .filter_map(|s| self.records.get(&(s.clone(), holding.purpose.clone())))
+            .flatten()
+            .cloned()
+            .collect();
+        let is_erased = event.subjects.iter().any(|s| self.erased.contains(s));
+        Ok(
+            match eligible(purpose, &theirs, is_erased, event.occurred_at) {
+                Eligibility::Eligible(_) => None,
+                Eligibility::Ineligible(reason) => Some(reason.as_str()),
+            },
+        )
+    }
+}
+
+/// An event's key as one string: pilot, subject and event id, none of which
+/// can hold the separator (control characters are refused on arrival).
+fn event_key(holding: &Held, event: &EventDraft) -> String {
+    join_key(&holding.experiment_key, &holding.subject, &event.event_id)
+}
+
+fn key_parts<'r>(holding: &'r Held, event: &'r EventDraft) -> (&'r str, &'r str, &'r str) {
+    (&holding.experiment_key, &holding.subject, &event.event_id)
+}
+
+fn join_key(experiment_key: &str, subject: &str, event_id: &str) -> String {
+    format!("{experiment_key}\u{1f}{subject}\u{1f}{event_id}")
+}
+
+/// Stores those of `rows` (at most [`INSERT_CHUNK`]) whose key is new and
+/// returns the keys that were stored before. Inside a savepoint: if the
+/// insert stored fewer rows than it was given, it is undone, the stored keys
+/// are looked up, and only the new rows are inserted.
+async fn insert_new(
+    conn: &mut sqlx::AnyConnection,
+    dialect: crate::Dialect,
+    rows: &[(&Held, &EventDraft)],
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    conn.execute("SAVEPOINT new_events").await?;
+    if insert_events(conn, dialect, rows, now).await? == rows.len() as u64 {
+        conn.execute("RELEASE SAVEPOINT new_events").await?;
+        return Ok(Vec::new());
+    }
+    conn.execute("ROLLBACK TO SAVEPOINT new_events").await?;
+    let keys: Vec<String> = rows.iter().map(|(h, e)| event_key(h, e)).collect();
+    let stored = stored_keys(conn, dialect, &keys).await?;
+    let known: HashSet<&str> = stored.iter().map(String::as_str).collect();
+    let fresh: Vec<(&Held, &EventDraft)> = rows
+        .iter()
+        .filter(|(h, e)| !known.contains(event_key(h, e).as_str()))
+        .copied()
+        .collect();
+    if !fresh.is_empty() {
+        insert_events(conn, dialect, &fresh, now).await?;
+    }
+    conn.execute("RELEASE SAVEPOINT new_events").await?;
+    Ok(stored)
+}
+
+/// Inserts `rows` and returns how many were new; the transaction holds the
+/// subject write lock, so no other commit can store one of them meanwhile.
+async fn insert_events(
+    conn: &mut sqlx::AnyConnection,
+    dialect: crate::Dialect,
+    rows: &[(&Held, &EventDraft)],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let values = (0..rows.len())
+        .map(|r| format!("({})", dialect.placeholders(r * 7 + 1, 7)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO events (experiment_key, subject, event_id, name, value, occurred_at, received_at) \
+         VALUES {values} ON CONFLICT (experiment_key, subject, event_id) DO NOTHING"
+    );
+    let mut query = sqlx::query(&sql);
+    for (holding, event) in rows {
+        // Under the assignment's pseudonym, which may be of an older key.
+        query = query
+            .bind(&holding.experiment_key)
+            .bind(&holding.subject)
+            .bind(&event.event_id)
+            .bind(&event.name)
+            .bind(event.value)
+            .bind(to_micros(event.occurred_at))
+            .bind(to_micros(now));
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected())
+}
+
+/// Which of `keys` (joined by [`join_key`]) are stored, packed in one row
+/// ([`crate::db::Dialect::packed_rows`]). Joining a list of values, not
+/// `(…) IN (VALUES …)`, which SQLite answers by scanning the table.
+async fn stored_keys(
+    conn: &mut sqlx::AnyConnection,
+    dialect: crate::Dialect,
+    keys: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let values = (0..keys.len())
+        .map(|r| format!("({})", dialect.placeholders(r * 3 + 1, 3)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let packed = dialect.packed_rows(&["e.experiment_key", "e.subject", "e.event_id"]);
+    let sql = format!(
+        "SELECT {packed} FROM (VALUES {values}) AS k JOIN events e \
+         ON e.experiment_key = k.column1 AND e.subject = k.column2 AND e.event_id = k.column3"
+    );
+    let mut query = sqlx::query_scalar::<_, Option<String>>(&sql);
+    for key in keys {
+        for part in key.split('\u{1f}') {
+            query = query.bind(part);
+        }
+    }
+    Ok(match query.fetch_one(&mut *conn).await? {
+        Some(rows) => rows.split('\u{1e}').map(str::to_owned).collect(),
+        None => Vec::new(),
+    })
 }
 
 /// The running pilots by key: each one's purpose and the event names it measures.
@@ -371,8 +532,8 @@ impl Store {
     /// walking the events by time instead of by subject, and `|| ''` from
     /// seeking once per metric name instead of once per subject; grouping by the
     /// assignments' primary key lets both engines stream the users in index
-    /// order, and the covering index by pilot and subject answers the join
-    /// without reading the events table.) No stored event can belong to an
+    /// order, and the events' key by pilot and subject answers the join: on
+    /// SQLite the table is that key, on PostgreSQL its index covers the join.) No stored event can belong to an
     /// unknown subject: events are stored only for assigned subjects, and
     /// erasure removes both.
     pub async fn daily_outcome_sums(

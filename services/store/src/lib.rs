@@ -11,6 +11,7 @@
 mod assignments;
 mod audit;
 mod cache;
+mod checkpoint;
 mod clock;
 mod consents;
 mod db;

@@ -271,7 +271,7 @@ async fn a_url_of_another_database_is_refused_clearly() {
 async fn caches_survive_appends_and_follow_other_processes_changes() {
     use std::time::Duration;
     let db = TestDb::new(Dialect::Sqlite).await.expect("sqlite");
-    db.store.enable_caches();
+    db.store.start_server_tasks();
     let mut first = None;
     for _ in 0..500 {
         first = db.store.cache_generation();
@@ -312,5 +312,59 @@ async fn caches_survive_appends_and_follow_other_processes_changes() {
     assert!(
         now.is_some_and(|g| g != first),
         "another process's change moves the generation ({now:?})"
+    );
+}
+
+/// How many refusal counters the database file itself holds, WAL aside
+/// (`immutable=1` reads the file as it is on disk; before the first
+/// checkpoint it may not even hold the tables).
+async fn counters_in_the_file(file: &std::path::Path) -> i64 {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}?immutable=1", file.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("read the file");
+    let tables: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'refusal_counters'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("list the tables");
+    if tables == 0 {
+        return 0;
+    }
+    sqlx::query_scalar("SELECT COUNT(*) FROM refusal_counters")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count")
+}
+
+/// A server on SQLite copies its commits from the WAL into the database file
+/// by itself, off the commit path; a store that is no server (the CLI) leaves
+/// that to SQLite's own checkpoint, at its backstop size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_checkpoints_the_wal_in_the_background() {
+    use std::time::{Duration, Instant};
+    let server = TestDb::new(Dialect::Sqlite).await.expect("sqlite");
+    let tool = TestDb::new(Dialect::Sqlite).await.expect("sqlite");
+    server.store.start_server_tasks();
+    for db in [&server, &tool] {
+        db.store
+            .count_refusal("pilot", "assign", "no_record", chrono::Utc::now())
+            .await
+            .expect("count a refusal");
+    }
+    let started = Instant::now();
+    let file = server.sqlite_file().expect("a file");
+    while counters_in_the_file(&file).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server never checkpointed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        counters_in_the_file(&tool.sqlite_file().expect("a file")).await,
+        0,
+        "without a server, the commit stays in the WAL"
     );
 }

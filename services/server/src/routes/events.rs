@@ -1,10 +1,11 @@
 //! `POST /api/v1/events`: conversion and exposure events, up to 1000 at a time.
 
 use actix_web::{HttpResponse, post, web};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use pilotgate_domain::consent::MAX_CLOCK_SKEW_MINUTES;
 use pilotgate_store::{EventDraft, EventFate};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::auth::Caller;
 use crate::consent_input::{FieldError, check_user_id, parse_time};
@@ -19,7 +20,8 @@ pub const MAX_EVENTS: usize = 1000;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
-    /// The client's idempotency key: sending it again stores nothing new.
+    /// The client's idempotency key, unique per user: sending it again for
+    /// the same user stores nothing new.
     pub event_id: String,
     /// The raw id; pseudonymized on arrival, never stored.
     pub user_id: String,
@@ -66,20 +68,39 @@ pub struct EventsOutcome {
     pub refused: Vec<RefusedEvent>,
 }
 
-fn parse_event(
-    value: serde_json::Value,
-    now: chrono::DateTime<Utc>,
-) -> Result<EventInput, (Option<String>, FieldError)> {
-    let event_id = value
-        .get("event_id")
-        .and_then(|v| v.as_str())
-        .map(|s| s.chars().take(128).collect::<String>());
-    let input: EventInput = serde_json::from_value(value).map_err(|e| {
+/// The body as it arrives: each event still raw, so that one malformed event
+/// is refused alone and the others are parsed straight into [`EventInput`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
+}
+
+/// Just the id of an event that failed to parse, to name it in the refusal.
+#[derive(Deserialize)]
+struct IdOnly {
+    event_id: Option<String>,
+}
+
+/// An event that passed validation, its time parsed.
+struct Valid {
+    input: EventInput,
+    occurred_at: DateTime<Utc>,
+}
+
+fn parse_event(raw: &RawValue, now: DateTime<Utc>) -> Result<Valid, (Option<String>, FieldError)> {
+    let input: EventInput = serde_json::from_str(raw.get()).map_err(|e| {
+        let event_id = serde_json::from_str::<IdOnly>(raw.get())
+            .ok()
+            .and_then(|only| only.event_id)
+            .map(|id| id.chars().take(128).collect::<String>());
         (
-            event_id.clone(),
+            event_id,
             FieldError::new("event", redact_values(&e.to_string())),
         )
     })?;
+    let event_id = Some(input.event_id.chars().take(128).collect::<String>());
     let fail = |field: &str, reason: &str| Err((event_id.clone(), FieldError::new(field, reason)));
     if input.event_id.is_empty()
         || input.event_id.chars().count() > 128
@@ -117,7 +138,7 @@ fn parse_event(
     if occurred_at.timestamp() < 946_684_800 {
         return fail("occurred_at", "must be after 2000-01-01");
     }
-    Ok(input)
+    Ok(Valid { input, occurred_at })
 }
 
 /// Stores each event whose subject holds an assignment in a running pilot that
@@ -132,42 +153,26 @@ fn parse_event(
 pub async fn record(
     _caller: Caller,
     state: web::Data<AppState>,
-    body: web::Json<serde_json::Value>,
+    body: web::Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
-    let values = match body.into_inner() {
-        serde_json::Value::Object(mut object) if object.len() == 1 => match object.remove("events")
-        {
-            Some(serde_json::Value::Array(values)) => values,
-            _ => {
-                return Err(ApiError::Unprocessable(
-                    "the body must be {\"events\": [...]}".to_owned(),
-                ));
-            }
-        },
-        _ => {
-            return Err(ApiError::Unprocessable(
-                "the body must be {\"events\": [...]}".to_owned(),
-            ));
-        }
-    };
-    if values.is_empty() {
+    let RawBatch { events: raws } = serde_json::from_str(body.get())
+        .map_err(|_| ApiError::Unprocessable("the body must be {\"events\": [...]}".to_owned()))?;
+    if raws.is_empty() {
         return Err(ApiError::Unprocessable("`events` is empty".to_owned()));
     }
-    if values.len() > MAX_EVENTS {
+    if raws.len() > MAX_EVENTS {
         return Err(ApiError::Unprocessable(format!(
             "a batch holds at most {MAX_EVENTS} events; this one has {}",
-            values.len()
+            raws.len()
         )));
     }
     let now = state.store.now();
-    let mut drafts = Vec::with_capacity(values.len());
-    let mut positions = Vec::with_capacity(values.len());
+    let mut drafts = Vec::with_capacity(raws.len());
+    let mut positions = Vec::with_capacity(raws.len());
     let mut refused = Vec::new();
-    for (index, value) in values.into_iter().enumerate() {
-        match parse_event(value, now) {
-            Ok(input) => {
-                let occurred_at = parse_time("occurred_at", &input.occurred_at)
-                    .map_err(|_| ApiError::Internal)?;
+    for (index, raw) in raws.into_iter().enumerate() {
+        match parse_event(raw, now) {
+            Ok(Valid { input, occurred_at }) => {
                 drafts.push(EventDraft {
                     subjects: state
                         .keys
