@@ -429,6 +429,19 @@ async fn stored(app: &TestApp) -> (Value, Value, usize, usize) {
     (audit["entries"].clone(), pilot, assignments, events)
 }
 
+/// What `POST /api/v1/events` answers to `body`.
+async fn post_events(app: &TestApp, body: String) -> Value {
+    app.request(Method::POST, "/api/v1/events", Some(Role::Ingest))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 api_story!(hostile_requests_get_a_json_4xx_and_store_nothing, |app| {
     app.start_pilot(design(PILOT)).await;
     let user = app.assign(PILOT, "u-1").await;
@@ -471,27 +484,10 @@ api_story!(hostile_requests_get_a_json_4xx_and_store_nothing, |app| {
     }
 
     let events: Vec<Value> = invalid_events().into_iter().map(|(_, e)| e).collect();
-    let answer: Value = app
-        .request(Method::POST, "/api/v1/events", Some(Role::Ingest))
-        .json(&json!({"events": events}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = post_events(&app, json!({"events": events}).to_string()).await;
     assert_eq!(answer["accepted"], 0, "{answer}");
     // A number JSON cannot hold as a float is one more invalid event, not a bad batch.
-    let infinite: Value = app
-        .request(Method::POST, "/api/v1/events", Some(Role::Ingest))
-        .header("content-type", "application/json")
-        .body(&b"{\"events\": [{\"event_id\": \"e\", \"user_id\": \"u\", \"name\": \"purchase\", \"value\": 1e999, \"occurred_at\": \"2026-01-01T00:00:00Z\"}]}"[..])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let infinite = post_events(&app, "{\"events\": [{\"event_id\": \"e\", \"user_id\": \"u\", \"name\": \"purchase\", \"value\": 1e999, \"occurred_at\": \"2026-01-01T00:00:00Z\"}]}".to_owned()).await;
     assert_eq!(
         (
             infinite["accepted"].clone(),

@@ -247,15 +247,28 @@ impl Store {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
+        // Only the pilots asked for: the assignments' key is (pilot, subject).
+        let pilots: Vec<&str> = batch
+            .iter()
+            .map(|p| p.target.key.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         let mut held: HashMap<(String, String), Assignment> = HashMap::new();
         let mut records: HashMap<String, Vec<ConsentRecord>> = HashMap::new();
         let mut erased: HashSet<String> = HashSet::new();
         for chunk in subjects.chunks(LOOKUP_CHUNK) {
             let list = self.dialect.placeholders(1, chunk.len());
-            let sql = format!("SELECT * FROM assignments WHERE subject IN ({list})");
+            let sql = format!(
+                "SELECT * FROM assignments WHERE experiment_key IN ({}) AND subject IN ({list})",
+                self.dialect.placeholders(chunk.len() + 1, pilots.len())
+            );
             let mut query = sqlx::query(&sql);
             for subject in chunk {
                 query = query.bind(*subject);
+            }
+            for pilot in &pilots {
+                query = query.bind(*pilot);
             }
             for row in query.fetch_all(&mut *tx).await? {
                 let assignment = assignment_from_row(&row)?;

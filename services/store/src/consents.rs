@@ -124,8 +124,8 @@ impl Store {
             .filter(|r| r.status != ConsentStatus::Granted)
         {
             sqlx::query(
-                "UPDATE assignments SET withdrawn_at = $1 WHERE subject = $2 AND withdrawn_at IS NULL \
-                 AND experiment_key IN (SELECT key FROM experiments WHERE purpose = $3)",
+                "UPDATE assignments SET withdrawn_at = $1 WHERE experiment_key IN \
+                 (SELECT key FROM experiments WHERE purpose = $3) AND subject = $2 AND withdrawn_at IS NULL",
             )
             .bind(to_micros(record.effective_from))
             .bind(&record.subject)

@@ -71,17 +71,19 @@ impl Store {
             other => other?,
         };
         // Events are stored under their assignment's pseudonym, so the pilots
-        // the subject is assigned in name every event it has (and the index
-        // by pilot and subject finds them).
+        // the subject is assigned in name every event it has. Both tables are
+        // keyed by pilot first, so each pilot's key is tried with the subject.
         let events = sqlx::query(
             "DELETE FROM events WHERE subject = $1 AND experiment_key IN \
-             (SELECT experiment_key FROM assignments WHERE subject = $1)",
+             (SELECT experiment_key FROM assignments WHERE experiment_key IN (SELECT key FROM experiments) AND subject = $1)",
         )
         .bind(subject)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let assignments = sqlx::query("DELETE FROM assignments WHERE subject = $1")
+        let assignments = sqlx::query(
+            "DELETE FROM assignments WHERE experiment_key IN (SELECT key FROM experiments) AND subject = $1",
+        )
             .bind(subject)
             .execute(&mut *tx)
             .await?
