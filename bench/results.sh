@@ -5,6 +5,8 @@
 # assignments and events are seeded with SQL (this measures the read path).
 #
 # usage: bench/results.sh [SUBJECTS] [EVENTS]   (default 100000 1000000)
+#        BIN=path/to/pilotgate RESULTS=file bench/results.sh  measures another
+#        build and writes its table to `file`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 subjects="${1:-100000}"
@@ -18,7 +20,7 @@ h=$(timed /healthz)
 r1=$(timed /api/v1/experiments/big/results)
 r2=$(timed /api/v1/experiments/big/results)
 r3=$(timed /api/v1/experiments/big/results)
-python3 - "$out/body.json" <<PY | tee bench/results/results.md
+python3 - "$out/body.json" <<PY | tee "${RESULTS:-bench/results/results.md}"
 import json, sys
 body = json.load(open(sys.argv[1]))
 times = sorted([$r1, $r2, $r3])

@@ -172,7 +172,8 @@ api_story!(
         consent(&app, "bob@example.com", "granted", &ago(60)).await;
         let assigned = assign(&app, "bob@example.com").await;
         assert_eq!(assigned["eligible"], true);
-        let before = events(&app, json!([{"event_id": "e1", "user_id": "bob@example.com", "name": "purchase", "value": 20.0, "occurred_at": ago(0)}])).await;
+        let first = json!([{"event_id": "e1", "user_id": "bob@example.com", "name": "purchase", "value": 20.0, "occurred_at": ago(0)}]);
+        let before = events(&app, first.clone()).await;
         assert_eq!(before["accepted"], 1);
 
         consent(&app, "bob@example.com", "withdrawn", &ago(0)).await;
@@ -191,7 +192,7 @@ api_story!(
             refused["refused"],
             json!([{"index": 0, "event_id": "e2", "reason": "withdrawn", "message": null}])
         );
-        let retried = events(&app, json!([{"event_id": "e1", "user_id": "bob@example.com", "name": "purchase", "value": 20.0, "occurred_at": ago(0)}])).await;
+        let retried = events(&app, first).await;
         assert_eq!(
             (retried["duplicates"].clone(), retried["refused"].clone()),
             (json!(1), json!([])),

@@ -71,8 +71,9 @@ impl Store {
             other => other?,
         };
         // Events are stored under their assignment's pseudonym, so the pilots
-        // the subject is assigned in name every event it has. Both tables are
-        // keyed by pilot first, so each pilot's key is tried with the subject.
+        // the subject is assigned in name every event it has: the events of
+        // those pilots are scanned (they are kept in time order), and the
+        // assignments found by trying each pilot's key with the subject.
         let events = sqlx::query(
             "DELETE FROM events WHERE subject = $1 AND experiment_key IN \
              (SELECT experiment_key FROM assignments WHERE experiment_key IN (SELECT key FROM experiments) AND subject = $1)",

@@ -332,18 +332,27 @@ impl<'a> Ledger<'a> {
     }
 }
 
-/// An event's key as one string: pilot, subject and event id, none of which
-/// can hold the separator (control characters are refused on arrival).
+/// An event's key as one string: pilot, occurrence (µs), subject and event
+/// id, none of which can hold the separator (control characters are refused
+/// on arrival).
 fn event_key(holding: &Held, event: &EventDraft) -> String {
-    join_key(&holding.experiment_key, &holding.subject, &event.event_id)
+    format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        holding.experiment_key,
+        to_micros(event.occurred_at),
+        holding.subject,
+        event.event_id
+    )
 }
 
-fn key_parts<'r>(holding: &'r Held, event: &'r EventDraft) -> (&'r str, &'r str, &'r str) {
-    (&holding.experiment_key, &holding.subject, &event.event_id)
-}
-
-fn join_key(experiment_key: &str, subject: &str, event_id: &str) -> String {
-    format!("{experiment_key}\u{1f}{subject}\u{1f}{event_id}")
+/// The key's order: the table's, so that one commit's inserts land together.
+fn key_parts<'r>(holding: &'r Held, event: &'r EventDraft) -> (&'r str, i64, &'r str, &'r str) {
+    (
+        &holding.experiment_key,
+        to_micros(event.occurred_at),
+        &holding.subject,
+        &event.event_id,
+    )
 }
 
 /// Stores those of `rows` (at most [`INSERT_CHUNK`]) whose key is new and
@@ -391,7 +400,7 @@ async fn insert_events(
         .join(", ");
     let sql = format!(
         "INSERT INTO events (experiment_key, subject, event_id, name, value, occurred_at, received_at) \
-         VALUES {values} ON CONFLICT (experiment_key, subject, event_id) DO NOTHING"
+         VALUES {values} ON CONFLICT (experiment_key, occurred_at, subject, event_id) DO NOTHING"
     );
     let mut query = sqlx::query(&sql);
     for (holding, event) in rows {
@@ -408,7 +417,7 @@ async fn insert_events(
     Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
-/// Which of `keys` (joined by [`join_key`]) are stored, packed in one row
+/// Which of `keys` (joined by [`event_key`]) are stored, packed in one row
 /// ([`crate::db::Dialect::packed_rows`]). Joining a list of values, not
 /// `(…) IN (VALUES …)`, which SQLite answers by scanning the table.
 async fn stored_keys(
@@ -417,19 +426,30 @@ async fn stored_keys(
     keys: &[String],
 ) -> Result<Vec<String>, StoreError> {
     let values = (0..keys.len())
-        .map(|r| format!("({})", dialect.placeholders(r * 3 + 1, 3)))
+        .map(|r| format!("({})", dialect.placeholders(r * 4 + 1, 4)))
         .collect::<Vec<_>>()
         .join(", ");
-    let packed = dialect.packed_rows(&["e.experiment_key", "e.subject", "e.event_id"]);
+    let packed = dialect.packed_rows(&[
+        "e.experiment_key",
+        "e.occurred_at",
+        "e.subject",
+        "e.event_id",
+    ]);
     let sql = format!(
-        "SELECT {packed} FROM (VALUES {values}) AS k JOIN events e \
-         ON e.experiment_key = k.column1 AND e.subject = k.column2 AND e.event_id = k.column3"
+        "SELECT {packed} FROM (VALUES {values}) AS k JOIN events e ON e.experiment_key = k.column1 \
+         AND e.occurred_at = k.column2 AND e.subject = k.column3 AND e.event_id = k.column4"
     );
     let mut query = sqlx::query_scalar::<_, Option<String>>(&sql);
     for key in keys {
-        for part in key.split('\u{1f}') {
-            query = query.bind(part);
-        }
+        let mut parts = key.split('\u{1f}');
+        let mut next = || parts.next().ok_or_else(|| corrupt("event key"));
+        let (pilot, occurred_at, subject, event_id) = (next()?, next()?, next()?, next()?);
+        let occurred_at: i64 = occurred_at.parse().map_err(|_| corrupt("event key"))?;
+        query = query
+            .bind(pilot)
+            .bind(occurred_at)
+            .bind(subject)
+            .bind(event_id);
     }
     Ok(match query.fetch_one(&mut *conn).await? {
         Some(rows) => rows.split('\u{1e}').map(str::to_owned).collect(),
@@ -528,14 +548,12 @@ impl Store {
     /// in the warehouse): per-user outcomes under the attribution rules of
     /// `pilotgate analyze` (events at or after the assignment, and before its
     /// end when a window is given), then their sums per variant and day.
-    /// Withdrawn subjects are left out. (The unary `+` keeps SQLite from
-    /// walking the events by time instead of by subject, and `|| ''` from
-    /// seeking once per metric name instead of once per subject; grouping by the
-    /// assignments' primary key lets both engines stream the users in index
-    /// order, and the events' key by pilot and subject answers the join: on
-    /// SQLite the table is that key, on PostgreSQL its index covers the join.) No stored event can belong to an
-    /// unknown subject: events are stored only for assigned subjects, and
-    /// erasure removes both.
+    /// Withdrawn subjects are left out; a user without events counts as 0.
+    /// The events are stored in time order, so the per-user outcomes come
+    /// from one pass over the pilot's events, each looked up in the
+    /// assignments by its key, grouped by subject; then every kept assignment
+    /// joins its outcome. No stored event can belong to an unknown subject:
+    /// events are stored only for assigned subjects, and erasure removes both.
     pub async fn daily_outcome_sums(
         &self,
         experiment_key: &str,
@@ -559,17 +577,25 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let sums = (0..metrics.len())
-            .map(|i| format!("SUM(u.y{i}) AS s{i}, SUM(u.y{i} * u.y{i}) AS q{i}"))
+            .map(|i| {
+                format!(
+                    "SUM(COALESCE(o.y{i}, 0.0)) AS s{i}, SUM(COALESCE(o.y{i}, 0.0) * COALESCE(o.y{i}, 0.0)) AS q{i}"
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let names = placeholders_from(3, metrics.len());
         let sql = format!(
-            "SELECT u.variant, u.day, COUNT(*) AS users, {sums} FROM (\
-               SELECT a.variant AS variant, a.assigned_at / {DAY_MICROS} AS day, {per_user} FROM assignments a \
-               LEFT JOIN events e ON e.experiment_key = a.experiment_key AND e.subject = a.subject AND (e.name || '') IN ({names}) \
-                 AND +e.occurred_at >= a.assigned_at AND ($2 < 0 OR +e.occurred_at < a.assigned_at + $2) \
-               WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL GROUP BY a.experiment_key, a.subject\
-             ) u GROUP BY u.variant, u.day ORDER BY u.day, u.variant"
+            "SELECT a.variant AS variant, a.assigned_at / {DAY_MICROS} AS day, COUNT(*) AS users, {sums} \
+             FROM assignments a LEFT JOIN (\
+               SELECT e.subject AS subject, {per_user} FROM events e \
+               JOIN assignments b ON b.experiment_key = e.experiment_key AND b.subject = e.subject \
+               WHERE e.experiment_key = $1 AND e.name IN ({names}) \
+                 AND e.occurred_at >= b.assigned_at AND ($2 < 0 OR e.occurred_at < b.assigned_at + $2) \
+               GROUP BY e.subject\
+             ) o ON o.subject = a.subject \
+             WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL \
+             GROUP BY a.variant, a.assigned_at / {DAY_MICROS} ORDER BY day, variant"
         );
         let mut query = sqlx::query(&sql)
             .bind(experiment_key)

@@ -20,8 +20,8 @@ pub const MAX_EVENTS: usize = 1000;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
-    /// The client's idempotency key, unique per user: sending it again for
-    /// the same user stores nothing new.
+    /// The client's idempotency key, unique per user: sending the same event
+    /// again (same id, user and `occurred_at`) stores nothing new.
     pub event_id: String,
     /// The raw id; pseudonymized on arrival, never stored.
     pub user_id: String,
