@@ -193,8 +193,12 @@ pub mod extractors {
                     }
                     inner.push(next);
                 }
-                let is_identifier = !inner.is_empty()
-                    && inner.len() <= 64
+                // A field name starts with a letter: `4711` is a value (a numeric user id).
+                let is_identifier = inner.len() <= 64
+                    && inner
+                        .chars()
+                        .next()
+                        .is_some_and(|ch| ch.is_ascii_lowercase() || ch == '_')
                     && inner
                         .chars()
                         .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
@@ -229,6 +233,10 @@ pub mod extractors {
             assert_eq!(
                 redact_values("unknown variant `Alice Smith`, expected `a`"),
                 "unknown variant …, expected `a`"
+            );
+            assert_eq!(
+                redact_values("invalid type: integer `4711`, expected a string"),
+                "invalid type: integer …, expected a string"
             );
         }
     }

@@ -192,11 +192,27 @@ api_story!(
             refused["refused"],
             json!([{"index": 0, "event_id": "e2", "reason": "withdrawn", "message": null}])
         );
-        let retried = events(&app, first).await;
+        let retried = events(&app, first.clone()).await;
         assert_eq!(
             (retried["duplicates"].clone(), retried["refused"].clone()),
             (json!(1), json!([])),
             "the retry of an event stored before the withdrawal is a duplicate, not a refusal"
+        );
+        send(
+            &app,
+            "/api/v1/experiments/hero/stop",
+            Role::Marketer,
+            json!({}),
+        )
+        .await;
+        let after_stop = events(&app, first).await;
+        assert_eq!(
+            (
+                after_stop["duplicates"].clone(),
+                after_stop["refused"].clone()
+            ),
+            (json!(1), json!([])),
+            "the retry of an event stored before its pilot stopped is a duplicate"
         );
         let stored = app.db.store.assignments_of("hero").await.unwrap();
         assert!(

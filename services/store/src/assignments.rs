@@ -259,8 +259,9 @@ impl Store {
         let mut erased: HashSet<String> = HashSet::new();
         for chunk in subjects.chunks(LOOKUP_CHUNK) {
             let list = self.dialect.placeholders(1, chunk.len());
+            // SQLite's `?` are filled in the order of the text: subjects first, as bound.
             let sql = format!(
-                "SELECT * FROM assignments WHERE experiment_key IN ({}) AND subject IN ({list})",
+                "SELECT * FROM assignments WHERE subject IN ({list}) AND experiment_key IN ({})",
                 self.dialect.placeholders(chunk.len() + 1, pilots.len())
             );
             let mut query = sqlx::query(&sql);

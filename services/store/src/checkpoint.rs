@@ -12,9 +12,10 @@
 //!
 //! Rare checkpoints also write less: a page that several commits changed is
 //! copied into the file once per checkpoint. Ingestion changes pages of
-//! B-trees keyed by random hashes, so each commit rewrites many of the same
-//! pages (measured with `bench/load.sh`: events wrote 8.3 KB each with a
-//! checkpoint every 100 ms, 6.1 KB every 2 s, and ran 18% faster). The price
+//! B-trees keyed by random hashes (assignments, and events while they were
+//! keyed by subject), so each commit rewrites many of the same pages
+//! (measured with `bench/load.sh` on events keyed by subject: 8.3 KB written
+//! per event with a checkpoint every 100 ms, 6.1 KB every 2 s, 18% faster). The price
 //! is a WAL of up to 256 MiB beside the database file.
 //!
 //! Durability does not change: a commit is acknowledged once its WAL frames

@@ -1,6 +1,7 @@
 //! Conversion and exposure events: stored only for a subject that holds an
 //! assignment in a running pilot, measures one of its metrics, and is eligible
-//! for the pilot's purpose when the event occurred. Event ids make retries harmless.
+//! for the pilot's purpose when the event occurred. An event is identified by
+//! its id, user and occurrence, so a retry stores nothing new.
 
 use std::collections::{HashMap, HashSet};
 
@@ -40,7 +41,7 @@ pub struct EventDraft {
 pub enum EventFate {
     /// Stored for at least one pilot.
     Accepted,
-    /// The event id was stored before; nothing new was stored.
+    /// The same event (id, user, occurrence) was stored before; nothing new was stored.
     Duplicate,
     /// Not stored, with the reason code.
     Refused(String),
@@ -149,8 +150,12 @@ impl Store {
         let decided: Vec<Decided> = events
             .iter()
             .map(|&event| {
-                // A retry within one batch: the same id for the same user.
-                if !batch_ids.insert((event.event_id.as_str(), event.subjects.first())) {
+                // A retry within one commit: the same id, user and occurrence.
+                if !batch_ids.insert((
+                    event.event_id.as_str(),
+                    event.subjects.first(),
+                    event.occurred_at,
+                )) {
                     Ok(Decided::Again)
                 } else {
                     ledger.decide(event)
@@ -188,6 +193,18 @@ impl Store {
         for chunk in refused.chunks(LOOKUP_CHUNK) {
             stored_before.extend(stored_keys(&mut tx, self.dialect, chunk).await?);
         }
+        // An event of no running pilot may be the retry of one stored before
+        // its pilot stopped: a duplicate too.
+        let unassigned: Vec<&EventDraft> = events
+            .iter()
+            .zip(&decided)
+            .filter(|(_, decided)| matches!(decided, Decided::Unassigned))
+            .map(|(&event, _)| event)
+            .collect();
+        let mut stored_elsewhere = HashSet::new();
+        for chunk in unassigned.chunks(LOOKUP_CHUNK / 4) {
+            stored_elsewhere.extend(stored_in_stopped_pilots(&mut tx, self.dialect, chunk).await?);
+        }
 
         let mut refusals: HashMap<(&str, &str), i64> = HashMap::new();
         let mut fates = Vec::with_capacity(events.len());
@@ -198,24 +215,36 @@ impl Store {
                     continue;
                 }
                 Decided::Unassigned => {
-                    fates.push(EventFate::Refused("no_assignment".to_owned()));
+                    let retry = event
+                        .subjects
+                        .iter()
+                        .any(|subject| stored_elsewhere.contains(&unpiloted_key(event, subject)));
+                    fates.push(if retry {
+                        EventFate::Duplicate
+                    } else {
+                        EventFate::Refused("no_assignment".to_owned())
+                    });
                     continue;
                 }
                 Decided::Verdicts(verdicts) => verdicts,
             };
-            let (mut accepted, mut duplicate, mut reason) = (false, false, None);
+            let (mut accepted, mut duplicate, mut reasons) = (false, false, Vec::new());
             for verdict in verdicts {
                 if stored_before.contains(&event_key(verdict.holding, event)) {
                     duplicate = true;
                 } else if let Some(why) = verdict.refusal {
-                    *refusals
-                        .entry((verdict.holding.experiment_key.as_str(), why))
-                        .or_default() += 1;
-                    reason.get_or_insert(why);
+                    reasons.push((verdict.holding.experiment_key.as_str(), why));
                 } else {
                     accepted = true;
                 }
             }
+            // A retry counts no refusal: its first sending did.
+            if !duplicate {
+                for &pair in &reasons {
+                    *refusals.entry(pair).or_default() += 1;
+                }
+            }
+            let reason = reasons.first().map(|&(_, why)| why);
             fates.push(if accepted {
                 EventFate::Accepted
             } else if duplicate {
@@ -343,6 +372,54 @@ fn event_key(holding: &Held, event: &EventDraft) -> String {
         holding.subject,
         event.event_id
     )
+}
+
+/// An event's key without its pilot, under one of its subject's pseudonyms.
+fn unpiloted_key(event: &EventDraft, subject: &str) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        to_micros(event.occurred_at),
+        subject,
+        event.event_id
+    )
+}
+
+/// Which of `events` (under any of their pseudonyms) are stored in a pilot
+/// that is not running, as [`unpiloted_key`]s, packed in one row.
+async fn stored_in_stopped_pilots(
+    conn: &mut sqlx::AnyConnection,
+    dialect: crate::Dialect,
+    events: &[&EventDraft],
+) -> Result<Vec<String>, StoreError> {
+    let keys: Vec<(i64, &str, &str)> = events
+        .iter()
+        .flat_map(|e| {
+            e.subjects
+                .iter()
+                .map(|s| (to_micros(e.occurred_at), s.as_str(), e.event_id.as_str()))
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values = (0..keys.len())
+        .map(|r| format!("({})", dialect.placeholders(r * 3 + 1, 3)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let packed = dialect.packed_rows(&["e.occurred_at", "e.subject", "e.event_id"]);
+    let sql = format!(
+        "SELECT {packed} FROM (VALUES {values}) AS k JOIN experiments x ON x.state <> 'running' \
+         JOIN events e ON e.experiment_key = x.key AND e.occurred_at = k.column1 \
+         AND e.subject = k.column2 AND e.event_id = k.column3"
+    );
+    let mut query = sqlx::query_scalar::<_, Option<String>>(&sql);
+    for (occurred_at, subject, event_id) in keys {
+        query = query.bind(occurred_at).bind(subject).bind(event_id);
+    }
+    Ok(match query.fetch_one(&mut *conn).await? {
+        Some(rows) => rows.split('\u{1e}').map(str::to_owned).collect(),
+        None => Vec::new(),
+    })
 }
 
 /// The key's order: the table's, so that one commit's inserts land together.
