@@ -38,6 +38,17 @@ async fn running_pilot(app: &TestApp) {
         "mde": 0.1, "alpha": 0.05, "power": 0.8, "data_categories": ["orders"], "retention_days": 90})).await;
 }
 
+/// Stops the pilot `hero` as its marketer.
+async fn stop_hero(app: &TestApp) {
+    send(
+        app,
+        "/api/v1/experiments/hero/stop",
+        Role::Marketer,
+        json!({}),
+    )
+    .await;
+}
+
 async fn assign(app: &TestApp, user: &str) -> Value {
     let response = send(
         app,
@@ -150,13 +161,7 @@ api_story!(
         )
         .await;
 
-        send(
-            &app,
-            "/api/v1/experiments/hero/stop",
-            Role::Marketer,
-            json!({}),
-        )
-        .await;
+        stop_hero(&app).await;
         let stopped = assign(&app, "alice@example.com").await;
         assert_eq!(
             (stopped["eligible"].clone(), stopped["reason"].clone()),
@@ -198,13 +203,7 @@ api_story!(
             (json!(1), json!([])),
             "the retry of an event stored before the withdrawal is a duplicate, not a refusal"
         );
-        send(
-            &app,
-            "/api/v1/experiments/hero/stop",
-            Role::Marketer,
-            json!({}),
-        )
-        .await;
+        stop_hero(&app).await;
         let after_stop = events(&app, first).await;
         assert_eq!(
             (

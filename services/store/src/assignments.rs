@@ -362,10 +362,7 @@ impl Store {
 
         let mut stored: HashSet<(String, String)> = HashSet::new();
         for chunk in new_rows.chunks(INSERT_CHUNK) {
-            let values = (0..chunk.len())
-                .map(|r| format!("({})", self.dialect.placeholders(r * 8 + 1, 8)))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let values = self.dialect.value_rows(chunk.len(), 8);
             let sql = format!(
                 "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version) \
                  VALUES {values} ON CONFLICT (experiment_key, subject) DO NOTHING RETURNING experiment_key, subject"

@@ -434,10 +434,7 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 
 fn insert_sql(dialect: Dialect, rows: usize) -> String {
     const COLUMNS: usize = 16;
-    let values = (0..rows)
-        .map(|r| format!("({})", dialect.placeholders(r * COLUMNS + 1, COLUMNS)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let values = dialect.value_rows(rows, COLUMNS);
     format!(
         "INSERT INTO consent_records (content_hash, subject, key_version, purpose, basis, status, notice_id, \
          notice_version, source_channel, source_method, collected_at, effective_from, expires_at, proof_ref, \

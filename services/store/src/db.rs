@@ -49,6 +49,15 @@ impl Dialect {
         format!("{aggregate}({row}, {record})")
     }
 
+    /// `rows` parenthesized rows of `width` placeholders each, numbered from 1,
+    /// for a multi-row `VALUES` list.
+    pub(crate) fn value_rows(self, rows: usize, width: usize) -> String {
+        (0..rows)
+            .map(|r| format!("({})", self.placeholders(r * width + 1, width)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Placeholders for `n` parameters bound in order, numbered from `first`.
     /// SQLite gets anonymous `?`: it looks named parameters up by a linear
     /// scan, which makes a statement with thousands of `$n` quadratic to bind.

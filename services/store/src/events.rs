@@ -186,9 +186,9 @@ impl Store {
         }
         // A refused event may be the retry of one stored while its subject
         // was still eligible (a retry after a withdrawal): a duplicate too.
-        let refused: Vec<String> = verdicts()
+        let refused: Vec<(&Held, &EventDraft)> = verdicts()
             .filter(|(verdict, _)| verdict.refusal.is_some())
-            .map(|(verdict, event)| event_key(verdict.holding, event))
+            .map(|(verdict, event)| (verdict.holding, event))
             .collect();
         for chunk in refused.chunks(LOOKUP_CHUNK) {
             stored_before.extend(stored_keys(&mut tx, self.dialect, chunk).await?);
@@ -230,7 +230,9 @@ impl Store {
             };
             let (mut accepted, mut duplicate, mut reasons) = (false, false, Vec::new());
             for verdict in verdicts {
-                if stored_before.contains(&event_key(verdict.holding, event)) {
+                if !stored_before.is_empty()
+                    && stored_before.contains(&event_key(verdict.holding, event))
+                {
                     duplicate = true;
                 } else if let Some(why) = verdict.refusal {
                     reasons.push((verdict.holding.experiment_key.as_str(), why));
@@ -402,10 +404,7 @@ async fn stored_in_stopped_pilots(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let values = (0..keys.len())
-        .map(|r| format!("({})", dialect.placeholders(r * 3 + 1, 3)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let values = dialect.value_rows(keys.len(), 3);
     let packed = dialect.packed_rows(&["e.occurred_at", "e.subject", "e.event_id"]);
     let sql = format!(
         "SELECT {packed} FROM (VALUES {values}) AS k JOIN experiments x ON x.state <> 'running' \
@@ -416,10 +415,7 @@ async fn stored_in_stopped_pilots(
     for (occurred_at, subject, event_id) in keys {
         query = query.bind(occurred_at).bind(subject).bind(event_id);
     }
-    Ok(match query.fetch_one(&mut *conn).await? {
-        Some(rows) => rows.split('\u{1e}').map(str::to_owned).collect(),
-        None => Vec::new(),
-    })
+    Ok(unpack(query.fetch_one(&mut *conn).await?))
 }
 
 /// The key's order: the table's, so that one commit's inserts land together.
@@ -448,8 +444,7 @@ async fn insert_new(
         return Ok(Vec::new());
     }
     conn.execute("ROLLBACK TO SAVEPOINT new_events").await?;
-    let keys: Vec<String> = rows.iter().map(|(h, e)| event_key(h, e)).collect();
-    let stored = stored_keys(conn, dialect, &keys).await?;
+    let stored = stored_keys(conn, dialect, rows).await?;
     let known: HashSet<&str> = stored.iter().map(String::as_str).collect();
     let fresh: Vec<(&Held, &EventDraft)> = rows
         .iter()
@@ -471,10 +466,7 @@ async fn insert_events(
     rows: &[(&Held, &EventDraft)],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let values = (0..rows.len())
-        .map(|r| format!("({})", dialect.placeholders(r * 7 + 1, 7)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let values = dialect.value_rows(rows.len(), 7);
     let sql = format!(
         "INSERT INTO events (experiment_key, subject, event_id, name, value, occurred_at, received_at) \
          VALUES {values} ON CONFLICT (experiment_key, occurred_at, subject, event_id) DO NOTHING"
@@ -494,18 +486,15 @@ async fn insert_events(
     Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
-/// Which of `keys` (joined by [`event_key`]) are stored, packed in one row
+/// Which of `rows` are stored, as [`event_key`]s, packed in one row
 /// ([`crate::db::Dialect::packed_rows`]). Joining a list of values, not
 /// `(…) IN (VALUES …)`, which SQLite answers by scanning the table.
 async fn stored_keys(
     conn: &mut sqlx::AnyConnection,
     dialect: crate::Dialect,
-    keys: &[String],
+    rows: &[(&Held, &EventDraft)],
 ) -> Result<Vec<String>, StoreError> {
-    let values = (0..keys.len())
-        .map(|r| format!("({})", dialect.placeholders(r * 4 + 1, 4)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let values = dialect.value_rows(rows.len(), 4);
     let packed = dialect.packed_rows(&[
         "e.experiment_key",
         "e.occurred_at",
@@ -517,20 +506,22 @@ async fn stored_keys(
          AND e.occurred_at = k.column2 AND e.subject = k.column3 AND e.event_id = k.column4"
     );
     let mut query = sqlx::query_scalar::<_, Option<String>>(&sql);
-    for key in keys {
-        let mut parts = key.split('\u{1f}');
-        let mut next = || parts.next().ok_or_else(|| corrupt("event key"));
-        let (pilot, occurred_at, subject, event_id) = (next()?, next()?, next()?, next()?);
-        let occurred_at: i64 = occurred_at.parse().map_err(|_| corrupt("event key"))?;
+    for (holding, event) in rows {
+        let (pilot, occurred_at, subject, event_id) = key_parts(holding, event);
         query = query
             .bind(pilot)
             .bind(occurred_at)
             .bind(subject)
             .bind(event_id);
     }
-    Ok(match query.fetch_one(&mut *conn).await? {
-        Some(rows) => rows.split('\u{1e}').map(str::to_owned).collect(),
-        None => Vec::new(),
+    Ok(unpack(query.fetch_one(&mut *conn).await?))
+}
+
+/// The records of a packed row ([`crate::db::Dialect::packed_rows`]), each
+/// still holding its fields joined by the unit separator.
+fn unpack(packed: Option<String>) -> Vec<String> {
+    packed.map_or_else(Vec::new, |rows| {
+        rows.split('\u{1e}').map(str::to_owned).collect()
     })
 }
 
