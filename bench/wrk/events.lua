@@ -1,4 +1,15 @@
 -- Event batches of BATCH events for assigned subjects, each with a fresh event id.
+-- TIMES=ms (default) stamps each batch with the instant it is built, to the
+-- millisecond, as SDKs do (JavaScript's toISOString); TIMES=s to the whole
+-- second, the worst case for a table in time order: a second's events then
+-- share one occurrence and interleave by subject hash.
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_usec; } pg_timeval;
+int gettimeofday(pg_timeval *tv, void *tz);
+]]
+local clock = ffi.new("pg_timeval")
+local whole_seconds = os.getenv("TIMES") == "s"
 local pool = tonumber(os.getenv("REPEAT_POOL"))
 local batch = tonumber(os.getenv("BATCH") or "500")
 -- RUN tells runs on the same database apart: a repeated id is a duplicate, which stores nothing.
@@ -18,7 +29,13 @@ end
 
 function request()
   local parts = {}
-  local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  ffi.C.gettimeofday(clock, nil)
+  local now = os.date("!%Y-%m-%dT%H:%M:%S", tonumber(clock.tv_sec))
+  if whole_seconds then
+    now = now .. "Z"
+  else
+    now = now .. string.format(".%03dZ", math.floor(tonumber(clock.tv_usec) / 1000))
+  end
   for i = 1, batch do
     counter = counter + 1
     parts[i] = '{"event_id":"t' .. run .. '-' .. tag .. '-' .. counter .. '","user_id":"u' .. ((counter * 7919) % pool + 1) ..

@@ -596,10 +596,19 @@ pub(crate) struct PendingAssignment {
 impl Grouped for PendingAssignment {
     type Out = AssignOutcome;
     const MAX: usize = 512;
+    type Ahead = ();
+
+    /// Nothing: a first-time assignment is decided under the write lock.
+    fn reads_ahead(_store: &Store) -> bool {
+        false
+    }
+
+    async fn ahead(_store: &Store, _jobs: &[Self]) {}
 
     fn commit(
         store: &Store,
         jobs: &[Self],
+        (): (),
     ) -> impl Future<Output = Result<Vec<AssignOutcome>, StoreError>> + Send {
         store.commit_assignments(jobs)
     }

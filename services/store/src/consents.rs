@@ -349,8 +349,8 @@ pub(crate) async fn ledgers_of(
     Ok((records, erased_among(conn, subjects, list).await?))
 }
 
-/// Records of subjects, by subject and purpose: the facts the eligibility rule reads.
-pub(crate) type FactsBySubject = HashMap<(String, String), Vec<RecordFacts>>;
+/// Records of subjects, by subject, each with its purpose: the facts the eligibility rule reads.
+pub(crate) type FactsBySubject = HashMap<String, Vec<(String, RecordFacts)>>;
 
 /// The facts the eligibility rule reads of every ledger record of `subjects`
 /// (by subject and purpose), packed into one row ([`Dialect::packed_rows`]),
@@ -403,9 +403,9 @@ pub(crate) async fn ledger_facts_of(
                 },
             };
             facts
-                .entry((subject.to_owned(), purpose.to_owned()))
+                .entry(subject.to_owned())
                 .or_default()
-                .push(record);
+                .push((purpose.to_owned(), record));
         }
     }
     Ok((facts, erased_among(conn, subjects, list).await?))

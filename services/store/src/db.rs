@@ -83,6 +83,9 @@ pub struct Store {
     /// Writes. On SQLite a single connection, so that writers queue in the
     /// process instead of spinning on the file lock.
     pub(crate) writer: AnyPool,
+    /// On SQLite, two connections that read the ledger for the next group of
+    /// events while the writer commits the group before (see `events.rs`).
+    pub(crate) lookahead: Option<AnyPool>,
     pub(crate) dialect: Dialect,
     sqlite_file: Option<PathBuf>,
     /// The group commit of first-time assignments, started on first use.
@@ -116,6 +119,7 @@ impl Store {
                 reader: pool.clone(),
                 analytics: pool.clone(),
                 writer: pool,
+                lookahead: None,
                 dialect: Dialect::Postgres,
                 sqlite_file: None,
                 assign_queue: Queue::default(),
@@ -163,6 +167,16 @@ impl Store {
         let reader = pool_options(8, Dialect::Sqlite, Tuning::default())
             .connect(&url)
             .await?;
+        // As large a cache as the writer's: it walks the same B-trees.
+        let lookahead = pool_options(
+            2,
+            Dialect::Sqlite,
+            Tuning {
+                cache_kib: 65_536,
+                ..Tuning::default()
+            },
+        )
+        .connect_lazy(&url)?;
         let analytics = pool_options(
             2,
             Dialect::Sqlite,
@@ -177,6 +191,7 @@ impl Store {
             reader,
             analytics,
             writer,
+            lookahead: Some(lookahead),
             dialect: Dialect::Sqlite,
             sqlite_file: Some(PathBuf::from(file)),
             assign_queue: Queue::default(),
@@ -290,6 +305,9 @@ impl Store {
         self.writer.close().await;
         self.reader.close().await;
         self.analytics.close().await;
+        if let Some(lookahead) = &self.lookahead {
+            lookahead.close().await;
+        }
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write lock

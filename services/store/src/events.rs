@@ -4,6 +4,7 @@
 //! its id, user and occurrence, so a retry stores nothing new.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::eligibility::{Eligibility, RecordFacts, eligible};
@@ -63,7 +64,13 @@ struct Held {
     experiment_key: String,
     subject: String,
     assigned_at: DateTime<Utc>,
+    pilot: Arc<Pilot>,
+}
+
+/// What event ingestion needs of a running pilot.
+struct Pilot {
     purpose: String,
+    /// The event names it measures.
     metrics: Vec<String>,
 }
 
@@ -74,14 +81,29 @@ impl Grouped for PendingEvents {
     type Out = Vec<EventFate>;
     /// Events per group commit: several requests' batches share one transaction.
     const MAX: usize = 10_000;
+    type Ahead = Option<Foresight>;
 
     fn weight(&self) -> usize {
         self.0.len()
     }
 
-    async fn commit(store: &Store, jobs: &[Self]) -> Result<Vec<Vec<EventFate>>, StoreError> {
+    /// On SQLite (see [`Foresight`]).
+    fn reads_ahead(store: &Store) -> bool {
+        store.lookahead.is_some()
+    }
+
+    async fn ahead(store: &Store, jobs: &[Self]) -> Option<Foresight> {
         let all: Vec<&EventDraft> = jobs.iter().flat_map(|job| &job.0).collect();
-        let mut fates = store.record_events_now(&all).await?.into_iter();
+        store.foresee(&all).await
+    }
+
+    async fn commit(
+        store: &Store,
+        jobs: &[Self],
+        ahead: Option<Foresight>,
+    ) -> Result<Vec<Vec<EventFate>>, StoreError> {
+        let all: Vec<&EventDraft> = jobs.iter().flat_map(|job| &job.0).collect();
+        let mut fates = store.record_events_now(&all, ahead).await?.into_iter();
         Ok(jobs
             .iter()
             .map(|job| fates.by_ref().take(job.0.len()).collect())
@@ -89,11 +111,24 @@ impl Grouped for PendingEvents {
     }
 }
 
+/// A group's decisions, made ahead of its commit from a snapshot of the
+/// ledger (SQLite only). They hold if no change that may alter a decision
+/// committed since: the change epoch (migration 0004), which every write but
+/// the appends moves in its own transaction, still reads the same under the
+/// write lock. Appends alter no decision already made: a first-time
+/// assignment answered before an event was sent is in the snapshot.
+pub(crate) struct Foresight {
+    epoch: i64,
+    ledger: Ledger,
+    decided: Vec<Decided>,
+}
+
 impl Store {
-    /// Records a batch. Concurrent batches are decided and stored together in
-    /// one transaction under the subject write lock, so every decision sees
-    /// every ledger change committed before it; the answer comes only after
-    /// the commit.
+    /// Records a batch. Concurrent batches are stored together in one
+    /// transaction under the subject write lock, and every decision holds for
+    /// the ledger as it is under that lock (made there, or made ahead and
+    /// confirmed there: see [`Foresight`]); the answer comes only after the
+    /// commit.
     pub async fn record_events(
         &self,
         events: Vec<EventDraft>,
@@ -104,71 +139,128 @@ impl Store {
         self.event_queue.submit(self, PendingEvents(events)).await
     }
 
-    async fn record_events_now(
-        &self,
-        events: &[&EventDraft],
-    ) -> Result<Vec<EventFate>, StoreError> {
-        let mut tx = self.begin_subject_append().await?;
-        let now = self.now();
-        let list = |n: usize| self.dialect.placeholders(1, n);
-
-        let subjects: Vec<&str> = events
-            .iter()
-            .flat_map(|e| e.subjects.iter().map(String::as_str))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let mut held: HashMap<String, Vec<Held>> = HashMap::new();
-        let mut records: FactsBySubject = HashMap::new();
-        let mut erased: HashSet<String> = HashSet::new();
-        let pilots = running_pilots(&mut tx).await?;
-        for chunk in subjects.chunks(LOOKUP_CHUNK) {
-            let list = list(chunk.len());
-            for holding in held_assignments(&mut tx, self.dialect, &pilots, chunk, &list).await? {
-                held.entry(holding.subject.clone())
-                    .or_default()
-                    .push(holding);
+    /// Decides `events` from a snapshot read on the look-ahead connections,
+    /// while the writer commits the group before them: half of the subjects
+    /// on each of two connections at once, each half in a read transaction
+    /// that also reads the change epoch; the halves agree if both read the
+    /// same epoch. `None` on PostgreSQL (several instances write; no epoch
+    /// moves there), if the halves disagree, or if a read fails: the commit
+    /// then reads under the lock.
+    async fn foresee(&self, events: &[&EventDraft]) -> Option<Foresight> {
+        let pool = self.lookahead.as_ref()?;
+        let subjects = subjects_of(events);
+        let (first, second) = subjects.split_at(subjects.len() / 2);
+        let read = async {
+            let ((epoch, mut ledger), (other_epoch, other)) =
+                tokio::try_join!(self.read_ahead(pool, first), self.read_ahead(pool, second))?;
+            if epoch != other_epoch {
+                return Ok(None);
             }
-            let (facts, gone) = ledger_facts_of(&mut tx, self.dialect, chunk, &list).await?;
-            records.extend(facts);
-            erased.extend(gone);
+            ledger.absorb(other);
+            ledger.purposes = self.purposes_by_key().await?;
+            let decided = ledger.decide_all(events)?;
+            Ok::<_, StoreError>(Some(Foresight {
+                epoch,
+                ledger,
+                decided,
+            }))
+        };
+        match read.await {
+            Ok(foresight) => foresight,
+            Err(error) => {
+                tracing::debug!(%error, "events read ahead failed; the commit reads under the lock");
+                None
+            }
         }
-        let purposes: HashMap<String, Purpose> = self
+    }
+
+    /// The change epoch and the ledger of `subjects`, read in one snapshot on
+    /// a look-ahead connection.
+    async fn read_ahead(
+        &self,
+        pool: &sqlx::AnyPool,
+        subjects: &[&str],
+    ) -> Result<(i64, Ledger), StoreError> {
+        let mut tx = pool.begin().await?;
+        // The first read fixes the snapshot every later read of `tx` sees.
+        let epoch = change_epoch(&mut tx).await?;
+        let ledger = self.read_ledger(&mut tx, subjects).await?;
+        tx.rollback().await?;
+        Ok((epoch, ledger))
+    }
+
+    /// The running pilots' assignments, the ledger records and the erasures of
+    /// `subjects` (sorted: SQLite builds each `IN (…)` list and walks the
+    /// B-trees faster in key order). The purposes are left empty.
+    async fn read_ledger(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        subjects: &[&str],
+    ) -> Result<Ledger, StoreError> {
+        let mut ledger = Ledger::default();
+        if subjects.is_empty() {
+            return Ok(ledger);
+        }
+        let pilots = running_pilots(&mut *conn).await?;
+        for chunk in subjects.chunks(LOOKUP_CHUNK) {
+            let list = self.dialect.placeholders(1, chunk.len());
+            for holding in held_assignments(&mut *conn, self.dialect, &pilots, chunk, &list).await?
+            {
+                ledger
+                    .held
+                    .entry(holding.subject.clone())
+                    .or_default()
+                    .push(ledger.holdings.len());
+                ledger.holdings.push(holding);
+            }
+            let (facts, gone) = ledger_facts_of(&mut *conn, self.dialect, chunk, &list).await?;
+            ledger.records.extend(facts);
+            ledger.erased.extend(gone);
+        }
+        Ok(ledger)
+    }
+
+    async fn purposes_by_key(&self) -> Result<HashMap<String, Purpose>, StoreError> {
+        Ok(self
             .list_purposes()
             .await?
             .into_iter()
             .map(|p| (p.key.to_string(), p))
-            .collect();
+            .collect())
+    }
 
-        let ledger = Ledger {
-            held: &held,
-            records: &records,
-            erased: &erased,
-            purposes: &purposes,
+    async fn record_events_now(
+        &self,
+        events: &[&EventDraft],
+        ahead: Option<Foresight>,
+    ) -> Result<Vec<EventFate>, StoreError> {
+        let mut tx = self.begin_subject_append().await?;
+        let now = self.now();
+        let foreseen = match ahead {
+            Some(foresight) if change_epoch(&mut tx).await? == foresight.epoch => {
+                Some((foresight.ledger, foresight.decided))
+            }
+            _ => None,
         };
-        let mut batch_ids = HashSet::new();
-        let decided: Vec<Decided> = events
-            .iter()
-            .map(|&event| {
-                // A retry within one commit: the same id, user and occurrence.
-                if !batch_ids.insert((
-                    event.event_id.as_str(),
-                    event.subjects.first(),
-                    event.occurred_at,
-                )) {
-                    Ok(Decided::Again)
-                } else {
-                    ledger.decide(event)
-                }
-            })
-            .collect::<Result<_, _>>()?;
+        let (ledger, decided) = match foreseen {
+            Some(both) => both,
+            None => {
+                let mut ledger = self.read_ledger(&mut tx, &subjects_of(events)).await?;
+                ledger.purposes = self.purposes_by_key().await?;
+                let decided = ledger.decide_all(events)?;
+                (ledger, decided)
+            }
+        };
+        let holdings = &ledger.holdings;
         let verdicts = || {
             events.iter().zip(&decided).flat_map(|(&event, decided)| {
                 let verdicts = match decided {
                     Decided::Verdicts(verdicts) => verdicts.as_slice(),
                     Decided::Again | Decided::Unassigned => &[],
                 };
-                verdicts.iter().map(move |verdict| (verdict, event))
+                verdicts
+                    .iter()
+                    .map(move |verdict| (verdict, &holdings[verdict.holding], event))
             })
         };
 
@@ -176,8 +268,8 @@ impl Store {
         // a retry: a duplicate. Retries are rare, so each chunk is inserted
         // first and looked up only if some of its keys were there already.
         let mut rows: Vec<(&Held, &EventDraft)> = verdicts()
-            .filter(|(verdict, _)| verdict.refusal.is_none())
-            .map(|(verdict, event)| (verdict.holding, event))
+            .filter(|(verdict, _, _)| verdict.refusal.is_none())
+            .map(|(_, holding, event)| (holding, event))
             .collect();
         rows.sort_unstable_by(|(a, x), (b, y)| key_parts(a, x).cmp(&key_parts(b, y)));
         let mut stored_before = HashSet::new();
@@ -187,8 +279,8 @@ impl Store {
         // A refused event may be the retry of one stored while its subject
         // was still eligible (a retry after a withdrawal): a duplicate too.
         let refused: Vec<(&Held, &EventDraft)> = verdicts()
-            .filter(|(verdict, _)| verdict.refusal.is_some())
-            .map(|(verdict, event)| (verdict.holding, event))
+            .filter(|(verdict, _, _)| verdict.refusal.is_some())
+            .map(|(_, holding, event)| (holding, event))
             .collect();
         for chunk in refused.chunks(LOOKUP_CHUNK) {
             stored_before.extend(stored_keys(&mut tx, self.dialect, chunk).await?);
@@ -230,12 +322,11 @@ impl Store {
             };
             let (mut accepted, mut duplicate, mut reasons) = (false, false, Vec::new());
             for verdict in verdicts {
-                if !stored_before.is_empty()
-                    && stored_before.contains(&event_key(verdict.holding, event))
-                {
+                let holding = &holdings[verdict.holding];
+                if !stored_before.is_empty() && stored_before.contains(&event_key(holding, event)) {
                     duplicate = true;
                 } else if let Some(why) = verdict.refusal {
-                    reasons.push((verdict.holding.experiment_key.as_str(), why));
+                    reasons.push((holding.experiment_key.as_str(), why));
                 } else {
                     accepted = true;
                 }
@@ -284,37 +375,87 @@ impl Store {
 }
 
 /// What the decision needs to know about the subjects of one commit.
-struct Ledger<'a> {
-    /// The assignments each pseudonym holds in running pilots.
-    held: &'a HashMap<String, Vec<Held>>,
-    records: &'a FactsBySubject,
-    erased: &'a HashSet<String>,
-    purposes: &'a HashMap<String, Purpose>,
+#[derive(Default)]
+pub(crate) struct Ledger {
+    /// The assignments these subjects hold in running pilots.
+    holdings: Vec<Held>,
+    /// Each pseudonym's assignments, as indices into `holdings`.
+    held: HashMap<String, Vec<usize>>,
+    records: FactsBySubject,
+    erased: HashSet<String>,
+    purposes: HashMap<String, Purpose>,
 }
 
 /// What the ledger says about one event.
-enum Decided<'a> {
+pub(crate) enum Decided {
     /// Its id came earlier in the same commit for the same user.
     Again,
     /// Its subject holds no assignment in a running pilot.
     Unassigned,
     /// One verdict per pilot its subject is assigned in.
-    Verdicts(Vec<Verdict<'a>>),
+    Verdicts(Vec<Verdict>),
 }
 
 /// Whether one event may be stored for one assignment, and if not, why.
-struct Verdict<'a> {
-    holding: &'a Held,
+pub(crate) struct Verdict {
+    /// Index into [`Ledger::holdings`].
+    holding: usize,
     refusal: Option<&'static str>,
 }
 
-impl<'a> Ledger<'a> {
-    fn decide(&self, event: &EventDraft) -> Result<Decided<'a>, StoreError> {
-        let mine: Vec<&'a Held> = event
+/// The pseudonyms of `events`, sorted, each once.
+fn subjects_of<'e>(events: &[&'e EventDraft]) -> Vec<&'e str> {
+    let mut subjects: Vec<&str> = events
+        .iter()
+        .flat_map(|e| e.subjects.iter().map(String::as_str))
+        .collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    subjects
+}
+
+impl Ledger {
+    /// Adds what `other` read of other subjects.
+    fn absorb(&mut self, other: Ledger) {
+        let offset = self.holdings.len();
+        for (subject, holdings) in other.held {
+            self.held
+                .entry(subject)
+                .or_default()
+                .extend(holdings.into_iter().map(|i| i + offset));
+        }
+        self.holdings.extend(other.holdings);
+        self.records.extend(other.records);
+        self.erased.extend(other.erased);
+    }
+
+    /// Decides every event of a commit, in order.
+    fn decide_all(&self, events: &[&EventDraft]) -> Result<Vec<Decided>, StoreError> {
+        let mut batch_ids = HashSet::new();
+        events
+            .iter()
+            .map(|&event| {
+                // A retry within one commit: the same id, user and occurrence.
+                if !batch_ids.insert((
+                    event.event_id.as_str(),
+                    event.subjects.first(),
+                    event.occurred_at,
+                )) {
+                    Ok(Decided::Again)
+                } else {
+                    self.decide(event)
+                }
+            })
+            .collect()
+    }
+
+    fn decide(&self, event: &EventDraft) -> Result<Decided, StoreError> {
+        let mine: Vec<usize> = event
             .subjects
             .iter()
             .filter_map(|s| self.held.get(s))
             .flatten()
+            .copied()
             .collect();
         if mine.is_empty() {
             return Ok(Decided::Unassigned);
@@ -324,7 +465,7 @@ impl<'a> Ledger<'a> {
             .map(|holding| {
                 Ok(Verdict {
                     holding,
-                    refusal: self.refusal(holding, event)?,
+                    refusal: self.refusal(&self.holdings[holding], event)?,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -336,7 +477,7 @@ impl<'a> Ledger<'a> {
         holding: &Held,
         event: &EventDraft,
     ) -> Result<Option<&'static str>, StoreError> {
-        if !holding.metrics.contains(&event.name) {
+        if !holding.pilot.metrics.contains(&event.name) {
             return Ok(Some("not_a_metric"));
         }
         if event.occurred_at < holding.assigned_at {
@@ -344,14 +485,15 @@ impl<'a> Ledger<'a> {
         }
         let purpose = self
             .purposes
-            .get(&holding.purpose)
+            .get(&holding.pilot.purpose)
             .ok_or_else(|| corrupt("experiments.purpose"))?;
         let theirs: Vec<RecordFacts> = event
             .subjects
             .iter()
-            .filter_map(|s| self.records.get(&(s.clone(), holding.purpose.clone())))
+            .filter_map(|s| self.records.get(s))
             .flatten()
-            .cloned()
+            .filter(|(for_purpose, _)| *for_purpose == holding.pilot.purpose)
+            .map(|(_, facts)| *facts)
             .collect();
         let is_erased = event.subjects.iter().any(|s| self.erased.contains(s));
         Ok(
@@ -361,6 +503,15 @@ impl<'a> Ledger<'a> {
             },
         )
     }
+}
+
+/// The change epoch (migration 0004), read in `conn`'s transaction.
+async fn change_epoch(conn: &mut sqlx::AnyConnection) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT n FROM change_epoch WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }
 
 /// An event's key as one string: pilot, occurrence (µs), subject and event
@@ -525,8 +676,8 @@ fn unpack(packed: Option<String>) -> Vec<String> {
     })
 }
 
-/// The running pilots by key: each one's purpose and the event names it measures.
-type RunningPilots = HashMap<String, (String, Vec<String>)>;
+/// The running pilots by key.
+type RunningPilots = HashMap<String, Arc<Pilot>>;
 
 async fn running_pilots(conn: &mut sqlx::AnyConnection) -> Result<RunningPilots, StoreError> {
     let mut pilots = HashMap::new();
@@ -541,7 +692,11 @@ async fn running_pilots(conn: &mut sqlx::AnyConnection) -> Result<RunningPilots,
                 .map_err(|_| corrupt("experiments.guardrails"))?;
         let mut metrics: Vec<String> = guardrails.into_iter().map(|m| m.event).collect();
         metrics.push(row.try_get("primary_event")?);
-        pilots.insert(row.try_get("key")?, (row.try_get("purpose")?, metrics));
+        let pilot = Pilot {
+            purpose: row.try_get("purpose")?,
+            metrics,
+        };
+        pilots.insert(row.try_get("key")?, Arc::new(pilot));
     }
     Ok(pilots)
 }
@@ -575,7 +730,7 @@ async fn held_assignments(
             let mut fields = row.split('\u{1f}');
             let mut next = || fields.next().ok_or_else(|| corrupt("assignments"));
             let (experiment_key, subject, assigned_at) = (next()?, next()?, next()?);
-            let (purpose, metrics) = pilots
+            let pilot = pilots
                 .get(experiment_key)
                 .ok_or_else(|| corrupt("assignments.experiment_key"))?;
             Ok(Held {
@@ -586,8 +741,7 @@ async fn held_assignments(
                         .parse()
                         .map_err(|_| corrupt("assignments.assigned_at"))?,
                 ),
-                purpose: purpose.clone(),
-                metrics: metrics.clone(),
+                pilot: Arc::clone(pilot),
             })
         })
         .collect()
@@ -695,4 +849,128 @@ impl Store {
 
 fn placeholders_from(first: usize, n: usize) -> String {
     crate::consents::placeholders(first, n)
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use chrono::{Duration, Utc};
+    use pilotgate_domain::Actor;
+    use pilotgate_domain::consent::{Channel, ConsentDraft, ConsentStatus, NewConsent};
+    use pilotgate_domain::pseudonym::{Pseudonym, PseudonymKey};
+    use pilotgate_domain::purpose::{LegalBasis, PurposeKey};
+
+    use super::*;
+    use crate::testing::{TestDb, buy_design, consent_purpose, start_pilot};
+    use crate::{Dialect, Store};
+
+    fn pseudonym(user: &str) -> Pseudonym {
+        PseudonymKey::new(1, vec![4; 32])
+            .unwrap()
+            .pseudonymize(user)
+    }
+
+    fn record(user: &str, status: ConsentStatus) -> NewConsent {
+        let subject = pseudonym(user);
+        let now = Utc::now();
+        ConsentDraft {
+            subject,
+            purpose: PurposeKey::parse("personalize.content").unwrap(),
+            basis: LegalBasis::Consent,
+            status,
+            notice_id: "pn".to_owned(),
+            notice_version: 1,
+            channel: Channel::Api,
+            method: format!("{status:?}"),
+            collected_at: now - Duration::seconds(1),
+            effective_from: None,
+            expires_at: None,
+            proof_ref: None,
+        }
+        .finish(now)
+        .unwrap()
+    }
+
+    /// A running pilot that measures `buy`, and `user` granted and assigned in it.
+    async fn assigned(store: &Store, user: &str) -> EventDraft {
+        let operator = Actor::operator();
+        let purpose = consent_purpose("personalize.content", 1);
+        store.create_purpose(&purpose, &operator).await.unwrap();
+        start_pilot(store, &buy_design("ahead", "personalize.content", 1.0)).await;
+        store
+            .append_consents(&[record(user, ConsentStatus::Granted)], &operator)
+            .await
+            .unwrap();
+        let subject = pseudonym(user);
+        let target = store.assignment_target("ahead").await.unwrap().unwrap();
+        store
+            .assign(&target, std::slice::from_ref(&subject), Utc::now())
+            .await
+            .unwrap();
+        EventDraft {
+            event_id: "e1".to_owned(),
+            subjects: vec![subject.as_str().to_owned()],
+            name: "buy".to_owned(),
+            value: None,
+            occurred_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_decision_read_ahead_is_made_again_if_the_ledger_moved_before_the_commit() {
+        let db = TestDb::new(Dialect::Sqlite).await.unwrap();
+        let store = &db.store;
+        let event = assigned(store, "u1").await;
+        let foresight = store
+            .foresee(&[&event])
+            .await
+            .expect("read ahead on SQLite");
+        assert!(matches!(&foresight.decided[..], [Decided::Verdicts(v)] if v[0].refusal.is_none()));
+        // The subject objects after the read ahead and before the commit.
+        store
+            .append_consents(&[record("u1", ConsentStatus::Objected)], &Actor::operator())
+            .await
+            .unwrap();
+        let fates = store
+            .record_events_now(&[&event], Some(foresight))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&fates[..], [EventFate::Refused(_)]),
+            "decided on the ledger at the commit, not on the read ahead: {fates:?}"
+        );
+        assert!(store.events_of("ahead").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_decision_read_ahead_holds_across_appends() {
+        let db = TestDb::new(Dialect::Sqlite).await.unwrap();
+        let store = &db.store;
+        let event = assigned(store, "u1").await;
+        let mut foresight = store
+            .foresee(&[&event])
+            .await
+            .expect("read ahead on SQLite");
+        // An append (another subject's first-time assignment) moves no epoch.
+        store
+            .append_consents(&[record("u2", ConsentStatus::Granted)], &Actor::operator())
+            .await
+            .unwrap();
+        foresight = store.foresee(&[&event]).await.unwrap_or(foresight);
+        let target = store.assignment_target("ahead").await.unwrap().unwrap();
+        store
+            .assign(&target, &[pseudonym("u2")], Utc::now())
+            .await
+            .unwrap();
+        // Were the read ahead not trusted, the commit would read the ledger
+        // again and accept the event: a refusal planted in the read ahead
+        // shows which one decided.
+        if let Decided::Verdicts(verdicts) = &mut foresight.decided[0] {
+            verdicts[0].refusal = Some("planted");
+        }
+        let fates = store
+            .record_events_now(&[&event], Some(foresight))
+            .await
+            .unwrap();
+        assert_eq!(fates, vec![EventFate::Refused("planted".to_owned())]);
+    }
 }

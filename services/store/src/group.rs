@@ -2,6 +2,10 @@
 //! work to one worker, which commits whatever is waiting in one transaction and
 //! one fsync instead of one each. Under load many requests share a commit;
 //! alone, a request waits for nothing.
+//!
+//! Work that can read ahead ([`Grouped::ahead`], events) runs in a pipeline of
+//! two tasks: while one group commits, the next is gathered and its reads are
+//! done on other connections, so the writer spends its time writing.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -20,14 +24,25 @@ pub(crate) trait Grouped: Send + Sized + 'static {
     fn weight(&self) -> usize {
         1
     }
+    /// Whether [`Grouped::ahead`] reads anything on `store` (see [`worker`]).
+    fn reads_ahead(store: &Store) -> bool;
+    /// What is read ahead of the commit, outside its transaction.
+    type Ahead: Send + 'static;
+    /// Reads ahead for `jobs` while the group before them commits. The commit
+    /// must check that what was read still holds, and read again if not.
+    fn ahead(store: &Store, jobs: &[Self]) -> impl Future<Output = Self::Ahead> + Send;
     /// Commits `jobs` in one transaction; one answer per job, in order.
     fn commit(
         store: &Store,
         jobs: &[Self],
+        ahead: Self::Ahead,
     ) -> impl Future<Output = Result<Vec<Self::Out>, StoreError>> + Send;
 }
 
-type Pending<J> = (J, oneshot::Sender<Result<<J as Grouped>::Out, StoreError>>);
+type Reply<J> = oneshot::Sender<Result<<J as Grouped>::Out, StoreError>>;
+type Pending<J> = (J, Reply<J>);
+/// A group gathered and read ahead, waiting for the writer.
+type Gathered<J> = (Vec<J>, Vec<Reply<J>>, <J as Grouped>::Ahead);
 
 /// The queue of one kind of work, its worker started on first use.
 pub(crate) struct Queue<J: Grouped>(Arc<OnceLock<mpsc::UnboundedSender<Pending<J>>>>);
@@ -60,37 +75,76 @@ impl<J: Grouped> Queue<J> {
     }
 }
 
+/// Takes the first waiting job and what else waits, up to [`Grouped::MAX`];
+/// `None` once the queue is closed.
+async fn gather<J: Grouped>(
+    queue: &mut mpsc::UnboundedReceiver<Pending<J>>,
+) -> Option<(Vec<J>, Vec<Reply<J>>)> {
+    let first = queue.recv().await?;
+    let mut weight = first.0.weight();
+    let mut batch = vec![first];
+    while weight < J::MAX {
+        match queue.try_recv() {
+            Ok(pending) => {
+                weight += pending.0.weight();
+                batch.push(pending);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(batch.into_iter().unzip())
+}
+
+/// Runs the queue. Work that reads nothing ahead is gathered only once the
+/// commit before has ended, so that everything that arrived meanwhile shares
+/// the next commit. Work that reads ahead is gathered as soon as the writer
+/// takes the group before, and read for while that group commits: at most one
+/// group waits for the writer.
 async fn worker<J: Grouped>(store: Store, mut queue: mpsc::UnboundedReceiver<Pending<J>>) {
-    while let Some(first) = queue.recv().await {
-        let mut weight = first.0.weight();
-        let mut batch = vec![first];
-        while weight < J::MAX {
-            match queue.try_recv() {
-                Ok(pending) => {
-                    weight += pending.0.weight();
-                    batch.push(pending);
-                }
-                Err(_) => break,
+    if !J::reads_ahead(&store) {
+        while let Some((jobs, replies)) = gather(&mut queue).await {
+            let ahead = J::ahead(&store, &jobs).await;
+            answer(&store, jobs, replies, ahead).await;
+        }
+        return;
+    }
+    let (to_writer, mut for_writer) = mpsc::channel::<Gathered<J>>(1);
+    let writer = store.clone();
+    tokio::spawn(async move {
+        while let Some((jobs, replies, ahead)) = for_writer.recv().await {
+            answer(&writer, jobs, replies, ahead).await;
+        }
+    });
+    loop {
+        let Ok(slot) = to_writer.reserve().await else {
+            return;
+        };
+        let Some((jobs, replies)) = gather(&mut queue).await else {
+            return;
+        };
+        let ahead = J::ahead(&store, &jobs).await;
+        slot.send((jobs, replies, ahead));
+    }
+}
+
+/// Commits one group and answers its requests.
+async fn answer<J: Grouped>(store: &Store, jobs: Vec<J>, replies: Vec<Reply<J>>, ahead: J::Ahead) {
+    match J::commit(store, &jobs, ahead).await {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
         }
-        let (jobs, replies): (Vec<J>, Vec<_>) = batch.into_iter().unzip();
-        match J::commit(&store, &jobs).await {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Err(error) => {
-                let unavailable = matches!(error, StoreError::Unavailable(_));
-                let message = error.to_string();
-                for reply in replies {
-                    let shared = if unavailable {
-                        StoreError::Unavailable(sqlx::Error::PoolTimedOut)
-                    } else {
-                        StoreError::Database(sqlx::Error::Protocol(message.clone()))
-                    };
-                    let _ = reply.send(Err(shared));
-                }
+        Err(error) => {
+            let unavailable = matches!(error, StoreError::Unavailable(_));
+            let message = error.to_string();
+            for reply in replies {
+                let shared = if unavailable {
+                    StoreError::Unavailable(sqlx::Error::PoolTimedOut)
+                } else {
+                    StoreError::Database(sqlx::Error::Protocol(message.clone()))
+                };
+                let _ = reply.send(Err(shared));
             }
         }
     }

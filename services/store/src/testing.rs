@@ -4,6 +4,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use pilotgate_domain::experiment::{Action, Design, ExperimentKey, Metric, MetricKind, Variant};
+use pilotgate_domain::purpose::{LegalBasis, Purpose, PurposeKey};
+use pilotgate_domain::{Actor, Role};
 use sqlx::{Connection, Executor};
 
 use crate::{Dialect, Store};
@@ -243,6 +246,73 @@ fn replace_database(url: &str, database: &str) -> String {
         out.push_str(query);
     }
     out
+}
+
+/// A purpose that allows consent alone, kept a year.
+pub fn consent_purpose(key: &str, min_notice_version: u32) -> Purpose {
+    Purpose {
+        key: PurposeKey::parse(key).expect("a purpose key"),
+        description: "d".to_owned(),
+        allowed_bases: [LegalBasis::Consent].into_iter().collect(),
+        min_notice_version,
+        special_category: false,
+        li_assessment_ref: None,
+        contract_necessary: false,
+        retention_days: 365,
+    }
+}
+
+/// A pilot `key` of `purpose` with variants `a` and `b`, weighed alike, that
+/// measures whether users `buy`.
+pub fn buy_design(key: &str, purpose: &str, coverage: f64) -> Design {
+    Design {
+        key: ExperimentKey::parse(key).expect("an experiment key"),
+        name: key.to_owned(),
+        hypothesis: "h".to_owned(),
+        owner: "o".to_owned(),
+        purpose: PurposeKey::parse(purpose).expect("a purpose key"),
+        variants: ["a", "b"]
+            .map(|key| Variant {
+                key: key.to_owned(),
+                weight: 1.0,
+            })
+            .to_vec(),
+        coverage,
+        seed: key.to_owned(),
+        primary_metric: Metric {
+            event: "buy".to_owned(),
+            kind: MetricKind::Binary,
+        },
+        guardrails: vec![],
+        mde: 0.1,
+        alpha: 0.05,
+        power: 0.8,
+        baseline_rate: None,
+        attribution_window_hours: None,
+        data_categories: vec!["orders".to_owned()],
+        retention_days: 30,
+    }
+}
+
+/// Creates `design` (its purpose registered already), then submits,
+/// approves and starts it.
+pub async fn start_pilot(store: &Store, design: &Design) {
+    let mia = Actor::token("mia", Role::Marketer);
+    let dana = Actor::token("dana", Role::Compliance);
+    store
+        .create_experiment(design, None, &mia)
+        .await
+        .expect("create the pilot");
+    for (action, actor) in [
+        (Action::Submit, &mia),
+        (Action::Approve, &dana),
+        (Action::Start, &mia),
+    ] {
+        store
+            .transition_experiment(design.key.as_str(), action, Some("ok"), actor)
+            .await
+            .expect("move the pilot on");
+    }
 }
 
 /// Declares one test per dialect running the same async story on a fresh,

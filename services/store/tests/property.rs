@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
+use pilotgate_domain::Actor;
 use pilotgate_domain::consent::{Channel, ConsentDraft, ConsentRecord, ConsentStatus};
 use pilotgate_domain::eligibility::{Eligibility, eligible};
-use pilotgate_domain::experiment::{Action, Design, ExperimentKey, Metric, MetricKind, Variant};
 use pilotgate_domain::pseudonym::{Pseudonym, PseudonymKey};
 use pilotgate_domain::purpose::{LegalBasis, Purpose, PurposeKey};
-use pilotgate_domain::{Actor, Role};
+use pilotgate_store::testing::{buy_design, consent_purpose, start_pilot};
 use pilotgate_store::{EventDraft, Store, StoreError, storage_story};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -22,71 +22,15 @@ const SUBJECTS: usize = 30;
 const ERASABLE: usize = 4;
 
 fn purpose() -> Purpose {
-    Purpose {
-        key: PurposeKey::parse("personalize.content").unwrap(),
-        description: "d".to_owned(),
-        allowed_bases: [LegalBasis::Consent].into_iter().collect(),
-        min_notice_version: 2,
-        special_category: false,
-        li_assessment_ref: None,
-        contract_necessary: false,
-        retention_days: 365,
-    }
+    consent_purpose("personalize.content", 2)
 }
 
 async fn running_pilot(store: &Store) {
-    let actor = Actor::operator();
-    store.create_purpose(&purpose(), &actor).await.unwrap();
-    let design = Design {
-        key: ExperimentKey::parse("prop").unwrap(),
-        name: "p".to_owned(),
-        hypothesis: "h".to_owned(),
-        owner: "o".to_owned(),
-        purpose: PurposeKey::parse("personalize.content").unwrap(),
-        variants: vec![
-            Variant {
-                key: "a".to_owned(),
-                weight: 1.0,
-            },
-            Variant {
-                key: "b".to_owned(),
-                weight: 1.0,
-            },
-        ],
-        coverage: 0.9,
-        seed: "prop".to_owned(),
-        primary_metric: Metric {
-            event: "buy".to_owned(),
-            kind: MetricKind::Binary,
-        },
-        guardrails: vec![],
-        mde: 0.1,
-        alpha: 0.05,
-        power: 0.8,
-        baseline_rate: None,
-        attribution_window_hours: None,
-        data_categories: vec!["orders".to_owned()],
-        retention_days: 30,
-    };
-    let mia = Actor::token("mia", Role::Marketer);
-    store.create_experiment(&design, None, &mia).await.unwrap();
     store
-        .transition_experiment("prop", Action::Submit, None, &mia)
+        .create_purpose(&purpose(), &Actor::operator())
         .await
         .unwrap();
-    store
-        .transition_experiment(
-            "prop",
-            Action::Approve,
-            Some("ok"),
-            &Actor::token("dana", Role::Compliance),
-        )
-        .await
-        .unwrap();
-    store
-        .transition_experiment("prop", Action::Start, None, &mia)
-        .await
-        .unwrap();
+    start_pilot(store, &buy_design("prop", "personalize.content", 0.9)).await;
 }
 
 async fn worker(store: Store, seed: u64, key: PseudonymKey) -> usize {

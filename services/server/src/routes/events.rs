@@ -141,6 +141,60 @@ fn parse_event(raw: &RawValue, now: DateTime<Utc>) -> Result<Valid, (Option<Stri
     Ok(Valid { input, occurred_at })
 }
 
+/// A batch parsed: the valid events pseudonymized, where each sat in the
+/// batch, and the invalid ones refused.
+struct Parsed {
+    drafts: Vec<EventDraft>,
+    positions: Vec<usize>,
+    refused: Vec<RefusedEvent>,
+}
+
+fn parse_batch(state: &AppState, body: &RawValue) -> Result<Parsed, ApiError> {
+    let RawBatch { events: raws } = serde_json::from_str(body.get())
+        .map_err(|_| ApiError::Unprocessable("the body must be {\"events\": [...]}".to_owned()))?;
+    if raws.is_empty() {
+        return Err(ApiError::Unprocessable("`events` is empty".to_owned()));
+    }
+    if raws.len() > MAX_EVENTS {
+        return Err(ApiError::Unprocessable(format!(
+            "a batch holds at most {MAX_EVENTS} events; this one has {}",
+            raws.len()
+        )));
+    }
+    let now = state.store.now();
+    let mut parsed = Parsed {
+        drafts: Vec::with_capacity(raws.len()),
+        positions: Vec::with_capacity(raws.len()),
+        refused: Vec::new(),
+    };
+    for (index, raw) in raws.into_iter().enumerate() {
+        match parse_event(raw, now) {
+            Ok(Valid { input, occurred_at }) => {
+                parsed.drafts.push(EventDraft {
+                    subjects: state
+                        .keys
+                        .candidates(&input.user_id)
+                        .iter()
+                        .map(|p| p.as_str().to_owned())
+                        .collect(),
+                    event_id: input.event_id,
+                    name: input.name,
+                    value: input.value,
+                    occurred_at,
+                });
+                parsed.positions.push(index);
+            }
+            Err((event_id, error)) => parsed.refused.push(RefusedEvent {
+                index,
+                event_id,
+                reason: "invalid".to_owned(),
+                message: Some(error.to_string()),
+            }),
+        }
+    }
+    Ok(parsed)
+}
+
 /// Stores each event whose subject holds an assignment in a running pilot that
 /// measures it and was eligible for the pilot's purpose when it occurred;
 /// refuses the others with a reason and stores nothing of them.
@@ -155,46 +209,16 @@ pub async fn record(
     state: web::Data<AppState>,
     body: web::Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
-    let RawBatch { events: raws } = serde_json::from_str(body.get())
-        .map_err(|_| ApiError::Unprocessable("the body must be {\"events\": [...]}".to_owned()))?;
-    if raws.is_empty() {
-        return Err(ApiError::Unprocessable("`events` is empty".to_owned()));
-    }
-    if raws.len() > MAX_EVENTS {
-        return Err(ApiError::Unprocessable(format!(
-            "a batch holds at most {MAX_EVENTS} events; this one has {}",
-            raws.len()
-        )));
-    }
-    let now = state.store.now();
-    let mut drafts = Vec::with_capacity(raws.len());
-    let mut positions = Vec::with_capacity(raws.len());
-    let mut refused = Vec::new();
-    for (index, raw) in raws.into_iter().enumerate() {
-        match parse_event(raw, now) {
-            Ok(Valid { input, occurred_at }) => {
-                drafts.push(EventDraft {
-                    subjects: state
-                        .keys
-                        .candidates(&input.user_id)
-                        .iter()
-                        .map(|p| p.as_str().to_owned())
-                        .collect(),
-                    event_id: input.event_id,
-                    name: input.name,
-                    value: input.value,
-                    occurred_at,
-                });
-                positions.push(index);
-            }
-            Err((event_id, error)) => refused.push(RefusedEvent {
-                index,
-                event_id,
-                reason: "invalid".to_owned(),
-                message: Some(error.to_string()),
-            }),
-        }
-    }
+    // Parsing and pseudonymizing a batch takes a millisecond or more: off the
+    // server's threads, which also carry the group commits' work.
+    let parser = state.clone();
+    let Parsed {
+        drafts,
+        positions,
+        mut refused,
+    } = tokio::task::spawn_blocking(move || parse_batch(&parser, &body))
+        .await
+        .map_err(|_| ApiError::Internal)??;
     let event_ids: Vec<String> = drafts.iter().map(|d| d.event_id.clone()).collect();
     let fates = state.store.record_events(drafts).await?;
     let (mut accepted, mut duplicates) = (0, 0);
