@@ -7,11 +7,9 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use pilotgate_domain::experiment::{Action, Design, ExperimentKey, Metric, MetricKind, Variant};
-use pilotgate_domain::purpose::{LegalBasis, Purpose, PurposeKey};
 use pilotgate_domain::{Actor, Role};
 use pilotgate_server::cli::issue_token;
-use pilotgate_store::testing::TestDb;
+use pilotgate_store::testing::{TestDb, buy_design, consent_purpose, start_pilot};
 use pilotgate_store::{Dialect, NewToken};
 use serde_json::{Value, json};
 use support::process::{Server, pilotgate};
@@ -21,70 +19,9 @@ const KEY: &str = "1:09090909090909090909090909090909090909090909090909090909090
 /// A running pilot `p` on a consent-only purpose, and an ingest token.
 async fn prepare(db: &TestDb) -> String {
     let actor = Actor::operator();
-    let purpose = Purpose {
-        key: PurposeKey::parse("personalize.content").unwrap(),
-        description: "d".to_owned(),
-        allowed_bases: [LegalBasis::Consent].into_iter().collect(),
-        min_notice_version: 1,
-        special_category: false,
-        li_assessment_ref: None,
-        contract_necessary: false,
-        retention_days: 365,
-    };
+    let purpose = consent_purpose("personalize.content", 1);
     db.store.create_purpose(&purpose, &actor).await.unwrap();
-    let design = Design {
-        key: ExperimentKey::parse("p").unwrap(),
-        name: "p".to_owned(),
-        hypothesis: "h".to_owned(),
-        owner: "o".to_owned(),
-        purpose: purpose.key.clone(),
-        variants: vec![
-            Variant {
-                key: "a".to_owned(),
-                weight: 1.0,
-            },
-            Variant {
-                key: "b".to_owned(),
-                weight: 1.0,
-            },
-        ],
-        coverage: 1.0,
-        seed: "p".to_owned(),
-        primary_metric: Metric {
-            event: "buy".to_owned(),
-            kind: MetricKind::Binary,
-        },
-        guardrails: vec![],
-        mde: 0.1,
-        alpha: 0.05,
-        power: 0.8,
-        baseline_rate: None,
-        attribution_window_hours: None,
-        data_categories: vec!["orders".to_owned()],
-        retention_days: 30,
-    };
-    let mia = Actor::token("mia", Role::Marketer);
-    db.store
-        .create_experiment(&design, None, &mia)
-        .await
-        .unwrap();
-    db.store
-        .transition_experiment("p", Action::Submit, None, &mia)
-        .await
-        .unwrap();
-    db.store
-        .transition_experiment(
-            "p",
-            Action::Approve,
-            Some("ok"),
-            &Actor::token("dana", Role::Compliance),
-        )
-        .await
-        .unwrap();
-    db.store
-        .transition_experiment("p", Action::Start, None, &mia)
-        .await
-        .unwrap();
+    start_pilot(&db.store, &buy_design("p", "personalize.content", 1.0)).await;
     let token = issue_token();
     let new = NewToken {
         name: "crm",
@@ -249,6 +186,8 @@ async fn crash_story(dialect: Dialect) {
             .collect();
         json!({"events": events})
     };
+    // A retry resends the batch as first sent: same ids, users and occurrences.
+    let mut sent: Vec<Value> = Vec::new();
     let mut acknowledged: Vec<bool> = Vec::new();
     // Kill the server while the client is streaming.
     let pid = server.child.id();
@@ -262,7 +201,15 @@ async fn crash_story(dialect: Dialect) {
     let mut failures = 0;
     while acknowledged.len() < MAX_BATCHES && failures < 3 {
         let b = acknowledged.len();
-        match post(&client, server.url("/api/v1/events"), &token, batch(b)).await {
+        sent.push(batch(b));
+        match post(
+            &client,
+            server.url("/api/v1/events"),
+            &token,
+            sent[b].clone(),
+        )
+        .await
+        {
             Ok(outcome) => {
                 assert_eq!(
                     outcome["accepted"].as_u64().unwrap() + outcome["duplicates"].as_u64().unwrap(),
@@ -292,9 +239,14 @@ async fn crash_story(dialect: Dialect) {
     server = serve(dir.path(), &db.url);
     for (b, done) in acknowledged.iter_mut().enumerate() {
         if !*done {
-            post(&client, server.url("/api/v1/events"), &token, batch(b))
-                .await
-                .expect("the restarted server accepts the retry");
+            post(
+                &client,
+                server.url("/api/v1/events"),
+                &token,
+                sent[b].clone(),
+            )
+            .await
+            .expect("the restarted server accepts the retry");
             *done = true;
         }
     }
