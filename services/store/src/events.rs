@@ -119,7 +119,8 @@ impl Grouped for PendingEvents {
 /// assignment answered before an event was sent is in the snapshot.
 pub(crate) struct Foresight {
     epoch: i64,
-    ledger: Ledger,
+    /// The assignments the verdicts of `decided` point into.
+    holdings: Vec<Held>,
     decided: Vec<Decided>,
 }
 
@@ -161,7 +162,7 @@ impl Store {
             let decided = ledger.decide_all(events)?;
             Ok::<_, StoreError>(Some(Foresight {
                 epoch,
-                ledger,
+                holdings: ledger.holdings,
                 decided,
             }))
         };
@@ -236,22 +237,18 @@ impl Store {
     ) -> Result<Vec<EventFate>, StoreError> {
         let mut tx = self.begin_subject_append().await?;
         let now = self.now();
-        let foreseen = match ahead {
+        let (holdings, decided) = match ahead {
             Some(foresight) if change_epoch(&mut tx).await? == foresight.epoch => {
-                Some((foresight.ledger, foresight.decided))
+                (foresight.holdings, foresight.decided)
             }
-            _ => None,
-        };
-        let (ledger, decided) = match foreseen {
-            Some(both) => both,
-            None => {
+            _ => {
                 let mut ledger = self.read_ledger(&mut tx, &subjects_of(events)).await?;
                 ledger.purposes = self.purposes_by_key().await?;
                 let decided = ledger.decide_all(events)?;
-                (ledger, decided)
+                (ledger.holdings, decided)
             }
         };
-        let holdings = &ledger.holdings;
+        let holdings = &holdings;
         let verdicts = || {
             events.iter().zip(&decided).flat_map(|(&event, decided)| {
                 let verdicts = match decided {
