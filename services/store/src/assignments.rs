@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::bucketing::{choose_variant, hash_v2};
-use pilotgate_domain::consent::ConsentRecord;
-use pilotgate_domain::eligibility::{Eligibility, Proof, Reason, eligible};
+use pilotgate_domain::eligibility::{Eligibility, Proof, Reason, RecordFacts, eligible};
 use pilotgate_domain::experiment::{State, Variant};
 use pilotgate_domain::pseudonym::Pseudonym;
 use pilotgate_domain::purpose::{LegalBasis, Purpose};
@@ -19,7 +18,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::cache::Ledger;
-use crate::consents::{ledger_on, ledgers_of, placeholders};
+use crate::consents::{
+    FactsBySubject, ledger_facts_columns, ledger_facts_of, placeholders, unpack_ledger_facts,
+};
 use crate::error::corrupt;
 use crate::events::{INSERT_CHUNK, LOOKUP_CHUNK};
 use crate::group::Grouped;
@@ -209,7 +210,15 @@ impl Store {
             return Ok(found);
         }
         let mut conn = self.reader.acquire().await?;
-        let found = Arc::new(ledger_on(&mut conn, subjects, purpose).await?);
+        let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
+        let (facts, erased) = ledger_facts_of(&mut conn, self.dialect, &names).await?;
+        let records = facts
+            .into_values()
+            .flatten()
+            .filter(|(for_purpose, _)| for_purpose == purpose.key.as_str())
+            .map(|(_, record)| record)
+            .collect();
+        let found = Arc::new((records, !erased.is_empty()));
         self.caches.ledgers.put(generation, key, Arc::clone(&found));
         Ok(found)
     }
@@ -255,37 +264,50 @@ impl Store {
             .into_iter()
             .collect();
         let mut held: HashMap<(String, String), Assignment> = HashMap::new();
-        let mut records: HashMap<String, Vec<ConsentRecord>> = HashMap::new();
+        let mut records: FactsBySubject = HashMap::new();
         let mut erased: HashSet<String> = HashSet::new();
         for chunk in subjects.chunks(LOOKUP_CHUNK) {
-            let list = self.dialect.placeholders(1, chunk.len());
-            // SQLite's `?` are filled in the order of the text: subjects first, as bound.
+            // One statement: the driver's round trip costs more than the reads.
+            let packed = self.dialect.packed_rows(&[
+                "experiment_key",
+                "subject",
+                "key_version",
+                "variant",
+                "assigned_at",
+                "basis",
+                "COALESCE(CAST(consent_record_id AS TEXT), '')",
+                "COALESCE(CAST(notice_version AS TEXT), '')",
+                "COALESCE(CAST(withdrawn_at AS TEXT), '')",
+            ]);
+            // SQLite's `?` are filled in the order of the text, as bound.
             let sql = format!(
-                "SELECT * FROM assignments WHERE subject IN ({list}) AND experiment_key IN ({})",
-                self.dialect.placeholders(chunk.len() + 1, pilots.len())
+                "SELECT (SELECT {packed} FROM assignments WHERE subject IN ({}) AND experiment_key IN ({})), {}",
+                self.dialect.placeholders(1, chunk.len()),
+                self.dialect.placeholders(chunk.len() + 1, pilots.len()),
+                ledger_facts_columns(self.dialect, chunk.len() + pilots.len() + 1, chunk.len())
             );
-            let mut query = sqlx::query(&sql);
+            let mut query =
+                sqlx::query_as::<_, (Option<String>, Option<String>, Option<String>)>(&sql);
             for subject in chunk {
                 query = query.bind(*subject);
             }
             for pilot in &pilots {
                 query = query.bind(*pilot);
             }
-            for row in query.fetch_all(&mut *tx).await? {
-                let assignment = assignment_from_row(&row)?;
+            for subject in chunk.iter().chain(chunk) {
+                query = query.bind(*subject);
+            }
+            let (assignments, facts, gone) = query.fetch_one(&mut *tx).await?;
+            for row in assignments.iter().flat_map(|rows| rows.split('\u{1e}')) {
+                let assignment = unpack_assignment(row)?;
                 let key = (
                     assignment.experiment_key.clone(),
                     assignment.subject.clone(),
                 );
                 held.insert(key, assignment);
             }
-            let (ledger, gone) = ledgers_of(&mut tx, chunk, &list).await?;
-            for record in ledger {
-                records
-                    .entry(record.subject.clone())
-                    .or_default()
-                    .push(record);
-            }
+            let (facts, gone) = unpack_ledger_facts(facts, gone)?;
+            records.extend(facts);
             erased.extend(gone);
         }
 
@@ -296,12 +318,12 @@ impl Store {
         for (position, pending) in batch.iter().enumerate() {
             let target = &pending.target;
             let names: Vec<String> = pending.candidates.iter().map(|p| p.to_string()).collect();
-            let theirs: Vec<ConsentRecord> = names
+            let theirs: Vec<RecordFacts> = names
                 .iter()
                 .filter_map(|s| records.get(s))
                 .flatten()
-                .filter(|r| r.purpose == target.purpose.key.as_str())
-                .cloned()
+                .filter(|(purpose, _)| purpose == target.purpose.key.as_str())
+                .map(|(_, record)| *record)
                 .collect();
             let is_erased = names.iter().any(|s| erased.contains(s));
             let decision = eligible(&target.purpose, &theirs, is_erased, now);
@@ -362,26 +384,8 @@ impl Store {
 
         let mut stored: HashSet<(String, String)> = HashSet::new();
         for chunk in new_rows.chunks(INSERT_CHUNK) {
-            let values = self.dialect.value_rows(chunk.len(), 8);
-            let sql = format!(
-                "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version) \
-                 VALUES {values} ON CONFLICT (experiment_key, subject) DO NOTHING RETURNING experiment_key, subject"
-            );
-            let mut query = sqlx::query(&sql);
-            for (_, a) in chunk {
-                query = query
-                    .bind(&a.experiment_key)
-                    .bind(&a.subject)
-                    .bind(i64::from(a.key_version))
-                    .bind(&a.variant)
-                    .bind(to_micros(a.assigned_at))
-                    .bind(a.basis.as_str())
-                    .bind(a.consent_record_id)
-                    .bind(a.notice_version.map(i64::from));
-            }
-            for row in query.fetch_all(&mut *tx).await? {
-                stored.insert((row.try_get("experiment_key")?, row.try_get("subject")?));
-            }
+            let rows: Vec<&Assignment> = chunk.iter().map(|(_, a)| a).collect();
+            stored.extend(insert_new_assignments(&mut tx, self.dialect, &rows).await?);
         }
         let mut known = Vec::new();
         for (position, assignment) in new_rows {
@@ -564,6 +568,33 @@ async fn existing_assignment(
         .transpose()
 }
 
+/// One assignment packed by [`crate::db::Dialect::packed_rows`], in the
+/// order `commit_assignments` packs its fields.
+fn unpack_assignment(row: &str) -> Result<Assignment, StoreError> {
+    let mut fields = row.split('\u{1f}');
+    let mut next = || fields.next().ok_or_else(|| corrupt("assignments"));
+    let number = |text: &str, column: &'static str| -> Result<i64, StoreError> {
+        text.parse().map_err(|_| corrupt(column))
+    };
+    let optional = |text: &str, column: &'static str| -> Result<Option<i64>, StoreError> {
+        (!text.is_empty()).then(|| number(text, column)).transpose()
+    };
+    Ok(Assignment {
+        experiment_key: next()?.to_owned(),
+        subject: next()?.to_owned(),
+        key_version: u32::try_from(number(next()?, "assignments.key_version")?)
+            .map_err(|_| corrupt("assignments.key_version"))?,
+        variant: next()?.to_owned(),
+        assigned_at: from_micros(number(next()?, "assignments.assigned_at")?),
+        basis: next()?.parse().map_err(|_| corrupt("assignments.basis"))?,
+        consent_record_id: optional(next()?, "assignments.consent_record_id")?,
+        notice_version: optional(next()?, "assignments.notice_version")?
+            .map(|v| u32::try_from(v).map_err(|_| corrupt("assignments.notice_version")))
+            .transpose()?,
+        withdrawn_at: optional(next()?, "assignments.withdrawn_at")?.map(from_micros),
+    })
+}
+
 pub(crate) fn assignment_from_row(row: &AnyRow) -> Result<Assignment, StoreError> {
     Ok(Assignment {
         experiment_key: row.try_get("experiment_key")?,
@@ -585,6 +616,67 @@ pub(crate) fn assignment_from_row(row: &AnyRow) -> Result<Assignment, StoreError
             .try_get::<Option<i64>, _>("withdrawn_at")?
             .map(from_micros),
     })
+}
+
+/// Stores those of `rows` whose key (pilot, subject) is not stored yet and
+/// returns their keys. If the insert stored fewer rows than it was given
+/// (another instance stored one first), the stored rows are read back: a row
+/// is this insert's if it holds everything this one does. (Not `RETURNING`,
+/// nor a savepoint: the driver hands each returned row, and each statement,
+/// over between threads, which costs more than the insert.)
+async fn insert_new_assignments(
+    conn: &mut AnyConnection,
+    dialect: crate::Dialect,
+    rows: &[&Assignment],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let key = |a: &Assignment| (a.experiment_key.clone(), a.subject.clone());
+    if insert_assignments(conn, dialect, rows).await? == rows.len() as u64 {
+        return Ok(rows.iter().map(|a| key(a)).collect());
+    }
+    let sql = format!(
+        "SELECT * FROM assignments WHERE subject IN ({})",
+        dialect.placeholders(1, rows.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for row in rows {
+        query = query.bind(&row.subject);
+    }
+    let mut stored = HashMap::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        let assignment = assignment_from_row(&row)?;
+        stored.insert(key(&assignment), assignment);
+    }
+    Ok(rows
+        .iter()
+        .filter(|a| stored.get(&key(a)) == Some(**a))
+        .map(|a| key(a))
+        .collect())
+}
+
+/// Inserts `rows` (those whose key is new) and returns how many were new.
+async fn insert_assignments(
+    conn: &mut AnyConnection,
+    dialect: crate::Dialect,
+    rows: &[&Assignment],
+) -> Result<u64, StoreError> {
+    let values = dialect.value_rows(rows.len(), 8);
+    let sql = format!(
+        "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version) \
+         VALUES {values} ON CONFLICT (experiment_key, subject) DO NOTHING"
+    );
+    let mut query = sqlx::query(&sql);
+    for a in rows {
+        query = query
+            .bind(&a.experiment_key)
+            .bind(&a.subject)
+            .bind(i64::from(a.key_version))
+            .bind(&a.variant)
+            .bind(to_micros(a.assigned_at))
+            .bind(a.basis.as_str())
+            .bind(a.consent_record_id)
+            .bind(a.notice_version.map(i64::from));
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
 /// A first-time assignment waiting for the next group commit.

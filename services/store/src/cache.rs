@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use pilotgate_domain::consent::ConsentRecord;
+use pilotgate_domain::eligibility::RecordFacts;
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::assignments::{Assignment, AssignmentTarget};
@@ -33,11 +33,11 @@ use crate::tokens::StoredCredential;
 /// How often the SQLite file is checked for commits of other processes.
 pub(crate) const WATCH_EVERY: Duration = Duration::from_millis(2);
 
-/// A subject's records for one purpose, and whether it was erased.
-pub(crate) type Ledger = (Vec<ConsentRecord>, bool);
+/// The facts of a subject's records for one purpose, and whether it was erased.
+pub(crate) type Ledger = (Vec<RecordFacts>, bool);
 
 /// Entries per cache; a full cache starts over empty.
-const CAPACITY: usize = 200_000;
+pub(crate) const CAPACITY: usize = 200_000;
 
 /// The caches of one store.
 #[derive(Default)]

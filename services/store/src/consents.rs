@@ -329,24 +329,18 @@ pub(crate) async fn ledger_on(
     Ok((records, erased))
 }
 
-/// The records and erasures of `subjects` (bound to the placeholders `list`), for every purpose.
-pub(crate) async fn ledgers_of(
-    conn: &mut sqlx::AnyConnection,
-    subjects: &[&str],
-    list: &str,
-) -> Result<(Vec<ConsentRecord>, HashSet<String>), StoreError> {
-    let sql = format!("SELECT * FROM consent_records WHERE subject IN ({list})");
-    let mut query = sqlx::query(&sql);
-    for subject in subjects {
-        query = query.bind(*subject);
-    }
-    let records = query
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(record_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((records, erased_among(conn, subjects, list).await?))
+/// A scalar subquery: which of the subjects bound to `list` are erased, packed.
+fn erased_packed(dialect: Dialect, list: &str) -> String {
+    format!(
+        "SELECT {} FROM erasures WHERE subject IN ({list})",
+        dialect.packed_rows(&["subject"])
+    )
+}
+
+fn unpack_subjects(packed: Option<String>) -> HashSet<String> {
+    packed
+        .map(|subjects| subjects.split('\u{1e}').map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 /// Records of subjects, by subject, each with its purpose: the facts the eligibility rule reads.
@@ -360,8 +354,23 @@ pub(crate) async fn ledger_facts_of(
     conn: &mut sqlx::AnyConnection,
     dialect: Dialect,
     subjects: &[&str],
-    list: &str,
 ) -> Result<(FactsBySubject, HashSet<String>), StoreError> {
+    let sql = format!(
+        "SELECT {}",
+        ledger_facts_columns(dialect, 1, subjects.len())
+    );
+    let mut query = sqlx::query_as::<_, (Option<String>, Option<String>)>(&sql);
+    for subject in subjects.iter().chain(subjects) {
+        query = query.bind(*subject);
+    }
+    let (records, erased) = query.fetch_one(&mut *conn).await?;
+    unpack_ledger_facts(records, erased)
+}
+
+/// Two columns for a `SELECT` (see [`ledger_facts_of`]): the facts of the
+/// records of `n` subjects, packed, and which of them are erased, packed.
+/// The subjects are bound twice, from placeholder `first` on.
+pub(crate) fn ledger_facts_columns(dialect: Dialect, first: usize, n: usize) -> String {
     let packed = dialect.packed_rows(&[
         "subject",
         "purpose",
@@ -372,13 +381,20 @@ pub(crate) async fn ledger_facts_of(
         "effective_from",
         "COALESCE(CAST(expires_at AS TEXT), '')",
     ]);
-    let sql = format!("SELECT {packed} FROM consent_records WHERE subject IN ({list})");
-    let mut query = sqlx::query_scalar::<_, Option<String>>(&sql);
-    for subject in subjects {
-        query = query.bind(*subject);
-    }
+    format!(
+        "(SELECT {packed} FROM consent_records WHERE subject IN ({})), ({})",
+        dialect.placeholders(first, n),
+        erased_packed(dialect, &dialect.placeholders(first + n, n))
+    )
+}
+
+/// The two columns of [`ledger_facts_columns`], unpacked.
+pub(crate) fn unpack_ledger_facts(
+    records: Option<String>,
+    erased: Option<String>,
+) -> Result<(FactsBySubject, HashSet<String>), StoreError> {
     let mut facts: FactsBySubject = HashMap::new();
-    if let Some(rows) = query.fetch_one(&mut *conn).await? {
+    if let Some(rows) = records {
         for row in rows.split('\u{1e}') {
             let mut fields = row.split('\u{1f}');
             let mut next = || fields.next().ok_or_else(|| corrupt("consent_records"));
@@ -408,20 +424,7 @@ pub(crate) async fn ledger_facts_of(
                 .push((purpose.to_owned(), record));
         }
     }
-    Ok((facts, erased_among(conn, subjects, list).await?))
-}
-
-async fn erased_among(
-    conn: &mut sqlx::AnyConnection,
-    subjects: &[&str],
-    list: &str,
-) -> Result<HashSet<String>, StoreError> {
-    let sql = format!("SELECT subject FROM erasures WHERE subject IN ({list})");
-    let mut query = sqlx::query_scalar::<_, String>(&sql);
-    for subject in subjects {
-        query = query.bind(*subject);
-    }
-    Ok(query.fetch_all(&mut *conn).await?.into_iter().collect())
+    Ok((facts, unpack_subjects(erased)))
 }
 
 /// `$first, $first+1, …` for `n` parameters.

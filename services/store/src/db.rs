@@ -7,7 +7,7 @@ use crate::assignments::PendingAssignment;
 use crate::cache::{self, Caches};
 use crate::checkpoint;
 use crate::clock::Clock;
-use crate::events::PendingEvents;
+use crate::events::{Memo, PendingEvents};
 use crate::group::Queue;
 use std::time::Duration;
 
@@ -80,18 +80,23 @@ pub struct Store {
     /// Large aggregations (the results): on SQLite two connections that read
     /// the file through a memory map; on PostgreSQL the reader pool.
     pub(crate) analytics: AnyPool,
-    /// Writes. On SQLite a single connection, so that writers queue in the
-    /// process instead of spinning on the file lock.
+    /// Writes on PostgreSQL; on SQLite, migrations and tests' raw SQL only.
     pub(crate) writer: AnyPool,
+    /// On SQLite, the one connection that writes, so that writers queue in
+    /// the process instead of spinning on the file lock (see [`HeldWriter`]).
+    held_writer: Option<Arc<tokio::sync::Mutex<Option<HeldWriter>>>>,
     /// On SQLite, two connections that read the ledger for the next group of
     /// events while the writer commits the group before (see `events.rs`).
     pub(crate) lookahead: Option<AnyPool>,
     pub(crate) dialect: Dialect,
     sqlite_file: Option<PathBuf>,
-    /// The group commit of first-time assignments, started on first use.
+    /// The group commit of first-time assignments, started by
+    /// [`Store::start_server_tasks`] or on first use.
     pub(crate) assign_queue: Queue<PendingAssignment>,
-    /// The group commit of event batches, started on first use.
+    /// The group commit of event batches, started like `assign_queue`.
     pub(crate) event_queue: Queue<PendingEvents>,
+    /// What the events' reads ahead learned at the current change epoch (SQLite only).
+    pub(crate) memo: Arc<Memo>,
     /// Read caches, off until [`Store::start_server_tasks`] and always off on PostgreSQL.
     pub(crate) caches: Arc<Caches>,
     /// The instants the store stamps; see [`Store::simulate_time`].
@@ -119,11 +124,13 @@ impl Store {
                 reader: pool.clone(),
                 analytics: pool.clone(),
                 writer: pool,
+                held_writer: None,
                 lookahead: None,
                 dialect: Dialect::Postgres,
                 sqlite_file: None,
                 assign_queue: Queue::default(),
                 event_queue: Queue::default(),
+                memo: Arc::default(),
                 caches: Arc::default(),
                 clock: Arc::default(),
             });
@@ -164,6 +171,10 @@ impl Store {
         )
         .connect(&url)
         .await?;
+        let held_writer = HeldWriter {
+            conn: writer.acquire().await?.detach(),
+            in_transaction: false,
+        };
         let reader = pool_options(8, Dialect::Sqlite, Tuning::default())
             .connect(&url)
             .await?;
@@ -191,11 +202,13 @@ impl Store {
             reader,
             analytics,
             writer,
+            held_writer: Some(Arc::new(tokio::sync::Mutex::new(Some(held_writer)))),
             lookahead: Some(lookahead),
             dialect: Dialect::Sqlite,
             sqlite_file: Some(PathBuf::from(file)),
             assign_queue: Queue::default(),
             event_queue: Queue::default(),
+            memo: Arc::default(),
             caches: Arc::default(),
             clock: Arc::default(),
         })
@@ -226,14 +239,17 @@ impl Store {
         self.dialect
     }
 
-    /// Starts what a long-running server runs beside its requests, on SQLite
-    /// only: the read caches (see `cache.rs`), which make repeat reads free
-    /// and follow every commit, of this process at once and of others within
-    /// milliseconds, and the WAL checkpoints off the commit path (see
-    /// `checkpoint.rs`). On PostgreSQL the caches stay off, because other
-    /// instances write too. The caches turn on once the watcher has its first
-    /// reading. Needs a Tokio runtime.
+    /// Starts what a long-running server runs beside its requests, on the
+    /// current Tokio runtime (the server's own, not an HTTP worker's): the
+    /// group commits (see `group.rs`) and, on SQLite only, the read caches
+    /// (see `cache.rs`), which make repeat reads free and follow every commit,
+    /// of this process at once and of others within milliseconds, and the WAL
+    /// checkpoints off the commit path (see `checkpoint.rs`). On PostgreSQL
+    /// the caches stay off, because other instances write too. The caches
+    /// turn on once the watcher has its first reading.
     pub fn start_server_tasks(&self) {
+        self.assign_queue.start(self);
+        self.event_queue.start(self);
         if self.dialect == Dialect::Sqlite {
             let (pool, caches) = (self.reader.clone(), Arc::clone(&self.caches));
             tokio::spawn(async move {
@@ -302,6 +318,11 @@ impl Store {
 
     /// Closes every connection; pending work finishes first.
     pub async fn close(&self) {
+        if let Some(slot) = &self.held_writer
+            && let Some(held) = slot.lock().await.take()
+        {
+            let _ = sqlx::Connection::close(held.conn).await;
+        }
         self.writer.close().await;
         self.reader.close().await;
         self.analytics.close().await;
@@ -315,9 +336,9 @@ impl Store {
     /// when another process wrote in between.
     /// Its commit makes every cached read stale.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        let tx = match self.dialect {
-            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.writer.begin().await?,
+        let tx = match &self.held_writer {
+            Some(held) => Writing::Held(HeldWriter::begin(held).await?),
+            None => Writing::Pooled(self.writer.begin().await?),
         };
         Ok(WriteTx {
             tx,
@@ -375,9 +396,53 @@ impl Store {
     }
 }
 
+/// On SQLite, the write connection, and whether a transaction is open on it.
+///
+/// It is held by the store, not lent by a pool: sqlx returns a connection to
+/// its pool only after a ping round trip on a task of its own, and the next
+/// commit waited for that (about half a millisecond of every group commit
+/// under load). A [`WriteTx`] dropped uncommitted hands the connection to a
+/// task that rolls back before anyone else may begin; if that task cannot
+/// run, the next `begin` rolls back first.
+struct HeldWriter {
+    conn: AnyConnection,
+    in_transaction: bool,
+}
+
+type HeldGuard = tokio::sync::OwnedMappedMutexGuard<Option<HeldWriter>, HeldWriter>;
+
+impl HeldWriter {
+    /// Waits for the connection and begins a write transaction on it.
+    async fn begin(
+        slot: &Arc<tokio::sync::Mutex<Option<HeldWriter>>>,
+    ) -> Result<HeldGuard, StoreError> {
+        let guard = Arc::clone(slot).lock_owned().await;
+        let mut held = tokio::sync::OwnedMutexGuard::try_map(guard, Option::as_mut)
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
+        if held.in_transaction {
+            // Left open by a transaction dropped uncommitted. If the rollback
+            // fails, SQLite had ended the transaction already (or the begin
+            // below will say what is wrong).
+            let _ = held.conn.execute("ROLLBACK").await;
+            held.in_transaction = false;
+        }
+        held.conn.execute("BEGIN IMMEDIATE").await?;
+        held.in_transaction = true;
+        Ok(held)
+    }
+}
+
+/// The connection a write transaction runs on.
+enum Writing {
+    Pooled(Transaction<'static, Any>),
+    Held(HeldGuard),
+    /// Committed.
+    Done,
+}
+
 /// A write transaction; see [`Store::begin_write`].
 pub(crate) struct WriteTx {
-    tx: Transaction<'static, Any>,
+    tx: Writing,
     /// Told of the commit, unless the transaction only appends.
     caches: Option<Arc<Caches>>,
     /// Moves the change epoch that servers on the same SQLite file watch
@@ -388,28 +453,65 @@ pub(crate) struct WriteTx {
 impl WriteTx {
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
         if self.moves_epoch {
-            self.tx
-                .execute("UPDATE change_epoch SET n = n + 1 WHERE id = 1")
+            self.execute("UPDATE change_epoch SET n = n + 1 WHERE id = 1")
                 .await?;
         }
-        self.tx.commit().await?;
-        if let Some(caches) = self.caches {
+        let caches = self.caches.take();
+        match std::mem::replace(&mut self.tx, Writing::Done) {
+            Writing::Pooled(tx) => tx.commit().await?,
+            Writing::Held(mut held) => {
+                if let Err(error) = held.conn.execute("COMMIT").await {
+                    // Rolled back on drop (see `HeldWriter`).
+                    self.tx = Writing::Held(held);
+                    return Err(error);
+                }
+                held.in_transaction = false;
+            }
+            Writing::Done => {}
+        }
+        if let Some(caches) = caches {
             caches.changed();
         }
         Ok(())
     }
 }
 
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        let Writing::Held(mut held) = std::mem::replace(&mut self.tx, Writing::Done) else {
+            return;
+        };
+        if !held.in_transaction {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if held.conn.execute("ROLLBACK").await.is_ok() {
+                    held.in_transaction = false;
+                }
+            });
+        }
+    }
+}
+
 impl std::ops::Deref for WriteTx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.tx
+        match &self.tx {
+            Writing::Pooled(tx) => tx,
+            Writing::Held(held) => &held.conn,
+            Writing::Done => unreachable!("a write transaction is used after its commit"),
+        }
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        match &mut self.tx {
+            Writing::Pooled(tx) => tx,
+            Writing::Held(held) => &mut held.conn,
+            Writing::Done => unreachable!("a write transaction is used after its commit"),
+        }
     }
 }
 
@@ -478,4 +580,54 @@ fn pool_options(max_connections: u32, dialect: Dialect, tuning: Tuning) -> AnyPo
                 Ok(())
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+
+    async fn epoch(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT n FROM change_epoch WHERE id = 1")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_uncommitted_is_rolled_back_before_the_next_begins() {
+        let db = TestDb::new(Dialect::Sqlite).await.unwrap();
+        let store = &db.store;
+        let before = epoch(store).await;
+        let mut dropped = store.begin_write().await.unwrap();
+        dropped
+            .execute("UPDATE change_epoch SET n = n + 100 WHERE id = 1")
+            .await
+            .unwrap();
+        drop(dropped);
+        // The next transaction begins after the rollback, and commits.
+        store.begin_write().await.unwrap().commit().await.unwrap();
+        assert_eq!(epoch(store).await, before + 1);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_left_open_on_the_held_writer_is_rolled_back_by_the_next_begin() {
+        let db = TestDb::new(Dialect::Sqlite).await.unwrap();
+        let store = &db.store;
+        let before = epoch(store).await;
+        {
+            // As if a dropped transaction's rollback task never ran.
+            let slot = store.held_writer.as_ref().expect("SQLite holds its writer");
+            let mut slot = slot.lock().await;
+            let held = slot.as_mut().unwrap();
+            held.conn.execute("BEGIN IMMEDIATE").await.unwrap();
+            held.conn
+                .execute("UPDATE change_epoch SET n = n + 100 WHERE id = 1")
+                .await
+                .unwrap();
+            held.in_transaction = true;
+        }
+        store.begin_write().await.unwrap().commit().await.unwrap();
+        assert_eq!(epoch(store).await, before + 1);
+    }
 }

@@ -4,7 +4,7 @@
 //! its id, user and occurrence, so a retry stores nothing new.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::eligibility::{Eligibility, RecordFacts, eligible};
@@ -15,9 +15,11 @@ use serde::Serialize;
 use sqlx::{Executor, Row};
 
 use crate::assignments::count_refusal_on;
-use crate::consents::{FactsBySubject, ledger_facts_of};
+use crate::cache::CAPACITY;
+use crate::consents::ledger_facts_of;
 use crate::error::corrupt;
 use crate::group::Grouped;
+use crate::purposes::purposes_on;
 use crate::{Store, StoreError};
 
 /// Rows per multi-row INSERT of events (7 parameters each).
@@ -25,6 +27,10 @@ pub(crate) const INSERT_CHUNK: usize = 500;
 
 /// Keys per `IN (...)` lookup: well below both engines' parameter limits.
 pub(crate) const LOOKUP_CHUNK: usize = 1000;
+
+/// Pseudonyms a read ahead reads on one connection; from twice as many, it
+/// reads half on each of two.
+const ONE_CONNECTION_READS: usize = 64;
 
 /// One event of a batch, its subject already pseudonymized.
 #[derive(Debug, Clone)]
@@ -120,8 +126,112 @@ impl Grouped for PendingEvents {
 pub(crate) struct Foresight {
     epoch: i64,
     /// The assignments the verdicts of `decided` point into.
-    holdings: Vec<Held>,
+    holdings: Vec<Arc<Held>>,
     decided: Vec<Decided>,
+}
+
+/// What the reads ahead learned at one change epoch (SQLite only): the
+/// running pilots, the purposes and, per pseudonym, its assignments in the
+/// running pilots, its ledger facts and whether it was erased. A write that
+/// may change any of these moves the epoch (see [`Foresight`]), except one:
+/// first-time assignments are appended without moving it. So a pseudonym is
+/// recalled only while it holds an assignment in every running pilot (at most
+/// one each: the key is (pilot, subject)), which no append can change; any
+/// other is read again. A subject who keeps sending events costs no read
+/// until the next change of the ledger.
+#[derive(Default)]
+pub(crate) struct Memo(Mutex<Recalled>);
+
+#[derive(Default)]
+struct Recalled {
+    /// The epoch everything below was read at; `None` before the first read.
+    epoch: Option<i64>,
+    pilots: Arc<RunningPilots>,
+    purposes: Arc<Purposes>,
+    known: HashMap<String, Known>,
+}
+
+/// One pseudonym, as read at the memo's epoch.
+struct Known {
+    holdings: Vec<Arc<Held>>,
+    facts: Option<Facts>,
+    erased: bool,
+}
+
+impl Memo {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recalled> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pilots and purposes read at `epoch`, if this memo holds that epoch.
+    fn context(&self, epoch: i64) -> Option<(Arc<RunningPilots>, Arc<Purposes>)> {
+        let memo = self.lock();
+        (memo.epoch == Some(epoch)).then(|| (Arc::clone(&memo.pilots), Arc::clone(&memo.purposes)))
+    }
+
+    /// Starts over at `epoch`, with what was read at it.
+    fn restart(&self, epoch: i64, pilots: &Arc<RunningPilots>, purposes: &Arc<Purposes>) {
+        *self.lock() = Recalled {
+            epoch: Some(epoch),
+            pilots: Arc::clone(pilots),
+            purposes: Arc::clone(purposes),
+            known: HashMap::new(),
+        };
+    }
+
+    /// What is known at `epoch` of `subjects`, and the subjects to read.
+    fn recall<'s>(&self, epoch: i64, subjects: &[&'s str]) -> (Ledger, Vec<&'s str>) {
+        let memo = self.lock();
+        let mut ledger = Ledger::default();
+        if memo.epoch != Some(epoch) {
+            return (ledger, subjects.to_vec());
+        }
+        let mut unknown = Vec::new();
+        for &subject in subjects {
+            let Some(known) = memo.known.get(subject) else {
+                unknown.push(subject);
+                continue;
+            };
+            let first = ledger.holdings.len();
+            ledger.holdings.extend(known.holdings.iter().cloned());
+            ledger
+                .held
+                .insert(subject.to_owned(), (first..ledger.holdings.len()).collect());
+            if let Some(facts) = &known.facts {
+                ledger.records.insert(subject.to_owned(), Arc::clone(facts));
+            }
+            if known.erased {
+                ledger.erased.insert(subject.to_owned());
+            }
+        }
+        (ledger, unknown)
+    }
+
+    /// Keeps what `read` (read at `epoch`) says of the pseudonyms that hold an
+    /// assignment in every running pilot.
+    fn learn(&self, epoch: i64, read: &Ledger) {
+        let mut memo = self.lock();
+        if memo.epoch != Some(epoch) || memo.pilots.is_empty() {
+            return;
+        }
+        for (subject, holdings) in &read.held {
+            if holdings.len() != memo.pilots.len() {
+                continue;
+            }
+            if memo.known.len() >= CAPACITY {
+                memo.known.clear();
+            }
+            let known = Known {
+                holdings: holdings
+                    .iter()
+                    .map(|&i| Arc::clone(&read.holdings[i]))
+                    .collect(),
+                facts: read.records.get(subject).cloned(),
+                erased: read.erased.contains(subject),
+            };
+            memo.known.insert(subject.clone(), known);
+        }
+    }
 }
 
 impl Store {
@@ -140,25 +250,17 @@ impl Store {
         self.event_queue.submit(self, PendingEvents(events)).await
     }
 
-    /// Decides `events` from a snapshot read on the look-ahead connections,
-    /// while the writer commits the group before them: half of the subjects
-    /// on each of two connections at once, each half in a read transaction
-    /// that also reads the change epoch; the halves agree if both read the
-    /// same epoch. `None` on PostgreSQL (several instances write; no epoch
-    /// moves there), if the halves disagree, or if a read fails: the commit
-    /// then reads under the lock.
+    /// Decides `events` from a snapshot read on the look-ahead connections
+    /// while the writer commits the group before them. `None` on PostgreSQL
+    /// (several instances write; no epoch moves there), if the snapshots of
+    /// the two connections differ, or if a read fails: the commit then reads
+    /// under the lock.
     async fn foresee(&self, events: &[&EventDraft]) -> Option<Foresight> {
         let pool = self.lookahead.as_ref()?;
-        let subjects = subjects_of(events);
-        let (first, second) = subjects.split_at(subjects.len() / 2);
         let read = async {
-            let ((epoch, mut ledger), (other_epoch, other)) =
-                tokio::try_join!(self.read_ahead(pool, first), self.read_ahead(pool, second))?;
-            if epoch != other_epoch {
+            let Some((epoch, ledger)) = self.read_ahead(pool, &subjects_of(events)).await? else {
                 return Ok(None);
-            }
-            ledger.absorb(other);
-            ledger.purposes = self.purposes_by_key().await?;
+            };
             let decided = ledger.decide_all(events)?;
             Ok::<_, StoreError>(Some(Foresight {
                 epoch,
@@ -175,59 +277,90 @@ impl Store {
         }
     }
 
-    /// The change epoch and the ledger of `subjects`, read in one snapshot on
-    /// a look-ahead connection.
+    /// The change epoch and the ledger of `subjects` at that epoch: what the
+    /// [`Memo`] knows of it, and the rest read in a read transaction whose
+    /// first read is the epoch (half of them in a second one on the other
+    /// look-ahead connection, when there are many). `None` if the two
+    /// transactions read different epochs.
     async fn read_ahead(
         &self,
         pool: &sqlx::AnyPool,
         subjects: &[&str],
-    ) -> Result<(i64, Ledger), StoreError> {
-        let mut tx = pool.begin().await?;
-        // The first read fixes the snapshot every later read of `tx` sees.
-        let epoch = change_epoch(&mut tx).await?;
-        let ledger = self.read_ledger(&mut tx, subjects).await?;
-        tx.rollback().await?;
-        Ok((epoch, ledger))
+    ) -> Result<Option<(i64, Ledger)>, StoreError> {
+        let mut first = pool.begin().await?;
+        // The first read fixes the snapshot every later read of `first` sees.
+        let epoch = change_epoch(&mut first).await?;
+        let (pilots, purposes) = match self.memo.context(epoch) {
+            Some(context) => context,
+            None => {
+                let pilots = Arc::new(running_pilots(&mut first).await?);
+                let purposes = Arc::new(purposes_by_key(purposes_on(&mut first).await?));
+                self.memo.restart(epoch, &pilots, &purposes);
+                (pilots, purposes)
+            }
+        };
+        let (mut ledger, unknown) = self.memo.recall(epoch, subjects);
+        let (mine, theirs) = if unknown.len() < 2 * ONE_CONNECTION_READS {
+            (&unknown[..], &[][..])
+        } else {
+            unknown.split_at(unknown.len() / 2)
+        };
+        let other = async {
+            if theirs.is_empty() {
+                return Ok(None);
+            }
+            let mut second = pool.begin().await?;
+            let other_epoch = change_epoch(&mut second).await?;
+            let read = self.read_ledger(&mut second, &pilots, theirs).await?;
+            second.rollback().await?;
+            Ok::<_, StoreError>(Some((other_epoch, read)))
+        };
+        let (read, other) = tokio::try_join!(self.read_ledger(&mut first, &pilots, mine), other)?;
+        first.rollback().await?;
+        let mut reads = vec![read];
+        if let Some((other_epoch, read)) = other {
+            if other_epoch != epoch {
+                return Ok(None);
+            }
+            reads.push(read);
+        }
+        for read in reads {
+            self.memo.learn(epoch, &read);
+            ledger.absorb(read);
+        }
+        ledger.purposes = purposes;
+        Ok(Some((epoch, ledger)))
     }
 
-    /// The running pilots' assignments, the ledger records and the erasures of
-    /// `subjects` (sorted: SQLite builds each `IN (…)` list and walks the
-    /// B-trees faster in key order). The purposes are left empty.
+    /// The assignments of `subjects` in the running `pilots`, their ledger
+    /// facts and their erasures (sorted: SQLite builds each `IN (…)` list and
+    /// walks the B-trees faster in key order). The purposes are left empty.
     async fn read_ledger(
         &self,
         conn: &mut sqlx::AnyConnection,
+        pilots: &RunningPilots,
         subjects: &[&str],
     ) -> Result<Ledger, StoreError> {
         let mut ledger = Ledger::default();
-        if subjects.is_empty() {
-            return Ok(ledger);
-        }
-        let pilots = running_pilots(&mut *conn).await?;
         for chunk in subjects.chunks(LOOKUP_CHUNK) {
             let list = self.dialect.placeholders(1, chunk.len());
-            for holding in held_assignments(&mut *conn, self.dialect, &pilots, chunk, &list).await?
-            {
+            for holding in held_assignments(&mut *conn, self.dialect, pilots, chunk, &list).await? {
                 ledger
                     .held
                     .entry(holding.subject.clone())
                     .or_default()
                     .push(ledger.holdings.len());
-                ledger.holdings.push(holding);
+                ledger.holdings.push(Arc::new(holding));
             }
-            let (facts, gone) = ledger_facts_of(&mut *conn, self.dialect, chunk, &list).await?;
-            ledger.records.extend(facts);
+            let (facts, gone) = ledger_facts_of(&mut *conn, self.dialect, chunk).await?;
+            ledger.records.extend(
+                facts
+                    .into_iter()
+                    .map(|(subject, facts)| (subject, Arc::new(facts))),
+            );
             ledger.erased.extend(gone);
         }
         Ok(ledger)
-    }
-
-    async fn purposes_by_key(&self) -> Result<HashMap<String, Purpose>, StoreError> {
-        Ok(self
-            .list_purposes()
-            .await?
-            .into_iter()
-            .map(|p| (p.key.to_string(), p))
-            .collect())
     }
 
     async fn record_events_now(
@@ -242,8 +375,11 @@ impl Store {
                 (foresight.holdings, foresight.decided)
             }
             _ => {
-                let mut ledger = self.read_ledger(&mut tx, &subjects_of(events)).await?;
-                ledger.purposes = self.purposes_by_key().await?;
+                let pilots = running_pilots(&mut tx).await?;
+                let mut ledger = self
+                    .read_ledger(&mut tx, &pilots, &subjects_of(events))
+                    .await?;
+                ledger.purposes = Arc::new(purposes_by_key(purposes_on(&mut tx).await?));
                 let decided = ledger.decide_all(events)?;
                 (ledger.holdings, decided)
             }
@@ -257,7 +393,7 @@ impl Store {
                 };
                 verdicts
                     .iter()
-                    .map(move |verdict| (verdict, &holdings[verdict.holding], event))
+                    .map(move |verdict| (verdict, &*holdings[verdict.holding], event))
             })
         };
 
@@ -371,16 +507,29 @@ impl Store {
     }
 }
 
+/// One pseudonym's ledger facts, each with its purpose (shared with the [`Memo`]).
+type Facts = Arc<Vec<(String, RecordFacts)>>;
+
+/// The purposes by key.
+type Purposes = HashMap<String, Purpose>;
+
+fn purposes_by_key(purposes: Vec<Purpose>) -> Purposes {
+    purposes
+        .into_iter()
+        .map(|p| (p.key.to_string(), p))
+        .collect()
+}
+
 /// What the decision needs to know about the subjects of one commit.
 #[derive(Default)]
 pub(crate) struct Ledger {
     /// The assignments these subjects hold in running pilots.
-    holdings: Vec<Held>,
+    holdings: Vec<Arc<Held>>,
     /// Each pseudonym's assignments, as indices into `holdings`.
     held: HashMap<String, Vec<usize>>,
-    records: FactsBySubject,
+    records: HashMap<String, Facts>,
     erased: HashSet<String>,
-    purposes: HashMap<String, Purpose>,
+    purposes: Arc<Purposes>,
 }
 
 /// What the ledger says about one event.
@@ -488,7 +637,7 @@ impl Ledger {
             .subjects
             .iter()
             .filter_map(|s| self.records.get(s))
-            .flatten()
+            .flat_map(|facts| facts.iter())
             .filter(|(for_purpose, _)| *for_purpose == holding.pilot.purpose)
             .map(|(_, facts)| *facts)
             .collect();
@@ -969,5 +1118,57 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fates, vec![EventFate::Refused("planted".to_owned())]);
+    }
+
+    /// The verdicts a read ahead gives the event: whether each holding may store it.
+    async fn foreseen(store: &Store, event: &EventDraft) -> Vec<Option<&'static str>> {
+        let foresight = store.foresee(&[event]).await.expect("read ahead on SQLite");
+        match &foresight.decided[..] {
+            [Decided::Verdicts(verdicts)] => verdicts.iter().map(|v| v.refusal).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subject_read_ahead_is_recalled_only_until_the_ledger_moves() {
+        let db = TestDb::new(Dialect::Sqlite).await.unwrap();
+        let store = &db.store;
+        let event = assigned(store, "u1").await;
+        assert_eq!(foreseen(store, &event).await, vec![None]);
+        assert!(
+            store.memo.lock().known.contains_key(&event.subjects[0]),
+            "learned"
+        );
+        assert_eq!(foreseen(store, &event).await, vec![None], "recalled");
+        // An objection moves the epoch: the memo is not trusted any more.
+        store
+            .append_consents(&[record("u1", ConsentStatus::Objected)], &Actor::operator())
+            .await
+            .unwrap();
+        assert_eq!(foreseen(store, &event).await, vec![Some("objected")]);
+    }
+
+    #[tokio::test]
+    async fn a_subject_without_an_assignment_in_every_running_pilot_is_read_again() {
+        let db = TestDb::new(Dialect::Sqlite).await.unwrap();
+        let store = &db.store;
+        let mut event = assigned(store, "u1").await;
+        start_pilot(store, &buy_design("second", "personalize.content", 1.0)).await;
+        assert_eq!(foreseen(store, &event).await, vec![None]);
+        assert!(!store.memo.lock().known.contains_key(&event.subjects[0]));
+        // A first-time assignment is an append: it moves no epoch.
+        let target = store.assignment_target("second").await.unwrap().unwrap();
+        store
+            .assign(&target, &[pseudonym("u1")], Utc::now())
+            .await
+            .unwrap();
+        // The event occurs after both assignments.
+        event.occurred_at = Utc::now();
+        assert_eq!(
+            foreseen(store, &event).await,
+            vec![None, None],
+            "both pilots"
+        );
+        assert_eq!(foreseen(store, &event).await, vec![None, None], "recalled");
     }
 }

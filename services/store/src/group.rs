@@ -63,15 +63,30 @@ impl<J: Grouped> Queue<J> {
     /// Queues `job` for the next commit and waits for its answer, which comes
     /// only after the commit that holds it.
     pub(crate) async fn submit(&self, store: &Store, job: J) -> Result<J::Out, StoreError> {
-        let sender = self.0.get_or_init(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(worker(store.clone(), receiver));
-            sender
-        });
+        let sender = self.sender(store);
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Unavailable(sqlx::Error::PoolClosed);
         sender.send((job, reply)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl<J: Grouped> Queue<J> {
+    /// Starts the worker on the current Tokio runtime unless it runs already.
+    /// A server starts it on its own runtime (see `Store::start_server_tasks`):
+    /// started by the first request instead, it would run on that request's
+    /// HTTP worker thread and wait behind the requests there at every step of
+    /// every commit.
+    pub(crate) fn start(&self, store: &Store) {
+        self.sender(store);
+    }
+
+    fn sender(&self, store: &Store) -> &mpsc::UnboundedSender<Pending<J>> {
+        self.0.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(worker(store.clone(), receiver));
+            sender
+        })
     }
 }
 

@@ -59,10 +59,7 @@ impl Store {
 
     /// Every registered purpose, by key.
     pub async fn list_purposes(&self) -> Result<Vec<Purpose>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM purposes ORDER BY key")
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(purpose_from_row).collect()
+        purposes_on(&mut *self.reader.acquire().await?).await
     }
 
     /// The purpose registered under `key`.
@@ -73,6 +70,16 @@ impl Store {
             .await?;
         row.as_ref().map(purpose_from_row).transpose()
     }
+}
+
+/// Every registered purpose, by key, read on `conn` (in its transaction, if any).
+pub(crate) async fn purposes_on(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Vec<Purpose>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM purposes ORDER BY key")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(purpose_from_row).collect()
 }
 
 fn purpose_from_row(row: &AnyRow) -> Result<Purpose, StoreError> {
