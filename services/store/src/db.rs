@@ -416,7 +416,10 @@ impl HeldWriter {
     async fn begin(
         slot: &Arc<tokio::sync::Mutex<Option<HeldWriter>>>,
     ) -> Result<HeldGuard, StoreError> {
-        let guard = Arc::clone(slot).lock_owned().await;
+        // As long as a request waits for a pooled connection, then unavailable.
+        let guard = tokio::time::timeout(ACQUIRE_TIMEOUT, Arc::clone(slot).lock_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
         let mut held = tokio::sync::OwnedMutexGuard::try_map(guard, Option::as_mut)
             .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
         if held.in_transaction {
@@ -608,6 +611,19 @@ mod tests {
         // The next transaction begins after the rollback, and commits.
         store.begin_write().await.unwrap().commit().await.unwrap();
         assert_eq!(epoch(store).await, before + 1);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_waits_too_long_for_the_held_writer_is_told_the_database_is_unavailable() {
+        let db = TestDb::new(Dialect::Sqlite).await.unwrap();
+        let store = &db.store;
+        let open = store.begin_write().await.unwrap();
+        let waited = std::time::Instant::now();
+        let second = store.begin_write().await;
+        assert!(matches!(second, Err(StoreError::Unavailable(_))));
+        assert!(waited.elapsed() >= ACQUIRE_TIMEOUT);
+        open.commit().await.unwrap();
+        store.begin_write().await.unwrap().commit().await.unwrap();
     }
 
     #[tokio::test]
