@@ -43,6 +43,15 @@ impl InputFile {
                 message: "no such file".to_owned(),
             });
         }
+        if format == FileFormat::Csv
+            && let Some(kind) = compression_of(path)
+        {
+            // Polars (built without decompression) would panic on it.
+            return Err(InputError::File {
+                file,
+                message: format!("the file is {kind}-compressed; decompress it first"),
+            });
+        }
         Ok(InputFile {
             path: path.to_owned(),
             format,
@@ -240,6 +249,23 @@ pub const ROW: &str = "__row";
 /// `text` as one line of at most 300 characters: control characters (line
 /// breaks included) become `?`, so that an error never spans lines or
 /// carries terminal escapes from a damaged file.
+/// The compression whose magic bytes begin the file at `path`, if any: those
+/// Polars' CSV reader looks for (gzip, zlib, zstd).
+fn compression_of(path: &Path) -> Option<&'static str> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .ok()?
+        .read_exact(&mut magic)
+        .ok()?;
+    match magic {
+        [0x1f, 0x8b, _, _] => Some("gzip"),
+        [0x78, 0x01 | 0x5e | 0x9c | 0xda, _, _] => Some("zlib"),
+        [0x28, 0xb5, 0x2f, 0xfd] => Some("zstd"),
+        _ => None,
+    }
+}
+
 fn one_line(text: &str) -> String {
     text.chars()
         .take(300)

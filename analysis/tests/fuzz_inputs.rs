@@ -181,3 +181,42 @@ proptest! {
         analyze_files(dir.path(), &assignments, &events, ext, Outcome::Binary);
     }
 }
+
+/// Found by `random_bytes_give_one_line`: a CSV that begins with gzip's
+/// magic bytes made Polars (built without decompression) panic.
+#[test]
+fn a_compressed_csv_is_refused_in_one_line_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, magic) in [
+        ("gzip", &[0x1f, 0x8b, 0, 0][..]),
+        ("zlib", &[0x78, 0x9c, 1, 2][..]),
+        ("zstd", &[0x28, 0xb5, 0x2f, 0xfd][..]),
+    ] {
+        let a = dir.path().join("assignments.csv");
+        let e = dir.path().join("events.csv");
+        std::fs::write(&a, magic).unwrap();
+        std::fs::write(&e, EVENTS).unwrap();
+        let spec = PipelineSpec {
+            assignments: &a,
+            events: &e,
+            covariate: None,
+            metric: "purchase",
+            outcome: Outcome::Binary,
+            window_hours: None,
+        };
+        let options = AnalyzeOptions {
+            method: Method::Frequentist,
+            control: "control".to_owned(),
+            alpha: 0.05,
+            weights: Vec::new(),
+        };
+        let message = analyze(&spec, &options).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}: the file is {kind}-compressed; decompress it first",
+                a.display()
+            )
+        );
+    }
+}
