@@ -118,6 +118,22 @@ fn apply(text: &str, damages: &[Damage]) -> Vec<u8> {
 
 /// Runs the analysis; panics only if the analysis itself panics.
 fn analyze_files(dir: &Path, assignments: &[u8], events: &[u8], ext: &str, outcome: Outcome) {
+    if let Err(message) = analyze_written(dir, assignments, events, ext, outcome) {
+        assert!(
+            !message.is_empty() && !message.contains('\n'),
+            "not one line: {message:?}"
+        );
+    }
+}
+
+/// Writes the two files into `dir` and analyzes them; the error as said.
+fn analyze_written(
+    dir: &Path,
+    assignments: &[u8],
+    events: &[u8],
+    ext: &str,
+    outcome: Outcome,
+) -> Result<(), String> {
     let a = dir.join(format!("assignments.{ext}"));
     let e = dir.join(format!("events.{ext}"));
     std::fs::write(&a, assignments).unwrap();
@@ -136,13 +152,9 @@ fn analyze_files(dir: &Path, assignments: &[u8], events: &[u8], ext: &str, outco
         alpha: 0.05,
         weights: Vec::new(),
     };
-    if let Err(error) = analyze(&spec, &options) {
-        let message = error.to_string();
-        assert!(
-            !message.is_empty() && !message.contains('\n'),
-            "not one line: {message:?}"
-        );
-    }
+    analyze(&spec, &options)
+        .map(drop)
+        .map_err(|error| error.to_string())
 }
 
 /// Cases per property: a short run by default, `PROPTEST_CASES` for a campaign.
@@ -192,30 +204,13 @@ fn a_compressed_csv_is_refused_in_one_line_naming_the_file() {
         ("zlib", &[0x78, 0x9c, 1, 2][..]),
         ("zstd", &[0x28, 0xb5, 0x2f, 0xfd][..]),
     ] {
-        let a = dir.path().join("assignments.csv");
-        let e = dir.path().join("events.csv");
-        std::fs::write(&a, magic).unwrap();
-        std::fs::write(&e, EVENTS).unwrap();
-        let spec = PipelineSpec {
-            assignments: &a,
-            events: &e,
-            covariate: None,
-            metric: "purchase",
-            outcome: Outcome::Binary,
-            window_hours: None,
-        };
-        let options = AnalyzeOptions {
-            method: Method::Frequentist,
-            control: "control".to_owned(),
-            alpha: 0.05,
-            weights: Vec::new(),
-        };
-        let message = analyze(&spec, &options).unwrap_err().to_string();
+        let message = analyze_written(dir.path(), magic, EVENTS.as_bytes(), "csv", Outcome::Binary)
+            .unwrap_err();
         assert_eq!(
             message,
             format!(
                 "{}: the file is {kind}-compressed; decompress it first",
-                a.display()
+                dir.path().join("assignments.csv").display()
             )
         );
     }

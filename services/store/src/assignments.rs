@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::bucketing::{choose_variant, hash_v2};
-use pilotgate_domain::eligibility::{Eligibility, Proof, Reason, RecordFacts, eligible};
+use pilotgate_domain::eligibility::{Eligibility, Proof, Reason, eligible};
 use pilotgate_domain::experiment::{State, Variant};
 use pilotgate_domain::pseudonym::Pseudonym;
 use pilotgate_domain::purpose::{LegalBasis, Purpose};
@@ -19,7 +19,8 @@ use sqlx::{AnyConnection, Row};
 
 use crate::cache::Ledger;
 use crate::consents::{
-    FactsBySubject, ledger_facts_columns, ledger_facts_of, placeholders, unpack_ledger_facts,
+    FactsBySubject, facts_for, ledger_facts_columns, ledger_facts_of, placeholders,
+    unpack_ledger_facts,
 };
 use crate::error::corrupt;
 use crate::events::{INSERT_CHUNK, LOOKUP_CHUNK};
@@ -212,12 +213,7 @@ impl Store {
         let mut conn = self.reader.acquire().await?;
         let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
         let (facts, erased) = ledger_facts_of(&mut conn, self.dialect, &names).await?;
-        let records = facts
-            .into_values()
-            .flatten()
-            .filter(|(for_purpose, _)| for_purpose == purpose.key.as_str())
-            .map(|(_, record)| record)
-            .collect();
+        let records = facts_for(&facts, names, purpose.key.as_str());
         let found = Arc::new((records, !erased.is_empty()));
         self.caches.ledgers.put(generation, key, Arc::clone(&found));
         Ok(found)
@@ -318,13 +314,11 @@ impl Store {
         for (position, pending) in batch.iter().enumerate() {
             let target = &pending.target;
             let names: Vec<String> = pending.candidates.iter().map(|p| p.to_string()).collect();
-            let theirs: Vec<RecordFacts> = names
-                .iter()
-                .filter_map(|s| records.get(s))
-                .flatten()
-                .filter(|(purpose, _)| purpose == target.purpose.key.as_str())
-                .map(|(_, record)| *record)
-                .collect();
+            let theirs = facts_for(
+                &records,
+                names.iter().map(String::as_str),
+                target.purpose.key.as_str(),
+            );
             let is_erased = names.iter().any(|s| erased.contains(s));
             let decision = eligible(&target.purpose, &theirs, is_erased, now);
             ledgers.push((

@@ -367,6 +367,22 @@ pub(crate) async fn ledger_facts_of(
     unpack_ledger_facts(records, erased)
 }
 
+/// The facts of the records `subjects` (one person's pseudonyms) hold for
+/// `purpose`, out of what [`ledger_facts_of`] read.
+pub(crate) fn facts_for<'s>(
+    facts: &FactsBySubject,
+    subjects: impl IntoIterator<Item = &'s str>,
+    purpose: &str,
+) -> Vec<RecordFacts> {
+    subjects
+        .into_iter()
+        .filter_map(|subject| facts.get(subject))
+        .flatten()
+        .filter(|(for_purpose, _)| for_purpose == purpose)
+        .map(|(_, record)| *record)
+        .collect()
+}
+
 /// Two columns for a `SELECT` (see [`ledger_facts_of`]): the facts of the
 /// records of `n` subjects, packed, and which of them are erased, packed.
 /// The subjects are bound twice, from placeholder `first` on.

@@ -44,7 +44,7 @@ type Pending<J> = (J, Reply<J>);
 /// A group gathered and read ahead, waiting for the writer.
 type Gathered<J> = (Vec<J>, Vec<Reply<J>>, <J as Grouped>::Ahead);
 
-/// The queue of one kind of work, its worker started on first use.
+/// The queue of one kind of work, its worker started by [`Queue::start`] or on first use.
 pub(crate) struct Queue<J: Grouped>(Arc<OnceLock<mpsc::UnboundedSender<Pending<J>>>>);
 
 impl<J: Grouped> Clone for Queue<J> {

@@ -210,7 +210,7 @@ pub async fn record(
     body: web::Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
     // Parsing and pseudonymizing a batch takes a millisecond or more: off the
-    // server's threads, which also carry the group commits' work.
+    // HTTP worker threads, so that other requests do not wait behind it.
     let parser = state.clone();
     let Parsed {
         drafts,
