@@ -14,9 +14,10 @@ use pilotgate_domain::time::{from_micros, to_micros};
 use serde::Serialize;
 use sqlx::{Executor, Row};
 
-use crate::assignments::count_refusal_on;
+use crate::assignments::push_refusal_count;
 use crate::cache::CAPACITY;
 use crate::consents::ledger_facts_of;
+use crate::db::Batch;
 use crate::error::corrupt;
 use crate::group::Grouped;
 use crate::purposes::purposes_on;
@@ -479,10 +480,19 @@ impl Store {
                 EventFate::Refused(reason.unwrap_or_default().to_owned())
             });
         }
+        let mut statements = Batch::default();
         for ((experiment_key, reason), count) in refusals {
-            count_refusal_on(&mut tx, experiment_key, "event", reason, now, count).await?;
+            push_refusal_count(
+                &mut statements,
+                self.dialect,
+                experiment_key,
+                "event",
+                reason,
+                now,
+                count,
+            );
         }
-        tx.commit().await?;
+        tx.commit_after(statements).await?;
         Ok(fates)
     }
 
@@ -999,42 +1009,15 @@ fn placeholders_from(first: usize, n: usize) -> String {
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
-    use chrono::{Duration, Utc};
+    use chrono::Utc;
     use pilotgate_domain::Actor;
-    use pilotgate_domain::consent::{Channel, ConsentDraft, ConsentStatus, NewConsent};
-    use pilotgate_domain::pseudonym::{Pseudonym, PseudonymKey};
-    use pilotgate_domain::purpose::{LegalBasis, PurposeKey};
+    use pilotgate_domain::consent::ConsentStatus;
 
     use super::*;
-    use crate::testing::{TestDb, buy_design, consent_purpose, start_pilot};
+    use crate::testing::{
+        TestDb, buy_design, consent_purpose, consent_record as record, pseudonym, start_pilot,
+    };
     use crate::{Dialect, Store};
-
-    fn pseudonym(user: &str) -> Pseudonym {
-        PseudonymKey::new(1, vec![4; 32])
-            .unwrap()
-            .pseudonymize(user)
-    }
-
-    fn record(user: &str, status: ConsentStatus) -> NewConsent {
-        let subject = pseudonym(user);
-        let now = Utc::now();
-        ConsentDraft {
-            subject,
-            purpose: PurposeKey::parse("personalize.content").unwrap(),
-            basis: LegalBasis::Consent,
-            status,
-            notice_id: "pn".to_owned(),
-            notice_version: 1,
-            channel: Channel::Api,
-            method: format!("{status:?}"),
-            collected_at: now - Duration::seconds(1),
-            effective_from: None,
-            expires_at: None,
-            proof_ref: None,
-        }
-        .finish(now)
-        .unwrap()
-    }
 
     /// A running pilot that measures `buy`, and `user` granted and assigned in it.
     async fn assigned(store: &Store, user: &str) -> EventDraft {

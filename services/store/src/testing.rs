@@ -4,7 +4,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use chrono::{Duration, Utc};
+use pilotgate_domain::consent::{Channel, ConsentDraft, ConsentStatus, NewConsent};
 use pilotgate_domain::experiment::{Action, Design, ExperimentKey, Metric, MetricKind, Variant};
+use pilotgate_domain::pseudonym::{Pseudonym, PseudonymKey};
 use pilotgate_domain::purpose::{LegalBasis, Purpose, PurposeKey};
 use pilotgate_domain::{Actor, Role};
 use sqlx::{Connection, Executor};
@@ -246,6 +249,35 @@ fn replace_database(url: &str, database: &str) -> String {
         out.push_str(query);
     }
     out
+}
+
+/// `user`'s pseudonym under the tests' key.
+pub fn pseudonym(user: &str) -> Pseudonym {
+    PseudonymKey::new(1, vec![4; 32])
+        .expect("a pseudonym key")
+        .pseudonymize(user)
+}
+
+/// A consent record of `user` for `personalize.content`, collected a second
+/// ago under notice version 1.
+pub fn consent_record(user: &str, status: ConsentStatus) -> NewConsent {
+    let now = Utc::now();
+    ConsentDraft {
+        subject: pseudonym(user),
+        purpose: PurposeKey::parse("personalize.content").expect("a purpose key"),
+        basis: LegalBasis::Consent,
+        status,
+        notice_id: "pn".to_owned(),
+        notice_version: 1,
+        channel: Channel::Api,
+        method: format!("{status:?}"),
+        collected_at: now - Duration::seconds(1),
+        effective_from: None,
+        expires_at: None,
+        proof_ref: None,
+    }
+    .finish(now)
+    .expect("a valid consent record")
 }
 
 /// A purpose that allows consent alone, kept a year.
