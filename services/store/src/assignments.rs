@@ -18,10 +18,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::cache::Ledger;
-use crate::consents::{
-    FactsBySubject, facts_for, ledger_facts_columns, ledger_facts_of, placeholders,
-    unpack_ledger_facts,
-};
+use crate::consents::{FactsBySubject, facts_for, ledger_facts_columns, unpack_ledger_facts};
 use crate::db::{Batch, Dialect, Value};
 use crate::error::corrupt;
 use crate::events::{INSERT_CHUNK, LOOKUP_CHUNK};
@@ -164,66 +161,29 @@ impl Store {
             // than with a read of their own on the way; see `bench/results/load.md`).
             return self.assign_in_group(target, candidates).await;
         }
-        // PostgreSQL: a repeat only reads: the sticky assignment, and
-        // eligibility now. A subject without one goes to the group commit,
-        // which decides eligibility under the table lock anyway (and counts a
-        // refusal in the same transaction); repeats there would queue on the
-        // lock that every instance takes.
-        let Some(assignment) = self.sticky_assignment(&target.key, &subjects).await? else {
-            return self.assign_in_group(target, candidates).await;
+        // PostgreSQL: a call is decided from one read on a reader, as the
+        // group would decide it; only one that would store a new assignment
+        // goes to the group commit, which decides it again under the table
+        // lock. Repeats there would queue on the lock every instance takes.
+        let pending = PendingAssignment {
+            target: target.clone(),
+            candidates: candidates.to_vec(),
         };
-        let ledger = self.ledger(&target.purpose, &subjects).await?;
-        let (records, erased) = &*ledger;
-        match eligible(&target.purpose, records, *erased, now) {
-            Eligibility::Ineligible(reason) => {
-                self.count_refusal(&target.key, "assign", reason.as_str(), now)
-                    .await?;
-                Ok(AssignOutcome::Ineligible(reason))
-            }
-            Eligibility::Eligible(_) => Ok(AssignOutcome::Assigned {
-                assignment,
-                first_time: false,
-            }),
-        }
-    }
-
-    /// The subject's stored assignment in the pilot, if any (cached once found).
-    async fn sticky_assignment(
-        &self,
-        experiment_key: &str,
-        subjects: &[String],
-    ) -> Result<Option<Assignment>, StoreError> {
-        let generation = self.caches.generation();
-        let key = (experiment_key.to_owned(), subjects.to_vec());
-        if let Some(found) = self.caches.assignments.get(generation, &key) {
-            return Ok(Some(found));
-        }
-        let mut conn = self.reader.acquire().await?;
-        let found = existing_assignment(&mut conn, experiment_key, subjects).await?;
-        if let Some(found) = &found {
-            self.caches.assignments.put(generation, key, found.clone());
-        }
-        Ok(found)
-    }
-
-    /// The subject's ledger records for `purpose` and whether it was erased (cached).
-    async fn ledger(
-        &self,
-        purpose: &Purpose,
-        subjects: &[String],
-    ) -> Result<Arc<Ledger>, StoreError> {
-        let generation = self.caches.generation();
-        let key = (purpose.key.to_string(), subjects.to_vec());
-        if let Some(found) = self.caches.ledgers.get(generation, &key) {
-            return Ok(found);
-        }
-        let mut conn = self.reader.acquire().await?;
         let names: Vec<&str> = subjects.iter().map(String::as_str).collect();
-        let (facts, erased) = ledger_facts_of(&mut conn, self.dialect, &names).await?;
-        let records = facts_for(&facts, names, purpose.key.as_str());
-        let found = Arc::new((records, !erased.is_empty()));
-        self.caches.ledgers.put(generation, key, Arc::clone(&found));
-        Ok(found)
+        let mut holdings = {
+            let mut conn = self.reader.acquire().await?;
+            read_holdings(&mut conn, self.dialect, "", &names, &[&target.key]).await?
+        };
+        let mut refusals = HashMap::new();
+        let outcome = match rule(&pending, &mut holdings, now, &mut Cached::default()) {
+            Ruling::New(_) => return self.assign_queue.submit(self, pending).await,
+            ruling => ruling.answer(&mut refusals, &pending),
+        };
+        for ((experiment_key, reason), _) in refusals {
+            self.count_refusal(experiment_key, "assign", reason, now)
+                .await?;
+        }
+        Ok(outcome)
     }
 
     /// Hands an assignment call to the group commit and waits for its
@@ -271,10 +231,6 @@ impl Store {
         for pending in batch {
             let ruling = rule(pending, &mut holdings, now, &mut cached);
             if let Ruling::New(assignment) = &ruling {
-                cached.assignments.push((
-                    (assignment.experiment_key.clone(), pending.names()),
-                    assignment.clone(),
-                ));
                 new_rows.push(assignment.clone());
             }
             outcomes.push(ruling.answer(&mut refusals, pending));
@@ -432,27 +388,6 @@ pub(crate) fn push_refusal_count(
             Value::Integer(Some(by)),
         ],
     );
-}
-
-async fn existing_assignment(
-    conn: &mut AnyConnection,
-    experiment_key: &str,
-    subjects: &[String],
-) -> Result<Option<Assignment>, StoreError> {
-    let sql = format!(
-        "SELECT * FROM assignments WHERE experiment_key = $1 AND subject IN ({}) ORDER BY assigned_at LIMIT 1",
-        placeholders(2, subjects.len())
-    );
-    let mut query = sqlx::query(&sql).bind(experiment_key);
-    for subject in subjects {
-        query = query.bind(subject);
-    }
-    query
-        .fetch_optional(&mut *conn)
-        .await?
-        .as_ref()
-        .map(assignment_from_row)
-        .transpose()
 }
 
 /// One assignment packed by [`crate::db::Dialect::packed_rows`], in the
@@ -651,7 +586,7 @@ impl Ruling {
     }
 }
 
-/// What a group read, for the caches once it holds.
+/// What a group read and decided, for the caches once it is committed.
 #[derive(Default)]
 struct Cached {
     assignments: Vec<((String, Vec<String>), Assignment)>,
@@ -730,6 +665,9 @@ fn rule(
         (target.key.clone(), assignment.subject.clone()),
         assignment.clone(),
     );
+    cached
+        .assignments
+        .push(((target.key.clone(), names), assignment.clone()));
     Ruling::New(assignment)
 }
 
