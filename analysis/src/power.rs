@@ -50,12 +50,9 @@ mod tests {
     use super::*;
 
     fn vectors() -> Vec<serde_json::Value> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/stats-vectors.json"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/stats-vectors.json");
         let text =
-            std::fs::read_to_string(path).expect("the oracle vectors in ../shared/reference");
+            std::fs::read_to_string(path).expect("the oracle vectors in analysis/tests/data");
         let all: serde_json::Value = serde_json::from_str(&text).unwrap();
         all["sample_size"].as_array().unwrap().clone()
     }

@@ -444,11 +444,7 @@ mod tests {
     use super::*;
 
     fn case(name: &str) -> PathBuf {
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/cases"
-        ))
-        .join(name)
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cases")).join(name)
     }
 
     fn close(got: f64, want: f64) -> bool {

@@ -1,4 +1,4 @@
-//! Test helpers that read the gbstats oracle vectors in `shared/reference`.
+//! Test helpers that read the gbstats oracle vectors copied to `analysis/tests/data`.
 
 use serde_json::Value;
 
@@ -7,11 +7,8 @@ use super::{Effect, Interval, StatsError};
 
 /// The whole oracle vector file.
 pub(crate) fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/stats-vectors.json"
-    );
-    let text = std::fs::read_to_string(path).expect("the oracle vectors in ../shared/reference");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/stats-vectors.json");
+    let text = std::fs::read_to_string(path).expect("the oracle vectors in analysis/tests/data");
     serde_json::from_str(&text).expect("the oracle vectors are JSON")
 }
 

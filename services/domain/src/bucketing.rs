@@ -60,7 +60,7 @@ mod tests {
     fn the_hash_matches_every_growthbook_vector() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/reference/stats-vectors.json"
+            "/../../analysis/tests/data/stats-vectors.json"
         );
         let vectors: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).expect("the oracle vectors"))

@@ -10,7 +10,7 @@ use support::process::{pilotgate, run, text};
 fn case() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/cases/two-arms"
+        "/../../analysis/tests/data/cases/two-arms"
     ))
 }
 

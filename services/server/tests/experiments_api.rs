@@ -89,7 +89,7 @@ api_story!(
         assert_eq!(created["seed"], "hero");
         assert_eq!(created["owner"], "marketer-token");
         assert_eq!(created["created_by"], "marketer-token");
-        // 14748.045 per arm for baseline 0.1, MDE 10%, alpha 0.05, power 0.8 (shared/reference/stats-vectors.json).
+        // 14748.045 per arm for baseline 0.1, MDE 10%, alpha 0.05, power 0.8 (analysis/tests/data/stats-vectors.json).
         assert_eq!(
             created["planned_sample_size"],
             json!({"per_variant": 14749, "total": 29498})
