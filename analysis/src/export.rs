@@ -2,7 +2,7 @@
 //! (`subject, variant, assigned_at`) and `events` (`subject, event, value,
 //! occurred_at`), as CSV with RFC 3339 times or as Parquet with UTC datetimes.
 
-use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -91,18 +91,23 @@ impl EventColumns {
     }
 }
 
-/// Writes `assignments.EXT` and `events.EXT` into `dir` (created if needed);
-/// returns the two paths.
+/// Writes `assignments.EXT` and `events.EXT` into `dir` (created if needed,
+/// readable by its owner only); returns the two paths. The files are readable
+/// by their owner only: they hold the pilot's pseudonymized data.
 pub fn write_export(
     dir: &Path,
     format: FileFormat,
     assignments: &AssignmentColumns,
     events: &EventColumns,
 ) -> Result<(PathBuf, PathBuf), ExportError> {
-    std::fs::create_dir_all(dir).map_err(|e| ExportError {
-        path: dir.to_owned(),
-        message: format!("cannot create the folder: {e}"),
-    })?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| ExportError {
+            path: dir.to_owned(),
+            message: format!("cannot create the folder: {e}"),
+        })?;
     let assignments_path = dir.join(format!("assignments.{}", format.extension()));
     let events_path = dir.join(format!("events.{}", format.extension()));
     write_frame(&assignments_path, format, assignments.frame())?;
@@ -120,7 +125,18 @@ fn write_frame(
         message,
     };
     let mut frame = frame.map_err(|e| fail(format!("cannot build the table: {e}")))?;
-    let file = File::create(path).map_err(|e| fail(format!("cannot create the file: {e}")))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|file| {
+            // A file that existed keeps its mode on open: narrow it too.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            Ok(file)
+        })
+        .map_err(|e| fail(format!("cannot create the file: {e}")))?;
     let written = match format {
         FileFormat::Csv => CsvWriter::new(file)
             .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.6fZ".into()))
@@ -132,6 +148,8 @@ fn write_frame(
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+
     use super::*;
 
     fn sample() -> (AssignmentColumns, EventColumns) {

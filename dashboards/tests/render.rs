@@ -150,6 +150,7 @@ fn results_page(name: &str) -> ResultsPage {
 
 fn compliance_page(can_decide: bool) -> CompliancePage {
     CompliancePage {
+        design_version: 3,
         chrome: chrome("Compliance", "compliance", "/ui/experiments"),
         experiment_key: "checkout-cta".to_owned(),
         experiment_name: "Checkout call to action".to_owned(),
@@ -226,6 +227,8 @@ fn compliance_page(can_decide: bool) -> CompliancePage {
 fn experiments_page() -> ExperimentsPage {
     ExperimentsPage {
         chrome: chrome("Experiments", "marketer", "/ui/experiments"),
+        previous_page: None,
+        next_page: Some(2),
         rows: vec![
             ExperimentRow {
                 key: "checkout-cta".to_owned(),

@@ -22,6 +22,8 @@ pub struct CompliancePage {
     pub experiment_name: String,
     /// Its lifecycle state.
     pub state: ExperimentState,
+    /// The design version shown; the approve and deny forms name it.
+    pub design_version: i64,
     /// The pre-registered design.
     pub design: DesignSummary,
     /// Approval decisions, newest first; empty when none was taken.
@@ -36,8 +38,9 @@ pub struct CompliancePage {
     pub erasures: u64,
     /// The experiment's audit entries, newest first.
     pub audit_trail: Vec<AuditTrailEntry>,
-    /// Whether the signed-in user may approve or deny (compliance role, not
-    /// the creator, experiment submitted). The server decides.
+    /// Whether the signed-in user may approve or deny (compliance role, none
+    /// of the design's creator, editors or submitters, experiment submitted).
+    /// The server decides.
     pub can_decide: bool,
 }
 

@@ -16,6 +16,10 @@ pub struct ExperimentsPage {
     pub chrome: Chrome,
     /// One row per experiment, in the order to show.
     pub rows: Vec<ExperimentRow>,
+    /// The page before this one, if any (`?page=N`).
+    pub previous_page: Option<u32>,
+    /// The page after this one, if more experiments follow.
+    pub next_page: Option<u32>,
 }
 
 /// One experiment in the list.

@@ -139,6 +139,10 @@ pub struct NewConsent {
     pub proof_ref: Option<String>,
     /// SHA-256 of the record's content: the same record twice is stored once.
     pub content_hash: String,
+    /// The same person's pseudonyms under the older key versions (not stored
+    /// with the record): a withdrawal or objection acts on them too, and those
+    /// that hold data are linked to `subject` for erasure.
+    pub aliases: Vec<crate::pseudonym::Pseudonym>,
 }
 
 /// A stored record of the ledger.
@@ -163,6 +167,44 @@ pub struct ConsentRecord {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// What kind of contact data `text` looks like, if any: an e-mail address
+/// anywhere in it (`local@domain.tld`), or a phone number as the whole value
+/// (an optional `+`, then 7 to 15 digits with spaces, `-`, `.`, `/` or
+/// parentheses between them, and not a date). Free texts that may be stored or exported
+/// (`proof_ref`) are refused when they do.
+pub fn contact_data(text: &str) -> Option<&'static str> {
+    let looks_like_email = text
+        .split(|c: char| c.is_whitespace() || "<>,;\"'".contains(c))
+        .any(|word| {
+            let Some((local, domain)) = word.rsplit_once('@') else {
+                return false;
+            };
+            let local = local.rsplit(['/', ':']).next().unwrap_or_default();
+            let labels: Vec<&str> = domain.split('.').collect();
+            !local.is_empty()
+                && labels.len() >= 2
+                && labels.iter().all(|l| !l.is_empty())
+                && labels.last().is_some_and(|tld| {
+                    tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())
+                })
+        });
+    if looks_like_email {
+        return Some("an e-mail address");
+    }
+    let trimmed = text.trim();
+    let body = trimmed.strip_prefix('+').unwrap_or(trimmed);
+    let digits = body.chars().filter(char::is_ascii_digit).count();
+    let phone_shaped = !body.is_empty()
+        && body.starts_with(|c: char| c.is_ascii_digit() || c == '(')
+        && body
+            .chars()
+            .all(|c| c.is_ascii_digit() || " -./()".contains(c));
+    let is_date = ["%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%d.%m.%Y"]
+        .iter()
+        .any(|format| chrono::NaiveDate::parse_from_str(trimmed, format).is_ok());
+    (phone_shaped && !is_date && (7..=15).contains(&digits)).then_some("a phone number")
+}
+
 /// Why a record cannot be appended; `field()` names the offending field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsentError {
@@ -172,6 +214,10 @@ pub enum ConsentError {
     Method,
     #[error("proof_ref must be at most 500 characters")]
     ProofRef,
+    #[error(
+        "proof_ref looks like {0}; give a reference to the proof (a receipt id or URI), never contact data"
+    )]
+    ProofRefContactData(&'static str),
     #[error("collected_at lies in the future")]
     CollectedInFuture,
     #[error("collected_at must be after 2000-01-01")]
@@ -188,7 +234,7 @@ impl ConsentError {
         match self {
             ConsentError::NoticeId => "notice_id",
             ConsentError::Method => "source.method",
-            ConsentError::ProofRef => "proof_ref",
+            ConsentError::ProofRef | ConsentError::ProofRefContactData(_) => "proof_ref",
             ConsentError::CollectedInFuture | ConsentError::CollectedTooEarly => "collected_at",
             ConsentError::EffectiveBeforeCollection => "effective_from",
             ConsentError::ExpiresBeforeEffective => "expires_at",
@@ -215,6 +261,9 @@ impl ConsentDraft {
             .is_some_and(|p| p.chars().count() > 500 || p.chars().any(char::is_control))
         {
             return Err(ConsentError::ProofRef);
+        }
+        if let Some(kind) = self.proof_ref.as_deref().and_then(contact_data) {
+            return Err(ConsentError::ProofRefContactData(kind));
         }
         if self.collected_at > now + Duration::minutes(MAX_CLOCK_SKEW_MINUTES) {
             return Err(ConsentError::CollectedInFuture);
@@ -253,6 +302,7 @@ impl ConsentDraft {
             expires_at,
             proof_ref: self.proof_ref,
             content_hash: String::new(),
+            aliases: Vec::new(),
         };
         record.content_hash = record.compute_content_hash();
         Ok(record)
@@ -339,6 +389,35 @@ mod tests {
     }
 
     #[test]
+    fn contact_data_is_recognised_and_references_are_not() {
+        for email in [
+            "a@b.co",
+            "mailto:jane.doe@example.com",
+            "x <bob@mail.example.org>",
+        ] {
+            assert_eq!(contact_data(email), Some("an e-mail address"), "{email}");
+        }
+        for phone in [
+            "+491511234567",
+            "(030) 1234-5678",
+            "0151 123 45 67",
+            "555.123.4567",
+        ] {
+            assert_eq!(contact_data(phone), Some("a phone number"), "{phone}");
+        }
+        for fine in [
+            "https://cmp.example.com/receipts/8f2c",
+            "banner-v2/2026-05-01/abc123",
+            "receipt 42",
+            "cmp@v2",
+            "123456",
+            "2026-05-01",
+        ] {
+            assert_eq!(contact_data(fine), None, "{fine}");
+        }
+    }
+
+    #[test]
     fn invalid_drafts_name_their_field() {
         type Change = Box<dyn Fn(&mut ConsentDraft)>;
         let cases: Vec<(Change, &str)> = vec![
@@ -349,6 +428,14 @@ mod tests {
             ),
             (
                 Box::new(|d| d.proof_ref = Some("x".repeat(501))),
+                "proof_ref",
+            ),
+            (
+                Box::new(|d| d.proof_ref = Some("form of jane.doe@example.com".to_owned())),
+                "proof_ref",
+            ),
+            (
+                Box::new(|d| d.proof_ref = Some("+49 151 1234 5678".to_owned())),
                 "proof_ref",
             ),
             (Box::new(|d| d.collected_at = at(20)), "collected_at"),

@@ -40,6 +40,17 @@ impl Reason {
         Reason::Erased,
     ];
 
+    /// Whether the shop may ask the person for consent (again): nothing was
+    /// ever asked, the consent expired, or it was given under a notice older
+    /// than the purpose needs. Never after a refusal, withdrawal, objection
+    /// or erasure, nor when the purpose itself stands in the way.
+    pub fn may_ask_again(self) -> bool {
+        matches!(
+            self,
+            Reason::NoRecord | Reason::Expired | Reason::StaleNotice
+        )
+    }
+
     /// The snake_case reason code of the API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -149,6 +160,22 @@ impl From<&ConsentRecord> for RecordFacts {
             effective_from: record.effective_from,
             expires_at: record.expires_at,
         }
+    }
+}
+
+/// Why an event of an assignment marked withdrawn is refused, whatever time
+/// the event claims: `objected` when the person's newest withdrawing record
+/// for the purpose is an objection, `withdrawn` otherwise. (The assignment is
+/// marked when a withdrawal, objection or denial is received; an event
+/// received afterwards but dated before it would otherwise slip in.)
+pub fn withdrawn_assignment_reason<R: LedgerFacts>(records: &[R]) -> Reason {
+    let newest = records
+        .iter()
+        .filter(|r| r.status() != ConsentStatus::Granted)
+        .max_by_key(|r| (r.effective_from(), r.id()));
+    match newest.map(LedgerFacts::status) {
+        Some(ConsentStatus::Objected) => Reason::Objected,
+        _ => Reason::Withdrawn,
     }
 }
 
@@ -288,6 +315,28 @@ mod tests {
 
     fn all_bases() -> Purpose {
         purpose(&LegalBasis::ALL)
+    }
+
+    #[test]
+    fn events_of_a_withdrawn_assignment_name_the_newest_withdrawing_record() {
+        let granted = record(1, Consent, Granted, 1, None, 2);
+        let withdrawn = record(2, Consent, Withdrawn, 3, None, 2);
+        let objected = record(3, LegitimateInterest, Objected, 5, None, 2);
+        let regranted = record(4, Consent, Granted, 7, None, 2);
+        assert_eq!(
+            withdrawn_assignment_reason(&[granted.clone(), withdrawn.clone()]),
+            Reason::Withdrawn
+        );
+        assert_eq!(
+            withdrawn_assignment_reason(&[granted, withdrawn, objected, regranted]),
+            Reason::Objected
+        );
+        assert_eq!(
+            withdrawn_assignment_reason::<ConsentRecord>(&[]),
+            Reason::Withdrawn
+        );
+        assert!(Reason::NoRecord.may_ask_again() && Reason::Expired.may_ask_again());
+        assert!(!Reason::Withdrawn.may_ask_again() && !Reason::Erased.may_ask_again());
     }
 
     #[test]

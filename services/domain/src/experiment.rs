@@ -410,19 +410,45 @@ pub fn transition(state: State, action: Action) -> Result<State, TransitionError
 pub enum ReviewError {
     #[error("only the compliance role approves or denies pilots")]
     NotCompliance,
-    #[error("separation of duties: '{0}' created this pilot and may not approve or deny it")]
+    #[error(
+        "separation of duties: '{0}' created, edited or submitted this pilot's design and may not approve or deny it"
+    )]
     OwnPilot(String),
 }
 
-/// Separation of duties: a compliance reviewer who did not create the pilot.
-pub fn check_reviewer(reviewer: &Actor, created_by: &str) -> Result<(), ReviewError> {
+/// Separation of duties, per person: a compliance reviewer who is none of
+/// the `contributors` (everyone who created, edited or submitted any version
+/// of the design, by name, whatever role they did it with). A name is a
+/// person: one name may hold tokens of several roles, and it is the name
+/// that is compared.
+pub fn check_reviewer(reviewer: &Actor, contributors: &[String]) -> Result<(), ReviewError> {
     if reviewer.role != Some(Role::Compliance) {
         return Err(ReviewError::NotCompliance);
     }
-    if reviewer.name == created_by {
+    if contributors.contains(&reviewer.name) {
         return Err(ReviewError::OwnPilot(reviewer.name.clone()));
     }
     Ok(())
+}
+
+/// A decision names the design version it was made on; when the design has
+/// changed since (HTTP 409).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the design changed since version {reviewed}: it is version {current} now; review it again before deciding"
+)]
+pub struct DesignChanged {
+    pub reviewed: i64,
+    pub current: i64,
+}
+
+/// The decision on `reviewed` stands only while the design is still that version.
+pub fn check_reviewed_version(reviewed: i64, current: i64) -> Result<(), DesignChanged> {
+    if reviewed == current {
+        Ok(())
+    } else {
+        Err(DesignChanged { reviewed, current })
+    }
 }
 
 #[cfg(test)]
@@ -549,20 +575,44 @@ mod tests {
     #[test]
     fn only_compliance_reviews_and_never_their_own_pilot() {
         assert_eq!(
-            check_reviewer(&Actor::token("dana", Role::Compliance), "mia"),
+            check_reviewer(&Actor::token("dana", Role::Compliance), &people(&["mia"])),
             Ok(())
         );
         assert_eq!(
-            check_reviewer(&Actor::token("mia", Role::Compliance), "mia"),
+            check_reviewer(&Actor::token("mia", Role::Compliance), &people(&["mia"])),
             Err(ReviewError::OwnPilot("mia".to_owned()))
         );
+        // An editor or submitter counts as much as the creator.
         assert_eq!(
-            check_reviewer(&Actor::token("root", Role::Admin), "mia"),
+            check_reviewer(
+                &Actor::token("max", Role::Compliance),
+                &people(&["mia", "max"])
+            ),
+            Err(ReviewError::OwnPilot("max".to_owned()))
+        );
+        assert_eq!(
+            check_reviewer(&Actor::token("root", Role::Admin), &people(&["mia"])),
             Err(ReviewError::NotCompliance)
         );
         assert_eq!(
-            check_reviewer(&Actor::token("mia", Role::Marketer), "x"),
+            check_reviewer(&Actor::token("mia", Role::Marketer), &people(&["x"])),
             Err(ReviewError::NotCompliance)
+        );
+    }
+
+    fn people(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_decision_holds_only_for_the_version_reviewed() {
+        assert_eq!(check_reviewed_version(3, 3), Ok(()));
+        assert_eq!(
+            check_reviewed_version(2, 3),
+            Err(DesignChanged {
+                reviewed: 2,
+                current: 3
+            })
         );
     }
 

@@ -7,10 +7,12 @@ pub mod audit;
 pub mod bucketing;
 pub mod consent;
 pub mod eligibility;
+pub mod event_id;
 pub mod experiment;
 pub mod pseudonym;
 pub mod purpose;
 pub mod role;
+pub mod session;
 pub mod time;
 pub mod token;
 

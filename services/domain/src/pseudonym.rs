@@ -41,6 +41,12 @@ impl PseudonymKey {
         self.version
     }
 
+    /// An HMAC of a fixed label under this key: the database keeps it to
+    /// recognise the key again, and it reveals nothing of the key.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.secret)
+    }
+
     /// The pseudonym of `raw_id` under this key.
     pub fn pseudonymize(&self, raw_id: &str) -> Pseudonym {
         // HMAC accepts keys of any length, so this cannot fail.
@@ -91,6 +97,11 @@ impl KeyRing {
         &self.keys[0]
     }
 
+    /// Every key, newest first.
+    pub fn keys(&self) -> &[PseudonymKey] {
+        &self.keys
+    }
+
     /// The pseudonyms of `raw_id` under every key, current first: lookups try them in this order.
     pub fn candidates(&self, raw_id: &str) -> Vec<Pseudonym> {
         self.keys
@@ -98,6 +109,13 @@ impl KeyRing {
             .map(|key| key.pseudonymize(raw_id))
             .collect()
     }
+}
+
+/// The fingerprint of a secret key: `hex(HMAC-SHA256(key, "pilotgate key fingerprint v1"))`.
+pub(crate) fn fingerprint(secret: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"pilotgate key fingerprint v1");
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// A subject's pseudonym: 64 lowercase hex digits and the key version that made it.
@@ -172,6 +190,19 @@ mod tests {
             KeyError::DuplicateVersion(1)
         );
         assert_eq!(KeyRing::new(vec![]).unwrap_err(), KeyError::Empty);
+    }
+
+    #[test]
+    fn a_fingerprint_tells_keys_apart_and_is_not_a_pseudonym() {
+        assert_eq!(key(1, 1).fingerprint(), key(2, 1).fingerprint());
+        assert_ne!(key(1, 1).fingerprint(), key(1, 2).fingerprint());
+        assert_ne!(
+            key(1, 1).fingerprint(),
+            key(1, 1)
+                .pseudonymize("pilotgate key fingerprint v1")
+                .as_str()
+        );
+        assert!(!key(1, 0xab).fingerprint().contains("abababab"));
     }
 
     #[test]

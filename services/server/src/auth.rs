@@ -16,6 +16,7 @@ use pilotgate_domain::{Actor, Role};
 
 use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::throttle::Presented;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,21 +236,19 @@ pub async fn authorize(
             .app_data::<web::Data<AppState>>()
             .cloned()
             .ok_or(ApiError::Internal)?;
-        let client = req.peer_addr().map(|a| a.ip());
-        let now = std::time::Instant::now();
-        if let Some(wait) = client.and_then(|ip| state.auth_failures.blocked(ip, now)) {
-            return Err(ApiError::TooManyRequests(wait).into());
-        }
-        let actor = match authenticate(&req, &state).await {
-            Ok(actor) => actor,
-            Err(Failure::Guess(error)) => {
-                if let Some(ip) = client {
-                    state.auth_failures.failed(ip, now);
+        let value = bearer_value(&req)?;
+        let client = state
+            .network
+            .client(req.peer_addr().map(|a| a.ip()), req.headers());
+        let actor = check_token(&state, client, value)
+            .await
+            .map_err(|refusal| match refusal {
+                TokenRefusal::Unknown => {
+                    ApiError::Unauthorized("the token is unknown or revoked".to_owned())
                 }
-                return Err(error.into());
-            }
-            Err(Failure::Other(error)) => return Err(error.into()),
-        };
+                TokenRefusal::Throttled(wait) => ApiError::TooManyRequests(wait),
+                TokenRefusal::Unavailable(error) => error,
+            })?;
         let allowed = (admin_allowed && actor.role == Some(Role::Admin))
             || roles.iter().any(|role| actor.role == Some(*role));
         if !allowed {
@@ -275,50 +274,68 @@ fn allowed_roles(roles: &[Role], admin_allowed: bool) -> String {
     names.join(", ")
 }
 
-/// Why a request did not authenticate.
-enum Failure {
-    /// A token was presented and does not authenticate: it counts towards the
-    /// client's limit ([`crate::throttle`]).
-    Guess(ApiError),
-    /// No token, a malformed header, or the database did not answer.
-    Other(ApiError),
-}
-
-/// The actor of the bearer token of `req`, or 401.
-async fn authenticate(req: &ServiceRequest, state: &AppState) -> Result<Actor, Failure> {
+/// The value after `Bearer ` in the request's Authorization header; 401 without one.
+fn bearer_value(req: &ServiceRequest) -> Result<&str, ApiError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .ok_or_else(|| {
-            Failure::Other(ApiError::Unauthorized(
+            ApiError::Unauthorized(
                 "this route needs a bearer token in the Authorization header".to_owned(),
-            ))
+            )
         })?;
-    let value = header
+    header
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| {
-            Failure::Other(ApiError::Unauthorized(
-                "the Authorization header must read 'Bearer <token>'".to_owned(),
-            ))
-        })?;
-    let unknown = || {
-        Failure::Guess(ApiError::Unauthorized(
-            "the token is unknown or revoked".to_owned(),
-        ))
+            ApiError::Unauthorized("the Authorization header must read 'Bearer <token>'".to_owned())
+        })
+}
+
+/// Why a presented token was not accepted.
+#[derive(Debug)]
+pub enum TokenRefusal {
+    /// Unknown, revoked or malformed: 401.
+    Unknown,
+    /// A failing token from a client that failed too often with it: 429 for this many seconds.
+    Throttled(u64),
+    /// The database did not answer.
+    Unavailable(ApiError),
+}
+
+/// The actor of the token `value` presented by `client`. A valid token is
+/// always accepted; a failing one counts against `(client, token id)` (or the
+/// client alone for a malformed value) and is answered 429 once that key is
+/// over the limit (see [`crate::throttle`]). Used by the API and the sign-in form.
+pub async fn check_token(
+    state: &AppState,
+    client: Option<std::net::IpAddr>,
+    value: &str,
+) -> Result<Actor, TokenRefusal> {
+    let (presented, credential) = match PresentedToken::parse(value.trim()) {
+        Ok(presented) => {
+            let credential = state
+                .store
+                .credential(presented.token_id())
+                .await
+                .map_err(|e| TokenRefusal::Unavailable(e.into()))?;
+            (
+                Presented::token(presented.token_id()),
+                credential.filter(|c| !c.revoked && presented.matches(&c.secret_hash)),
+            )
+        }
+        Err(_) => (Presented::Malformed, None),
     };
-    let presented = PresentedToken::parse(value.trim()).map_err(|_| unknown())?;
-    let credential = state
-        .store
-        .credential(presented.token_id())
-        .await
-        .map_err(|e| Failure::Other(e.into()))?
-        .ok_or_else(unknown)?;
-    if credential.revoked || !presented.matches(&credential.secret_hash) {
-        return Err(unknown());
+    if let Some(credential) = credential {
+        return Ok(Actor::token(credential.name, credential.role));
     }
-    Ok(Actor::token(credential.name, credential.role))
+    let throttled = client.and_then(|ip| {
+        state
+            .auth_failures
+            .fail(ip, presented, std::time::Instant::now())
+    });
+    Err(throttled.map_or(TokenRefusal::Unknown, TokenRefusal::Throttled))
 }
 
 #[cfg(test)]

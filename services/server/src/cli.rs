@@ -8,12 +8,12 @@ use pilotgate_domain::{Actor, Role};
 use pilotgate_store::NewToken;
 use rand::RngCore;
 
+use crate::anchor::{Anchor, AnchorFile};
 use crate::config::{Config, redact_url};
 use crate::demo::DemoOptions;
 use crate::export::export_experiment;
 use crate::import::import_consents;
-use crate::keys::load_key_ring;
-use crate::startup::{Application, open_store};
+use crate::startup::{Application, open_store, open_store_with_keys};
 use crate::telemetry;
 use pilotgate_analysis::export::FileFormat;
 
@@ -195,8 +195,17 @@ enum ConsentsCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain; exit 1 and name the first bad entry when it is broken.
-    Verify,
+    /// Walk the chain with the audit key and check it against its newest
+    /// anchor; exit 1 and name the first bad (or first missing) entry.
+    Verify {
+        /// The anchor file to check against (default: the configured one,
+        /// `pilotgate.anchor` beside the audit key).
+        #[arg(long)]
+        anchor: Option<std::path::PathBuf>,
+    },
+    /// Record the chain's head in the anchor file now and print the anchor
+    /// line on stdout (to keep a copy elsewhere too).
+    Anchor,
 }
 
 /// Parses the command line, runs the command and turns any error into one line and exit code 1.
@@ -264,19 +273,20 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(command) => {
-            let store = open_store(&config.database_url)
+            let (store, _) = open_store_with_keys(&config)
                 .await
                 .map_err(|e| e.to_string())?;
-            run_token(command, &store).await
+            let outcome = run_token(command, &store).await;
+            anchor_after(&config, &store).await;
+            outcome
         }
         Command::Consents(ConsentsCommand::Import { file, strict }) => {
-            let store = open_store(&config.database_url)
+            let (store, keys) = open_store_with_keys(&config)
                 .await
                 .map_err(|e| e.to_string())?;
-            let keys = load_key_ring(&config).map_err(|e| e.to_string())?;
-            let summary = import_consents(&file, &store, &keys, &mut std::io::stderr())
-                .await
-                .map_err(|e| e.to_string())?;
+            let summary = import_consents(&file, &store, &keys, &mut std::io::stderr()).await;
+            anchor_after(&config, &store).await;
+            let summary = summary.map_err(|e| e.to_string())?;
             eprintln!(
                 "imported {}: {} rows, {} stored, {} already present, {} invalid (skipped)",
                 file.display(),
@@ -296,14 +306,16 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             out,
             format,
         } => {
-            let store = open_store(&config.database_url)
+            let (store, _) = open_store_with_keys(&config)
                 .await
                 .map_err(|e| e.to_string())?;
             let format = match format {
                 ExportFormat::Csv => FileFormat::Csv,
                 ExportFormat::Parquet => FileFormat::Parquet,
             };
-            let summary = export_experiment(&store, &experiment, &out, format).await?;
+            let summary = export_experiment(&store, &experiment, &out, format).await;
+            anchor_after(&config, &store).await;
+            let summary = summary?;
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
@@ -334,17 +346,35 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit(AuditCommand::Verify) => {
-            let store = open_store(&config.database_url)
+        Command::Audit(AuditCommand::Verify { anchor }) => {
+            let (store, _) = open_store_with_keys(&config)
                 .await
                 .map_err(|e| e.to_string())?;
+            let anchors = AnchorFile::new(anchor.unwrap_or_else(|| config.audit_anchor_path()));
+            let database = store.database_id().await.map_err(|e| e.to_string())?;
+            let latest = anchors.latest(&database)?;
             let report = store
-                .verify_audit_chain()
+                .verify_audit_chain(latest.as_ref().map(Anchor::chain_head))
                 .await
                 .map_err(|e| e.to_string())?;
+            let anchored = match &latest {
+                Some(a) => format!(
+                    "; it reaches its anchor of {} ({} entries, {})",
+                    a.at,
+                    a.entries,
+                    anchors.path().display()
+                ),
+                None => format!(
+                    "; no anchor of this database in {} yet, so a cut tail cannot be seen",
+                    anchors.path().display()
+                ),
+            };
             match report.first_bad_id {
                 None => {
-                    println!("audit chain ok: {} entries verified", report.entries);
+                    println!(
+                        "audit chain ok: {} entries verified with the audit key{anchored}",
+                        report.entries
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(id) => {
@@ -357,6 +387,42 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                 }
             }
         }
+        Command::Audit(AuditCommand::Anchor) => {
+            let (store, _) = open_store_with_keys(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let anchors = AnchorFile::new(config.audit_anchor_path());
+            let anchor = match anchors.anchor_now(&store).await? {
+                Some(anchor) => anchor,
+                None => {
+                    let database = store.database_id().await.map_err(|e| e.to_string())?;
+                    anchors.latest(&database)?.ok_or_else(|| {
+                        "the anchor file holds no anchor of this database".to_owned()
+                    })?
+                }
+            };
+            println!(
+                "{}",
+                serde_json::to_string(&anchor).map_err(|e| e.to_string())?
+            );
+            eprintln!(
+                "anchored {} audit entries in {}",
+                anchor.entries,
+                anchors.path().display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Anchors the audit chain after a command that wrote to it; a failure is a
+/// warning (the command itself succeeded).
+async fn anchor_after(config: &Config, store: &pilotgate_store::Store) {
+    if let Err(error) = AnchorFile::new(config.audit_anchor_path())
+        .anchor_now(store)
+        .await
+    {
+        eprintln!("warning: {error}");
     }
 }
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::network::{AddressRange, Network};
+
 /// Everything the service needs to start.
 #[derive(Clone)]
 pub struct Config {
@@ -21,6 +23,19 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `text` (default) or `json` log lines on stderr.
     pub log_format: LogFormat,
+    /// Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed
+    /// (`PILOTGATE_TRUSTED_PROXIES`: addresses and CIDR ranges, comma-separated; none by default).
+    pub trusted_proxies: Vec<AddressRange>,
+    /// The address people use to reach the server, e.g. `https://pilotgate.example.com`;
+    /// when it is `https://`, cookies are `Secure`.
+    pub public_url: Option<String>,
+    /// The audit chain's key given inline (`PILOTGATE_AUDIT_KEY`, 64 hex digits), which wins over the file.
+    pub audit_key: Option<String>,
+    /// The audit key file; `None` is `pilotgate.audit.key` beside the pseudonym key file.
+    pub audit_key_file: Option<PathBuf>,
+    /// The append-only file of audit chain heads; `None` is `pilotgate.anchor`
+    /// beside the audit key file.
+    pub audit_anchor_file: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -40,7 +55,47 @@ impl Default for Config {
             pseudonym_key_file: PathBuf::from("pilotgate.key"),
             max_body_bytes: 2 * 1024 * 1024,
             log_format: LogFormat::Text,
+            trusted_proxies: Vec::new(),
+            public_url: None,
+            audit_key: None,
+            audit_key_file: None,
+            audit_anchor_file: None,
         }
+    }
+}
+
+impl Config {
+    /// What the operator said about the network in front of the server.
+    pub fn network(&self) -> Network {
+        Network {
+            trusted_proxies: self.trusted_proxies.clone(),
+            public_https: self
+                .public_url
+                .as_deref()
+                .is_some_and(|url| url.to_ascii_lowercase().starts_with("https://")),
+        }
+    }
+
+    /// The audit key file in use.
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.audit_key_file
+            .clone()
+            .unwrap_or_else(|| beside(&self.pseudonym_key_file, "pilotgate.audit.key"))
+    }
+
+    /// The anchor file in use.
+    pub fn audit_anchor_path(&self) -> PathBuf {
+        self.audit_anchor_file
+            .clone()
+            .unwrap_or_else(|| beside(&self.audit_key_path(), "pilotgate.anchor"))
+    }
+}
+
+/// The file `name` in the folder of `path`.
+fn beside(path: &Path, name: &str) -> PathBuf {
+    match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder.join(name),
+        _ => PathBuf::from(name),
     }
 }
 
@@ -56,6 +111,11 @@ impl fmt::Debug for Config {
             .field("pseudonym_key_file", &self.pseudonym_key_file)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log_format", &self.log_format)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("public_url", &self.public_url)
+            .field("audit_key", &self.audit_key.as_ref().map(|_| "[redacted]"))
+            .field("audit_key_file", &self.audit_key_file)
+            .field("audit_anchor_file", &self.audit_anchor_file)
             .finish()
     }
 }
@@ -69,6 +129,10 @@ struct FileConfig {
     pseudonym_key_file: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     log_format: Option<LogFormat>,
+    trusted_proxies: Option<String>,
+    public_url: Option<String>,
+    audit_key_file: Option<PathBuf>,
+    audit_anchor_file: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used, said in one line.
@@ -102,6 +166,20 @@ impl Config {
             config.max_body_bytes = limit.parse().map_err(|_| {
                 ConfigError("PILOTGATE_MAX_BODY_BYTES must be a whole number of bytes".to_owned())
             })?;
+        }
+        if let Some(list) = env("PILOTGATE_TRUSTED_PROXIES") {
+            config.trusted_proxies = Network::parse_proxies(&list)
+                .map_err(|e| ConfigError(format!("PILOTGATE_TRUSTED_PROXIES: {e}")))?;
+        }
+        if let Some(url) = env("PILOTGATE_PUBLIC_URL") {
+            config.public_url = Some(check_public_url("PILOTGATE_PUBLIC_URL", url)?);
+        }
+        config.audit_key = env("PILOTGATE_AUDIT_KEY");
+        if let Some(path) = env("PILOTGATE_AUDIT_KEY_FILE") {
+            config.audit_key_file = Some(PathBuf::from(path));
+        }
+        if let Some(path) = env("PILOTGATE_AUDIT_ANCHOR_FILE") {
+            config.audit_anchor_file = Some(PathBuf::from(path));
         }
         if let Some(format) = env("PILOTGATE_LOG_FORMAT") {
             config.log_format = match format.as_str() {
@@ -137,7 +215,32 @@ impl Config {
                 .unwrap_or(defaults.pseudonym_key_file),
             max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
             log_format: file.log_format.unwrap_or(defaults.log_format),
+            trusted_proxies: match file.trusted_proxies {
+                Some(list) => Network::parse_proxies(&list).map_err(|e| {
+                    ConfigError(format!("{}: trusted_proxies: {e}", path.display()))
+                })?,
+                None => defaults.trusted_proxies,
+            },
+            public_url: file
+                .public_url
+                .map(|url| check_public_url(&format!("{}: public_url", path.display()), url))
+                .transpose()?,
+            audit_key: None,
+            audit_key_file: file.audit_key_file,
+            audit_anchor_file: file.audit_anchor_file,
         })
+    }
+}
+
+/// A public URL must say its scheme.
+fn check_public_url(name: &str, url: String) -> Result<String, ConfigError> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        Ok(url)
+    } else {
+        Err(ConfigError(format!(
+            "{name} must begin with https:// or http://"
+        )))
     }
 }
 

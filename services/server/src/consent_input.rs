@@ -140,8 +140,11 @@ impl ConsentInput {
             .as_deref()
             .map(|v| parse_time("expires_at", v))
             .transpose()?;
+        let mut candidates = keys.candidates(&self.user_id).into_iter();
         let draft = ConsentDraft {
-            subject: keys.current().pseudonymize(&self.user_id),
+            subject: candidates
+                .next()
+                .expect("a key ring holds at least one key"),
             purpose: purpose.key.clone(),
             basis,
             status,
@@ -154,9 +157,11 @@ impl ConsentInput {
             expires_at,
             proof_ref: self.proof_ref.filter(|p| !p.is_empty()),
         };
-        draft
+        let mut record = draft
             .finish(now)
-            .map_err(|e| FieldError::new(e.field(), e.to_string()))
+            .map_err(|e| FieldError::new(e.field(), e.to_string()))?;
+        record.aliases = candidates.collect();
+        Ok(record)
     }
 }
 

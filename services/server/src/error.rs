@@ -108,6 +108,7 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable
             }
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::Forbidden(message) => ApiError::Forbidden(message),
             StoreError::NotFound(message) => ApiError::NotFound(message),
             other => {
                 tracing::error!(error = %other, "store failure");

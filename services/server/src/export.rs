@@ -65,14 +65,9 @@ pub async fn export_experiment(
         assignment_columns.subject.len(),
         event_columns.subject.len(),
     );
-    let out_dir = out.to_owned();
-    let (assignments_path, events_path) = tokio::task::spawn_blocking(move || {
-        write_export(&out_dir, format, &assignment_columns, &event_columns)
-    })
-    .await
-    .map_err(|e| format!("the export was interrupted: {e}"))?
-    .map_err(|e| e.to_string())?;
-    store
+    // Audited before any byte is written: an export that is not in the audit
+    // log never leaves the database.
+    let entry = store
         .record_audit(
             &Actor::operator(),
             "experiment.export",
@@ -86,6 +81,13 @@ pub async fn export_experiment(
         )
         .await
         .map_err(|e| e.to_string())?;
+    let out_dir = out.to_owned();
+    let (assignments_path, events_path) = tokio::task::spawn_blocking(move || {
+        write_export(&out_dir, format, &assignment_columns, &event_columns)
+    })
+    .await
+    .map_err(|e| format!("the export was interrupted: {e}"))?
+    .map_err(|e| format!("{e} (the export is audited as entry {})", entry.id))?;
     Ok(format!(
         "exported {experiment}: {} assignments to {}, {} events to {} ({withdrawn} withdrawn subjects left out)",
         assignment_count,

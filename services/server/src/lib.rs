@@ -2,6 +2,7 @@
 //! routes, authentication and the command-line interface.
 #![forbid(unsafe_code)]
 
+pub mod anchor;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod metrics;
+pub mod network;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

@@ -1,6 +1,8 @@
 //! Request metrics in Prometheus text format, and the middleware that records
-//! them and writes one log line per request. Routes are labelled by pattern,
-//! never by the concrete path, so no identifier reaches a label or a log.
+//! them and writes one log line per request. No label ever carries text the
+//! client chose: routes are labelled by pattern (never the concrete path),
+//! methods outside the standard set by `OTHER`, and the number of series is
+//! bounded, so no request can grow the exposition or the server's memory.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -27,22 +29,45 @@ struct Series {
     buckets: [u64; BUCKETS.len()],
 }
 
+/// The most series kept; requests that would open another are counted under
+/// [`OVERFLOW_ROUTE`]. The routes of the permission table times their methods
+/// and statuses stay far below it.
+const MAX_SERIES: usize = 2_000;
+
+/// The route label of requests past [`MAX_SERIES`].
+const OVERFLOW_ROUTE: &str = "other";
+
+/// The method label of a request: its method when it is one of HTTP's
+/// standard methods, `OTHER` for anything else a client may send.
+pub fn method_label(method: &str) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|standard| *standard == method)
+        .unwrap_or("OTHER")
+}
+
 /// Counters and latency histograms by method, route and status.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    series: Mutex<BTreeMap<(String, String, u16), Series>>,
+    series: Mutex<BTreeMap<(&'static str, String, u16), Series>>,
 }
 
 impl Metrics {
-    /// Records one request.
+    /// Records one request. `route` must be a route pattern (or another label
+    /// the server chose), never a path the client sent.
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut series = self
             .series
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let entry = series
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default();
+        let mut key = (method_label(method), route.to_owned(), status);
+        if series.len() >= MAX_SERIES && !series.contains_key(&key) {
+            key = ("OTHER", OVERFLOW_ROUTE.to_owned(), 0);
+        }
+        let entry = series.entry(key).or_default();
         entry.count += 1;
         entry.sum_seconds += seconds;
         for (bound, bucket) in BUCKETS.iter().zip(entry.buckets.iter_mut()) {
@@ -105,7 +130,7 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method().as_str());
     let route = crate::auth::route_pattern(&req).unwrap_or_else(|| "unmatched".to_owned());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let outcome = next.call(req).await;
@@ -116,7 +141,7 @@ pub async fn observe(
     };
     let seconds = started.elapsed().as_secs_f64();
     if let Some(state) = state {
-        state.metrics.observe(&method, &route, status, seconds);
+        state.metrics.observe(method, &route, status, seconds);
     }
     tracing::info!(
         method,
@@ -144,5 +169,28 @@ mod tests {
         assert!(text.contains("le=\"0.001\"} 1"));
         assert!(text.contains("le=\"0.5\"} 2"));
         assert!(text.contains("le=\"+Inf\"} 2"));
+    }
+
+    #[test]
+    fn a_made_up_method_is_labelled_other() {
+        let metrics = Metrics::default();
+        metrics.observe(&"X".repeat(8_000), "unmatched", 400, 0.001);
+        metrics.observe("BREW", "unmatched", 400, 0.001);
+        let text = metrics.render();
+        assert!(text.contains(
+            "pilotgate_http_requests_total{method=\"OTHER\",route=\"unmatched\",status=\"400\"} 2"
+        ));
+        assert!(!text.contains("XXX") && !text.contains("BREW"), "{text}");
+    }
+
+    #[test]
+    fn the_number_of_series_is_bounded() {
+        let metrics = Metrics::default();
+        for n in 0..(MAX_SERIES + 500) {
+            metrics.observe("GET", &format!("/route/{n}"), 200, 0.001);
+        }
+        let series = metrics.series.lock().unwrap();
+        assert_eq!(series.len(), MAX_SERIES + 1);
+        assert_eq!(series[&("OTHER", OVERFLOW_ROUTE.to_owned(), 0)].count, 500);
     }
 }

@@ -57,7 +57,7 @@ impl Modify for BearerAuth {
         // Every route that takes a token may answer 429 to a client that has
         // presented too many failing ones (`throttle.rs`).
         let throttled = ResponseBuilder::new()
-            .description("Too many failed token checks from this address; see Retry-After")
+            .description("Too many failing tokens from this address with this token id (a valid token is never refused); see Retry-After")
             .content(
                 "application/json",
                 Content::new(Some(Ref::from_schema_name("ErrorBody"))),

@@ -10,10 +10,11 @@ use actix_web::{App, HttpServer, web};
 use pilotgate_domain::pseudonym::KeyRing;
 use pilotgate_store::Store;
 
+use crate::anchor::{AnchorFile, spawn_anchoring};
 use crate::auth;
 use crate::config::{Config, redact_url};
 use crate::error::{ApiError, extractors};
-use crate::keys::load_key_ring;
+use crate::keys::attach_keys;
 use crate::metrics::{self, Metrics};
 use crate::openapi;
 use crate::routes;
@@ -27,8 +28,16 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Signs dashboard session cookies and CSRF tokens.
     pub sessions: crate::ui::session::SessionKeys,
-    /// Failed token checks per client (API and sign-in form).
+    /// Failed token checks per client and token (API and sign-in form).
     pub auth_failures: crate::throttle::AuthFailures,
+    /// Trusted proxies and the public scheme: who the client is, and whether cookies are Secure.
+    pub network: crate::network::Network,
+    /// The key client event ids are stored under.
+    pub event_ids: pilotgate_domain::event_id::EventIdKey,
+    /// Where the audit chain's head is anchored.
+    pub anchors: AnchorFile,
+    /// The audit page's last verification, reused while the chain's head and anchor stay.
+    pub audit_verification: std::sync::Mutex<Option<pilotgate_domain::audit::ChainReport>>,
 }
 
 /// Why the service could not start, in one line.
@@ -55,6 +64,7 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Store,
+    anchors: AnchorFile,
 }
 
 impl std::fmt::Debug for Application {
@@ -66,14 +76,14 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Opens and migrates the database, loads the keys and binds the listener.
+    /// Opens and migrates the database, loads and checks the keys, and binds the listener.
     pub async fn build(config: &Config) -> Result<Application, StartupError> {
-        let store = open_store(&config.database_url).await?;
-        let keys = load_key_ring(config)?;
+        let (store, keys) = open_store_with_keys(config).await?;
         Application::with_store(config, store, keys)
     }
 
-    /// Binds the listener for a store that is open and migrated already.
+    /// Binds the listener for a store that is open, migrated and has its keys
+    /// attached already (`open_store_with_keys`), with the pseudonym ring `keys`.
     pub fn with_store(
         config: &Config,
         store: Store,
@@ -85,6 +95,12 @@ impl Application {
         };
         let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
+        let event_ids = store
+            .event_id_key()
+            .map_err(|source| StartupError::Database {
+                url: redact_url(&config.database_url),
+                source,
+            })?;
         store.start_server_tasks();
         let state = web::Data::new(AppState {
             store: store.clone(),
@@ -93,7 +109,15 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             sessions: crate::ui::session::SessionKeys::default(),
             auth_failures: crate::throttle::AuthFailures::default(),
+            network: config.network(),
+            event_ids,
+            anchors: AnchorFile::new(config.audit_anchor_path()),
+            audit_verification: std::sync::Mutex::new(None),
         });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            spawn_anchoring(store.clone(), state.anchors.clone());
+        }
+        let anchors = state.anchors.clone();
         let (json, query, path) = extractors::configure(config.max_body_bytes);
         let server = HttpServer::new(move || {
             App::new()
@@ -117,6 +141,7 @@ impl Application {
             port,
             server,
             store,
+            anchors,
         })
     }
 
@@ -133,10 +158,22 @@ impl Application {
     /// Serves until SIGINT or SIGTERM, lets requests in flight finish, then closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let outcome = self.server.await;
+        if let Err(error) = self.anchors.anchor_now(&self.store).await {
+            tracing::error!(%error, "the audit chain was not anchored at shutdown");
+        }
         tracing::info!("server stopped; closing the database");
         self.store.close().await;
         outcome
     }
+}
+
+/// Opens the database the configuration names, applies pending migrations,
+/// and loads and attaches the keys (refused when they do not match the
+/// database; see `keys.rs`); returns the store and the pseudonym key ring.
+pub async fn open_store_with_keys(config: &Config) -> Result<(Store, KeyRing), StartupError> {
+    let store = open_store(&config.database_url).await?;
+    let keys = attach_keys(config, &store).await?;
+    Ok((store, keys))
 }
 
 /// Opens the database at `url` and applies pending migrations.

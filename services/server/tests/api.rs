@@ -298,18 +298,19 @@ fn the_permission_table_lists_each_route_once() {
 }
 
 api_story!(
-    a_client_guessing_tokens_is_throttled_and_no_token_then_helps,
+    a_client_guessing_one_tokens_secret_is_throttled_and_valid_tokens_are_not,
     |app| {
-        let guess = |n: u32| {
+        // Wrong secrets for one token id from one client.
+        let guess = || {
             app.client
                 .get(format!("{}/api/v1/purposes", app.address))
-                .bearer_auth(format!("pgt_{n:012x}_{}", "0".repeat(64)))
+                .bearer_auth(format!("pgt_{:012x}_{}", 0xabcu32, "0".repeat(64)))
                 .send()
         };
         for n in 0..pilotgate_server::throttle::AuthFailures::LIMIT {
-            assert_eq!(guess(n).await.unwrap().status().as_u16(), 401, "guess {n}");
+            assert_eq!(guess().await.unwrap().status().as_u16(), 401, "guess {n}");
         }
-        let response = guess(999).await.unwrap();
+        let response = guess().await.unwrap();
         let wait: u64 = response.headers()["retry-after"]
             .to_str()
             .unwrap()
@@ -318,9 +319,9 @@ api_story!(
         assert!((1..=60).contains(&wait), "{wait}");
         let body = assert_json_error(response, 429).await;
         assert_eq!(body["error"], "too_many_requests");
-        // A valid token from the same client is refused too: answering it would let the guessing go on.
+        // Valid tokens from the same client are answered: a guesser locks nobody out.
         let valid = app.get("/api/v1/purposes", Some(Role::Analyst)).await;
-        assert_eq!(valid.status().as_u16(), 429);
+        assert_eq!(valid.status().as_u16(), 200);
         // Requests that need no token still work.
         assert_eq!(app.get("/healthz", None).await.status().as_u16(), 200);
     }

@@ -82,9 +82,15 @@ api_story!(
             (
                 refused["eligible"].clone(),
                 refused["variant"].clone(),
-                refused["reason"].clone()
+                refused["reason"].clone(),
+                refused["ask_again"].clone()
             ),
-            (json!(false), Value::Null, json!("no_record"))
+            (
+                json!(false),
+                Value::Null,
+                json!("not_eligible"),
+                json!(true)
+            )
         );
         assert!(
             app.db
@@ -118,7 +124,8 @@ api_story!(
         }
         let stored = app.db.store.assignments_of("hero").await.unwrap();
         assert_eq!(stored.len(), 1);
-        assert_eq!(stored[0].subject, first["subject"].as_str().unwrap());
+        assert!(first.get("subject").is_none(), "no pseudonym for ingest");
+        assert_eq!(stored[0].subject, support::pseudonym("alice@example.com"));
         assert_eq!(stored[0].basis.as_str(), "consent");
         assert!(
             stored[0].consent_record_id.is_some(),
@@ -187,9 +194,15 @@ api_story!(
             (
                 after["eligible"].clone(),
                 after["variant"].clone(),
-                after["reason"].clone()
+                after["reason"].clone(),
+                after["ask_again"].clone()
             ),
-            (json!(false), Value::Null, json!("withdrawn"))
+            (
+                json!(false),
+                Value::Null,
+                json!("not_eligible"),
+                json!(false)
+            )
         );
         let refused = events(&app, json!([{"event_id": "e2", "user_id": "bob@example.com", "name": "purchase", "value": 5.0, "occurred_at": chrono::Utc::now().to_rfc3339()}])).await;
         assert_eq!(refused["accepted"], 0);
@@ -343,7 +356,8 @@ api_story!(
         consent(&app, "dave@example.com", "granted", &ago(60)).await;
         let assigned = assign(&app, "dave@example.com").await;
         events(&app, json!([{"event_id": "d1", "user_id": "dave@example.com", "name": "purchase", "value": 3.0, "occurred_at": ago(0)}])).await;
-        let subject = assigned["subject"].as_str().unwrap();
+        assert_eq!(assigned["eligible"], true);
+        let subject = support::pseudonym("dave@example.com");
         let receipt: Value = send(
             &app,
             &format!("/api/v1/subjects/{subject}/erasure"),
@@ -356,7 +370,12 @@ api_story!(
         .unwrap();
         assert_eq!(receipt["deleted"], json!({"assignments": 1, "events": 1}));
         let after = assign(&app, "dave@example.com").await;
-        assert_eq!(after["reason"], "erased");
+        assert_eq!(
+            (after["eligible"].clone(), after["ask_again"].clone()),
+            (json!(false), json!(false))
+        );
+        let counts = app.db.store.refusal_counts("hero").await.unwrap();
+        assert!(counts.iter().any(|c| c.1 == "erased"), "{counts:?}");
         assert!(
             app.db
                 .store
@@ -395,7 +414,7 @@ api_story!(
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
         loop {
             let after = assign(&app, "erin@example.com").await;
-            if after["reason"] == "withdrawn" {
+            if after["eligible"] == false {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "still {after}");
@@ -403,7 +422,7 @@ api_story!(
         }
 
         // A token revoked by another process stops working here too.
-        let revoker = pilotgate_store::Store::connect(&app.db.url).await.unwrap();
+        let revoker = app.db.reopen(&app.keys).await;
         revoker
             .revoke_token(
                 "ingest-token",

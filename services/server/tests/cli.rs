@@ -269,3 +269,120 @@ async fn migrate_leaves_the_same_tables_on_sqlite_and_postgres() {
         postgres.store.schema_columns().await.unwrap()
     );
 }
+
+/// The binary in `dir` with only the key files it finds there (no key in the environment).
+fn with_key_files(dir: &Path, url: &str) -> std::process::Command {
+    let mut command = pilotgate(dir, Some(url));
+    command
+        .env_remove("PILOTGATE_PSEUDONYM_KEY")
+        .env_remove("PILOTGATE_AUDIT_KEY");
+    command
+}
+
+#[tokio::test]
+async fn a_lost_or_wrong_key_file_is_refused_and_never_silently_replaced() {
+    use pilotgate_domain::consent::ConsentStatus;
+    use pilotgate_store::testing::{consent_purpose, consent_record};
+    let db = TestDb::new(Dialect::Sqlite).await.unwrap();
+    // The database holds a pseudonymized record, made with the tests' key (version 1).
+    let operator = pilotgate_domain::Actor::operator();
+    db.store
+        .create_purpose(&consent_purpose("personalize.content", 1), &operator)
+        .await
+        .unwrap();
+    db.store
+        .append_consents(&[consent_record("ann", ConsentStatus::Granted)], &operator)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("pilotgate.key");
+
+    let lost = run(with_key_files(dir.path(), &db.url).args(["token", "list"]));
+    assert_eq!(lost.status.code(), Some(1));
+    let error = text(&lost.stderr);
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(
+        error.starts_with("error: ")
+            && error.contains("pilotgate.key")
+            && error.contains("key version 1")
+            && error.contains("restore"),
+        "{error}"
+    );
+    assert!(
+        !key_file.exists(),
+        "no new key was made for a used database"
+    );
+    for serve in [vec!["serve"], vec!["audit", "verify"]] {
+        let refused = run(with_key_files(dir.path(), &db.url).args(&serve));
+        assert_eq!(refused.status.code(), Some(1), "{serve:?}");
+    }
+
+    // Someone makes a new key by hand (and restores the audit key): refused too.
+    std::fs::write(
+        dir.path().join("pilotgate.audit.key"),
+        format!("{}\n", "05".repeat(32)),
+    )
+    .unwrap();
+    std::fs::write(&key_file, format!("1:{}\n", "77".repeat(32))).unwrap();
+    let wrong = run(with_key_files(dir.path(), &db.url).args(["token", "list"]));
+    assert_eq!(wrong.status.code(), Some(1));
+    let error = text(&wrong.stderr);
+    assert!(
+        error.contains("pseudonym key version 1 is not the key this database was used with"),
+        "{error}"
+    );
+    assert!(!error.contains("7777"), "{error}");
+
+    // The right keys restored: it works; a second version (a rotation) is recorded.
+    std::fs::write(&key_file, format!("1:{}\n", "04".repeat(32))).unwrap();
+    let restored = run(with_key_files(dir.path(), &db.url).args(["token", "list"]));
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    std::fs::write(
+        &key_file,
+        format!("1:{}\n2:{}\n", "04".repeat(32), "42".repeat(32)),
+    )
+    .unwrap();
+    let rotated = run(with_key_files(dir.path(), &db.url).args(["token", "list"]));
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    assert_eq!(
+        db.store.key_state().await.unwrap().pseudonym_versions,
+        [1, 2]
+    );
+}
+
+#[tokio::test]
+async fn a_new_database_gets_new_private_key_files_and_an_anchor() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    create_token_without_env(dir.path(), &url);
+    for name in [
+        "pilotgate.key",
+        "pilotgate.audit.key",
+        "pilotgate.anchor",
+        "fresh.db",
+    ] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    let anchor = run(with_key_files(dir.path(), &url).args(["audit", "anchor"]));
+    assert!(anchor.status.success(), "{}", text(&anchor.stderr));
+    let line: serde_json::Value = serde_json::from_str(text(&anchor.stdout).trim()).unwrap();
+    assert_eq!(line["entries"], 1);
+    let verify = run(with_key_files(dir.path(), &url).args(["audit", "verify"]));
+    assert!(verify.status.success());
+    assert!(
+        text(&verify.stdout).contains("reaches its anchor"),
+        "{}",
+        text(&verify.stdout)
+    );
+}
+
+fn create_token_without_env(dir: &Path, url: &str) {
+    let output =
+        run(with_key_files(dir, url).args(["token", "create", "--role", "analyst", "--name", "a"]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}

@@ -9,9 +9,15 @@ use pilotgate_server::demo::{self, DemoOptions, DemoReport};
 use pilotgate_store::Dialect;
 use pilotgate_store::testing::TestDb;
 
+/// The keys of the tests' databases (`TestDb`), given inline, and the anchor
+/// file in a temp folder kept for the whole test run.
 fn config() -> Config {
+    static ANCHORS: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let anchors = ANCHORS.get_or_init(|| tempfile::tempdir().expect("a temp folder"));
     Config {
-        pseudonym_key: Some(format!("1:{}", "5a".repeat(32))),
+        pseudonym_key: Some(format!("1:{}", "04".repeat(32))),
+        audit_key: Some("05".repeat(32)),
+        audit_anchor_file: Some(anchors.path().join("pilotgate.anchor")),
         ..Config::default()
     }
 }
@@ -84,6 +90,13 @@ async fn the_demo_assigns_only_eligible_subjects_and_its_interval_covers_the_tru
 
     // A run that failed after making its tokens leaves only them behind.
     let store = pilotgate_store::Store::connect(&url).await.unwrap();
+    store
+        .attach_keys(
+            &pilotgate_store::testing::test_key_ring(),
+            &pilotgate_store::testing::test_audit_key(),
+        )
+        .await
+        .unwrap();
     let token = pilotgate_server::cli::issue_token();
     store
         .create_token(

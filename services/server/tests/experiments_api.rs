@@ -67,9 +67,24 @@ async fn create(app: &TestApp, key: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// `POST …/{action}` as `role`; a decision names the design version the pilot has now.
 async fn act(app: &TestApp, key: &str, action: &str, role: Role) -> reqwest::Response {
-    let body = matches!(action, "approve" | "deny")
-        .then(|| json!({"comment": "Consent-only purpose, notice v1 or later: lawful."}));
+    let body = if matches!(action, "approve" | "deny") {
+        let pilot: Value = app
+            .get(
+                &format!("/api/v1/experiments/{key}"),
+                Some(Role::Compliance),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        Some(
+            json!({"design_version": pilot["design_version"], "comment": "Consent-only purpose, notice v1 or later: lawful."}),
+        )
+    } else {
+        None
+    };
     send(
         app,
         Method::POST,
@@ -392,7 +407,7 @@ api_story!(only_compliance_decides_and_never_on_its_own_pilot, |app| {
     }
     // The marketer who created the pilot also holds a compliance token.
     let own = app.add_token("marketer-token", Role::Compliance).await;
-    let comment = json!({"comment": "looks fine to me"});
+    let comment = json!({"design_version": 1, "comment": "looks fine to me"});
     let response = app
         .client
         .post(format!("{}/api/v1/experiments/hero/approve", app.address))
@@ -423,7 +438,7 @@ api_story!(only_compliance_decides_and_never_on_its_own_pilot, |app| {
         Method::POST,
         "/api/v1/experiments/hero/approve",
         Role::Compliance,
-        Some(json!({"comment": "  "})),
+        Some(json!({"design_version": 1, "comment": "  "})),
     )
     .await;
     assert_json_error(no_comment, 422).await;

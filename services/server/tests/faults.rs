@@ -130,7 +130,12 @@ api_story!(
         let stored = app.db.store.events_of("faults").await.unwrap();
         let stored_ids: HashSet<&str> = stored.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(stored.len(), stored_ids.len(), "an event is stored twice");
-        let acked_ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        // Event ids are stored keyed (see `pilotgate_domain::event_id`).
+        let acked: Vec<String> = ids
+            .iter()
+            .map(|id| support::stored_event_id(&app.db.store, id))
+            .collect();
+        let acked_ids: HashSet<&str> = acked.iter().map(String::as_str).collect();
         assert_eq!(
             stored_ids, acked_ids,
             "stored events differ from acknowledged ones"

@@ -167,5 +167,10 @@ fn hostile_inventories_are_imported_or_refused_in_one_line_and_never_echo_a_raw_
             Ok(())
         })
         .unwrap();
-    assert!(runtime.block_on(db.store.verify_audit_chain()).unwrap().ok);
+    assert!(
+        runtime
+            .block_on(db.store.verify_audit_chain(None))
+            .unwrap()
+            .ok
+    );
 }

@@ -11,7 +11,9 @@ use pilotgate_store::Dialect;
 use pilotgate_store::testing::TestDb;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pilotgate");
-const KEY: &str = "1:0707070707070707070707070707070707070707070707070707070707070707";
+/// The keys `TestDb` attaches (`pilotgate_store::testing`).
+const KEY: &str = "1:0404040404040404040404040404040404040404040404040404040404040404";
+const AUDIT_KEY: &str = "0505050505050505050505050505050505050505050505050505050505050505";
 
 fn pilotgate(dir: &Path, url: &str) -> Command {
     let mut command = Command::new(BINARY);
@@ -23,7 +25,8 @@ fn pilotgate(dir: &Path, url: &str) -> Command {
     }
     command
         .env("PILOTGATE_DATABASE_URL", url)
-        .env("PILOTGATE_PSEUDONYM_KEY", KEY);
+        .env("PILOTGATE_PSEUDONYM_KEY", KEY)
+        .env("PILOTGATE_AUDIT_KEY", AUDIT_KEY);
     command
 }
 
@@ -201,7 +204,7 @@ async fn import_story(dialect: Dialect, rows: usize) {
         "{}",
         stderr(&again).lines().last().unwrap_or_default()
     );
-    assert!(db.store.verify_audit_chain().await.unwrap().ok);
+    assert!(db.store.verify_audit_chain(None).await.unwrap().ok);
 }
 
 #[tokio::test]
@@ -461,7 +464,7 @@ async fn killed_import_story(dialect: Dialect, rows: usize) {
     );
     assert!(stderr(&rerun).contains(&expected), "{}", stderr(&rerun));
     assert_eq!(stored().await, good_count);
-    assert!(db.store.verify_audit_chain().await.unwrap().ok);
+    assert!(db.store.verify_audit_chain(None).await.unwrap().ok);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use support::process::{pilotgate, run, text};
 
 const KEY_HEX: &str = "c0ffee11c0ffee22c0ffee33c0ffee44c0ffee55c0ffee66c0ffee77c0ffee88";
+const AUDIT_KEY_HEX: &str = "ad17c0dead17c0dead17c0dead17c0dead17c0dead17c0dead17c0dead17c0de";
 
 /// A client that keeps redirects visible.
 fn browser() -> reqwest::Client {
@@ -82,6 +83,7 @@ async fn a_full_demo_run_leaves_no_raw_id_token_or_key_in_the_database_logs_page
         .args(["demo", "--subjects", "800", "--days", "4", "--seed", "5"])
         .args(["--db", &url, "--bind", "127.0.0.1:0"])
         .env("PILOTGATE_PSEUDONYM_KEY", &key)
+        .env("PILOTGATE_AUDIT_KEY", AUDIT_KEY_HEX)
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -187,6 +189,7 @@ async fn a_full_demo_run_leaves_no_raw_id_token_or_key_in_the_database_logs_page
         let out = dir.path().join(format!("export-{format}"));
         let exported = run(pilotgate(dir.path(), Some(&url))
             .env("PILOTGATE_PSEUDONYM_KEY", &key)
+            .env("PILOTGATE_AUDIT_KEY", AUDIT_KEY_HEX)
             .args(["export", "--experiment", "demo-pilot-1", "--format", format])
             .arg("--out")
             .arg(&out));
@@ -202,6 +205,7 @@ async fn a_full_demo_run_leaves_no_raw_id_token_or_key_in_the_database_logs_page
 
     let secrets: Vec<(&str, String)> = std::iter::once(("a raw user id", "demo1-user".to_owned()))
         .chain(std::iter::once(("the pseudonym key", KEY_HEX.to_owned())))
+        .chain(std::iter::once(("the audit key", AUDIT_KEY_HEX.to_owned())))
         .chain(tokens.iter().map(|t| {
             // The secret half of `pgt_<id>_<secret>`.
             ("a token secret", t.rsplit('_').next().unwrap().to_owned())

@@ -261,7 +261,7 @@ api_story!(compliance_reviews_a_submitted_pilot_on_its_page, |app| {
     let forged = browser()
         .post(format!("{}/ui/experiments/promo/approve", app.address))
         .header("cookie", &cookie)
-        .form(&[("comment", "fine"), ("csrf", "0")])
+        .form(&[("design_version", "1"), ("comment", "fine"), ("csrf", "0")])
         .send()
         .await
         .unwrap();
@@ -270,6 +270,7 @@ api_story!(compliance_reviews_a_submitted_pilot_on_its_page, |app| {
         .post(format!("{}/ui/experiments/promo/approve", app.address))
         .header("cookie", &cookie)
         .form(&[
+            ("design_version", "1"),
             ("comment", "purpose and data categories fit"),
             ("csrf", csrf.as_str()),
         ])
@@ -320,9 +321,21 @@ api_story!(compliance_reviews_a_submitted_pilot_on_its_page, |app| {
     );
 });
 
-api_story!(
-    behind_https_every_cookie_is_secure_and_over_http_it_cannot_be,
-    |app| {
+/// Behind a trusted TLS proxy (`PILOTGATE_TRUSTED_PROXIES`) that says https,
+/// every cookie is Secure; over plain http it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_https_proxy_every_cookie_is_secure_and_over_http_it_cannot_be() {
+    let app = TestApp::spawn_with(
+        pilotgate_store::Dialect::Sqlite,
+        pilotgate_store::testing::test_key_ring(),
+        |config| {
+            config.trusted_proxies =
+                pilotgate_server::network::Network::parse_proxies("127.0.0.1").unwrap()
+        },
+    )
+    .await
+    .unwrap();
+    {
         let client = browser();
         for (proto, secure) in [("https", true), ("http", false)] {
             let form = client
@@ -352,4 +365,4 @@ api_story!(
             );
         }
     }
-);
+}

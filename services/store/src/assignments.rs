@@ -23,6 +23,7 @@ use crate::db::{Batch, Dialect, Value};
 use crate::error::corrupt;
 use crate::events::{INSERT_CHUNK, LOOKUP_CHUNK};
 use crate::group::Grouped;
+use crate::links::{Named, push_link_rows};
 use crate::{Store, StoreError};
 
 /// What assignment needs to know of a pilot, read in one query.
@@ -176,7 +177,7 @@ impl Store {
         };
         let mut refusals = HashMap::new();
         let outcome = match rule(&pending, &mut holdings, now, &mut Cached::default()) {
-            Ruling::New(_) => return self.assign_queue.submit(self, pending).await,
+            Ruling::New(..) => return self.assign_queue.submit(self, pending).await,
             ruling => ruling.answer(&mut refusals, &pending),
         };
         for ((experiment_key, reason), _) in refusals {
@@ -227,11 +228,18 @@ impl Store {
             read_holdings(&mut tx, self.dialect, opening, &subjects, &pilots_of(batch)).await?;
         let mut cached = Cached::default();
         let mut new_rows: Vec<Assignment> = Vec::new();
+        let mut links: Vec<(Named, Vec<Pseudonym>)> = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         for pending in batch {
             let ruling = rule(pending, &mut holdings, now, &mut cached);
-            if let Ruling::New(assignment) = &ruling {
+            if let Ruling::New(assignment, older) = &ruling {
                 new_rows.push(assignment.clone());
+                if !older.is_empty() {
+                    links.push((
+                        (assignment.subject.clone(), assignment.key_version),
+                        older.clone(),
+                    ));
+                }
             }
             outcomes.push(ruling.answer(&mut refusals, pending));
         }
@@ -259,6 +267,13 @@ impl Store {
                 count,
             );
         }
+        push_link_rows(
+            &mut statements,
+            self.dialect,
+            links
+                .iter()
+                .map(|(current, older)| (current.clone(), older.iter().collect())),
+        );
         tx.commit_after(statements).await?;
         // Cached only once committed.
         cached.keep(self, generation);
@@ -325,6 +340,35 @@ impl Store {
                 ))
             })
             .collect()
+    }
+
+    /// Per pilot of `keys`: how many subjects it assigned, and how many of those withdrew.
+    pub async fn assignment_totals(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, (u64, u64)>, StoreError> {
+        let mut totals = std::collections::HashMap::new();
+        for chunk in keys.chunks(100) {
+            let sql = format!(
+                "SELECT experiment_key, COUNT(*) AS assigned, COUNT(withdrawn_at) AS withdrawn FROM assignments \
+                 WHERE experiment_key IN ({}) GROUP BY experiment_key",
+                crate::consents::placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (String, i64, i64)>(&sql);
+            for key in chunk {
+                query = query.bind(key);
+            }
+            for (key, assigned, withdrawn) in query.fetch_all(&self.reader).await? {
+                totals.insert(
+                    key,
+                    (
+                        u64::try_from(assigned).unwrap_or(0),
+                        u64::try_from(withdrawn).unwrap_or(0),
+                    ),
+                );
+            }
+        }
+        Ok(totals)
     }
 
     /// The eligibility report of a pilot: per variant, legal basis and notice
@@ -551,8 +595,10 @@ enum Ruling {
     NotInTraffic,
     /// The person's assignment, stored before.
     Holds(Assignment),
-    /// An assignment to store.
-    New(Assignment),
+    /// An assignment to store, under the current pseudonym, and the person's
+    /// pseudonyms under older key versions whose ledger made them eligible
+    /// (to be linked to it, see `links.rs`).
+    New(Assignment, Vec<Pseudonym>),
 }
 
 impl Ruling {
@@ -578,7 +624,7 @@ impl Ruling {
                 assignment,
                 first_time: false,
             },
-            Ruling::New(assignment) => AssignOutcome::Assigned {
+            Ruling::New(assignment, _) => AssignOutcome::Assigned {
                 assignment,
                 first_time: true,
             },
@@ -665,10 +711,15 @@ fn rule(
         (target.key.clone(), assignment.subject.clone()),
         assignment.clone(),
     );
+    let older = pending.candidates[1..]
+        .iter()
+        .filter(|alias| holdings.records.contains_key(alias.as_str()))
+        .cloned()
+        .collect();
     cached
         .assignments
         .push(((target.key.clone(), names), assignment.clone()));
-    Ruling::New(assignment)
+    Ruling::New(assignment, older)
 }
 
 /// An assignment call waiting for the next group commit.

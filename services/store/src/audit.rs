@@ -3,7 +3,8 @@
 
 use pilotgate_domain::Actor;
 use pilotgate_domain::audit::{
-    AuditEntry, ChainReport, ChainVerifier, EntryContent, GENESIS_HASH, canonical_details,
+    AuditEntry, AuditKey, ChainHead, ChainReport, ChainVerifier, EntryContent, GENESIS_HASH,
+    canonical_details,
 };
 use pilotgate_domain::time::to_micros;
 use sqlx::AnyConnection;
@@ -34,6 +35,33 @@ pub(crate) struct AuditRecord<'a> {
 }
 
 impl Store {
+    /// Chains every later audit entry with `key` (see `Store::attach_keys`).
+    pub(crate) fn set_audit_key(&self, key: AuditKey) {
+        *self.audit_key.write().unwrap_or_else(|e| e.into_inner()) = Some(key);
+    }
+
+    /// The audit key attached to this store; a store without one writes no audit entry.
+    pub(crate) fn audit_key(&self) -> Result<AuditKey, StoreError> {
+        self.audit_key
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                StoreError::Keys(
+                    "no audit key is attached to the store: audit entries cannot be written"
+                        .to_owned(),
+                )
+            })
+    }
+
+    /// The key client event ids are stored under, derived from the audit key
+    /// (see `pilotgate_domain::event_id`).
+    pub fn event_id_key(&self) -> Result<pilotgate_domain::event_id::EventIdKey, StoreError> {
+        Ok(pilotgate_domain::event_id::EventIdKey::new(
+            self.audit_key()?.derive("event ids"),
+        ))
+    }
+
     /// Appends `record` to the chain on `conn`, which must be inside the
     /// transaction of the change it records.
     pub(crate) async fn append_audit(
@@ -41,6 +69,7 @@ impl Store {
         conn: &mut AnyConnection,
         record: AuditRecord<'_>,
     ) -> Result<AuditEntry, StoreError> {
+        let key = self.audit_key()?;
         self.lock_audit_chain(conn).await?;
         let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut *conn)
@@ -63,7 +92,7 @@ impl Store {
             target: &record.target,
             details: &details,
         };
-        let hash = content.chained_hash(&prev_hash);
+        let hash = content.chained_hash(&key, &prev_hash);
         sqlx::query(
             "INSERT INTO audit_log (id, at, actor, action, target, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -139,10 +168,84 @@ impl Store {
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// Walks the whole chain in id order and names the first entry that does not fit.
-    pub async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError> {
-        let mut verifier = ChainVerifier::default();
-        let mut after = i64::MIN;
+    /// At most `limit` entries with ids below `before` (all when `None`), newest first.
+    pub async fn list_audit_before(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2")
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit.clamp(1, 1_000))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// The hash of entry `id`, if it exists.
+    pub async fn audit_hash_at(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT hash FROM audit_log WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    /// The head of the chain now: how many entries and the last one's hash.
+    pub async fn audit_head(&self) -> Result<ChainHead, StoreError> {
+        let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(match last {
+            Some(row) => ChainHead {
+                entries: u64::try_from(row.try_get::<i64, _>("id")?).unwrap_or(0),
+                hash: row.try_get("hash")?,
+            },
+            None => ChainHead {
+                entries: 0,
+                hash: GENESIS_HASH.to_owned(),
+            },
+        })
+    }
+
+    /// Walks the whole chain in id order with the audit key, checked against
+    /// `anchor` (a head recorded outside the database) when given, and names
+    /// the first entry that does not fit or the first one missing.
+    pub async fn verify_audit_chain(
+        &self,
+        anchor: Option<ChainHead>,
+    ) -> Result<ChainReport, StoreError> {
+        self.continue_audit_verification(ChainVerifier::new(&self.audit_key()?, anchor))
+            .await
+    }
+
+    /// [`Store::verify_audit_chain`] that trusts the entries up to `verified`
+    /// (a head an earlier walk ended at, without a failure) and reads only
+    /// the entries after it.
+    pub async fn resume_audit_verification(
+        &self,
+        anchor: Option<ChainHead>,
+        verified: &ChainHead,
+    ) -> Result<ChainReport, StoreError> {
+        self.continue_audit_verification(ChainVerifier::resume(
+            &self.audit_key()?,
+            anchor,
+            verified,
+        ))
+        .await
+    }
+
+    /// Continues `verifier` with the entries after its last verified one.
+    async fn continue_audit_verification(
+        &self,
+        mut verifier: ChainVerifier,
+    ) -> Result<ChainReport, StoreError> {
+        // From the very start, rows under ids below 1 are read too (and named).
+        let mut after = match verifier.next_id() {
+            1 => i64::MIN,
+            next => next - 1,
+        };
         loop {
             let rows = sqlx::query("SELECT * FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2")
                 .bind(after)
@@ -161,7 +264,7 @@ impl Store {
     }
 }
 
-fn entry_from_row(row: &AnyRow) -> Result<AuditEntry, StoreError> {
+pub(crate) fn entry_from_row(row: &AnyRow) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {
         id: row.try_get("id")?,
         at: row.try_get("at")?,

@@ -14,6 +14,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::audit::AuditRecord;
+use crate::db::Batch;
 use crate::error::corrupt;
 use crate::{Dialect, Store, StoreError};
 
@@ -117,22 +118,39 @@ impl Store {
                 }
             }
         }
-        // A withdrawal, objection or denial marks the subject's assignments in
-        // pilots of that purpose as withdrawn from the time it takes effect.
+        // A withdrawal, objection or denial marks the person's assignments in
+        // pilots of that purpose as withdrawn from the time it takes effect,
+        // under every pseudonym of the person (each key version).
         for record in records
             .iter()
             .filter(|r| r.status != ConsentStatus::Granted)
         {
-            sqlx::query(
+            let names: Vec<&str> = std::iter::once(record.subject.as_str())
+                .chain(record.aliases.iter().map(|a| a.as_str()))
+                .collect();
+            let sql = format!(
                 "UPDATE assignments SET withdrawn_at = $1 WHERE experiment_key IN \
-                 (SELECT key FROM experiments WHERE purpose = $3) AND subject = $2 AND withdrawn_at IS NULL",
-            )
-            .bind(to_micros(record.effective_from))
-            .bind(&record.subject)
-            .bind(record.purpose.as_str())
-            .execute(&mut *tx)
-            .await?;
+                 (SELECT key FROM experiments WHERE purpose = $2) AND subject IN ({}) AND withdrawn_at IS NULL",
+                placeholders(3, names.len())
+            );
+            let mut query = sqlx::query(&sql)
+                .bind(to_micros(record.effective_from))
+                .bind(record.purpose.as_str());
+            for name in names {
+                query = query.bind(name);
+            }
+            query.execute(&mut *tx).await?;
         }
+        let mut links = Batch::default();
+        crate::links::push_links(
+            &mut tx,
+            self.dialect,
+            &mut links,
+            records
+                .iter()
+                .map(|r| ((r.subject.clone(), r.key_version), r.aliases.as_slice())),
+        )
+        .await?;
         let mut seen = std::collections::HashSet::with_capacity(records.len());
         let outcomes = records
             .iter()
@@ -171,7 +189,7 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        tx.commit_after(links).await?;
         Ok(outcomes)
     }
 

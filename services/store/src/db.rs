@@ -23,6 +23,34 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migr
 /// How long a request waits for a connection before the store calls the database unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Creates the SQLite database file `file` readable by its owner only when it
+/// does not exist yet (SQLite gives its WAL and shared-memory files the same
+/// mode); a file that exists is left as it is, with a warning when others
+/// may read it.
+fn create_private_file(file: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(metadata) = std::fs::metadata(file)
+                && metadata.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    mode = format!("{:o}", metadata.permissions().mode() & 0o777),
+                    "the SQLite database file may be read by other users; consider chmod 600"
+                );
+            }
+            Ok(())
+        }
+        Err(error) => Err(StoreError::Unavailable(sqlx::Error::Io(error))),
+    }
+}
+
 /// The SQL dialect behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -101,6 +129,8 @@ pub struct Store {
     pub(crate) caches: Arc<Caches>,
     /// The instants the store stamps; see [`Store::simulate_time`].
     pub(crate) clock: Arc<Clock>,
+    /// The key audit entries are chained with, once `Store::attach_keys` checked it.
+    pub(crate) audit_key: Arc<std::sync::RwLock<Option<pilotgate_domain::audit::AuditKey>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -133,6 +163,7 @@ impl Store {
                 memo: Arc::default(),
                 caches: Arc::default(),
                 clock: Arc::default(),
+                audit_key: Arc::default(),
             });
         }
         let Some(rest) = url
@@ -148,6 +179,12 @@ impl Store {
             return Err(StoreError::BadUrl(
                 "the SQLite URL must name a file, e.g. sqlite://pilotgate.db".to_owned(),
             ));
+        }
+        if !query
+            .split('&')
+            .any(|p| p.starts_with("mode=") && p != "mode=rwc")
+        {
+            create_private_file(file)?;
         }
         let url = if query.split('&').any(|p| p.starts_with("mode=")) {
             format!("sqlite://{rest}")
@@ -214,6 +251,7 @@ impl Store {
             memo: Arc::default(),
             caches: Arc::default(),
             clock: Arc::default(),
+            audit_key: Arc::default(),
         })
     }
 

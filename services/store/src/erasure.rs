@@ -1,6 +1,7 @@
-//! Erasure (GDPR Art. 17): a subject's assignments and events go, the
-//! pseudonymized ledger stays as proof of lawful past processing, and the
-//! subject is blocked from future assignment.
+//! Erasure (GDPR Art. 17): a person's assignments and events go, under every
+//! pseudonym the person has had (one per key version), the pseudonymized
+//! ledger stays as proof of lawful past processing, and the person is blocked
+//! from future assignment.
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::Actor;
@@ -9,7 +10,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::audit::AuditRecord;
-use crate::error::is_unique_violation;
+use crate::links::linked_pseudonyms;
 use crate::{Store, StoreError};
 
 /// What an erasure deleted, per table.
@@ -19,12 +20,24 @@ pub struct Deleted {
     pub events: u64,
 }
 
+/// What one pseudonym of the person lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErasedVersion {
+    pub subject: String,
+    pub key_version: u32,
+    pub deleted: Deleted,
+}
+
 /// The receipt handed to compliance and written to the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErasureReceipt {
     pub subject: String,
     pub erased_at: DateTime<Utc>,
+    /// Totals over every pseudonym of the person.
     pub deleted: Deleted,
+    /// Per pseudonym of the person (one per key version it was known under):
+    /// the one asked for first, then those linked to it.
+    pub versions: Vec<ErasedVersion>,
     pub audit_id: i64,
 }
 
@@ -44,7 +57,10 @@ impl Store {
             .collect()
     }
 
-    /// Erases `subject` in one transaction; a second erasure of the same subject is a conflict.
+    /// Erases the person known as `subject` (made with key `key_version`) in
+    /// one transaction, under that pseudonym and every pseudonym linked to it
+    /// (the same person under other key versions, see `links.rs`). A person
+    /// whose every pseudonym was erased already is a conflict.
     pub async fn erase_subject(
         &self,
         subject: &str,
@@ -53,42 +69,59 @@ impl Store {
     ) -> Result<ErasureReceipt, StoreError> {
         let now = to_micros(self.now());
         let mut tx = self.begin_subject_write().await?;
-        let registered = sqlx::query(
-            "INSERT INTO erasures (subject, key_version, requested_at, executed_at, deleted_assignments, deleted_events) \
-             VALUES ($1, $2, $3, $3, 0, 0)",
-        )
-        .bind(subject)
-        .bind(i64::from(key_version))
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match registered {
-            Err(error) if is_unique_violation(&error) => {
-                return Err(StoreError::Conflict(
-                    "this subject was erased already".to_owned(),
-                ));
+        let people = linked_pseudonyms(&mut tx, subject, key_version).await?;
+        let mut versions = Vec::with_capacity(people.len());
+        for (pseudonym, version) in &people {
+            let registered = sqlx::query(
+                "INSERT INTO erasures (subject, key_version, requested_at, executed_at, deleted_assignments, deleted_events) \
+                 VALUES ($1, $2, $3, $3, 0, 0) ON CONFLICT (subject) DO NOTHING",
+            )
+            .bind(pseudonym)
+            .bind(i64::from(*version))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if registered.rows_affected() == 0 {
+                // Erased before, on its own or as another pseudonym of the person.
+                continue;
             }
-            other => other?,
-        };
-        // Events are stored under their assignment's pseudonym, so the pilots
-        // the subject is assigned in name every event it has: the events of
-        // those pilots are scanned (they are kept in time order), and the
-        // assignments found by trying each pilot's key with the subject.
-        let events = sqlx::query(
-            "DELETE FROM events WHERE subject = $1 AND experiment_key IN \
-             (SELECT experiment_key FROM assignments WHERE experiment_key IN (SELECT key FROM experiments) AND subject = $1)",
-        )
-        .bind(subject)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let assignments = sqlx::query(
-            "DELETE FROM assignments WHERE experiment_key IN (SELECT key FROM experiments) AND subject = $1",
-        )
-            .bind(subject)
+            // Events are stored under their assignment's pseudonym, so the
+            // pilots the pseudonym is assigned in name every event it has: the
+            // events of those pilots are scanned (they are kept in time order),
+            // and the assignments found by trying each pilot's key with it.
+            let events = sqlx::query(
+                "DELETE FROM events WHERE subject = $1 AND experiment_key IN \
+                 (SELECT experiment_key FROM assignments WHERE experiment_key IN (SELECT key FROM experiments) AND subject = $1)",
+            )
+            .bind(pseudonym)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            let assignments = sqlx::query(
+                "DELETE FROM assignments WHERE experiment_key IN (SELECT key FROM experiments) AND subject = $1",
+            )
+            .bind(pseudonym)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            versions.push(ErasedVersion {
+                subject: pseudonym.clone(),
+                key_version: *version,
+                deleted: Deleted {
+                    assignments,
+                    events,
+                },
+            });
+        }
+        if versions.is_empty() {
+            return Err(StoreError::Conflict(
+                "this subject was erased already".to_owned(),
+            ));
+        }
+        let deleted = Deleted {
+            assignments: versions.iter().map(|v| v.deleted.assignments).sum(),
+            events: versions.iter().map(|v| v.deleted.events).sum(),
+        };
         let entry = self
             .append_audit(
                 &mut tx,
@@ -96,25 +129,25 @@ impl Store {
                     actor,
                     action: "subject.erase",
                     target: format!("subject:{subject}"),
-                    details: serde_json::json!({ "deleted": { "assignments": assignments, "events": events } }),
+                    details: serde_json::json!({ "deleted": deleted, "versions": versions }),
                 },
             )
             .await?;
-        sqlx::query("UPDATE erasures SET deleted_assignments = $1, deleted_events = $2, audit_id = $3 WHERE subject = $4")
-            .bind(i64::try_from(assignments).unwrap_or(i64::MAX))
-            .bind(i64::try_from(events).unwrap_or(i64::MAX))
-            .bind(entry.id)
-            .bind(subject)
-            .execute(&mut *tx)
-            .await?;
+        for version in &versions {
+            sqlx::query("UPDATE erasures SET deleted_assignments = $1, deleted_events = $2, audit_id = $3 WHERE subject = $4")
+                .bind(i64::try_from(version.deleted.assignments).unwrap_or(i64::MAX))
+                .bind(i64::try_from(version.deleted.events).unwrap_or(i64::MAX))
+                .bind(entry.id)
+                .bind(&version.subject)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(ErasureReceipt {
             subject: subject.to_owned(),
             erased_at: from_micros(now),
-            deleted: Deleted {
-                assignments,
-                events,
-            },
+            deleted,
+            versions,
             audit_id: entry.id,
         })
     }

@@ -12,6 +12,12 @@ pub enum StoreError {
     /// A row with the same identity exists already.
     #[error("{0}")]
     Conflict(String),
+    /// The keys given do not match the keys this database was used with.
+    #[error("{0}")]
+    Keys(String),
+    /// The actor may not do this (separation of duties).
+    #[error("{0}")]
+    Forbidden(String),
     /// The row asked for does not exist.
     #[error("{0}")]
     NotFound(String),

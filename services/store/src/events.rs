@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use pilotgate_domain::eligibility::{Eligibility, RecordFacts, eligible};
+use pilotgate_domain::eligibility::{
+    Eligibility, RecordFacts, eligible, withdrawn_assignment_reason,
+};
 use pilotgate_domain::experiment::{Metric, MetricKind};
 use pilotgate_domain::purpose::Purpose;
 use pilotgate_domain::time::{from_micros, to_micros};
@@ -71,6 +73,9 @@ struct Held {
     experiment_key: String,
     subject: String,
     assigned_at: DateTime<Utc>,
+    /// The assignment is marked withdrawn (a withdrawal, objection or denial
+    /// was received): every later event is refused, whatever time it claims.
+    withdrawn: bool,
     pilot: Arc<Pilot>,
 }
 
@@ -636,9 +641,6 @@ impl Ledger {
         if !holding.pilot.metrics.contains(&event.name) {
             return Ok(Some("not_a_metric"));
         }
-        if event.occurred_at < holding.assigned_at {
-            return Ok(Some("before_assignment"));
-        }
         let purpose = self
             .purposes
             .get(&holding.pilot.purpose)
@@ -652,6 +654,14 @@ impl Ledger {
             .map(|(_, facts)| *facts)
             .collect();
         let is_erased = event.subjects.iter().any(|s| self.erased.contains(s));
+        if holding.withdrawn && !is_erased {
+            // Received after a withdrawal, objection or denial: refused
+            // whatever time the event claims.
+            return Ok(Some(withdrawn_assignment_reason(&theirs).as_str()));
+        }
+        if event.occurred_at < holding.assigned_at {
+            return Ok(Some("before_assignment"));
+        }
         Ok(
             match eligible(purpose, &theirs, is_erased, event.occurred_at) {
                 Eligibility::Eligible(_) => None,
@@ -869,7 +879,12 @@ async fn held_assignments(
     if pilots.is_empty() {
         return Ok(Vec::new());
     }
-    let packed = dialect.packed_rows(&["a.experiment_key", "a.subject", "a.assigned_at"]);
+    let packed = dialect.packed_rows(&[
+        "a.experiment_key",
+        "a.subject",
+        "a.assigned_at",
+        "CASE WHEN a.withdrawn_at IS NULL THEN 0 ELSE 1 END",
+    ]);
     let sql = format!(
         "SELECT {packed} FROM assignments a JOIN experiments e ON e.key = a.experiment_key \
          WHERE e.state = 'running' AND a.subject IN ({list})"
@@ -885,7 +900,8 @@ async fn held_assignments(
         .map(|row| {
             let mut fields = row.split('\u{1f}');
             let mut next = || fields.next().ok_or_else(|| corrupt("assignments"));
-            let (experiment_key, subject, assigned_at) = (next()?, next()?, next()?);
+            let (experiment_key, subject, assigned_at, withdrawn) =
+                (next()?, next()?, next()?, next()?);
             let pilot = pilots
                 .get(experiment_key)
                 .ok_or_else(|| corrupt("assignments.experiment_key"))?;
@@ -897,6 +913,7 @@ async fn held_assignments(
                         .parse()
                         .map_err(|_| corrupt("assignments.assigned_at"))?,
                 ),
+                withdrawn: withdrawn == "1",
                 pilot: Arc::clone(pilot),
             })
         })

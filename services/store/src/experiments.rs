@@ -1,13 +1,15 @@
-//! Pilots: designs, their lifecycle and the approval record. State changes are
-//! guarded by the state they start from, so two concurrent transitions cannot
-//! both win.
+//! Pilots: designs, their lifecycle, who contributed to each design version,
+//! and the approval record. Every change reads the pilot's state inside its
+//! own transaction with the row locked, so two concurrent changes cannot both
+//! win and a decision always sees the version it names.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::Actor;
 use pilotgate_domain::experiment::{
-    Action, Design, ExperimentKey, Metric, State, Variant, transition,
+    Action, Design, ExperimentKey, Metric, State, Variant, check_reviewed_version, check_reviewer,
+    transition,
 };
 use pilotgate_domain::purpose::PurposeKey;
 use pilotgate_domain::time::{from_micros, to_micros};
@@ -82,6 +84,7 @@ impl Store {
             other => other?,
         };
         insert_variants(&mut tx, design).await?;
+        record_contribution(&mut tx, design.key.as_str(), 1, actor, "create", now).await?;
         self.append_audit(
             &mut tx,
             AuditRecord {
@@ -107,10 +110,16 @@ impl Store {
         actor: &Actor,
     ) -> Result<Experiment, StoreError> {
         let key = design.key.as_str();
-        let before = self.experiment(key).await?.ok_or_else(|| not_found(key))?;
-        transition(before.state, Action::Edit).map_err(|e| StoreError::Conflict(e.to_string()))?;
-        let now = to_micros(self.now());
         let mut tx = self.begin_write().await?;
+        let before = self.locked_experiment(&mut tx, key).await?;
+        transition(before.state, Action::Edit).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        // Committed and locked: nobody else changes it before this transaction ends.
+        let before_design = self
+            .experiment(key)
+            .await?
+            .ok_or_else(|| not_found(key))?
+            .design;
+        let now = to_micros(self.now());
         let query = sqlx::query(
             "UPDATE experiments SET name = $1, hypothesis = $2, owner = $3, purpose = $4, state = 'draft', coverage = $5, seed = $6, \
              primary_event = $7, primary_kind = $8, guardrails = $9, mde = $10, alpha = $11, power = $12, baseline_rate = $13, \
@@ -135,6 +144,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_variants(&mut tx, design).await?;
+        record_contribution(&mut tx, key, before.design_version + 1, actor, "edit", now).await?;
         let voided = sqlx::query(
             "UPDATE approvals SET voided_at = $1 WHERE experiment_key = $2 AND voided_at IS NULL",
         )
@@ -150,7 +160,7 @@ impl Store {
                 action: "experiment.update",
                 target: format!("experiment:{key}"),
                 details: serde_json::json!({
-                    "before": before.design,
+                    "before": before_design,
                     "after": design,
                     "from": before.state,
                     "to": "draft",
@@ -164,65 +174,106 @@ impl Store {
         self.experiment(key).await?.ok_or_else(|| not_found(key))
     }
 
-    /// Applies a lifecycle action other than an edit. Approve and deny record
-    /// the decision with its comment; the caller has checked separation of duties.
+    /// Applies `submit`, `start` or `stop`. The state is read and changed in
+    /// one transaction, so two concurrent transitions cannot both win; a
+    /// submission records its submitter among the design's contributors.
     pub async fn transition_experiment(
         &self,
         key: &str,
         action: Action,
-        comment: Option<&str>,
         actor: &Actor,
     ) -> Result<Experiment, StoreError> {
-        let before = self.experiment(key).await?.ok_or_else(|| not_found(key))?;
+        debug_assert!(!matches!(
+            action,
+            Action::Approve | Action::Deny | Action::Edit
+        ));
+        let mut tx = self.begin_write().await?;
+        let before = self.locked_experiment(&mut tx, key).await?;
         let after =
             transition(before.state, action).map_err(|e| StoreError::Conflict(e.to_string()))?;
         let now = to_micros(self.now());
-        let mut tx = self.begin_write().await?;
-        let timestamp_column = match action {
-            Action::Start => ", started_at = $4",
-            Action::Stop => ", stopped_at = $4",
-            _ => ", updated_at = $4",
-        };
-        let sql = format!(
-            "UPDATE experiments SET state = $1{timestamp_column} WHERE key = $2 AND state = $3"
-        );
-        let updated = sqlx::query(&sql)
-            .bind(after.as_str())
-            .bind(key)
-            .bind(before.state.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        if updated.rows_affected() != 1 {
-            return Err(StoreError::Conflict(format!(
-                "the pilot '{key}' changed state meanwhile; read it again"
-            )));
-        }
-        if matches!(action, Action::Approve | Action::Deny) {
-            sqlx::query(
-                "INSERT INTO approvals (experiment_key, design_version, decision, comment, decided_by, decided_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(key)
-            .bind(before.design_version)
-            .bind(after.as_str())
-            .bind(comment.unwrap_or_default())
-            .bind(actor.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        set_state(&mut tx, key, before.state, after, action, now).await?;
+        if action == Action::Submit {
+            record_contribution(&mut tx, key, before.design_version, actor, "submit", now).await?;
         }
         self.append_audit(
             &mut tx,
             AuditRecord {
                 actor,
-                action: match action {
-                    Action::Submit => "experiment.submit",
-                    Action::Approve => "experiment.approve",
-                    Action::Deny => "experiment.deny",
-                    Action::Start => "experiment.start",
-                    Action::Stop => "experiment.stop",
-                    Action::Edit => "experiment.update",
-                },
+                action: action_name(action),
+                target: format!("experiment:{key}"),
+                details: serde_json::json!({
+                    "from": before.state,
+                    "to": after,
+                    "design_version": before.design_version,
+                }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.experiment(key).await?.ok_or_else(|| not_found(key))
+    }
+
+    /// Approves or denies version `reviewed_version` of a pilot's design, with
+    /// the reviewer's comment. Inside one transaction: the pilot must be
+    /// submitted (else `Conflict`), still at the version reviewed (else
+    /// `Conflict`: the design changed), and the reviewer none of the people
+    /// who created, edited or submitted it (else `Forbidden`, and the refusal
+    /// is audited in a transaction of its own).
+    pub async fn decide_experiment(
+        &self,
+        key: &str,
+        action: Action,
+        reviewed_version: i64,
+        comment: &str,
+        actor: &Actor,
+    ) -> Result<Experiment, StoreError> {
+        debug_assert!(matches!(action, Action::Approve | Action::Deny));
+        let mut tx = self.begin_write().await?;
+        let before = self.locked_experiment(&mut tx, key).await?;
+        let after =
+            transition(before.state, action).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        check_reviewed_version(reviewed_version, before.design_version)
+            .map_err(|e| StoreError::Conflict(e.to_string()))?;
+        let contributors: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT person FROM design_contributors WHERE experiment_key = $1 ORDER BY person",
+        )
+        .bind(key)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Err(refusal) = check_reviewer(actor, &contributors) {
+            drop(tx);
+            self.record_audit(
+                actor,
+                "experiment.decision_refused",
+                format!("experiment:{key}"),
+                serde_json::json!({
+                    "attempted": action.as_str(),
+                    "design_version": before.design_version,
+                    "reason": refusal.to_string(),
+                }),
+            )
+            .await?;
+            return Err(StoreError::Forbidden(refusal.to_string()));
+        }
+        let now = to_micros(self.now());
+        set_state(&mut tx, key, before.state, after, action, now).await?;
+        sqlx::query(
+            "INSERT INTO approvals (experiment_key, design_version, decision, comment, decided_by, decided_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(key)
+        .bind(before.design_version)
+        .bind(after.as_str())
+        .bind(comment)
+        .bind(actor.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        self.append_audit(
+            &mut tx,
+            AuditRecord {
+                actor,
+                action: action_name(action),
                 target: format!("experiment:{key}"),
                 details: serde_json::json!({
                     "from": before.state,
@@ -237,6 +288,47 @@ impl Store {
         self.experiment(key).await?.ok_or_else(|| not_found(key))
     }
 
+    /// The names of everyone who created, edited or submitted the pilot's design.
+    pub async fn design_contributors(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT person FROM design_contributors WHERE experiment_key = $1 ORDER BY person",
+        )
+        .bind(key)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// The state and design version of pilot `key`, read inside `tx` with the
+    /// row locked until it ends (PostgreSQL `FOR UPDATE`; SQLite's write
+    /// transaction holds the database already).
+    async fn locked_experiment(
+        &self,
+        tx: &mut AnyConnection,
+        key: &str,
+    ) -> Result<Locked, StoreError> {
+        if ExperimentKey::parse(key).is_err() {
+            return Err(not_found(key));
+        }
+        let lock = match self.dialect {
+            crate::Dialect::Postgres => " FOR UPDATE",
+            crate::Dialect::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT state, design_version FROM experiments WHERE key = $1{lock}"
+        ))
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| not_found(key))?;
+        Ok(Locked {
+            state: row
+                .try_get::<String, _>("state")?
+                .parse()
+                .map_err(|_| corrupt("experiments.state"))?,
+            design_version: row.try_get("design_version")?,
+        })
+    }
+
     /// The pilot with `key`. A malformed key names no pilot (keys are checked
     /// when a pilot is created), and is not sent to the database: PostgreSQL
     /// refuses text with a NUL character.
@@ -244,7 +336,7 @@ impl Store {
         if ExperimentKey::parse(key).is_err() {
             return Ok(None);
         }
-        Ok(self.load_experiments(Some(key)).await?.pop())
+        Ok(self.load_experiments(Some(&[key.to_owned()])).await?.pop())
     }
 
     /// Every pilot, newest first.
@@ -252,22 +344,65 @@ impl Store {
         self.load_experiments(None).await
     }
 
-    async fn load_experiments(&self, key: Option<&str>) -> Result<Vec<Experiment>, StoreError> {
-        let filter = if key.is_some() {
-            "WHERE key = $1"
-        } else {
-            "WHERE $1 IS NULL OR key = $1"
+    /// A page of pilots, newest first: at most `limit` from position
+    /// `offset`, and whether more follow.
+    pub async fn experiments_page(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<Experiment>, bool), StoreError> {
+        let mut keys: Vec<String> = sqlx::query_scalar(
+            "SELECT key FROM experiments ORDER BY created_at DESC, key LIMIT $1 OFFSET $2",
+        )
+        .bind(limit + 1)
+        .bind(offset.max(0))
+        .fetch_all(&self.reader)
+        .await?;
+        let more = keys.len() as i64 > limit;
+        keys.truncate(usize::try_from(limit).unwrap_or(0));
+        if keys.is_empty() {
+            return Ok((Vec::new(), more));
+        }
+        let mut page = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            page.extend(self.load_experiments(Some(chunk)).await?);
+        }
+        Ok((page, more))
+    }
+
+    /// The pilots of `keys` (every pilot when `None`), newest first.
+    async fn load_experiments(
+        &self,
+        keys: Option<&[String]>,
+    ) -> Result<Vec<Experiment>, StoreError> {
+        let (experiment_filter, variant_filter, approval_filter) = match keys {
+            Some(keys) => {
+                let list = crate::consents::placeholders(1, keys.len());
+                (
+                    format!("WHERE key IN ({list})"),
+                    format!("WHERE experiment_key IN ({list})"),
+                    format!("AND experiment_key IN ({list})"),
+                )
+            }
+            None => (String::new(), String::new(), String::new()),
         };
-        let rows = sqlx::query(&format!(
-            "SELECT * FROM experiments {filter} ORDER BY created_at DESC, key"
-        ))
-        .bind(key)
-        .fetch_all(&self.reader)
-        .await?;
-        let variant_rows = sqlx::query("SELECT experiment_key, variant_key, weight FROM experiment_variants WHERE $1 IS NULL OR experiment_key = $1 ORDER BY experiment_key, position")
-        .bind(key)
-        .fetch_all(&self.reader)
-        .await?;
+        let no_keys = Vec::new();
+        let keys = keys.unwrap_or(&no_keys);
+        let experiments_sql =
+            format!("SELECT * FROM experiments {experiment_filter} ORDER BY created_at DESC, key");
+        let variants_sql = format!(
+            "SELECT experiment_key, variant_key, weight FROM experiment_variants {variant_filter} ORDER BY experiment_key, position"
+        );
+        let approvals_sql = format!(
+            "SELECT experiment_key, decision, comment, decided_by, decided_at, design_version FROM approvals \
+             WHERE voided_at IS NULL {approval_filter} ORDER BY id"
+        );
+        let rows = bind_all(sqlx::query(&experiments_sql), keys)
+            .fetch_all(&self.reader)
+            .await?;
+        let variant_rows = bind_all(sqlx::query(&variants_sql), keys)
+            .fetch_all(&self.reader)
+            .await?;
         let mut variants: HashMap<String, Vec<Variant>> = HashMap::new();
         for row in &variant_rows {
             variants
@@ -278,13 +413,9 @@ impl Store {
                     weight: row.try_get("weight")?,
                 });
         }
-        let approval_rows = sqlx::query(
-            "SELECT experiment_key, decision, comment, decided_by, decided_at, design_version FROM approvals \
-             WHERE voided_at IS NULL AND ($1 IS NULL OR experiment_key = $1) ORDER BY id",
-        )
-        .bind(key)
-        .fetch_all(&self.reader)
-        .await?;
+        let approval_rows = bind_all(sqlx::query(&approvals_sql), keys)
+            .fetch_all(&self.reader)
+            .await?;
         let mut approvals: HashMap<String, ApprovalRecord> = HashMap::new();
         for row in &approval_rows {
             approvals.insert(
@@ -335,6 +466,89 @@ fn bind_design<'q>(
         .bind(design.attribution_window_hours.map(i64::from))
         .bind(json_text(&design.data_categories))
         .bind(i64::from(design.retention_days))
+}
+
+/// `query` with each of `values` bound, in order.
+fn bind_all<'q>(
+    mut query: Query<'q, Any, AnyArguments<'q>>,
+    values: &'q [String],
+) -> Query<'q, Any, AnyArguments<'q>> {
+    for value in values {
+        query = query.bind(value.as_str());
+    }
+    query
+}
+
+/// A pilot's state and design version, as read under its lock.
+struct Locked {
+    state: State,
+    design_version: i64,
+}
+
+/// Moves pilot `key` from `from` to `to`, stamping the time the action sets.
+async fn set_state(
+    tx: &mut AnyConnection,
+    key: &str,
+    from: State,
+    to: State,
+    action: Action,
+    now: i64,
+) -> Result<(), StoreError> {
+    let timestamp_column = match action {
+        Action::Start => ", started_at = $4",
+        Action::Stop => ", stopped_at = $4",
+        _ => ", updated_at = $4",
+    };
+    let sql = format!(
+        "UPDATE experiments SET state = $1{timestamp_column} WHERE key = $2 AND state = $3"
+    );
+    let updated = sqlx::query(&sql)
+        .bind(to.as_str())
+        .bind(key)
+        .bind(from.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "the pilot '{key}' changed state meanwhile; read it again"
+        )));
+    }
+    Ok(())
+}
+
+/// Records that `actor` did `action` (create, edit or submit) to version `version` of pilot `key`.
+async fn record_contribution(
+    tx: &mut AnyConnection,
+    key: &str,
+    version: i64,
+    actor: &Actor,
+    action: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO design_contributors (experiment_key, design_version, person, action, at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (experiment_key, design_version, person, action) DO NOTHING",
+    )
+    .bind(key)
+    .bind(version)
+    .bind(&actor.name)
+    .bind(action)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Submit => "experiment.submit",
+        Action::Approve => "experiment.approve",
+        Action::Deny => "experiment.deny",
+        Action::Start => "experiment.start",
+        Action::Stop => "experiment.stop",
+        Action::Edit => "experiment.update",
+    }
 }
 
 fn not_found(key: &str) -> StoreError {

@@ -20,7 +20,10 @@ mod error;
 mod events;
 mod experiments;
 mod group;
+mod keys;
+mod links;
 mod purposes;
+mod sessions;
 mod tokens;
 
 #[cfg(feature = "testing")]
@@ -30,8 +33,10 @@ pub use assignments::{AssignOutcome, Assignment, AssignmentTarget};
 pub use audit::AuditQuery;
 pub use consents::{Appended, BasisCount, LegalBasisMap, ReconsentNeed};
 pub use db::{Dialect, Store};
-pub use erasure::{Deleted, ErasureReceipt};
+pub use erasure::{Deleted, ErasedVersion, ErasureReceipt};
 pub use error::StoreError;
 pub use events::{DailySums, EventDraft, EventFate, StoredEvent};
 pub use experiments::{ApprovalRecord, Experiment};
+pub use keys::KeyState;
+pub use sessions::StoredSession;
 pub use tokens::{NewToken, StoredCredential, TokenRecord};

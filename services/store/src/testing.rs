@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{Duration, Utc};
+use pilotgate_domain::audit::AuditKey;
 use pilotgate_domain::consent::{Channel, ConsentDraft, ConsentStatus, NewConsent};
 use pilotgate_domain::experiment::{Action, Design, ExperimentKey, Metric, MetricKind, Variant};
-use pilotgate_domain::pseudonym::{Pseudonym, PseudonymKey};
+use pilotgate_domain::pseudonym::{KeyRing, Pseudonym, PseudonymKey};
 use pilotgate_domain::purpose::{LegalBasis, Purpose, PurposeKey};
 use pilotgate_domain::{Actor, Role};
 use sqlx::{Connection, Executor};
@@ -33,14 +34,38 @@ enum Cleanup {
 }
 
 impl TestDb {
-    /// A migrated database of `dialect`, or `None` for PostgreSQL when no server is configured.
+    /// A migrated database of `dialect` with the tests' keys attached
+    /// ([`test_key_ring`], [`test_audit_key`]), or `None` for PostgreSQL when
+    /// no server is configured.
     pub async fn new(dialect: Dialect) -> Option<TestDb> {
+        TestDb::with_keys(dialect, &test_key_ring()).await
+    }
+
+    /// [`TestDb::new`] with the pseudonym key ring `ring`.
+    pub async fn with_keys(dialect: Dialect, ring: &KeyRing) -> Option<TestDb> {
         let db = match dialect {
             Dialect::Sqlite => Self::unmigrated_sqlite().await,
             Dialect::Postgres => Self::unmigrated_postgres().await?,
         };
         db.store.migrate().await.expect("migrate the test database");
+        db.store
+            .attach_keys(ring, &test_audit_key())
+            .await
+            .expect("attach the tests' keys");
         Some(db)
+    }
+
+    /// Another store on the same database, with the tests' keys attached:
+    /// another instance, or another process.
+    pub async fn reopen(&self, ring: &KeyRing) -> Store {
+        let store = Store::connect(&self.url)
+            .await
+            .expect("open the database again");
+        store
+            .attach_keys(ring, &test_audit_key())
+            .await
+            .expect("attach the tests' keys");
+        store
     }
 
     /// A SQLite database file in a temp folder, not yet migrated.
@@ -251,11 +276,24 @@ fn replace_database(url: &str, database: &str) -> String {
     out
 }
 
+/// The tests' pseudonym key (version 1).
+pub fn test_key() -> PseudonymKey {
+    PseudonymKey::new(1, vec![4; 32]).expect("a pseudonym key")
+}
+
+/// A key ring of [`test_key`] alone.
+pub fn test_key_ring() -> KeyRing {
+    KeyRing::new(vec![test_key()]).expect("a key ring")
+}
+
+/// The tests' audit key.
+pub fn test_audit_key() -> AuditKey {
+    AuditKey::new(vec![5; 32]).expect("an audit key")
+}
+
 /// `user`'s pseudonym under the tests' key.
 pub fn pseudonym(user: &str) -> Pseudonym {
-    PseudonymKey::new(1, vec![4; 32])
-        .expect("a pseudonym key")
-        .pseudonymize(user)
+    test_key().pseudonymize(user)
 }
 
 /// A consent record of `user` for `personalize.content`, collected a second
@@ -335,16 +373,19 @@ pub async fn start_pilot(store: &Store, design: &Design) {
         .create_experiment(design, None, &mia)
         .await
         .expect("create the pilot");
-    for (action, actor) in [
-        (Action::Submit, &mia),
-        (Action::Approve, &dana),
-        (Action::Start, &mia),
-    ] {
-        store
-            .transition_experiment(design.key.as_str(), action, Some("ok"), actor)
-            .await
-            .expect("move the pilot on");
-    }
+    let key = design.key.as_str();
+    store
+        .transition_experiment(key, Action::Submit, &mia)
+        .await
+        .expect("submit the pilot");
+    store
+        .decide_experiment(key, Action::Approve, 1, "ok", &dana)
+        .await
+        .expect("approve the pilot");
+    store
+        .transition_experiment(key, Action::Start, &mia)
+        .await
+        .expect("start the pilot");
 }
 
 /// Declares one test per dialect running the same async story on a fresh,

@@ -57,8 +57,8 @@ impl Store {
         match inserted {
             Err(error) if is_unique_violation(&error) => {
                 return Err(StoreError::Conflict(format!(
-                    "a token named '{}' exists already",
-                    token.name
+                    "'{}' holds an active {} token already; revoke it first",
+                    token.name, token.role
                 )));
             }
             other => other?,
@@ -91,8 +91,8 @@ impl Store {
         rows.iter().map(token_from_row).collect()
     }
 
-    /// Revokes the token of `name` (with `role`, when the name holds several);
-    /// it stops working at once.
+    /// Revokes the active token of `name` (with `role`, when the name holds
+    /// several); it stops working at once and its dashboard sessions end.
     pub async fn revoke_token(
         &self,
         name: &str,
@@ -111,10 +111,17 @@ impl Store {
             .map(token_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         tokens.retain(|t| role.is_none_or(|r| t.role == r));
+        if tokens.is_empty() {
+            return Err(StoreError::NotFound(format!(
+                "'{name}' holds no such token"
+            )));
+        }
+        let revoked_role = tokens[0].role;
+        tokens.retain(|t| t.revoked_at.is_none());
         let mut record = match tokens.len() {
             0 => {
-                return Err(StoreError::NotFound(format!(
-                    "'{name}' holds no such token"
+                return Err(StoreError::Conflict(format!(
+                    "the {revoked_role} token of '{name}' is revoked already"
                 )));
             }
             1 => tokens.remove(0),
@@ -126,19 +133,24 @@ impl Store {
                 )));
             }
         };
-        if record.revoked_at.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "the {} token of '{name}' is revoked already",
-                record.role
-            )));
-        }
         let revoked_at = to_micros(self.now());
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND role = $3")
-            .bind(revoked_at)
-            .bind(name)
-            .bind(record.role.as_str())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE ui_sessions SET ended_at = $1 WHERE ended_at IS NULL AND token_id IN \
+             (SELECT token_id FROM api_tokens WHERE name = $2 AND role = $3 AND revoked_at IS NULL)",
+        )
+        .bind(revoked_at)
+        .bind(name)
+        .bind(record.role.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND role = $3 AND revoked_at IS NULL",
+        )
+        .bind(revoked_at)
+        .bind(name)
+        .bind(record.role.as_str())
+        .execute(&mut *tx)
+        .await?;
         self.append_audit(
             &mut tx,
             AuditRecord {

@@ -100,12 +100,12 @@ storage_story!(
             .await
             .unwrap();
         db.store
-            .transition_experiment("hero", Action::Submit, None, &mia)
+            .transition_experiment("hero", Action::Submit, &mia)
             .await
             .unwrap();
         let approved = db
             .store
-            .transition_experiment("hero", Action::Approve, Some("lawful on consent"), &dana)
+            .decide_experiment("hero", Action::Approve, 1, "lawful on consent", &dana)
             .await
             .unwrap();
         assert_eq!(approved.state, State::Approved);
@@ -134,7 +134,7 @@ storage_story!(
 
         let start_unapproved = db
             .store
-            .transition_experiment("hero", Action::Start, None, &mia)
+            .transition_experiment("hero", Action::Start, &mia)
             .await;
         match start_unapproved {
             Err(StoreError::Conflict(message)) => {
@@ -143,16 +143,16 @@ storage_story!(
             other => panic!("expected a conflict, got {other:?}"),
         }
         db.store
-            .transition_experiment("hero", Action::Submit, None, &mia)
+            .transition_experiment("hero", Action::Submit, &mia)
             .await
             .unwrap();
         db.store
-            .transition_experiment("hero", Action::Approve, Some("ok"), &dana)
+            .decide_experiment("hero", Action::Approve, 2, "ok", &dana)
             .await
             .unwrap();
         let running = db
             .store
-            .transition_experiment("hero", Action::Start, None, &mia)
+            .transition_experiment("hero", Action::Start, &mia)
             .await
             .unwrap();
         assert!(running.started_at.is_some());
@@ -163,7 +163,7 @@ storage_story!(
         assert!(matches!(edit_running, Err(StoreError::Conflict(_))));
         let stopped = db
             .store
-            .transition_experiment("hero", Action::Stop, None, &mia)
+            .transition_experiment("hero", Action::Stop, &mia)
             .await
             .unwrap();
         assert_eq!(stopped.state, State::Stopped);
@@ -198,7 +198,7 @@ storage_story!(
             trail[3].details
         );
         assert!(trail[2].details.contains("lawful on consent"));
-        assert!(db.store.verify_audit_chain().await.unwrap().ok);
+        assert!(db.store.verify_audit_chain(None).await.unwrap().ok);
     }
 );
 
@@ -210,7 +210,7 @@ storage_story!(two_concurrent_decisions_cannot_both_win, |db| {
         .await
         .unwrap();
     db.store
-        .transition_experiment("hero", Action::Submit, None, &mia)
+        .transition_experiment("hero", Action::Submit, &mia)
         .await
         .unwrap();
     let (dana, omar) = (
@@ -219,12 +219,148 @@ storage_story!(two_concurrent_decisions_cannot_both_win, |db| {
     );
     let (a, b) = tokio::join!(
         db.store
-            .transition_experiment("hero", Action::Approve, Some("yes"), &dana),
+            .decide_experiment("hero", Action::Approve, 1, "yes", &dana),
         db.store
-            .transition_experiment("hero", Action::Deny, Some("no"), &omar),
+            .decide_experiment("hero", Action::Deny, 1, "no", &omar),
     );
     assert!(
         a.is_ok() != b.is_ok(),
         "exactly one decision wins: {a:?} {b:?}"
     );
 });
+
+storage_story!(
+    nobody_who_created_edited_or_submitted_a_design_may_decide_on_it_under_any_role,
+    |db| {
+        setup(&db).await;
+        let mia = Actor::token("mia", Role::Marketer);
+        // Max holds a marketer and a compliance token under one name.
+        let max_marketer = Actor::token("max", Role::Marketer);
+        let max_compliance = Actor::token("max", Role::Compliance);
+        db.store
+            .create_experiment(&design("hero"), None, &mia)
+            .await
+            .unwrap();
+        let mut rewritten = design("hero");
+        rewritten.coverage = 1.0;
+        db.store
+            .update_experiment(&rewritten, None, &max_marketer)
+            .await
+            .unwrap();
+        db.store
+            .transition_experiment("hero", Action::Submit, &max_marketer)
+            .await
+            .unwrap();
+        for action in [Action::Approve, Action::Deny] {
+            match db
+                .store
+                .decide_experiment("hero", action, 2, "fine by me", &max_compliance)
+                .await
+            {
+                Err(StoreError::Forbidden(message)) => {
+                    assert!(message.contains("separation of duties"), "{message}")
+                }
+                other => panic!("max may not decide on his own edit: {other:?}"),
+            }
+        }
+        // A submitter who did not edit is refused as well.
+        let mut again = rewritten.clone();
+        again.coverage = 0.8;
+        db.store
+            .update_experiment(&again, None, &mia)
+            .await
+            .unwrap();
+        let sam = Actor::token("sam", Role::Marketer);
+        db.store
+            .transition_experiment("hero", Action::Submit, &sam)
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.store
+                .decide_experiment(
+                    "hero",
+                    Action::Approve,
+                    3,
+                    "ok",
+                    &Actor::token("sam", Role::Compliance)
+                )
+                .await,
+            Err(StoreError::Forbidden(_))
+        ));
+        let refusals = db
+            .store
+            .list_audit(&AuditQuery {
+                target: Some("experiment:hero".into()),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "experiment.decision_refused")
+            .collect::<Vec<_>>();
+        assert_eq!(refusals.len(), 3, "every refusal is audited");
+        assert_eq!(refusals[0].actor, "max (compliance)");
+        assert!(refusals[0].details.contains("separation of duties"));
+        let dana = Actor::token("dana", Role::Compliance);
+        let approved = db
+            .store
+            .decide_experiment("hero", Action::Approve, 3, "lawful", &dana)
+            .await
+            .unwrap();
+        assert_eq!(approved.state, State::Approved);
+        assert_eq!(
+            db.store.design_contributors("hero").await.unwrap(),
+            ["max", "mia", "sam"]
+        );
+        assert!(db.store.verify_audit_chain(None).await.unwrap().ok);
+    }
+);
+
+storage_story!(
+    a_decision_on_a_design_that_changed_since_it_was_read_is_refused,
+    |db| {
+        setup(&db).await;
+        let mia = Actor::token("mia", Role::Marketer);
+        let dana = Actor::token("dana", Role::Compliance);
+        db.store
+            .create_experiment(&design("hero"), None, &mia)
+            .await
+            .unwrap();
+        db.store
+            .transition_experiment("hero", Action::Submit, &mia)
+            .await
+            .unwrap();
+        // Dana reads version 1 (coverage 0.5); meanwhile Mia swaps the design and resubmits.
+        let mut swapped = design("hero");
+        swapped.coverage = 1.0;
+        db.store
+            .update_experiment(&swapped, None, &mia)
+            .await
+            .unwrap();
+        db.store
+            .transition_experiment("hero", Action::Submit, &mia)
+            .await
+            .unwrap();
+        match db
+            .store
+            .decide_experiment("hero", Action::Approve, 1, "10% coverage is fine", &dana)
+            .await
+        {
+            Err(StoreError::Conflict(message)) => assert!(
+                message.contains("changed since version 1") && message.contains("version 2"),
+                "{message}"
+            ),
+            other => panic!("the approval of version 1 must be refused: {other:?}"),
+        }
+        let pilot = db.store.experiment("hero").await.unwrap().unwrap();
+        assert_eq!(pilot.state, State::Submitted);
+        assert!(pilot.approval.is_none());
+        let approved = db
+            .store
+            .decide_experiment("hero", Action::Approve, 2, "full coverage is fine", &dana)
+            .await
+            .unwrap();
+        assert_eq!(approved.approval.unwrap().design_version, 2);
+    }
+);

@@ -305,7 +305,7 @@ storage_story!(
             .erase_subject(&subject, 1, &Actor::operator())
             .await;
         assert!(matches!(again, Err(StoreError::Conflict(_))));
-        assert!(db.store.verify_audit_chain().await.unwrap().ok);
+        assert!(db.store.verify_audit_chain(None).await.unwrap().ok);
     }
 );
 

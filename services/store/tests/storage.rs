@@ -92,7 +92,7 @@ storage_story!(
         let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(actions, ["token.create", "token.revoke"]);
         assert_eq!(trail[0].actor, "operator (cli)");
-        assert!(db.store.verify_audit_chain().await.unwrap().ok);
+        assert!(db.store.verify_audit_chain(None).await.unwrap().ok);
     }
 );
 
@@ -126,11 +126,11 @@ storage_story!(an_edited_audit_row_is_named_by_verify, |db| {
     for i in 0..4 {
         create_token(&db, &format!("t{i}"), Role::Analyst).await;
     }
-    assert!(db.store.verify_audit_chain().await.unwrap().ok);
+    assert!(db.store.verify_audit_chain(None).await.unwrap().ok);
     db.execute_raw("UPDATE audit_log SET details = '{\"role\":\"admin\"}' WHERE id = 3")
         .await
         .unwrap();
-    let report = db.store.verify_audit_chain().await.unwrap();
+    let report = db.store.verify_audit_chain(None).await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_bad_id, Some(3));
     assert_eq!(report.entries, 4);
@@ -143,7 +143,7 @@ storage_story!(a_deleted_audit_row_is_named_by_verify, |db| {
     db.execute_raw("DELETE FROM audit_log WHERE id = 2")
         .await
         .unwrap();
-    let report = db.store.verify_audit_chain().await.unwrap();
+    let report = db.store.verify_audit_chain(None).await.unwrap();
     assert_eq!(report.first_bad_id, Some(2));
 });
 
@@ -158,13 +158,13 @@ storage_story!(an_inserted_audit_row_is_named_by_verify, |db| {
     )
     .await
     .unwrap();
-    let report = db.store.verify_audit_chain().await.unwrap();
+    let report = db.store.verify_audit_chain(None).await.unwrap();
     assert_eq!(report.first_bad_id, Some(4));
     // And one squeezed in before the others, under a negative id.
     db.execute_raw("DELETE FROM audit_log WHERE id = 4")
         .await
         .unwrap();
-    assert!(db.store.verify_audit_chain().await.unwrap().ok);
+    assert!(db.store.verify_audit_chain(None).await.unwrap().ok);
     db.execute_raw(
         "INSERT INTO audit_log (id, at, actor, action, target, details, prev_hash, hash) \
          SELECT -1, at, actor, action, target, details, prev_hash, hash FROM audit_log WHERE id = 1",
@@ -172,7 +172,11 @@ storage_story!(an_inserted_audit_row_is_named_by_verify, |db| {
     .await
     .unwrap();
     assert_eq!(
-        db.store.verify_audit_chain().await.unwrap().first_bad_id,
+        db.store
+            .verify_audit_chain(None)
+            .await
+            .unwrap()
+            .first_bad_id,
         Some(-1)
     );
 });
@@ -202,7 +206,7 @@ storage_story!(eight_concurrent_writers_leave_a_valid_chain, |db| {
     for writer in writers {
         writer.await.unwrap();
     }
-    let report = db.store.verify_audit_chain().await.unwrap();
+    let report = db.store.verify_audit_chain(None).await.unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.entries, 80);
 });
@@ -294,9 +298,7 @@ async fn caches_survive_appends_and_follow_other_processes_changes() {
         "appends keep the caches"
     );
 
-    let other = pilotgate_store::Store::connect(&db.url)
-        .await
-        .expect("another process");
+    let other = db.reopen(&pilotgate_store::testing::test_key_ring()).await;
     let token = NewToken {
         name: "elsewhere",
         role: Role::Analyst,

@@ -23,8 +23,7 @@ use pilotgate_store::{NewToken, Store};
 
 use crate::cli::issue_token;
 use crate::config::{Config, redact_url};
-use crate::keys::load_key_ring;
-use crate::startup::{Application, open_store};
+use crate::startup::{Application, open_store_with_keys};
 
 pub use summary::{DemoReport, Estimate};
 
@@ -114,10 +113,12 @@ impl RunningDemo {
 /// server still running. Progress goes to stderr, one line per simulated day.
 pub async fn run(options: &DemoOptions, config: &Config) -> Result<RunningDemo, String> {
     options.check()?;
-    let store = open_store(&options.database_url)
+    let mut server_config = config.clone();
+    server_config.database_url = options.database_url.clone();
+    server_config.bind = options.bind.clone();
+    let (store, keys) = open_store_with_keys(&server_config)
         .await
         .map_err(|e| e.to_string())?;
-    let keys = load_key_ring(config).map_err(|e| e.to_string())?;
     let run = next_run(&store).await?;
     eprintln!(
         "demo run {run}: {} subjects over {} simulated days (seed {}, true lift {:+.1}%) on {}",
@@ -127,9 +128,6 @@ pub async fn run(options: &DemoOptions, config: &Config) -> Result<RunningDemo, 
         options.true_lift * 100.0,
         redact_url(&options.database_url)
     );
-    let mut server_config = config.clone();
-    server_config.database_url = options.database_url.clone();
-    server_config.bind = options.bind.clone();
     // Bound before anything is written, so that a busy port leaves nothing behind.
     let application =
         Application::with_store(&server_config, store.clone(), keys).map_err(|e| e.to_string())?;

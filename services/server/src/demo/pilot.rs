@@ -3,6 +3,7 @@
 //! population implies (who may be assigned, which events must be stored).
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use pilotgate_domain::eligibility::Reason;
 use pilotgate_store::Store;
 use serde_json::{Value, json};
 
@@ -186,7 +187,7 @@ impl<'a> Pilot<'a> {
             .post(
                 &format!("{path}/approve"),
                 &self.tokens.compliance,
-                &json!({"comment": "Legitimate interest assessed (LIA-2026-014); no profiling; 90 days retention."}),
+                &json!({"design_version": 1, "comment": "Legitimate interest assessed (LIA-2026-014); no profiling; 90 days retention."}),
             )
             .await?;
         self.set_clock(0, 0);
@@ -381,6 +382,7 @@ impl<'a> Pilot<'a> {
         let expected = self.expected_refusal(person, day, VISIT_MINUTE);
         let variant = answer["variant"].as_str().map(str::to_owned);
         let reason = answer["reason"].as_str().unwrap_or("");
+        let ask_again = answer["ask_again"].as_bool();
         if let Some(expected) = expected {
             *self
                 .report
@@ -390,9 +392,16 @@ impl<'a> Pilot<'a> {
         }
         match (expected, variant) {
             (Some(expected), None) => {
-                if reason != expected {
+                // The shop learns only that the person is not eligible, and
+                // whether it may ask for consent again (the reason is counted
+                // for the compliance report, checked in `check_refusal_counts`).
+                let may_ask = Reason::ALL
+                    .iter()
+                    .find(|r| r.as_str() == expected)
+                    .is_some_and(|r| r.may_ask_again());
+                if reason != "not_eligible" || ask_again != Some(may_ask) {
                     self.mismatch(format!(
-                        "day {}: refused for {reason}, expected {expected}",
+                        "day {}: refused for {reason} (ask again: {ask_again:?}), expected {expected}",
                         day + 1
                     ));
                 }
@@ -436,7 +445,13 @@ impl<'a> Pilot<'a> {
             let person = &self.people[i];
             let mut event = |name: &str, minute: u32| {
                 let at = self.at(i64::from(day), minute) + TimeDelta::seconds(30);
-                if self.variants[i].is_some() && self.expected_refusal(i, day, minute).is_none() {
+                // Sent at the end of the day: refused when the person was not
+                // eligible when it occurred, or withdrew or objected before it
+                // was sent (whatever time it claims).
+                if self.variants[i].is_some()
+                    && self.expected_refusal(i, day, minute).is_none()
+                    && self.expected_refusal(i, day, SEND_MINUTE).is_none()
+                {
                     expected_accepted += 1;
                 }
                 events.push(json!({

@@ -27,21 +27,27 @@ impl std::fmt::Debug for AssignInput {
     }
 }
 
-/// The decision. `variant` is null when the subject is not eligible or not in the traffic.
+/// The decision, with only what a shop needs to act on it: whether the person
+/// may be shown a variant, which one, and whether asking for consent again
+/// is allowed. No pseudonym and no ledger state (withdrawn, objected, erased)
+/// is returned: the ingest token is not an oracle for either.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AssignView {
     pub experiment: String,
-    /// The subject's pseudonym.
-    pub subject: String,
     pub eligible: bool,
+    /// The variant to show; null when not eligible or not in the traffic.
     pub variant: Option<String>,
-    /// Why there is no variant: not_running, not_in_traffic, or an eligibility reason code.
+    /// Why there is no variant: `not_running`, `not_in_traffic` or `not_eligible`.
     pub reason: Option<String>,
+    /// Not eligible, and the shop may ask the person for consent: none was
+    /// given yet, it expired, or it was given under an older notice.
+    pub ask_again: bool,
 }
 
 /// Assigns the subject to a variant when the pilot is running and the subject
 /// has a valid legal basis for its purpose now; sticky once assigned. An
-/// ineligible call stores nothing about the subject.
+/// ineligible call stores nothing about the subject (the reason is counted
+/// for the pilot's compliance report).
 #[utoipa::path(post, path = "/api/v1/assign", tag = "assignment", request_body = AssignInput, security(("bearer" = [])), responses(
     (status = 200, body = AssignView),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -65,35 +71,26 @@ pub async fn assign(
         .store
         .assign(&target, &candidates, state.store.now())
         .await?;
-    let current = candidates[0].to_string();
+    let refused = |reason: &str, ask_again: bool| AssignView {
+        experiment: target.key.clone(),
+        eligible: false,
+        variant: None,
+        reason: Some(reason.to_owned()),
+        ask_again,
+    };
     let view = match outcome {
-        AssignOutcome::NotRunning => AssignView {
-            experiment: target.key,
-            subject: current,
-            eligible: false,
-            variant: None,
-            reason: Some("not_running".to_owned()),
-        },
-        AssignOutcome::Ineligible(reason) => AssignView {
-            experiment: target.key,
-            subject: current,
-            eligible: false,
-            variant: None,
-            reason: Some(reason.as_str().to_owned()),
-        },
+        AssignOutcome::NotRunning => refused("not_running", false),
+        AssignOutcome::Ineligible(reason) => refused("not_eligible", reason.may_ask_again()),
         AssignOutcome::NotInTraffic => AssignView {
-            experiment: target.key,
-            subject: current,
             eligible: true,
-            variant: None,
-            reason: Some("not_in_traffic".to_owned()),
+            ..refused("not_in_traffic", false)
         },
         AssignOutcome::Assigned { assignment, .. } => AssignView {
-            experiment: target.key,
-            subject: assignment.subject,
+            experiment: target.key.clone(),
             eligible: true,
             variant: Some(assignment.variant),
             reason: None,
+            ask_again: false,
         },
     };
     Ok(HttpResponse::Ok().json(view))

@@ -6,6 +6,7 @@ use pilotgate_domain::time::from_micros;
 use pilotgate_store::AuditQuery;
 use serde::{Deserialize, Serialize};
 
+use crate::anchor::{Anchor, AnchorFile};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -45,13 +46,35 @@ pub struct AuditPage {
     pub next_after: Option<i64>,
 }
 
-/// The result of walking the chain.
+/// The result of walking the chain with the audit key, against its newest anchor.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyView {
     pub ok: bool,
     pub entries: u64,
+    /// The first entry that was edited, inserted or removed; for a log cut
+    /// short of its anchor, the first entry missing.
     pub first_bad_id: Option<i64>,
     pub problem: Option<String>,
+    /// The head the walk ended at.
+    pub head: HeadView,
+    /// The newest anchor of this database the chain was checked against;
+    /// null when none was recorded yet (then a cut tail cannot be seen).
+    pub anchor: Option<AnchorView>,
+}
+
+/// A chain head: entry count and the last entry's hash.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HeadView {
+    pub entries: u64,
+    pub hash: String,
+}
+
+/// An anchor: the head recorded outside the database, and when.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AnchorView {
+    pub entries: u64,
+    pub head: String,
+    pub at: String,
 }
 
 impl From<&AuditEntry> for AuditEntryView {
@@ -70,13 +93,22 @@ impl From<&AuditEntry> for AuditEntryView {
     }
 }
 
-impl From<ChainReport> for VerifyView {
-    fn from(report: ChainReport) -> Self {
+impl VerifyView {
+    pub fn new(report: ChainReport, anchor: Option<Anchor>) -> VerifyView {
         VerifyView {
             ok: report.ok,
             entries: report.entries,
             first_bad_id: report.first_bad_id,
             problem: report.problem,
+            head: HeadView {
+                entries: report.head.entries,
+                hash: report.head.hash,
+            },
+            anchor: anchor.map(|a| AnchorView {
+                entries: a.entries,
+                head: a.head,
+                at: a.at,
+            }),
         }
     }
 }
@@ -115,14 +147,73 @@ pub async fn list(
     }))
 }
 
-/// Walks the whole chain and names the first entry that was edited, inserted or removed.
+/// Walks the whole chain with the audit key and checks it against the
+/// newest anchor: names the first entry that was edited, inserted or removed,
+/// or the first one missing when the newest entries were cut.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])), responses(
     (status = 200, body = VerifyView),
     (status = 401, body = crate::error::ErrorBody),
     (status = 403, body = crate::error::ErrorBody),
+    (status = 500, description = "The anchor file cannot be read", body = crate::error::ErrorBody),
 ))]
 #[get("/api/v1/audit/verify")]
 pub async fn verify(_caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let report = state.store.verify_audit_chain().await?;
-    Ok(HttpResponse::Ok().json(VerifyView::from(report)))
+    let (report, anchor) = verify_chain(&state.store, &state.anchors).await?;
+    Ok(HttpResponse::Ok().json(VerifyView::new(report, anchor)))
+}
+
+/// Walks the whole chain against the newest anchor of this database in `anchors`.
+pub async fn verify_chain(
+    store: &pilotgate_store::Store,
+    anchors: &AnchorFile,
+) -> Result<(ChainReport, Option<Anchor>), ApiError> {
+    let database = store.database_id().await?;
+    let anchor = anchors.latest(&database).map_err(|error| {
+        tracing::error!(%error, "the audit anchor file is unreadable");
+        ApiError::Internal
+    })?;
+    let report = store
+        .verify_audit_chain(anchor.as_ref().map(Anchor::chain_head))
+        .await?;
+    Ok((report, anchor))
+}
+
+/// The chain's verdict for the audit page, reused while the chain's head and
+/// its anchor stay the same; when the chain grew, only the new entries are
+/// read. (`GET /api/v1/audit/verify` and `pilotgate audit verify` always
+/// walk the whole chain: an entry edited below a head the page verified
+/// before shows there.)
+pub async fn cached_verification(state: &AppState) -> Result<ChainReport, ApiError> {
+    let database = state.store.database_id().await?;
+    let anchor = state
+        .anchors
+        .latest(&database)
+        .map_err(|error| {
+            tracing::error!(%error, "the audit anchor file is unreadable");
+            ApiError::Internal
+        })?
+        .map(|a| a.chain_head());
+    let head = state.store.audit_head().await?;
+    let cached = state
+        .audit_verification
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let report = match cached {
+        Some(report) if report.head == head && report.anchor == anchor => return Ok(report),
+        Some(report)
+            if report.ok && report.anchor == anchor && report.head.entries < head.entries =>
+        {
+            state
+                .store
+                .resume_audit_verification(anchor, &report.head)
+                .await?
+        }
+        _ => state.store.verify_audit_chain(anchor).await?,
+    };
+    *state
+        .audit_verification
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+    Ok(report)
 }

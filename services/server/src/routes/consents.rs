@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use actix_web::{HttpResponse, post, web};
 use serde::Serialize;
 
+use pilotgate_domain::Role;
+
 use crate::auth::Caller;
 use crate::consent_input::{ConsentInput, FieldError};
 use crate::error::extractors::redact_values;
@@ -20,8 +22,11 @@ pub struct StoredRecord {
     /// The record's position in the request (0 for a single record).
     pub index: usize,
     pub id: i64,
-    /// The subject's pseudonym.
-    pub subject: String,
+    /// The subject's pseudonym: shown to compliance and admin only, so that
+    /// the ingest token cannot turn raw ids into pseudonyms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub subject: Option<String>,
     /// The same record was in the ledger already; nothing new was stored.
     pub duplicate: bool,
 }
@@ -149,13 +154,14 @@ pub async fn append(
         }));
     }
     let appended = state.store.append_consents(&valid, &caller.0).await?;
+    let shows_subjects = matches!(caller.0.role, Some(Role::Compliance | Role::Admin));
     let records = appended
         .into_iter()
         .zip(positions)
         .map(|(a, index)| StoredRecord {
             index,
             id: a.id,
-            subject: a.subject,
+            subject: shows_subjects.then_some(a.subject),
             duplicate: a.duplicate,
         })
         .collect();

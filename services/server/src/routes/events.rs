@@ -145,6 +145,8 @@ fn parse_event(raw: &RawValue, now: DateTime<Utc>) -> Result<Valid, (Option<Stri
 /// batch, and the invalid ones refused.
 struct Parsed {
     drafts: Vec<EventDraft>,
+    /// The client's event ids of `drafts`, as sent (the drafts hold them keyed).
+    sent_ids: Vec<String>,
     positions: Vec<usize>,
     refused: Vec<RefusedEvent>,
 }
@@ -164,6 +166,7 @@ fn parse_batch(state: &AppState, body: &RawValue) -> Result<Parsed, ApiError> {
     let now = state.store.now();
     let mut parsed = Parsed {
         drafts: Vec::with_capacity(raws.len()),
+        sent_ids: Vec::with_capacity(raws.len()),
         positions: Vec::with_capacity(raws.len()),
         refused: Vec::new(),
     };
@@ -177,12 +180,13 @@ fn parse_batch(state: &AppState, body: &RawValue) -> Result<Parsed, ApiError> {
                         .iter()
                         .map(|p| p.as_str().to_owned())
                         .collect(),
-                    event_id: input.event_id,
+                    event_id: state.event_ids.key(&input.event_id),
                     name: input.name,
                     value: input.value,
                     occurred_at,
                 });
                 parsed.positions.push(index);
+                parsed.sent_ids.push(input.event_id);
             }
             Err((event_id, error)) => parsed.refused.push(RefusedEvent {
                 index,
@@ -214,12 +218,12 @@ pub async fn record(
     let parser = state.clone();
     let Parsed {
         drafts,
+        sent_ids: event_ids,
         positions,
         mut refused,
     } = tokio::task::spawn_blocking(move || parse_batch(&parser, &body))
         .await
         .map_err(|_| ApiError::Internal)??;
-    let event_ids: Vec<String> = drafts.iter().map(|d| d.event_id.clone()).collect();
     let fates = state.store.record_events(drafts).await?;
     let (mut accepted, mut duplicates) = (0, 0);
     for ((fate, index), event_id) in fates.into_iter().zip(positions).zip(event_ids) {

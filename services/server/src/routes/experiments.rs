@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get, post, put, web};
 use pilotgate_analysis::power::sample_size_per_arm;
 use pilotgate_domain::experiment::{
-    Action, Design, DesignError, ExperimentKey, Metric, MetricKind, Variant, check_reviewer,
+    Action, Design, DesignError, ExperimentKey, Metric, MetricKind, Variant,
 };
 use pilotgate_domain::purpose::PurposeKey;
 use pilotgate_store::Experiment;
@@ -61,10 +61,12 @@ pub struct DesignInput {
     pub retention_days: u32,
 }
 
-/// A compliance decision's reasoning.
+/// A compliance decision: the design version reviewed, and the reasoning.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionInput {
+    /// The `design_version` the reviewer read; 409 when the design changed since.
+    pub design_version: i64,
     pub comment: String,
 }
 
@@ -388,7 +390,7 @@ async fn act(
 ) -> Result<HttpResponse, ApiError> {
     let experiment = state
         .store
-        .transition_experiment(key, action, None, &caller.0)
+        .transition_experiment(key, action, &caller.0)
         .await?;
     Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
 }
@@ -409,12 +411,10 @@ async fn decide(
             "comment: give the reasoning, 1 to 2000 characters".to_owned(),
         ));
     }
-    let experiment = find_experiment(&state, key).await?;
-    check_reviewer(&caller.0, &experiment.created_by)
-        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    find_experiment(&state, key).await?;
     let experiment = state
         .store
-        .transition_experiment(key, action, Some(comment), &caller.0)
+        .decide_experiment(key, action, body.design_version, comment, &caller.0)
         .await?;
     Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
 }
@@ -433,11 +433,12 @@ pub async fn submit(
     act(caller, state, &path, Action::Submit).await
 }
 
-/// `submitted -> approved`, by compliance, never by the pilot's creator.
+/// `submitted -> approved`, by compliance, for the design version reviewed;
+/// never by anyone who created, edited or submitted the design.
 #[utoipa::path(post, path = "/api/v1/experiments/{key}/approve", tag = "experiments", request_body = DecisionInput, params(("key" = String, Path)), security(("bearer" = [])), responses(
     (status = 200, body = ExperimentView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-    (status = 403, description = "Not compliance, or the pilot's own creator", body = ErrorBody), (status = 404, body = ErrorBody),
-    (status = 409, description = "The pilot is not submitted", body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 403, description = "Not compliance, or someone who created, edited or submitted the design (the refusal is audited)", body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, description = "The pilot is not submitted, or its design changed since `design_version`", body = ErrorBody), (status = 422, body = ErrorBody),
 ))]
 #[post("/api/v1/experiments/{key}/approve")]
 pub async fn approve(
@@ -449,11 +450,12 @@ pub async fn approve(
     decide(caller, state, &path, Action::Approve, body.into_inner()).await
 }
 
-/// `submitted -> denied`, by compliance, never by the pilot's creator.
+/// `submitted -> denied`, by compliance, for the design version reviewed;
+/// never by anyone who created, edited or submitted the design.
 #[utoipa::path(post, path = "/api/v1/experiments/{key}/deny", tag = "experiments", request_body = DecisionInput, params(("key" = String, Path)), security(("bearer" = [])), responses(
     (status = 200, body = ExperimentView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-    (status = 403, description = "Not compliance, or the pilot's own creator", body = ErrorBody), (status = 404, body = ErrorBody),
-    (status = 409, description = "The pilot is not submitted", body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 403, description = "Not compliance, or someone who created, edited or submitted the design (the refusal is audited)", body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, description = "The pilot is not submitted, or its design changed since `design_version`", body = ErrorBody), (status = 422, body = ErrorBody),
 ))]
 #[post("/api/v1/experiments/{key}/deny")]
 pub async fn deny(

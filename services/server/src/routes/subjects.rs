@@ -86,13 +86,23 @@ pub struct SubjectConsents {
     pub history: Vec<RecordView>,
 }
 
-/// What an erasure deleted.
+/// What an erasure deleted, in total and per pseudonym of the person.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErasureView {
     pub subject: String,
     pub erased_at: String,
     pub deleted: DeletedView,
+    /// One entry per pseudonym of the person (per key version) that was erased now.
+    pub versions: Vec<ErasedVersionView>,
     pub audit_id: i64,
+}
+
+/// What one pseudonym of the person lost.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErasedVersionView {
+    pub subject: String,
+    pub key_version: u32,
+    pub deleted: DeletedView,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -144,8 +154,10 @@ impl From<ConsentRecord> for RecordView {
 }
 
 /// Turns a raw id into its pseudonym. Lookups try the current key, then older
-/// versions: `known_as` lists each pseudonym of this person that has ledger
-/// records. The raw id is not stored or logged; the lookup is audited.
+/// versions: `known_as` lists each pseudonym of this person that holds data
+/// (ledger records, assignments, an erasure), and they are linked to the
+/// current one, so that an erasure by any of them reaches all. The raw id is
+/// not stored or logged; the lookup is audited.
 #[utoipa::path(post, path = "/api/v1/subjects/resolve", tag = "subjects", request_body = ResolveInput, security(("bearer" = [])), responses(
     (status = 200, body = Resolved),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -158,10 +170,15 @@ pub async fn resolve(
     body: web::Json<ResolveInput>,
 ) -> Result<HttpResponse, ApiError> {
     check_user_id(&body.user_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let pseudonym = state.keys.current().pseudonymize(&body.user_id);
     let candidates = state.keys.candidates(&body.user_id);
+    let pseudonym = candidates[0].clone();
     let texts: Vec<String> = candidates.iter().map(|p| p.as_str().to_owned()).collect();
-    let known = state.store.subjects_with_records(&texts).await?;
+    let known = state.store.subjects_holding_data(&texts).await?;
+    // Seen together now: an erasure by any of them reaches the others.
+    state
+        .store
+        .link_pseudonyms(&pseudonym, &candidates[1..])
+        .await?;
     let known_as = candidates
         .iter()
         .filter(|p| known.iter().any(|k| k == p.as_str()))
@@ -235,8 +252,10 @@ pub async fn consents(
     }))
 }
 
-/// Erases the subject (Art. 17): deletes its assignments and events, keeps the
-/// pseudonymized ledger as proof, blocks future assignment, returns a receipt.
+/// Erases the person (Art. 17) under this pseudonym and every pseudonym linked
+/// to it (other key versions): deletes assignments and events, keeps the
+/// pseudonymized ledger as proof, blocks future assignment, and returns a
+/// receipt per version.
 #[utoipa::path(post, path = "/api/v1/subjects/{subject}/erasure", tag = "subjects", params(("subject" = String, Path, description = "The pseudonym")), security(("bearer" = [])), responses(
     (status = 200, body = ErasureView),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -267,6 +286,18 @@ pub async fn erase(
             assignments: receipt.deleted.assignments,
             events: receipt.deleted.events,
         },
+        versions: receipt
+            .versions
+            .into_iter()
+            .map(|v| ErasedVersionView {
+                subject: v.subject,
+                key_version: v.key_version,
+                deleted: DeletedView {
+                    assignments: v.deleted.assignments,
+                    events: v.deleted.events,
+                },
+            })
+            .collect(),
         audit_id: receipt.audit_id,
     }))
 }

@@ -18,9 +18,10 @@ use crate::startup::AppState;
 /// The compliance view reads what the audit route reads: compliance only.
 const MIRRORS: &str = "/api/v1/audit";
 
-/// The approve and deny forms.
+/// The approve and deny forms: the design version shown, the reasoning.
 #[derive(Deserialize)]
 pub struct DecisionForm {
+    design_version: i64,
     comment: String,
     csrf: String,
 }
@@ -43,10 +44,10 @@ async fn eligibility_rows(
         .collect())
 }
 
-fn can_decide(session: &Session, state: State, created_by: &str) -> bool {
+fn can_decide(session: &Session, state: State, contributors: &[String]) -> bool {
     session.role == Role::Compliance
         && state == State::Submitted
-        && check_reviewer(&session.actor, created_by).is_ok()
+        && check_reviewer(&session.actor, contributors).is_ok()
 }
 
 pub async fn page(
@@ -63,7 +64,7 @@ pub async fn page(
     };
     let key = experiment.design.key.as_str().to_owned();
     let unavailable = || error_page(&session, 503, "The database is not available.");
-    let (Ok(eligibility), Ok(refusals), Ok(counts), Ok(erasures), Ok(trail)) = (
+    let (Ok(eligibility), Ok(refusals), Ok(counts), Ok(erasures), Ok(trail), Ok(contributors)) = (
         eligibility_rows(&state, &key).await,
         state.store.refusal_counts(&key).await,
         state.store.assignment_counts(&key).await,
@@ -76,6 +77,7 @@ pub async fn page(
                 target: Some(format!("experiment:{key}")),
             })
             .await,
+        state.store.design_contributors(&key).await,
     ) else {
         return unavailable();
     };
@@ -85,6 +87,7 @@ pub async fn page(
         experiment_key: key.clone(),
         experiment_name: design.name.clone(),
         state: state_of(experiment.state),
+        design_version: experiment.design_version,
         design: view::DesignSummary {
             purpose: design.purpose.to_string(),
             hypothesis: design.hypothesis.clone(),
@@ -143,7 +146,7 @@ pub async fn page(
                 summary: e.details.chars().take(200).collect(),
             })
             .collect(),
-        can_decide: can_decide(&session, experiment.state, &experiment.created_by),
+        can_decide: can_decide(&session, experiment.state, &contributors),
     };
     html(StatusCode::OK, &page)
 }
@@ -187,8 +190,10 @@ pub async fn deny(
     decide(req, state, &path, Action::Deny, form.into_inner()).await
 }
 
-/// Approves or denies as the API does: compliance only (not admin), never the
-/// pilot's creator, with a comment, and only with the session's CSRF token.
+/// Approves or denies through the API's service (`Store::decide_experiment`):
+/// compliance only (not admin), never anyone who created, edited or
+/// submitted the design, for the design version the page showed, with a
+/// comment, and only with the session's CSRF token.
 async fn decide(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -217,15 +222,9 @@ async fn decide(
     if comment.is_empty() || comment.chars().count() > 2000 {
         return error_page(&session, 422, "Give the reasoning, 1 to 2000 characters.");
     }
-    let Ok(Some(experiment)) = state.store.experiment(key).await else {
-        return error_page(&session, 404, "No such experiment.");
-    };
-    if let Err(error) = check_reviewer(&session.actor, &experiment.created_by) {
-        return error_page(&session, 403, &error.to_string());
-    }
     match state
         .store
-        .transition_experiment(key, action, Some(comment), &session.actor)
+        .decide_experiment(key, action, form.design_version, comment, &session.actor)
         .await
     {
         Ok(_) => HttpResponse::SeeOther()
@@ -235,6 +234,10 @@ async fn decide(
             ))
             .finish(),
         Err(pilotgate_store::StoreError::Conflict(message)) => error_page(&session, 409, &message),
+        Err(pilotgate_store::StoreError::Forbidden(message)) => error_page(&session, 403, &message),
+        Err(pilotgate_store::StoreError::NotFound(_)) => {
+            error_page(&session, 404, "No such experiment.")
+        }
         Err(_) => error_page(&session, 503, "The database is not available."),
     }
 }

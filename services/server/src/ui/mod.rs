@@ -9,7 +9,7 @@ pub mod session;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use pilotgate_dashboards::{Chrome, ErrorPage, NavLink, SignedInUser, Template};
-use pilotgate_domain::token::PresentedToken;
+use pilotgate_domain::session::{SessionId, SessionState};
 use pilotgate_domain::{Actor, Role};
 
 use crate::auth::{Access, permission};
@@ -53,11 +53,13 @@ const NAV: &[(&str, &str, &str)] = &[
     ("/ui/audit", "Audit log", "/api/v1/audit"),
 ];
 
-/// A signed-in person: the token's name and role, and the session's CSRF token.
+/// A signed-in person: the token's name and role, the session's CSRF token,
+/// and the hash of its id (to end it).
 pub struct Session {
     pub actor: Actor,
     pub role: Role,
     pub csrf: String,
+    pub id_hash: String,
 }
 
 impl std::fmt::Debug for Session {
@@ -107,30 +109,33 @@ impl Session {
     }
 }
 
-/// The session of the request, if its cookie holds a valid, unrevoked token.
+/// The session of the request: its cookie names a stored session that is
+/// neither signed out, idle too long nor too old, and whose token is still valid.
 pub async fn session_of(req: &HttpRequest, state: &AppState) -> Option<Session> {
-    let sealed = session::cookie(req, SESSION_COOKIE)?;
-    let token = state.sessions.open(&sealed)?;
-    let actor = authenticate(state, token).await?;
-    let role = actor.role?;
-    Some(Session {
-        actor,
-        role,
-        csrf: state.sessions.csrf_for(&sealed),
-    })
-}
-
-/// The actor of `token`, if it is known and not revoked.
-pub async fn authenticate(state: &AppState, token: &str) -> Option<Actor> {
-    let presented = PresentedToken::parse(token.trim()).ok()?;
+    let id = SessionId::parse(&session::cookie(req, SESSION_COOKIE)?)?;
+    let id_hash = id.hash();
+    let stored = state.store.session(&id_hash).await.ok().flatten()?;
+    let now = state.store.now();
+    if stored.times.state(now) != SessionState::Active {
+        return None;
+    }
     let credential = state
         .store
-        .credential(presented.token_id())
+        .credential(&stored.token_id)
         .await
         .ok()
-        .flatten()?;
-    (!credential.revoked && presented.matches(&credential.secret_hash))
-        .then(|| Actor::token(credential.name, credential.role))
+        .flatten()
+        .filter(|c| !c.revoked)?;
+    if stored.times.needs_touch(now) {
+        // A failed touch only shortens the session's idle time.
+        let _ = state.store.touch_session(&id_hash, now).await;
+    }
+    Some(Session {
+        actor: Actor::token(credential.name, credential.role),
+        role: credential.role,
+        csrf: state.sessions.csrf_for(id.reveal()),
+        id_hash,
+    })
 }
 
 /// An HTML response with `status`.
@@ -173,9 +178,14 @@ pub fn error_page(session: &Session, status: u16, message: &str) -> HttpResponse
     html(status, &page)
 }
 
-/// Whether cookies should be `Secure`: behind TLS (or a proxy that says so).
+/// Whether cookies should be `Secure`: people reach the server over HTTPS,
+/// as the configuration (or a trusted proxy) says; never a client's own header.
 fn secure(req: &HttpRequest) -> bool {
-    req.connection_info().scheme() == "https"
+    req.app_data::<web::Data<AppState>>().is_some_and(|state| {
+        state
+            .network
+            .https(req.peer_addr().map(|a| a.ip()), req.headers())
+    })
 }
 
 /// The pre-session CSRF value of a visitor, and the cookie to set if new.

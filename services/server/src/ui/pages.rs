@@ -13,8 +13,11 @@ use serde::Deserialize;
 
 use super::session::{PRE_SESSION_COOKIE, SESSION_COOKIE, set_cookie};
 use super::{Session, error_page, html, pre_session, secure, session_of, to_sign_in};
+use crate::auth::{TokenRefusal, check_token};
 use crate::routes::results::{CumulativeView, ResultsParams, compute_results};
 use crate::startup::AppState;
+use pilotgate_domain::session::{ABSOLUTE_LIMIT, SessionId};
+use pilotgate_domain::token::PresentedToken;
 
 /// The form of the sign-in page.
 #[derive(Deserialize)]
@@ -72,48 +75,90 @@ pub async fn sign_in(
         let error = "The form expired; please sign in again.".to_owned();
         return sign_in_page(&req, &pre, cookie, Some(error), StatusCode::FORBIDDEN);
     }
-    let client = req.peer_addr().map(|a| a.ip());
-    let now = std::time::Instant::now();
-    if let Some(wait) = client.and_then(|ip| state.auth_failures.blocked(ip, now)) {
-        let error = format!("Too many failed sign-ins from this address; try again in {wait} s.");
-        return sign_in_page(
-            &req,
-            &pre,
-            cookie,
-            Some(error),
-            StatusCode::TOO_MANY_REQUESTS,
+    let client = state
+        .network
+        .client(req.peer_addr().map(|a| a.ip()), req.headers());
+    let refused =
+        |error: String, status| sign_in_page(&req, &pre, cookie.clone(), Some(error), status);
+    match check_token(&state, client, &form.token).await {
+        Ok(_) => {}
+        Err(TokenRefusal::Throttled(wait)) => {
+            return refused(
+                format!(
+                    "Too many failed sign-ins with that token from this address; try again in {wait} s."
+                ),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
+        Err(TokenRefusal::Unknown) => {
+            return refused(
+                "That token is unknown or revoked.".to_owned(),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(TokenRefusal::Unavailable(_)) => {
+            return refused(
+                "The database is not available; try again shortly.".to_owned(),
+                StatusCode::SERVICE_UNAVAILABLE,
+            );
+        }
+    }
+    // Checked just above: the token parses.
+    let Ok(presented) = PresentedToken::parse(form.token.trim()) else {
+        return refused(
+            "That token is unknown or revoked.".to_owned(),
+            StatusCode::UNAUTHORIZED,
+        );
+    };
+    let id = SessionId::from_random(rand::random());
+    if state
+        .store
+        .open_session(&id.hash(), presented.token_id(), state.store.now())
+        .await
+        .is_err()
+    {
+        return refused(
+            "The database is not available; try again shortly.".to_owned(),
+            StatusCode::SERVICE_UNAVAILABLE,
         );
     }
-    if super::authenticate(&state, &form.token).await.is_none() {
-        if let Some(ip) = client {
-            state.auth_failures.failed(ip, now);
-        }
-        let error = "That token is unknown or revoked.".to_owned();
-        return sign_in_page(&req, &pre, cookie, Some(error), StatusCode::UNAUTHORIZED);
-    }
-    let sealed = state.sessions.seal(form.token.trim());
+    let max_age = ABSOLUTE_LIMIT.num_seconds();
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/ui/experiments"))
         .insert_header((
             header::SET_COOKIE,
-            set_cookie(SESSION_COOKIE, &sealed, secure(&req), Some(8 * 3600)),
+            set_cookie(SESSION_COOKIE, id.reveal(), secure(&req), Some(max_age)),
         ))
         .finish()
 }
 
+/// Ends the session in the database (its cookie stops working everywhere)
+/// and clears the cookies.
 pub async fn sign_out(
     req: HttpRequest,
     state: web::Data<AppState>,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
-    if let Some(session) = session_of(&req, &state).await
-        && !session.csrf_matches(&form.csrf)
-    {
-        return error_page(
-            &session,
-            403,
-            "The form expired; reload the page and try again.",
-        );
+    if let Some(session) = session_of(&req, &state).await {
+        if !session.csrf_matches(&form.csrf) {
+            return error_page(
+                &session,
+                403,
+                "The form expired; reload the page and try again.",
+            );
+        }
+        if state
+            .store
+            .end_session(&session.id_hash, state.store.now())
+            .await
+            .is_err()
+        {
+            return error_page(
+                &session,
+                503,
+                "The database is not available; you are still signed in. Try again shortly.",
+            );
+        }
     }
     let mut response = to_sign_in();
     for name in [SESSION_COOKIE, PRE_SESSION_COOKIE] {
@@ -161,46 +206,75 @@ pub(super) fn when(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-pub async fn experiments(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+/// The query of the experiments page.
+#[derive(Deserialize)]
+pub struct ExperimentsQuery {
+    /// The page, from 1.
+    page: Option<u32>,
+}
+
+/// Pilots per page of the experiments list.
+const EXPERIMENTS_PAGE: u32 = 25;
+
+pub async fn experiments(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ExperimentsQuery>,
+) -> HttpResponse {
     let session = match allowed(&req, &state, "/api/v1/experiments").await {
         Ok(session) => session,
         Err(response) => return response,
     };
-    let Ok(experiments) = state.store.list_experiments().await else {
+    let page = query.page.unwrap_or(1).max(1);
+    let offset = i64::from(page - 1) * i64::from(EXPERIMENTS_PAGE);
+    let Ok((experiments, more)) = state
+        .store
+        .experiments_page(offset, i64::from(EXPERIMENTS_PAGE))
+        .await
+    else {
         return error_page(&session, 503, "The database is not available.");
     };
-    let mut rows = Vec::with_capacity(experiments.len());
-    for experiment in experiments {
-        let key = experiment.design.key.as_str().to_owned();
-        let counts = state
-            .store
-            .assignment_counts(&key)
-            .await
-            .unwrap_or_default();
-        let users: u64 = counts.iter().map(|(_, n, gone)| n - gone).sum();
-        let variants = experiment.design.variants.len() as u64;
-        rows.push(view::ExperimentRow {
-            key,
-            name: experiment.design.name.clone(),
-            state: state_of(experiment.state),
-            purpose: experiment.design.purpose.to_string(),
-            owner: experiment.created_by.clone(),
-            approval: experiment.approval.as_ref().map(|a| view::Approval {
-                by: a.decided_by.clone(),
-                at: when(a.decided_at),
-            }),
-            users_so_far: users,
-            users_planned: experiment
-                .planned_sample_size
-                .and_then(|n| u64::try_from(n).ok())
-                .map(|n| n * variants),
-        });
-    }
+    // One grouped count for the pilots on this page, not one query per pilot.
+    let keys: Vec<String> = experiments
+        .iter()
+        .map(|e| e.design.key.as_str().to_owned())
+        .collect();
+    let totals = state
+        .store
+        .assignment_totals(&keys)
+        .await
+        .unwrap_or_default();
+    let rows = experiments
+        .into_iter()
+        .map(|experiment| {
+            let key = experiment.design.key.as_str().to_owned();
+            let users = totals.get(&key).map_or(0, |(n, gone)| n - gone);
+            let variants = experiment.design.variants.len() as u64;
+            view::ExperimentRow {
+                name: experiment.design.name.clone(),
+                state: state_of(experiment.state),
+                purpose: experiment.design.purpose.to_string(),
+                owner: experiment.created_by.clone(),
+                approval: experiment.approval.as_ref().map(|a| view::Approval {
+                    by: a.decided_by.clone(),
+                    at: when(a.decided_at),
+                }),
+                users_so_far: users,
+                users_planned: experiment
+                    .planned_sample_size
+                    .and_then(|n| u64::try_from(n).ok())
+                    .map(|n| n * variants),
+                key,
+            }
+        })
+        .collect();
     html(
         StatusCode::OK,
         &view::ExperimentsPage {
             chrome: session.chrome("Experiments", "/ui/experiments"),
             rows,
+            previous_page: (page > 1).then(|| page - 1),
+            next_page: more.then_some(page + 1),
         },
     )
 }
@@ -441,9 +515,10 @@ pub async fn consents(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     )
 }
 
-/// The query of the audit page.
+/// The query of the audit page: entries before an id (older) or after one (newer).
 #[derive(Deserialize)]
 pub struct AuditPageQuery {
+    before: Option<i64>,
     after: Option<i64>,
 }
 
@@ -457,20 +532,41 @@ pub async fn audit(
         Err(response) => return response,
     };
     const PAGE: i64 = 100;
-    let after = query.after.unwrap_or(0).max(0);
-    let entries = state
-        .store
-        .list_audit(&AuditQuery {
-            after: Some(after),
-            limit: PAGE + 1,
-            target: None,
-        })
-        .await;
-    let (Ok(mut entries), Ok(chain)) = (entries, state.store.verify_audit_chain().await) else {
+    // Newest first; `after` pages towards the newest, `before` towards the oldest.
+    let (entries, more_newer, more_older) = match query.after {
+        Some(after) => {
+            let entries = state
+                .store
+                .list_audit(&AuditQuery {
+                    after: Some(after.max(0)),
+                    limit: PAGE + 1,
+                    target: None,
+                })
+                .await;
+            match entries {
+                Ok(mut entries) => {
+                    let more = entries.len() as i64 > PAGE;
+                    entries.truncate(PAGE as usize);
+                    entries.reverse();
+                    let older = entries.last().is_some_and(|e| e.id > 1);
+                    (Ok(entries), more, older)
+                }
+                Err(error) => (Err(error), false, false),
+            }
+        }
+        None => match state.store.list_audit_before(query.before, PAGE + 1).await {
+            Ok(mut entries) => {
+                let more = entries.len() as i64 > PAGE;
+                entries.truncate(PAGE as usize);
+                (Ok(entries), query.before.is_some(), more)
+            }
+            Err(error) => (Err(error), false, false),
+        },
+    };
+    let chain = crate::routes::audit::cached_verification(&state).await;
+    let (Ok(entries), Ok(chain)) = (entries, chain) else {
         return error_page(&session, 503, "The database is not available.");
     };
-    let more = entries.len() as i64 > PAGE;
-    entries.truncate(PAGE as usize);
     let rows = entries
         .iter()
         .map(|e| view::AuditRow {
@@ -492,8 +588,8 @@ pub async fn audit(
                 entries: chain.entries,
             },
         },
-        older_before: (after > 0).then(|| u64::try_from(after).unwrap_or(0)),
-        newer_after: more.then(|| rows.last().map(|r| r.id)).flatten(),
+        older_before: more_older.then(|| rows.last().map(|r| r.id)).flatten(),
+        newer_after: more_newer.then(|| rows.first().map(|r| r.id)).flatten(),
         entries: rows,
     };
     html(StatusCode::OK, &page)

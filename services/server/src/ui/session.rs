@@ -1,18 +1,20 @@
-//! Dashboard sessions: an API token kept in a signed, HttpOnly,
-//! SameSite=Strict cookie, and the CSRF token every state-changing form
-//! carries. Signing keys are random per process: a restart signs everyone out.
+//! Dashboard sessions: an opaque random session id in an HttpOnly,
+//! SameSite=Strict cookie (the token never leaves the sign-in form; the
+//! database keeps only the id's hash, see `pilotgate_domain::session`), and
+//! the CSRF token every state-changing form carries, a MAC of the session id
+//! under a key that is random per process (a restart asks open forms to reload).
 
 use actix_web::HttpRequest;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-/// The cookie that holds the signed-in token.
+/// The cookie that holds the session id.
 pub const SESSION_COOKIE: &str = "pilotgate_session";
 /// The cookie that holds the CSRF token of a visitor not yet signed in.
 pub const PRE_SESSION_COOKIE: &str = "pilotgate_csrf";
 
-/// The process's signing key for session cookies and CSRF tokens.
+/// The process's key for CSRF tokens.
 pub struct SessionKeys {
     key: [u8; 32],
 }
@@ -39,18 +41,6 @@ impl SessionKeys {
         mac.update(b"\0");
         mac.update(value.as_bytes());
         hex::encode(mac.finalize().into_bytes())
-    }
-
-    /// The cookie value for `token`: the token and its signature.
-    pub fn seal(&self, token: &str) -> String {
-        format!("{token}.{}", self.mac("session", token))
-    }
-
-    /// The token of a cookie value, if the signature holds.
-    pub fn open<'a>(&self, sealed: &'a str) -> Option<&'a str> {
-        let (token, signature) = sealed.rsplit_once('.')?;
-        let expected = self.mac("session", token);
-        bool::from(expected.as_bytes().ct_eq(signature.as_bytes())).then_some(token)
     }
 
     /// The CSRF token bound to a session (or pre-session) value.
@@ -80,7 +70,7 @@ pub fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, path `/ui`, and Secure
-/// unless the server is reached over plain loopback HTTP.
+/// when people reach the server over HTTPS (see `crate::network`).
 pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<i64>) -> String {
     let mut cookie = format!("{name}={value}; Path=/ui; HttpOnly; SameSite=Strict");
     if secure {
@@ -95,16 +85,6 @@ pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<i64>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_sealed_token_opens_and_a_forged_one_does_not() {
-        let keys = SessionKeys::default();
-        let sealed = keys.seal("pgt_abc_secret");
-        assert_eq!(keys.open(&sealed), Some("pgt_abc_secret"));
-        assert_eq!(keys.open("pgt_abc_secret.00"), None);
-        assert_eq!(keys.open(&sealed.replace("abc", "abd")), None);
-        assert_eq!(SessionKeys::default().open(&sealed), None);
-    }
 
     #[test]
     fn csrf_tokens_are_bound_to_their_session() {

@@ -6,7 +6,7 @@ pub mod process;
 
 use std::collections::HashMap;
 
-use pilotgate_domain::pseudonym::{KeyRing, PseudonymKey};
+use pilotgate_domain::pseudonym::KeyRing;
 use pilotgate_domain::{Actor, Role};
 use pilotgate_server::cli::issue_token;
 use pilotgate_server::config::Config;
@@ -20,6 +20,10 @@ pub struct TestApp {
     pub db: TestDb,
     pub client: reqwest::Client,
     pub tokens: HashMap<Role, String>,
+    /// The pseudonym key ring the server runs with.
+    pub keys: KeyRing,
+    /// Holds the audit anchor file (`anchor_file`).
+    pub files: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -30,8 +34,21 @@ impl TestApp {
 
     /// Spawns the app with the pseudonym key ring `keys`.
     pub async fn spawn_with_keys(dialect: Dialect, keys: KeyRing) -> Option<TestApp> {
-        let db = TestDb::new(dialect).await?;
-        let address = serve(db.store.clone(), keys);
+        TestApp::spawn_with(dialect, keys, |_| {}).await
+    }
+
+    /// Spawns the app with the pseudonym key ring `keys` and a configuration
+    /// changed by `configure` (binding, body limit and anchor file are set first).
+    pub async fn spawn_with(
+        dialect: Dialect,
+        keys: KeyRing,
+        configure: impl FnOnce(&mut Config),
+    ) -> Option<TestApp> {
+        let db = TestDb::with_keys(dialect, &keys).await?;
+        let files = tempfile::tempdir().expect("a temp folder");
+        let mut config = test_config(&files);
+        configure(&mut config);
+        let address = serve(db.store.clone(), keys.clone(), &config);
         let mut tokens = HashMap::new();
         for role in Role::ALL {
             let token = issue_token();
@@ -53,16 +70,29 @@ impl TestApp {
             db,
             client: reqwest::Client::new(),
             tokens,
+            keys,
+            files,
         })
+    }
+
+    /// The audit anchor file the server writes.
+    pub fn anchor_file(&self) -> std::path::PathBuf {
+        self.files.path().join("pilotgate.anchor")
     }
 
     /// The address of a second server on the same database, with its own
     /// connections (and caches): another instance, or another process.
     pub async fn second_instance(&self) -> String {
-        let store = pilotgate_store::Store::connect(&self.db.url)
-            .await
-            .expect("open the database again");
-        serve(store, test_keys())
+        let store = self.db.reopen(&self.keys).await;
+        serve(store, self.keys.clone(), &test_config(&self.files))
+    }
+
+    /// The address of another server on the same database with the pseudonym
+    /// key ring `keys` (a key rotation: the ring must hold every version the
+    /// database has seen).
+    pub async fn instance_with_keys(&self, keys: KeyRing) -> String {
+        let store = self.db.reopen(&keys).await;
+        serve(store, keys, &test_config(&self.files))
     }
 
     /// Creates one more token, for `name` with `role`, and returns it.
@@ -102,7 +132,7 @@ impl TestApp {
             (
                 format!("/api/v1/experiments/{key}/approve"),
                 Role::Compliance,
-                serde_json::json!({"comment": "ok"}),
+                serde_json::json!({"design_version": 1, "comment": "ok"}),
             ),
             (
                 format!("/api/v1/experiments/{key}/start"),
@@ -163,22 +193,41 @@ impl TestApp {
     }
 }
 
-/// The pseudonym key ring of [`TestApp::spawn`].
+/// The pseudonym key ring of [`TestApp::spawn`]: the one `TestDb` attaches.
 fn test_keys() -> KeyRing {
-    KeyRing::new(vec![PseudonymKey::new(1, vec![7; 32]).unwrap()]).unwrap()
+    pilotgate_store::testing::test_key_ring()
+}
+
+/// The configuration of a test server: port 0, a 64 KiB body limit, the
+/// anchor file in `files`.
+fn test_config(files: &tempfile::TempDir) -> Config {
+    Config {
+        bind: "127.0.0.1:0".to_owned(),
+        max_body_bytes: 64 * 1024,
+        audit_anchor_file: Some(files.path().join("pilotgate.anchor")),
+        ..Config::default()
+    }
 }
 
 /// Starts a server on `store` on port 0; returns its address.
-fn serve(store: pilotgate_store::Store, keys: KeyRing) -> String {
-    let config = Config {
-        bind: "127.0.0.1:0".to_owned(),
-        max_body_bytes: 64 * 1024,
-        ..Config::default()
-    };
-    let application = Application::with_store(&config, store, keys).expect("build the app");
+fn serve(store: pilotgate_store::Store, keys: KeyRing, config: &Config) -> String {
+    let application = Application::with_store(config, store, keys).expect("build the app");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     address
+}
+
+/// `user`'s pseudonym under the tests' key (version 1), as the store holds it.
+pub fn pseudonym(user: &str) -> String {
+    pilotgate_store::testing::pseudonym(user).to_string()
+}
+
+/// The stored form of the client event id `raw` (see `pilotgate_domain::event_id`).
+pub fn stored_event_id(store: &pilotgate_store::Store, raw: &str) -> String {
+    store
+        .event_id_key()
+        .expect("the audit key is attached")
+        .key(raw)
 }
 
 /// Asserts that `response` is an error with `status` and a JSON `{error, message}` body; returns the body.

@@ -8,7 +8,16 @@ use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_pilotgate");
 
-/// The binary, run in `dir` with a clean pilotgate environment.
+/// The pseudonym key ring `TestDb` attaches (`pilotgate_store::testing::test_key`).
+pub const TEST_PSEUDONYM_KEY: &str =
+    "1:0404040404040404040404040404040404040404040404040404040404040404";
+/// The audit key `TestDb` attaches (`pilotgate_store::testing::test_audit_key`).
+pub const TEST_AUDIT_KEY: &str = "0505050505050505050505050505050505050505050505050505050505050505";
+
+/// The binary, run in `dir` with a clean pilotgate environment. Given a
+/// database (one of the tests', `TestDb` or `TestApp`), it gets that
+/// database's keys; without one it runs on the default database in `dir`,
+/// making its own key files there.
 pub fn pilotgate(dir: &Path, database_url: Option<&str>) -> Command {
     let mut command = Command::new(BINARY);
     command.current_dir(dir).stdin(Stdio::null());
@@ -18,7 +27,10 @@ pub fn pilotgate(dir: &Path, database_url: Option<&str>) -> Command {
         }
     }
     if let Some(url) = database_url {
-        command.env("PILOTGATE_DATABASE_URL", url);
+        command
+            .env("PILOTGATE_DATABASE_URL", url)
+            .env("PILOTGATE_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
+            .env("PILOTGATE_AUDIT_KEY", TEST_AUDIT_KEY);
     }
     command
 }
