@@ -1100,3 +1100,74 @@ api_story!(an_export_is_audited_before_its_files_are_written, |app| {
         "{audited:?}"
     );
 });
+
+api_story!(
+    a_decision_from_a_page_showing_an_older_design_is_refused,
+    |app| {
+        let base = app.address.clone();
+        app.start_pilot(design("other", 1.0)).await;
+        post(
+            &app,
+            &base,
+            "/api/v1/experiments",
+            Role::Marketer,
+            design("hero", 0.1),
+        )
+        .await;
+        post(
+            &app,
+            &base,
+            "/api/v1/experiments/hero/submit",
+            Role::Marketer,
+            json!({}),
+        )
+        .await;
+        let cookie = sign_in(&base, &app.tokens[&Role::Compliance]).await;
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let (status, page) = page_status(&base, &cookie, "/ui/experiments/hero/compliance").await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("name=\"design_version\" value=\"1\""),
+            "the form names the version shown"
+        );
+        let csrf = csrf_of(&page);
+        // The design changes while the page is open.
+        app.request(
+            Method::PUT,
+            "/api/v1/experiments/hero",
+            Some(Role::Marketer),
+        )
+        .json(&design("hero", 1.0))
+        .send()
+        .await
+        .unwrap();
+        post(
+            &app,
+            &base,
+            "/api/v1/experiments/hero/submit",
+            Role::Marketer,
+            json!({}),
+        )
+        .await;
+        let stale = browser()
+            .post(format!("{base}/ui/experiments/hero/approve"))
+            .header("cookie", &cookie)
+            .form(&[
+                ("design_version", "1"),
+                ("comment", "10% coverage is fine"),
+                ("csrf", csrf.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status(), 409);
+        assert!(stale.text().await.unwrap().contains("design changed"));
+        let pilot: Value = app
+            .get("/api/v1/experiments/hero", Some(Role::Compliance))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(pilot["state"], "submitted");
+    }
+);
