@@ -15,6 +15,8 @@ rm -rf "$out" && mkdir -p "$out"
 cargo build --release --quiet
 bin="$PWD/target/release/pilotgate"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '3c%.0s' $(seq 1 32))"
+export PILOTGATE_AUDIT_KEY="$(printf 'a7%.0s' $(seq 1 32))"
+export PILOTGATE_AUDIT_ANCHOR_FILE="${PILOTGATE_AUDIT_ANCHOR_FILE:-$PWD/bench/out/pilotgate.anchor}"
 args=(demo --exit --bind 127.0.0.1:0)
 [ -n "$subjects" ] && args+=(--subjects "$subjects")
 

@@ -19,6 +19,8 @@ bash .ci/postgres-up >/dev/null
 cargo build --release --quiet
 bin="$PWD/target/release/pilotgate"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '42%.0s' $(seq 1 32))"
+export PILOTGATE_AUDIT_KEY="$(printf 'a7%.0s' $(seq 1 32))"
+export PILOTGATE_AUDIT_ANCHOR_FILE="${PILOTGATE_AUDIT_ANCHOR_FILE:-$PWD/bench/out/pilotgate.anchor}"
 
 python3 bench/gen_consents.py "$out/inventory.csv" "$rows"
 good=$(( $(wc -l < "$out/inventory.csv") - 1 ))

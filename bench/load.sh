@@ -25,6 +25,8 @@ if [ -z "${BIN:-}" ]; then cargo build --release --quiet; fi
 bin="${BIN:-$PWD/target/release/pilotgate}"
 export PILOTGATE_DATABASE_URL="sqlite://$PWD/$out/pilotgate.db"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '5a%.0s' $(seq 1 32))"
+export PILOTGATE_AUDIT_KEY="$(printf 'a7%.0s' $(seq 1 32))"
+export PILOTGATE_AUDIT_ANCHOR_FILE="${PILOTGATE_AUDIT_ANCHOR_FILE:-$PWD/bench/out/pilotgate.anchor}"
 export PILOTGATE_BIND=127.0.0.1:18181
 export PILOTGATE_MAX_BODY_BYTES=4194304
 export RUST_LOG=warn
@@ -38,7 +40,7 @@ ingest=$("$bin" token create --role ingest --name loadgen 2>/dev/null)
 call POST /api/v1/purposes "$compliance" '{"key":"personalize.content","description":"load","allowed_bases":["consent"],"min_notice_version":1,"retention_days":365}'
 call POST /api/v1/experiments "$marketer" '{"key":"load","name":"Load","hypothesis":"h","purpose":"personalize.content","variants":[{"key":"control","weight":1},{"key":"v1","weight":1}],"coverage":1.0,"primary_metric":{"event":"purchase","kind":"sum"},"mde":0.05,"alpha":0.05,"power":0.8,"data_categories":["orders"],"retention_days":90}'
 call POST /api/v1/experiments/load/submit "$marketer"
-call POST /api/v1/experiments/load/approve "$compliance" '{"comment":"load test"}'
+call POST /api/v1/experiments/load/approve "$compliance" '{"design_version":1,"comment":"load test"}'
 call POST /api/v1/experiments/load/start "$marketer"
 
 # Consents for every subject the first-time run may ask for (thread i uses ids i*10^7 + n).

@@ -20,6 +20,8 @@ cargo build --release --quiet
 bin="$PWD/target/release/pilotgate"
 export PILOTGATE_DATABASE_URL="sqlite://$PWD/$out/pilotgate.db"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '6b%.0s' $(seq 1 32))"
+export PILOTGATE_AUDIT_KEY="$(printf 'a7%.0s' $(seq 1 32))"
+export PILOTGATE_AUDIT_ANCHOR_FILE="${PILOTGATE_AUDIT_ANCHOR_FILE:-$PWD/bench/out/pilotgate.anchor}"
 export PILOTGATE_BIND=127.0.0.1:18282
 export RUST_LOG=warn
 base="http://$PILOTGATE_BIND"
@@ -31,7 +33,7 @@ analyst=$("$bin" token create --role analyst --name ari 2>/dev/null)
 call POST /api/v1/purposes "$compliance" '{"key":"personalize.content","description":"soak","allowed_bases":["consent"],"min_notice_version":1,"retention_days":365}'
 call POST /api/v1/experiments "$marketer" '{"key":"soak","name":"Soak","hypothesis":"h","purpose":"personalize.content","variants":[{"key":"control","weight":1},{"key":"v1","weight":1}],"coverage":1.0,"primary_metric":{"event":"purchase","kind":"binary"},"mde":0.05,"alpha":0.05,"power":0.8,"data_categories":["orders"],"retention_days":90}'
 call POST /api/v1/experiments/soak/submit "$marketer"
-call POST /api/v1/experiments/soak/approve "$compliance" '{"comment":"soak"}'
+call POST /api/v1/experiments/soak/approve "$compliance" '{"design_version":1,"comment":"soak"}'
 call POST /api/v1/experiments/soak/start "$marketer"
 python3 - "$out/consents.csv" "$pool" <<'PY'
 import sys

@@ -15,6 +15,8 @@ bin="${BIN:-$PWD/target/release/pilotgate}"
 db="$PWD/$out/pilotgate.db"
 export PILOTGATE_DATABASE_URL="sqlite://$db"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '6b%.0s' $(seq 1 32))"
+export PILOTGATE_AUDIT_KEY="$(printf 'a7%.0s' $(seq 1 32))"
+export PILOTGATE_AUDIT_ANCHOR_FILE="${PILOTGATE_AUDIT_ANCHOR_FILE:-$PWD/bench/out/pilotgate.anchor}"
 export PILOTGATE_BIND="${PILOTGATE_BIND:-127.0.0.1:18183}"
 export RUST_LOG=warn
 base="http://$PILOTGATE_BIND"
@@ -23,7 +25,7 @@ base="http://$PILOTGATE_BIND"
 call POST /api/v1/purposes "$compliance" '{"key":"personalize.content","description":"bench","allowed_bases":["consent"],"min_notice_version":1,"retention_days":365}'
 call POST /api/v1/experiments "$marketer" '{"key":"big","name":"Big","hypothesis":"h","purpose":"personalize.content","variants":[{"key":"control","weight":1},{"key":"v1","weight":1},{"key":"v2","weight":1}],"coverage":1.0,"primary_metric":{"event":"purchase","kind":"sum"},"guardrails":[{"event":"refund","kind":"binary"}],"mde":0.05,"alpha":0.05,"power":0.8,"data_categories":["orders"],"retention_days":90}'
 call POST /api/v1/experiments/big/submit "$marketer"
-call POST /api/v1/experiments/big/approve "$compliance" '{"comment":"bench"}'
+call POST /api/v1/experiments/big/approve "$compliance" '{"design_version":1,"comment":"bench"}'
 call POST /api/v1/experiments/big/start "$marketer"
 
 t0=1767225600000000
