@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use crate::report::{Report, SrmReport};
+use crate::report::{EffectReport, Report, SrmReport};
 use crate::stats::holm;
 
 /// The verdict.
@@ -47,6 +47,13 @@ pub struct DecisionInput<'a> {
 
 fn percent(x: f64) -> String {
     format!("{:+.2}%", x * 100.0)
+}
+
+/// The guardrail rule: a guardrail event that rises significantly (its
+/// relative change's interval lies above 0: more refunds, more complaints)
+/// is harmed. The decision and every page that shows a guardrail use this.
+pub fn guardrail_harmed(relative: &EffectReport) -> bool {
+    relative.ci[0] > 0.0
 }
 
 /// Decides. Every branch leaves a reason a marketer and a DPO can read.
@@ -100,7 +107,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             .filter_map(|g| {
                 let c = g.comparisons.iter().find(|c| &c.variant == name)?;
                 let r = c.relative.as_ref()?;
-                (r.ci[0] > 0.0).then(|| {
+                guardrail_harmed(r).then(|| {
                     format!(
                         "{} rose by {} [{}, {}]",
                         g.metric,
@@ -215,8 +222,8 @@ mod tests {
         }));
         Report {
             metric: metric.into(),
-            kind: "binary",
-            method: "frequentist",
+            kind: crate::pipeline::Outcome::Binary,
+            method: crate::report::MethodName::Frequentist,
             control: "control".into(),
             alpha: 0.05,
             variants,

@@ -11,12 +11,23 @@ use polars::prelude::*;
 use crate::input::{InputError, InputFile, ROW};
 
 /// How a metric turns a subject's events into one number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// 1 when the subject has at least one event, else 0.
     Binary,
     /// The sum of the events' values (0 when none).
     Sum,
+}
+
+impl Outcome {
+    /// `binary` or `sum`, as reports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Binary => "binary",
+            Outcome::Sum => "sum",
+        }
+    }
 }
 
 /// What to aggregate.

@@ -15,6 +15,8 @@ pub fn encode_component(text: &str) -> String {
     out
 }
 
+/// The dashboards' home: it sends people on to the experiments list.
+pub const HOME: &str = "/ui";
 /// The experiments list.
 pub const EXPERIMENTS: &str = "/ui/experiments";
 /// The consent overview.
@@ -51,6 +53,22 @@ pub fn deny(key: &str) -> String {
     format!("{}/deny", results(key))
 }
 
+/// The route patterns of the pages, as the server registers them and its
+/// permission table lists them (`{key}` is one path segment).
+pub mod patterns {
+    pub use super::{AUDIT, CONSENTS, EXPERIMENTS, HOME, SIGN_IN, SIGN_OUT};
+    /// An experiment's results page.
+    pub const RESULTS: &str = "/ui/experiments/{key}";
+    /// An experiment's compliance view.
+    pub const COMPLIANCE: &str = "/ui/experiments/{key}/compliance";
+    /// An experiment's eligibility report as CSV.
+    pub const COMPLIANCE_CSV: &str = "/ui/experiments/{key}/compliance.csv";
+    /// The approval form's target.
+    pub const APPROVE: &str = "/ui/experiments/{key}/approve";
+    /// The denial form's target.
+    pub const DENY: &str = "/ui/experiments/{key}/deny";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +84,15 @@ mod tests {
             "/ui/experiments/a%2Fb%20c%3F/compliance"
         );
         assert_eq!(encode_component("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn every_link_fits_its_pattern() {
+        let fill = |pattern: &str| pattern.replace("{key}", "k");
+        assert_eq!(results("k"), fill(patterns::RESULTS));
+        assert_eq!(compliance("k"), fill(patterns::COMPLIANCE));
+        assert_eq!(compliance_csv("k"), fill(patterns::COMPLIANCE_CSV));
+        assert_eq!(approve("k"), fill(patterns::APPROVE));
+        assert_eq!(deny("k"), fill(patterns::DENY));
     }
 }

@@ -1,6 +1,7 @@
 //! The consent and legal-basis ledger: append-only records of what a subject
 //! agreed to, refused or objected to, for which purpose, under which notice.
 
+use crate::text::PlainText;
 use std::fmt;
 use std::str::FromStr;
 
@@ -212,7 +213,7 @@ pub enum ConsentError {
     NoticeId,
     #[error("source.method must be 1 to 100 characters")]
     Method,
-    #[error("proof_ref must be at most 500 characters")]
+    #[error("proof_ref must be 1 to 500 characters without control characters")]
     ProofRef,
     #[error(
         "proof_ref looks like {0}; give a reference to the proof (a receipt id or URI), never contact data"
@@ -246,20 +247,14 @@ impl ConsentDraft {
     /// Validates the draft as of `now` and fills the defaults: `effective_from`
     /// is `collected_at`, and a consent expires 13 months after collection.
     pub fn finish(self, now: DateTime<Utc>) -> Result<NewConsent, ConsentError> {
-        let text_ok = |s: &str, max: usize| {
-            !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
-        };
+        let text_ok = |s: &str, max: usize| PlainText::line(s, max).is_ok();
         if !text_ok(&self.notice_id, 200) {
             return Err(ConsentError::NoticeId);
         }
         if !text_ok(&self.method, 100) {
             return Err(ConsentError::Method);
         }
-        if self
-            .proof_ref
-            .as_deref()
-            .is_some_and(|p| p.chars().count() > 500 || p.chars().any(char::is_control))
-        {
+        if self.proof_ref.as_deref().is_some_and(|p| !text_ok(p, 500)) {
             return Err(ConsentError::ProofRef);
         }
         if let Some(kind) = self.proof_ref.as_deref().and_then(contact_data) {

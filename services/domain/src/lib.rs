@@ -11,8 +11,10 @@ pub mod event_id;
 pub mod experiment;
 pub mod pseudonym;
 pub mod purpose;
+pub mod refusal;
 pub mod role;
 pub mod session;
+pub mod text;
 pub mod time;
 pub mod token;
 

@@ -139,11 +139,7 @@ pub enum PurposeError {
 impl Purpose {
     /// Checks a purpose as compliance described it.
     pub fn validate(&self) -> Result<(), PurposeError> {
-        let plain = |text: &str| {
-            !text.trim().is_empty()
-                && text.chars().count() <= 500
-                && !text.chars().any(char::is_control)
-        };
+        let plain = |text: &str| crate::text::PlainText::line(text, 500).is_ok();
         if !plain(&self.description) {
             return Err(PurposeError::Description);
         }

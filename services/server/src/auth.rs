@@ -14,6 +14,8 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use pilotgate_domain::token::PresentedToken;
 use pilotgate_domain::{Actor, Role};
 
+use pilotgate_dashboards::urls::patterns as pages;
+
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::throttle::Presented;
@@ -173,18 +175,18 @@ fn matches_pattern(pattern: &str, path: &str) -> bool {
 /// cookie and lets a role see only what [`PERMISSIONS`] lets it read through
 /// the API (see `ui/`).
 pub const PAGES: &[RoutePermission] = &[
-    route("GET", "/ui", Public),
-    route("GET", "/ui/sign-in", Public),
-    route("POST", "/ui/sign-in", Public),
-    route("POST", "/ui/sign-out", Public),
-    route("GET", "/ui/experiments", Public),
-    route("GET", "/ui/experiments/{key}", Public),
-    route("GET", "/ui/experiments/{key}/compliance", Public),
-    route("GET", "/ui/experiments/{key}/compliance.csv", Public),
-    route("POST", "/ui/experiments/{key}/approve", Public),
-    route("POST", "/ui/experiments/{key}/deny", Public),
-    route("GET", "/ui/consents", Public),
-    route("GET", "/ui/audit", Public),
+    route("GET", pages::HOME, Public),
+    route("GET", pages::SIGN_IN, Public),
+    route("POST", pages::SIGN_IN, Public),
+    route("POST", pages::SIGN_OUT, Public),
+    route("GET", pages::EXPERIMENTS, Public),
+    route("GET", pages::RESULTS, Public),
+    route("GET", pages::COMPLIANCE, Public),
+    route("GET", pages::COMPLIANCE_CSV, Public),
+    route("POST", pages::APPROVE, Public),
+    route("POST", pages::DENY, Public),
+    route("GET", pages::CONSENTS, Public),
+    route("GET", pages::AUDIT, Public),
 ];
 
 /// Every route of both tables.

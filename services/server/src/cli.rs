@@ -3,16 +3,15 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pilotgate_domain::token::IssuedToken;
 use pilotgate_domain::{Actor, Role};
 use pilotgate_store::NewToken;
-use rand::RngCore;
 
 use crate::anchor::{Anchor, AnchorFile};
 use crate::config::{Config, redact_url};
 use crate::demo::DemoOptions;
 use crate::export::export_experiment;
 use crate::import::import_consents;
+use crate::service::tokens::issue_token;
 use crate::startup::{Application, open_store, open_store_with_keys};
 use crate::telemetry;
 use pilotgate_analysis::export::FileFormat;
@@ -546,14 +545,4 @@ fn run_analysis(args: &AnalyzeArgs) -> Result<String, String> {
         FormatArg::Json => serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
         FormatArg::Table => report.table(),
     })
-}
-
-/// A new token from the operating system's random source.
-pub fn issue_token() -> IssuedToken {
-    let mut id = [0u8; 6];
-    let mut secret = [0u8; 32];
-    let mut rng = rand::rng();
-    rng.fill_bytes(&mut id);
-    rng.fill_bytes(&mut secret);
-    IssuedToken::from_random(id, secret)
 }

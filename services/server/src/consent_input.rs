@@ -2,6 +2,7 @@
 //! the importer), parsed at the edge into ledger records. The raw user id is
 //! pseudonymized here and goes no further.
 
+use pilotgate_domain::text::PlainText;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -79,16 +80,11 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// Checks a raw user id: 1 to 256 characters, no control characters.
+/// Checks a raw user id: plain text of 1 to 256 characters.
 pub fn check_user_id(user_id: &str) -> Result<(), FieldError> {
-    if user_id.is_empty() || user_id.chars().count() > 256 || user_id.chars().any(char::is_control)
-    {
-        return Err(FieldError::new(
-            "user_id",
-            "must be 1 to 256 characters without control characters",
-        ));
-    }
-    Ok(())
+    PlainText::line(user_id, 256)
+        .map(|_| ())
+        .map_err(|e| FieldError::new("user_id", e.to_string()))
 }
 
 /// Parses an RFC 3339 instant.

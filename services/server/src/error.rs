@@ -118,6 +118,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(error: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError;
+        match error {
+            ServiceError::Unprocessable(message) => ApiError::Unprocessable(message),
+            ServiceError::Store(error) => error.into(),
+            ServiceError::Internal => ApiError::Internal,
+        }
+    }
+}
+
 /// Builds the JSON error handlers for actix's extractors, so that a malformed
 /// body, query or path is answered like any other error.
 pub mod extractors {

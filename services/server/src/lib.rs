@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod network;
 pub mod openapi;
 pub mod routes;
+pub mod service;
 pub mod startup;
 pub mod telemetry;
 pub mod throttle;

@@ -37,7 +37,7 @@ pub struct AppState {
     /// Where the audit chain's head is anchored.
     pub anchors: AnchorFile,
     /// The audit page's last verification, reused while the chain's head and anchor stay.
-    pub audit_verification: std::sync::Mutex<Option<pilotgate_domain::audit::ChainReport>>,
+    pub audit_verification: crate::service::audit::LastVerdict,
 }
 
 /// Why the service could not start, in one line.
@@ -112,7 +112,7 @@ impl Application {
             network: config.network(),
             event_ids,
             anchors: AnchorFile::new(config.audit_anchor_path()),
-            audit_verification: std::sync::Mutex::new(None),
+            audit_verification: Default::default(),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             spawn_anchoring(store.clone(), state.anchors.clone());

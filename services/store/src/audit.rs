@@ -11,7 +11,8 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError};
+use crate::core::Core;
+use crate::error::StoreError;
 
 /// How many entries `verify_audit_chain` reads per query.
 const VERIFY_PAGE: i64 = 5_000;
@@ -34,7 +35,7 @@ pub(crate) struct AuditRecord<'a> {
     pub details: serde_json::Value,
 }
 
-impl Store {
+impl Core {
     /// Chains every later audit entry with `key` (see `Store::attach_keys`).
     pub(crate) fn set_audit_key(&self, key: AuditKey) {
         *self.audit_key.write().unwrap_or_else(|e| e.into_inner()) = Some(key);

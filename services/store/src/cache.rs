@@ -1,6 +1,8 @@
-//! Read caches of one server process on SQLite: token credentials, pilots as
-//! assignment sees them, sticky assignments and subjects' ledgers. They make a
-//! repeat assignment cost no database round trip.
+//! Read caches of one server process on SQLite (token credentials, pilots as
+//! assignment sees them, sticky assignments and subjects' ledgers, each kept
+//! by the feature that reads it): the generation they are tagged with, the
+//! map that keeps an entry only for its generation, and the watcher. They
+//! make a repeat assignment cost no database round trip.
 //!
 //! Correctness rests on one generation counter. Every entry is stored with the
 //! generation read *before* the database read that produced it, and is valid
@@ -20,42 +22,28 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use pilotgate_domain::eligibility::RecordFacts;
 use sqlx::{AnyConnection, AnyPool};
-
-use crate::assignments::{Assignment, AssignmentTarget};
-use crate::tokens::StoredCredential;
 
 /// How often the SQLite file is checked for commits of other processes.
 pub(crate) const WATCH_EVERY: Duration = Duration::from_millis(2);
 
-/// The facts of a subject's records for one purpose, and whether it was erased.
-pub(crate) type Ledger = (Vec<RecordFacts>, bool);
-
 /// Entries per cache; a full cache starts over empty.
 pub(crate) const CAPACITY: usize = 200_000;
 
-/// The caches of one store.
-#[derive(Default)]
-pub(crate) struct Caches {
+/// The generation every cached entry is tagged with, and whether caching is on.
+#[derive(Debug, Default)]
+pub(crate) struct Generation {
     enabled: AtomicBool,
     generation: AtomicU64,
-    pub(crate) credentials: Generational<String, StoredCredential>,
-    pub(crate) targets: Generational<String, AssignmentTarget>,
-    /// Keyed by pilot and the subject's pseudonyms (current key first).
-    pub(crate) assignments: Generational<(String, Vec<String>), Assignment>,
-    /// Keyed by purpose and the subject's pseudonyms: the records and whether
-    /// erased, shared (a hit costs no copy of the records).
-    pub(crate) ledgers: Generational<(String, Vec<String>), Arc<Ledger>>,
 }
 
-impl Caches {
+impl Generation {
     /// The generation to tag a read with, or `None` when caching is off.
-    pub(crate) fn generation(&self) -> Option<u64> {
+    pub(crate) fn current(&self) -> Option<u64> {
         self.enabled
             .load(Ordering::Acquire)
             .then(|| self.generation.load(Ordering::Acquire))
@@ -69,6 +57,10 @@ impl Caches {
     fn enable(&self) {
         self.changed();
         self.enabled.store(true, Ordering::Release);
+    }
+
+    fn disable(&self) {
+        self.enabled.store(false, Ordering::Release);
     }
 }
 
@@ -109,7 +101,7 @@ impl<K: Eq + Hash, V: Clone> Generational<K, V> {
 /// commits to the SQLite file. Runs until `pool` closes. While the file does
 /// not answer, the caches are off (every read goes to the file); they come
 /// back on, with a new generation, once it answers again.
-pub(crate) async fn watch(mut conn: AnyConnection, pool: AnyPool, caches: Arc<Caches>) {
+pub(crate) async fn watch(mut conn: AnyConnection, pool: AnyPool, generation: &Generation) {
     let mut last: Option<i64> = None;
     while !pool.is_closed() {
         match sqlx::query_scalar::<_, i64>("SELECT n FROM change_epoch WHERE id = 1")
@@ -119,8 +111,8 @@ pub(crate) async fn watch(mut conn: AnyConnection, pool: AnyPool, caches: Arc<Ca
             Ok(version) => {
                 match last {
                     // The baseline is known only now: nothing read before can be trusted.
-                    None => caches.enable(),
-                    Some(previous) if previous != version => caches.changed(),
+                    None => generation.enable(),
+                    Some(previous) if previous != version => generation.changed(),
                     Some(_) => {}
                 }
                 last = Some(version);
@@ -129,11 +121,11 @@ pub(crate) async fn watch(mut conn: AnyConnection, pool: AnyPool, caches: Arc<Ca
                 if last.is_some() {
                     tracing::warn!(%error, "the cache watcher cannot read the database; caches off until it can");
                 }
-                caches.enabled.store(false, Ordering::Release);
+                generation.disable();
                 last = None;
             }
         }
         tokio::time::sleep(WATCH_EVERY).await;
     }
-    caches.enabled.store(false, Ordering::Release);
+    generation.disable();
 }

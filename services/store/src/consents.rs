@@ -14,9 +14,11 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::audit::AuditRecord;
-use crate::db::Batch;
+use crate::core::Core;
+use crate::db::Dialect;
+use crate::db::{AppendBatch, Packed, Reads, numbered};
+use crate::error::StoreError;
 use crate::error::corrupt;
-use crate::{Dialect, Store, StoreError};
 
 /// Rows per multi-row INSERT: 16 parameters each keeps well under both dialects' limits.
 const INSERT_CHUNK: usize = 400;
@@ -54,7 +56,7 @@ pub struct LegalBasisMap {
     pub reconsent: Vec<ReconsentNeed>,
 }
 
-impl Store {
+impl Core {
     /// Appends records in one transaction with one audit entry. A record whose
     /// content is in the ledger already is not stored again: its existing id is returned.
     pub async fn append_consents(
@@ -131,7 +133,7 @@ impl Store {
             let sql = format!(
                 "UPDATE assignments SET withdrawn_at = $1 WHERE experiment_key IN \
                  (SELECT key FROM experiments WHERE purpose = $2) AND subject IN ({}) AND withdrawn_at IS NULL",
-                placeholders(3, names.len())
+                numbered(3, names.len())
             );
             let mut query = sqlx::query(&sql)
                 .bind(to_micros(record.effective_from))
@@ -141,7 +143,7 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
-        let mut links = Batch::default();
+        let mut links = AppendBatch::default();
         crate::links::push_links(
             &mut tx,
             self.dialect,
@@ -189,7 +191,7 @@ impl Store {
             },
         )
         .await?;
-        tx.commit_after(links).await?;
+        tx.commit_after(links.into()).await?;
         Ok(outcomes)
     }
 
@@ -198,7 +200,7 @@ impl Store {
         &self,
         subjects: &[String],
     ) -> Result<Vec<ConsentRecord>, StoreError> {
-        let placeholders = placeholders(1, subjects.len());
+        let placeholders = numbered(1, subjects.len());
         let sql =
             format!("SELECT * FROM consent_records WHERE subject IN ({placeholders}) ORDER BY id");
         let mut query = sqlx::query(&sql);
@@ -220,7 +222,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let sql = format!(
             "SELECT DISTINCT subject FROM consent_records WHERE subject IN ({})",
-            placeholders(1, subjects.len())
+            numbered(1, subjects.len())
         );
         let mut query = sqlx::query_scalar::<_, String>(&sql);
         for subject in subjects {
@@ -238,7 +240,7 @@ impl Store {
     pub async fn is_erased(&self, subjects: &[String]) -> Result<bool, StoreError> {
         let sql = format!(
             "SELECT COUNT(*) FROM erasures WHERE subject IN ({})",
-            placeholders(1, subjects.len())
+            numbered(1, subjects.len())
         );
         let mut query = sqlx::query_scalar::<_, i64>(&sql);
         for subject in subjects {
@@ -326,8 +328,8 @@ pub(crate) async fn ledger_on(
     let sql = format!(
         "SELECT e.erased, c.* FROM (SELECT COUNT(*) AS erased FROM erasures WHERE subject IN ({})) e \
          LEFT JOIN consent_records c ON c.purpose = $1 AND c.subject IN ({})",
-        placeholders(2, n),
-        placeholders(2 + n, n)
+        numbered(2, n),
+        numbered(2 + n, n)
     );
     let mut query = sqlx::query(&sql).bind(purpose.key.as_str());
     for subject in subjects.iter().chain(subjects) {
@@ -347,19 +349,26 @@ pub(crate) async fn ledger_on(
     Ok((records, erased))
 }
 
-/// A scalar subquery: which of the subjects bound to `list` are erased, packed.
-fn erased_packed(dialect: Dialect, list: &str) -> String {
-    format!(
-        "SELECT {} FROM erasures WHERE subject IN ({list})",
-        dialect.packed_rows(&["subject"])
-    )
-}
+/// Erased subjects, packed (see [`ledger_facts_columns`]).
+const ERASED: Packed<1> = Packed {
+    fields: ["subject"],
+    what: "erasures",
+};
 
-fn unpack_subjects(packed: Option<String>) -> HashSet<String> {
-    packed
-        .map(|subjects| subjects.split('\u{1e}').map(str::to_owned).collect())
-        .unwrap_or_default()
-}
+/// The facts the eligibility rule reads of one ledger record, packed.
+const FACTS: Packed<8> = Packed {
+    fields: [
+        "subject",
+        "purpose",
+        "id",
+        "basis",
+        "status",
+        "notice_version",
+        "effective_from",
+        "COALESCE(CAST(expires_at AS TEXT), '')",
+    ],
+    what: "consent_records",
+};
 
 /// Records of subjects, by subject, each with its purpose: the facts the eligibility rule reads.
 pub(crate) type FactsBySubject = HashMap<String, Vec<(String, RecordFacts)>>;
@@ -369,20 +378,20 @@ pub(crate) type FactsBySubject = HashMap<String, Vec<(String, RecordFacts)>>;
 /// and which of the subjects are erased. For event ingestion, which decides
 /// thousands of events per commit and needs no more of the records.
 pub(crate) async fn ledger_facts_of(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut impl Reads,
     dialect: Dialect,
     subjects: &[&str],
 ) -> Result<(FactsBySubject, HashSet<String>), StoreError> {
-    let sql = format!(
+    let (sql, conn) = conn.reading(&format!(
         "SELECT {}",
         ledger_facts_columns(dialect, 1, subjects.len())
-    );
+    ))?;
     let mut query = sqlx::query_as::<_, (Option<String>, Option<String>)>(&sql);
     for subject in subjects.iter().chain(subjects) {
         query = query.bind(*subject);
     }
     let (records, erased) = query.fetch_one(&mut *conn).await?;
-    unpack_ledger_facts(records, erased)
+    unpack_ledger_facts(records.as_deref(), erased.as_deref())
 }
 
 /// The facts of the records `subjects` (one person's pseudonyms) hold for
@@ -405,68 +414,64 @@ pub(crate) fn facts_for<'s>(
 /// records of `n` subjects, packed, and which of them are erased, packed.
 /// The subjects are bound twice, from placeholder `first` on.
 pub(crate) fn ledger_facts_columns(dialect: Dialect, first: usize, n: usize) -> String {
-    let packed = dialect.packed_rows(&[
-        "subject",
-        "purpose",
-        "id",
-        "basis",
-        "status",
-        "notice_version",
-        "effective_from",
-        "COALESCE(CAST(expires_at AS TEXT), '')",
-    ]);
     format!(
-        "(SELECT {packed} FROM consent_records WHERE subject IN ({})), ({})",
+        "(SELECT {} FROM consent_records WHERE subject IN ({})), (SELECT {} FROM erasures WHERE subject IN ({}))",
+        FACTS.select(dialect),
         dialect.placeholders(first, n),
-        erased_packed(dialect, &dialect.placeholders(first + n, n))
+        ERASED.select(dialect),
+        dialect.placeholders(first + n, n)
     )
 }
 
 /// The two columns of [`ledger_facts_columns`], unpacked.
 pub(crate) fn unpack_ledger_facts(
-    records: Option<String>,
-    erased: Option<String>,
+    records: Option<&str>,
+    erased: Option<&str>,
 ) -> Result<(FactsBySubject, HashSet<String>), StoreError> {
+    let number = |text: &str, column: &str| -> Result<i64, StoreError> {
+        text.parse().map_err(|_| corrupt(column))
+    };
     let mut facts: FactsBySubject = HashMap::new();
-    if let Some(rows) = records {
-        for row in rows.split('\u{1e}') {
-            let mut fields = row.split('\u{1f}');
-            let mut next = || fields.next().ok_or_else(|| corrupt("consent_records"));
-            let (subject, purpose) = (next()?, next()?);
-            let number = |text: &str, column: &str| -> Result<i64, StoreError> {
-                text.parse().map_err(|_| corrupt(column))
-            };
-            let record = RecordFacts {
-                id: number(next()?, "consent_records.id")?,
-                basis: next()?
-                    .parse()
-                    .map_err(|_| corrupt("consent_records.basis"))?,
-                status: next()?
-                    .parse()
-                    .map_err(|_| corrupt("consent_records.status"))?,
-                notice_version: u32::try_from(number(next()?, "consent_records.notice_version")?)
-                    .map_err(|_| corrupt("consent_records.notice_version"))?,
-                effective_from: from_micros(number(next()?, "consent_records.effective_from")?),
-                expires_at: match next()? {
-                    "" => None,
-                    text => Some(from_micros(number(text, "consent_records.expires_at")?)),
-                },
-            };
-            facts
-                .entry(subject.to_owned())
-                .or_default()
-                .push((purpose.to_owned(), record));
-        }
+    for row in FACTS.rows(records) {
+        let [
+            subject,
+            purpose,
+            id,
+            basis,
+            status,
+            notice_version,
+            effective_from,
+            expires_at,
+        ] = row?;
+        let record = RecordFacts {
+            id: number(id, "consent_records.id")?,
+            basis: basis
+                .parse()
+                .map_err(|_| corrupt("consent_records.basis"))?,
+            status: status
+                .parse()
+                .map_err(|_| corrupt("consent_records.status"))?,
+            notice_version: u32::try_from(number(
+                notice_version,
+                "consent_records.notice_version",
+            )?)
+            .map_err(|_| corrupt("consent_records.notice_version"))?,
+            effective_from: from_micros(number(effective_from, "consent_records.effective_from")?),
+            expires_at: match expires_at {
+                "" => None,
+                text => Some(from_micros(number(text, "consent_records.expires_at")?)),
+            },
+        };
+        facts
+            .entry(subject.to_owned())
+            .or_default()
+            .push((purpose.to_owned(), record));
     }
-    Ok((facts, unpack_subjects(erased)))
-}
-
-/// `$first, $first+1, …` for `n` parameters.
-pub(crate) fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let erased = ERASED
+        .rows(erased)
+        .map(|row| row.map(|[subject]| subject.to_owned()))
+        .collect::<Result<_, _>>()?;
+    Ok((facts, erased))
 }
 
 fn insert_sql(dialect: Dialect, rows: usize) -> String {

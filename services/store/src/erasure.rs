@@ -10,8 +10,9 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::audit::AuditRecord;
+use crate::core::Core;
+use crate::error::StoreError;
 use crate::links::linked_pseudonyms;
-use crate::{Store, StoreError};
 
 /// What an erasure deleted, per table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,7 +42,7 @@ pub struct ErasureReceipt {
     pub audit_id: i64,
 }
 
-impl Store {
+impl Core {
     /// Every erasure: the subject's pseudonym and when it was executed, oldest first.
     pub async fn erasures(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         let rows = sqlx::query("SELECT subject, requested_at FROM erasures ORDER BY id")

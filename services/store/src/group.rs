@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Store, StoreError};
+use crate::error::StoreError;
 
 /// Work that can be committed together with other work of its kind.
 pub(crate) trait Grouped: Send + Sized + 'static {
@@ -24,16 +24,18 @@ pub(crate) trait Grouped: Send + Sized + 'static {
     fn weight(&self) -> usize {
         1
     }
-    /// Whether [`Grouped::ahead`] reads anything on `store` (see [`worker`]).
-    fn reads_ahead(store: &Store) -> bool;
+    /// What the worker works with (the store's core, and the feature's own state).
+    type Context: Clone + Send + Sync + 'static;
+    /// Whether [`Grouped::ahead`] reads anything in `context` (see [`worker`]).
+    fn reads_ahead(context: &Self::Context) -> bool;
     /// What is read ahead of the commit, outside its transaction.
     type Ahead: Send + 'static;
     /// Reads ahead for `jobs` while the group before them commits. The commit
     /// must check that what was read still holds, and read again if not.
-    fn ahead(store: &Store, jobs: &[Self]) -> impl Future<Output = Self::Ahead> + Send;
+    fn ahead(context: &Self::Context, jobs: &[Self]) -> impl Future<Output = Self::Ahead> + Send;
     /// Commits `jobs` in one transaction; one answer per job, in order.
     fn commit(
-        store: &Store,
+        context: &Self::Context,
         jobs: &[Self],
         ahead: Self::Ahead,
     ) -> impl Future<Output = Result<Vec<Self::Out>, StoreError>> + Send;
@@ -62,8 +64,8 @@ impl<J: Grouped> Default for Queue<J> {
 impl<J: Grouped> Queue<J> {
     /// Queues `job` for the next commit and waits for its answer, which comes
     /// only after the commit that holds it.
-    pub(crate) async fn submit(&self, store: &Store, job: J) -> Result<J::Out, StoreError> {
-        let sender = self.sender(store);
+    pub(crate) async fn submit(&self, context: &J::Context, job: J) -> Result<J::Out, StoreError> {
+        let sender = self.sender(context);
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Unavailable(sqlx::Error::PoolClosed);
         sender.send((job, reply)).map_err(|_| stopped())?;
@@ -77,14 +79,14 @@ impl<J: Grouped> Queue<J> {
     /// started by the first request instead, it would run on that request's
     /// HTTP worker thread and wait behind the requests there at every step of
     /// every commit.
-    pub(crate) fn start(&self, store: &Store) {
-        self.sender(store);
+    pub(crate) fn start(&self, context: &J::Context) {
+        self.sender(context);
     }
 
-    fn sender(&self, store: &Store) -> &mpsc::UnboundedSender<Pending<J>> {
+    fn sender(&self, context: &J::Context) -> &mpsc::UnboundedSender<Pending<J>> {
         self.0.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(worker(store.clone(), receiver));
+            tokio::spawn(worker(context.clone(), receiver));
             sender
         })
     }
@@ -115,16 +117,16 @@ async fn gather<J: Grouped>(
 /// the next commit. Work that reads ahead is gathered as soon as the writer
 /// takes the group before, and read for while that group commits: at most one
 /// group waits for the writer.
-async fn worker<J: Grouped>(store: Store, mut queue: mpsc::UnboundedReceiver<Pending<J>>) {
-    if !J::reads_ahead(&store) {
+async fn worker<J: Grouped>(context: J::Context, mut queue: mpsc::UnboundedReceiver<Pending<J>>) {
+    if !J::reads_ahead(&context) {
         while let Some((jobs, replies)) = gather(&mut queue).await {
-            let ahead = J::ahead(&store, &jobs).await;
-            answer(&store, jobs, replies, ahead).await;
+            let ahead = J::ahead(&context, &jobs).await;
+            answer(&context, jobs, replies, ahead).await;
         }
         return;
     }
     let (to_writer, mut for_writer) = mpsc::channel::<Gathered<J>>(1);
-    let writer = store.clone();
+    let writer = context.clone();
     tokio::spawn(async move {
         while let Some((jobs, replies, ahead)) = for_writer.recv().await {
             answer(&writer, jobs, replies, ahead).await;
@@ -137,14 +139,19 @@ async fn worker<J: Grouped>(store: Store, mut queue: mpsc::UnboundedReceiver<Pen
         let Some((jobs, replies)) = gather(&mut queue).await else {
             return;
         };
-        let ahead = J::ahead(&store, &jobs).await;
+        let ahead = J::ahead(&context, &jobs).await;
         slot.send((jobs, replies, ahead));
     }
 }
 
 /// Commits one group and answers its requests.
-async fn answer<J: Grouped>(store: &Store, jobs: Vec<J>, replies: Vec<Reply<J>>, ahead: J::Ahead) {
-    match J::commit(store, &jobs, ahead).await {
+async fn answer<J: Grouped>(
+    context: &J::Context,
+    jobs: Vec<J>,
+    replies: Vec<Reply<J>>,
+    ahead: J::Ahead,
+) {
+    match J::commit(context, &jobs, ahead).await {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));

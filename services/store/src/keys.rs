@@ -11,7 +11,8 @@ use pilotgate_domain::time::to_micros;
 use sqlx::Row;
 
 use crate::audit::{AuditRecord, entry_from_row};
-use crate::{Store, StoreError};
+use crate::core::Core;
+use crate::error::StoreError;
 
 /// What the database knows before any key is attached: enough to tell an
 /// empty database (where new keys may be made) from one that needs its own.
@@ -41,7 +42,7 @@ impl KeyState {
     }
 }
 
-impl Store {
+impl Core {
     /// What the database knows of keys, read before any key is loaded.
     pub async fn key_state(&self) -> Result<KeyState, StoreError> {
         let versions: Vec<i64> = sqlx::query_scalar(

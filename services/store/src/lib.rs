@@ -1,19 +1,27 @@
 //! sqlx storage of pilotgate, on SQLite (the default) or PostgreSQL, chosen at
 //! runtime from the URL scheme. All SQL of the project lives in this crate.
 //!
-//! Queries are written once, in the subset of SQL both dialects share, with
-//! `$1`-style placeholders, and run through sqlx's `Any` driver. Every instant
-//! is stored as microseconds since the Unix epoch and every flag as 0/1, so
-//! no dialect-specific type is needed. The few real dialect differences (how a
-//! write transaction begins, how the audit chain is locked) live in `db.rs`.
+//! Queries are written once, in the subset of SQL both dialects share, and
+//! run through sqlx's `Any` driver. Every instant is stored as microseconds
+//! since the Unix epoch and every flag as 0/1, so no dialect-specific type is
+//! needed; the few real dialect differences live in `db`.
+//!
+//! Layers, each depending only on those above it: `db` (connections,
+//! transactions, dialect; knows no feature) and the shared `cache`, `clock`,
+//! `group`; `core` (what every feature works with); one module per resource
+//! (`audit`, `tokens`, `sessions`, `purposes`, `keys`, `links`, `consents`,
+//! `experiments`, `erasure`, `refusals`, `assignments`, `events`) and
+//! `reports` (the aggregations that feed analysis). `Store`, here, is the
+//! facade: it holds the core and the features' own state (group commits,
+//! caches) and is what the rest of pilotgate uses.
 #![forbid(unsafe_code)]
 
 mod assignments;
 mod audit;
 mod cache;
-mod checkpoint;
 mod clock;
 mod consents;
+mod core;
 mod db;
 mod erasure;
 mod error;
@@ -23,20 +31,133 @@ mod group;
 mod keys;
 mod links;
 mod purposes;
+mod refusals;
+mod reports;
 mod sessions;
 mod tokens;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use pilotgate_domain::pseudonym::Pseudonym;
+
 pub use assignments::{AssignOutcome, Assignment, AssignmentTarget};
 pub use audit::AuditQuery;
 pub use consents::{Appended, BasisCount, LegalBasisMap, ReconsentNeed};
-pub use db::{Dialect, Store};
+pub use core::Core;
+pub use db::{Db, Dialect};
 pub use erasure::{Deleted, ErasedVersion, ErasureReceipt};
 pub use error::StoreError;
-pub use events::{DailySums, EventDraft, EventFate, StoredEvent};
+pub use events::{EventDraft, EventFate, StoredEvent};
 pub use experiments::{ApprovalRecord, Experiment};
 pub use keys::KeyState;
+pub use reports::DailySums;
 pub use sessions::StoredSession;
 pub use tokens::{NewToken, StoredCredential, TokenRecord};
+
+/// The handle to pilotgate's database. Cheap to clone. Every operation that
+/// needs no feature state is a method of [`Core`], reached through `Deref`.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) core: Core,
+    pub(crate) assigner: assignments::Assigner,
+    pub(crate) ingest: events::Ingest,
+    pub(crate) credentials: Arc<tokens::Credentials>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("Store")
+            .field("dialect", &self.core.dialect())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl Store {
+    /// Opens the database named by `url`: `sqlite://FILE` (created if missing,
+    /// readable by its owner only) or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Ok(Store {
+            core: Core::new(Db::connect(url).await?),
+            assigner: assignments::Assigner::default(),
+            ingest: events::Ingest::default(),
+            credentials: Arc::default(),
+        })
+    }
+
+    /// Starts what a long-running server runs beside its requests, on the
+    /// current Tokio runtime (the server's own, not an HTTP worker's): the
+    /// group commits (see `group.rs`) and, on SQLite only, the read caches
+    /// (see `cache.rs`), which make repeat reads free and follow every commit,
+    /// of this process at once and of others within milliseconds, and the WAL
+    /// checkpoints off the commit path (see `db/checkpoint.rs`). On PostgreSQL
+    /// the caches stay off, because other instances write too. The caches
+    /// turn on once the watcher has its first reading.
+    pub fn start_server_tasks(&self) {
+        self.assigner.start(&self.core);
+        self.ingest.start(&self.core);
+        if self.core.dialect() == Dialect::Sqlite {
+            let (pool, generation) = (self.core.reader.clone(), Arc::clone(&self.core.generation));
+            tokio::spawn(async move {
+                if let Ok(conn) = pool.acquire().await {
+                    cache::watch(conn.detach(), pool, &generation).await;
+                }
+            });
+            let pool = self.core.reader.clone();
+            tokio::spawn(async move {
+                if let Ok(conn) = pool.acquire().await {
+                    db::checkpoint::run(conn.detach(), pool).await;
+                }
+            });
+        }
+    }
+
+    /// The stored hash and role of the token with public id `token_id`
+    /// (cached on SQLite: a revocation makes the entry stale).
+    pub async fn credential(&self, token_id: &str) -> Result<Option<StoredCredential>, StoreError> {
+        self.credentials.get(&self.core, token_id).await
+    }
+
+    /// The pilot `key` with its purpose and variants, or `None`.
+    pub async fn assignment_target(
+        &self,
+        key: &str,
+    ) -> Result<Option<AssignmentTarget>, StoreError> {
+        self.assigner.target(&self.core, key).await
+    }
+
+    /// Assigns the person known by `candidates` (current key first) to a
+    /// variant of `target`, if eligible now; sticky once assigned.
+    pub async fn assign(
+        &self,
+        target: &AssignmentTarget,
+        candidates: &[Pseudonym],
+        now: DateTime<Utc>,
+    ) -> Result<AssignOutcome, StoreError> {
+        self.assigner
+            .assign(&self.core, target, candidates, now)
+            .await
+    }
+
+    /// Records a batch. Concurrent batches are stored together in one
+    /// transaction under the subject write lock, and every decision holds for
+    /// the ledger as it is under that lock; the answer comes only after the
+    /// commit.
+    pub async fn record_events(
+        &self,
+        events: Vec<EventDraft>,
+    ) -> Result<Vec<EventFate>, StoreError> {
+        self.ingest.record(&self.core, events).await
+    }
+}

@@ -13,16 +13,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use pilotgate_domain::pseudonym::Pseudonym;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::{Batch, Dialect, Value};
-use crate::events::LOOKUP_CHUNK;
-use crate::{Store, StoreError};
+use crate::core::Core;
+use crate::db::{AppendBatch, AppendTable, Dialect, LOOKUP_CHUNK, Reads, Value};
+use crate::error::StoreError;
 
 /// A pseudonym and the version of the key that made it.
 pub(crate) type Named = (String, u32);
 
 /// Those of `pseudonyms` that hold a ledger record, an assignment or an erasure.
 pub(crate) async fn holding_data(
-    conn: &mut AnyConnection,
+    conn: &mut impl Reads,
     dialect: Dialect,
     pseudonyms: &[&str],
 ) -> Result<BTreeSet<String>, StoreError> {
@@ -37,6 +37,7 @@ pub(crate) async fn holding_data(
             dialect.placeholders(n + 1, n),
             dialect.placeholders(2 * n + 1, n),
         );
+        let (sql, conn) = conn.reading(&sql)?;
         let mut query = sqlx::query_scalar::<_, String>(&sql);
         for _ in 0..3 {
             for pseudonym in chunk {
@@ -51,9 +52,9 @@ pub(crate) async fn holding_data(
 /// Adds to `statements` the links (both ways) between each `current`
 /// pseudonym and those of its `aliases` that hold data.
 pub(crate) async fn push_links<'a>(
-    conn: &mut AnyConnection,
+    conn: &mut impl Reads,
     dialect: Dialect,
-    statements: &mut Batch,
+    statements: &mut AppendBatch,
     people: impl IntoIterator<Item = (Named, &'a [Pseudonym])>,
 ) -> Result<(), StoreError> {
     let people: Vec<(Named, &[Pseudonym])> = people
@@ -80,17 +81,16 @@ pub(crate) async fn push_links<'a>(
                     .collect::<Vec<_>>(),
             )
         }),
-    );
-    Ok(())
+    )
 }
 
 /// Adds to `statements` the links (both ways) between each current
 /// pseudonym and the aliases given with it, known to hold data.
 pub(crate) fn push_link_rows<'a>(
-    statements: &mut Batch,
+    statements: &mut AppendBatch,
     dialect: Dialect,
     people: impl IntoIterator<Item = (Named, Vec<&'a Pseudonym>)>,
-) {
+) -> Result<(), StoreError> {
     let mut pairs: BTreeMap<(String, String), (u32, u32)> = BTreeMap::new();
     for ((subject, version), aliases) in people {
         for alias in aliases {
@@ -107,6 +107,7 @@ pub(crate) fn push_link_rows<'a>(
     let rows: Vec<_> = pairs.into_iter().collect();
     for chunk in rows.chunks(200) {
         statements.push(
+            AppendTable::SubjectLinks,
             format!(
                 "INSERT INTO subject_links (subject, key_version, alias, alias_key_version) VALUES {} \
                  ON CONFLICT (subject, alias) DO NOTHING",
@@ -123,8 +124,9 @@ pub(crate) fn push_link_rows<'a>(
                     ]
                 })
                 .collect(),
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// `subject` and every pseudonym linked to it, directly or through others,
@@ -156,7 +158,7 @@ pub(crate) async fn linked_pseudonyms(
     Ok(found)
 }
 
-impl Store {
+impl Core {
     /// Those of `pseudonyms` that hold a ledger record, an assignment or an erasure, in the order given.
     pub async fn subjects_holding_data(
         &self,
@@ -164,7 +166,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let names: Vec<&str> = pseudonyms.iter().map(String::as_str).collect();
         let mut conn = self.reader.acquire().await?;
-        let found = holding_data(&mut conn, self.dialect, &names).await?;
+        let found = holding_data(&mut *conn, self.dialect, &names).await?;
         Ok(pseudonyms
             .iter()
             .filter(|p| found.contains(p.as_str()))
@@ -184,7 +186,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_subject_append().await?;
-        let mut statements = Batch::default();
+        let mut statements = AppendBatch::default();
         push_links(
             &mut tx,
             self.dialect,

@@ -9,10 +9,12 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::AuditRecord;
+use crate::core::Core;
+use crate::db::Reads;
+use crate::error::StoreError;
 use crate::error::{corrupt, is_unique_violation};
-use crate::{Store, StoreError};
 
-impl Store {
+impl Core {
     /// Registers a purpose and audits it; a key registered already is a conflict.
     pub async fn create_purpose(&self, purpose: &Purpose, actor: &Actor) -> Result<(), StoreError> {
         let now = to_micros(self.now());
@@ -73,12 +75,9 @@ impl Store {
 }
 
 /// Every registered purpose, by key, read on `conn` (in its transaction, if any).
-pub(crate) async fn purposes_on(
-    conn: &mut sqlx::AnyConnection,
-) -> Result<Vec<Purpose>, StoreError> {
-    let rows = sqlx::query("SELECT * FROM purposes ORDER BY key")
-        .fetch_all(&mut *conn)
-        .await?;
+pub(crate) async fn purposes_on(conn: &mut impl Reads) -> Result<Vec<Purpose>, StoreError> {
+    let (sql, conn) = conn.reading("SELECT * FROM purposes ORDER BY key")?;
+    let rows = sqlx::query(&sql).fetch_all(conn).await?;
     rows.iter().map(purpose_from_row).collect()
 }
 

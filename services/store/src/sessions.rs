@@ -1,13 +1,15 @@
 //! Dashboard sessions: the hash of each session's secret id, the token it was
 //! opened with and its times. No cache holds them, so their writes leave the
-//! caches be (see [`Store::begin_append`]).
+//! caches be: their writes are appends (`db::AppendTable::UiSessions`).
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::session::SessionTimes;
 use pilotgate_domain::time::{from_micros, to_micros};
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::core::Core;
+use crate::db::AppendTable;
+use crate::error::StoreError;
 
 /// A stored session, found by the hash of its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +22,7 @@ pub struct StoredSession {
 /// Sessions whose last request is older than this are deleted when someone signs in.
 const FORGET_AFTER_DAYS: i64 = 7;
 
-impl Store {
+impl Core {
     /// Stores a new session opened with the token `token_id` at `now`; sessions
     /// idle for a week are forgotten on the way.
     pub async fn open_session(
@@ -32,20 +34,22 @@ impl Store {
         let at = to_micros(now);
         let forget_before = to_micros(now - chrono::Duration::days(FORGET_AFTER_DAYS));
         let mut tx = self.begin_append().await?;
-        sqlx::query("DELETE FROM ui_sessions WHERE last_seen_at < $1")
-            .bind(forget_before)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
+        let (sql, conn) = tx.append(
+            AppendTable::UiSessions,
+            "DELETE FROM ui_sessions WHERE last_seen_at < $1",
+        )?;
+        sqlx::query(&sql).bind(forget_before).execute(conn).await?;
+        let (sql, conn) = tx.append(
+            AppendTable::UiSessions,
             "INSERT INTO ui_sessions (id_hash, token_id, issued_at, last_seen_at) VALUES ($1, $2, $3, $3)",
-        )
-        .bind(id_hash)
-        .bind(token_id)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        )?;
+        sqlx::query(&sql)
+            .bind(id_hash)
+            .bind(token_id)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        tx.commit().await
     }
 
     /// The session whose id hashes to `id_hash`, if any.
@@ -71,27 +75,38 @@ impl Store {
 
     /// Records a request of the session at `now`.
     pub async fn touch_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut tx = self.begin_append().await?;
-        sqlx::query(
+        self.update_session(
             "UPDATE ui_sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at < $1",
+            id_hash,
+            now,
         )
-        .bind(to_micros(now))
-        .bind(id_hash)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Ends the session (sign-out); it cannot be used again.
     pub async fn end_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.update_session(
+            "UPDATE ui_sessions SET ended_at = $1 WHERE id_hash = $2 AND ended_at IS NULL",
+            id_hash,
+            now,
+        )
+        .await
+    }
+
+    /// Runs `sql` (binding the instant `now`, then the session's `id_hash`) and commits.
+    async fn update_session(
+        &self,
+        sql: &str,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin_append().await?;
-        sqlx::query("UPDATE ui_sessions SET ended_at = $1 WHERE id_hash = $2 AND ended_at IS NULL")
+        let (sql, conn) = tx.append(AppendTable::UiSessions, sql)?;
+        sqlx::query(&sql)
             .bind(to_micros(now))
             .bind(id_hash)
-            .execute(&mut *tx)
+            .execute(conn)
             .await?;
-        tx.commit().await?;
-        Ok(())
+        tx.commit().await
     }
 }

@@ -126,7 +126,7 @@ impl TestDb {
             .execute(&self.store.writer)
             .await?
             .rows_affected();
-        self.store.caches.changed();
+        self.store.generation.changed();
         Ok(affected)
     }
 

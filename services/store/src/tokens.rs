@@ -7,8 +7,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::AuditRecord;
+use crate::cache::Generational;
+use crate::core::Core;
+use crate::error::StoreError;
 use crate::error::is_unique_violation;
-use crate::{Store, StoreError};
 
 /// What the store keeps of a new token.
 #[derive(Debug, Clone)]
@@ -37,7 +39,7 @@ pub struct StoredCredential {
     pub revoked: bool,
 }
 
-impl Store {
+impl Core {
     /// Stores a new token's hash and audits its creation in the same transaction.
     pub async fn create_token(
         &self,
@@ -165,23 +167,28 @@ impl Store {
         record.revoked_at = Some(from_micros(revoked_at));
         Ok(record)
     }
+}
+/// The credentials read so far (SQLite only, see `cache.rs`): a revocation
+/// makes every entry stale.
+#[derive(Default)]
+pub(crate) struct Credentials(Generational<String, StoredCredential>);
 
+impl Credentials {
     /// The stored hash and role of the token with public id `token_id`.
-    /// Cached once found (see `cache.rs`): revocation makes the entry stale.
-    pub async fn credential(&self, token_id: &str) -> Result<Option<StoredCredential>, StoreError> {
-        let generation = self.caches.generation();
-        if let Some(found) = self
-            .caches
-            .credentials
-            .get(generation, &token_id.to_owned())
-        {
+    pub(crate) async fn get(
+        &self,
+        core: &Core,
+        token_id: &str,
+    ) -> Result<Option<StoredCredential>, StoreError> {
+        let generation = core.generation.current();
+        if let Some(found) = self.0.get(generation, &token_id.to_owned()) {
             return Ok(Some(found));
         }
         let row = sqlx::query(
             "SELECT name, role, secret_hash, revoked_at FROM api_tokens WHERE token_id = $1",
         )
         .bind(token_id)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&core.reader)
         .await?;
         let found = row
             .map(|row| {
@@ -194,9 +201,7 @@ impl Store {
             })
             .transpose()?;
         if let Some(found) = &found {
-            self.caches
-                .credentials
-                .put(generation, token_id.to_owned(), found.clone());
+            self.0.put(generation, token_id.to_owned(), found.clone());
         }
         Ok(found)
     }

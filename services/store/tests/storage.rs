@@ -1,5 +1,7 @@
 //! The storage story: the same tests on SQLite and, when configured, PostgreSQL.
 
+use pilotgate_domain::eligibility::Reason;
+use pilotgate_domain::refusal::{Refusal, Stage};
 use pilotgate_domain::{Actor, Role};
 use pilotgate_store::testing::TestDb;
 use pilotgate_store::{AuditQuery, Dialect, NewToken, StoreError, storage_story};
@@ -287,7 +289,12 @@ async fn caches_survive_appends_and_follow_other_processes_changes() {
     let first = first.expect("the caches turn on");
     for _ in 0..5 {
         db.store
-            .count_refusal("pilot", "assign", "no_record", chrono::Utc::now())
+            .count_refusal(
+                "pilot",
+                Stage::Assign,
+                Refusal::Ineligible(Reason::NoRecord),
+                chrono::Utc::now(),
+            )
             .await
             .expect("count a refusal");
     }
@@ -350,7 +357,12 @@ async fn a_server_checkpoints_the_wal_in_the_background() {
     server.store.start_server_tasks();
     for db in [&server, &tool] {
         db.store
-            .count_refusal("pilot", "assign", "no_record", chrono::Utc::now())
+            .count_refusal(
+                "pilot",
+                Stage::Assign,
+                Refusal::Ineligible(Reason::NoRecord),
+                chrono::Utc::now(),
+            )
             .await
             .expect("count a refusal");
     }

@@ -21,8 +21,8 @@ use chrono::{TimeDelta, Utc};
 use pilotgate_domain::{Actor, Role};
 use pilotgate_store::{NewToken, Store};
 
-use crate::cli::issue_token;
 use crate::config::{Config, redact_url};
+use crate::service::tokens::issue_token;
 use crate::startup::{Application, open_store_with_keys};
 
 pub use summary::{DemoReport, Estimate};

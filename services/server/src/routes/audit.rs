@@ -6,9 +6,10 @@ use pilotgate_domain::time::from_micros;
 use pilotgate_store::AuditQuery;
 use serde::{Deserialize, Serialize};
 
-use crate::anchor::{Anchor, AnchorFile};
+use crate::anchor::Anchor;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::service;
 use crate::startup::AppState;
 
 /// Query of `GET /api/v1/audit`.
@@ -158,62 +159,6 @@ pub async fn list(
 ))]
 #[get("/api/v1/audit/verify")]
 pub async fn verify(_caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (report, anchor) = verify_chain(&state.store, &state.anchors).await?;
+    let (report, anchor) = service::audit::verify_chain(&state.store, &state.anchors).await?;
     Ok(HttpResponse::Ok().json(VerifyView::new(report, anchor)))
-}
-
-/// Walks the whole chain against the newest anchor of this database in `anchors`.
-pub async fn verify_chain(
-    store: &pilotgate_store::Store,
-    anchors: &AnchorFile,
-) -> Result<(ChainReport, Option<Anchor>), ApiError> {
-    let database = store.database_id().await?;
-    let anchor = anchors.latest(&database).map_err(|error| {
-        tracing::error!(%error, "the audit anchor file is unreadable");
-        ApiError::Internal
-    })?;
-    let report = store
-        .verify_audit_chain(anchor.as_ref().map(Anchor::chain_head))
-        .await?;
-    Ok((report, anchor))
-}
-
-/// The chain's verdict for the audit page, reused while the chain's head and
-/// its anchor stay the same; when the chain grew, only the new entries are
-/// read. (`GET /api/v1/audit/verify` and `pilotgate audit verify` always
-/// walk the whole chain: an entry edited below a head the page verified
-/// before shows there.)
-pub async fn cached_verification(state: &AppState) -> Result<ChainReport, ApiError> {
-    let database = state.store.database_id().await?;
-    let anchor = state
-        .anchors
-        .latest(&database)
-        .map_err(|error| {
-            tracing::error!(%error, "the audit anchor file is unreadable");
-            ApiError::Internal
-        })?
-        .map(|a| a.chain_head());
-    let head = state.store.audit_head().await?;
-    let cached = state
-        .audit_verification
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let report = match cached {
-        Some(report) if report.head == head && report.anchor == anchor => return Ok(report),
-        Some(report)
-            if report.ok && report.anchor == anchor && report.head.entries < head.entries =>
-        {
-            state
-                .store
-                .resume_audit_verification(anchor, &report.head)
-                .await?
-        }
-        _ => state.store.verify_audit_chain(anchor).await?,
-    };
-    *state
-        .audit_verification
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
-    Ok(report)
 }

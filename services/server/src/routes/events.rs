@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, Duration, Utc};
 use pilotgate_domain::consent::MAX_CLOCK_SKEW_MINUTES;
+use pilotgate_domain::refusal::Refusal;
 use pilotgate_store::{EventDraft, EventFate};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -102,14 +103,8 @@ fn parse_event(raw: &RawValue, now: DateTime<Utc>) -> Result<Valid, (Option<Stri
     })?;
     let event_id = Some(input.event_id.chars().take(128).collect::<String>());
     let fail = |field: &str, reason: &str| Err((event_id.clone(), FieldError::new(field, reason)));
-    if input.event_id.is_empty()
-        || input.event_id.chars().count() > 128
-        || input.event_id.chars().any(char::is_control)
-    {
-        return fail(
-            "event_id",
-            "must be 1 to 128 characters without control characters",
-        );
+    if let Err(error) = pilotgate_domain::text::PlainText::line(&input.event_id, 128) {
+        return fail("event_id", &error.to_string());
     }
     check_user_id(&input.user_id).map_err(|e| (event_id.clone(), e))?;
     if input.name.is_empty()
@@ -191,7 +186,7 @@ fn parse_batch(state: &AppState, body: &RawValue) -> Result<Parsed, ApiError> {
             Err((event_id, error)) => parsed.refused.push(RefusedEvent {
                 index,
                 event_id,
-                reason: "invalid".to_owned(),
+                reason: Refusal::Invalid.as_str().to_owned(),
                 message: Some(error.to_string()),
             }),
         }
@@ -233,7 +228,7 @@ pub async fn record(
             EventFate::Refused(reason) => refused.push(RefusedEvent {
                 index,
                 event_id: Some(event_id),
-                reason,
+                reason: reason.as_str().to_owned(),
                 message: None,
             }),
         }

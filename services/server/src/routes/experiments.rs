@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::service;
 use crate::startup::AppState;
 
 /// A metric: an event name and `binary` or `sum`.
@@ -402,20 +403,15 @@ async fn decide(
     action: Action,
     body: DecisionInput,
 ) -> Result<HttpResponse, ApiError> {
-    let comment = body.comment.trim();
-    if comment.is_empty()
-        || comment.chars().count() > 2000
-        || comment.chars().any(|c| c.is_control() && c != '\n')
-    {
-        return Err(ApiError::Unprocessable(
-            "comment: give the reasoning, 1 to 2000 characters".to_owned(),
-        ));
-    }
-    find_experiment(&state, key).await?;
-    let experiment = state
-        .store
-        .decide_experiment(key, action, body.design_version, comment, &caller.0)
-        .await?;
+    let experiment = service::experiments::decide(
+        &state.store,
+        &caller.0,
+        key,
+        action,
+        body.design_version,
+        &body.comment,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
 }
 

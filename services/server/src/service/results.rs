@@ -1,0 +1,224 @@
+//! The results of a pilot's metric, as the results endpoint answers them and
+//! the results page shows them: the `pilotgate analyze` report from the
+//! database's per-variant, per-day sums, its guardrails, the decision, and
+//! the withdrawn subjects left out. The statistics run off the async runtime.
+
+use std::collections::BTreeMap;
+
+use pilotgate_analysis::decision::{Decision, DecisionInput, decide};
+use pilotgate_analysis::pipeline::{Outcome, VariantSums};
+use pilotgate_analysis::report::{
+    AnalyzeOptions, ComparisonReport, Report, SrmReport, analyze_daily_sums,
+};
+use pilotgate_analysis::stats::{Method, Prior, check_srm};
+use pilotgate_domain::experiment::{Metric, MetricKind};
+use pilotgate_store::{Experiment, Store};
+use serde::{Deserialize, Serialize};
+
+use super::ServiceError;
+
+/// Query of the results.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsParams {
+    /// The metric's event name: the primary metric (default) or a guardrail.
+    pub metric: Option<String>,
+    /// frequentist (default), sequential or bayesian.
+    pub method: Option<String>,
+    /// Defaults to the pilot's pre-registered alpha.
+    pub alpha: Option<f64>,
+}
+
+/// Withdrawn subjects, left out of the analysis.
+#[derive(Debug, Serialize)]
+pub struct WithdrawnView {
+    pub by_variant: BTreeMap<String, u64>,
+    /// Withdrawals per variant tested against the split, like an SRM check.
+    pub imbalance: Option<SrmReport>,
+}
+
+/// The analyze report of the metric, plus the rest.
+#[derive(Debug, Serialize)]
+pub struct ResultsView {
+    #[serde(flatten)]
+    pub report: Report,
+    pub decision: Decision,
+    pub guardrails: Vec<Report>,
+    pub withdrawn: WithdrawnView,
+    pub planned_sample_size_per_variant: Option<i64>,
+    /// The metric's analysis cumulated by assignment day, oldest first.
+    pub cumulative: Vec<CumulativeView>,
+}
+
+/// The analysis over the users assigned on or before one UTC day, with every
+/// outcome attributed to them so far.
+#[derive(Debug, Serialize)]
+pub struct CumulativeView {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub users: BTreeMap<String, u64>,
+    pub comparisons: Vec<ComparisonReport>,
+}
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+fn outcome_of(kind: MetricKind) -> Outcome {
+    match kind {
+        MetricKind::Binary => Outcome::Binary,
+        MetricKind::Sum => Outcome::Sum,
+    }
+}
+
+/// The results of `experiment` as the endpoint answers them (the dashboards show the same).
+pub async fn compute_results(
+    store: &Store,
+    experiment: &Experiment,
+    params: &ResultsParams,
+) -> Result<ResultsView, ServiceError> {
+    let design = experiment.design.clone();
+    let planned_sample_size = experiment.planned_sample_size;
+    let metric: Metric = match &params.metric {
+        None => design.primary_metric.clone(),
+        Some(name) => std::iter::once(&design.primary_metric)
+            .chain(&design.guardrails)
+            .find(|m| &m.event == name)
+            .cloned()
+            .ok_or_else(|| {
+                ServiceError::invalid(
+                    "metric",
+                    "must be the pilot's primary metric or one of its guardrails",
+                )
+            })?,
+    };
+    let method = match params.method.as_deref() {
+        None | Some("frequentist") => Method::Frequentist,
+        Some("sequential") => Method::SEQUENTIAL_DEFAULT,
+        Some("bayesian") => Method::Bayesian { prior: Prior::Flat },
+        Some(_) => {
+            return Err(ServiceError::invalid(
+                "method",
+                "must be frequentist, sequential or bayesian",
+            ));
+        }
+    };
+    let alpha = params.alpha.unwrap_or(design.alpha);
+    if !(alpha > 0.0 && alpha < 1.0) {
+        return Err(ServiceError::invalid(
+            "alpha",
+            "must be strictly between 0 and 1",
+        ));
+    }
+
+    // Per-variant sums per assignment day come from the database (one
+    // query for every metric); the statistics run on those.
+    let metrics: Vec<Metric> = std::iter::once(design.primary_metric.clone())
+        .chain(design.guardrails.iter().cloned())
+        .collect();
+    let window = design
+        .attribution_window_hours
+        .map(|h| i64::from(h) * 3_600_000_000);
+    let daily = store
+        .daily_outcome_sums(design.key.as_str(), &metrics, window)
+        .await?;
+    let counts = store.assignment_counts(design.key.as_str()).await?;
+    let control = design.variants[0].key.clone();
+    let weights: Vec<(String, f64)> = design
+        .variants
+        .iter()
+        .map(|v| (v.key.clone(), v.weight))
+        .collect();
+
+    let results = tokio::task::spawn_blocking(move || -> Result<ResultsView, ServiceError> {
+        let mut withdrawn: BTreeMap<String, u64> =
+            weights.iter().map(|(v, _)| (v.clone(), 0)).collect();
+        let mut assigned: BTreeMap<String, u64> = withdrawn.clone();
+        for (variant, total, gone) in &counts {
+            *assigned.entry(variant.clone()).or_default() += total;
+            *withdrawn.entry(variant.clone()).or_default() += gone;
+        }
+        let options = AnalyzeOptions {
+            method,
+            control,
+            alpha,
+            weights,
+        };
+        let analyze = |index: usize| {
+            let m = &metrics[index];
+            let sums = daily
+                .iter()
+                .map(|d| {
+                    let (sum, sum_squares) = d.per_metric[index];
+                    let users = u64::try_from(d.users).unwrap_or(0);
+                    let sums = VariantSums::plain(&d.variant, users, sum, sum_squares);
+                    (d.day, sums)
+                })
+                .collect();
+            analyze_daily_sums(sums, &m.event, outcome_of(m.kind), &options)
+                .map_err(|e| ServiceError::Unprocessable(e.to_string()))
+        };
+        let requested = metrics.iter().position(|m| *m == metric).unwrap_or(0);
+        let (primary, primary_days) = analyze(0)?;
+        let (report, days) = if requested == 0 {
+            (primary.clone(), primary_days)
+        } else {
+            analyze(requested)?
+        };
+        let cumulative = days
+            .into_iter()
+            .map(|point| CumulativeView {
+                day: day_label(point.day),
+                users: point
+                    .report
+                    .variants
+                    .iter()
+                    .map(|v| (v.variant.clone(), v.users))
+                    .collect(),
+                comparisons: point.report.comparisons,
+            })
+            .collect();
+        let guardrails = (1..metrics.len())
+            .map(|index| analyze(index).map(|(whole, _)| whole))
+            .collect::<Result<Vec<_>, _>>()?;
+        let total_withdrawn: u64 = withdrawn.values().sum();
+        let imbalance = (total_withdrawn > 0)
+            .then(|| {
+                let counts: Vec<u64> = withdrawn.values().copied().collect();
+                let expected: Vec<f64> = assigned.values().map(|n| *n as f64).collect();
+                check_srm(&counts, &expected).ok()
+            })
+            .flatten()
+            .map(|c| SrmReport {
+                chi2: c.chi2,
+                p_value: c.p_value,
+                mismatch: c.mismatch,
+            });
+        let decision = decide(&DecisionInput {
+            primary: &primary,
+            guardrails: &guardrails,
+            mde: design.mde,
+            planned_per_variant: planned_sample_size.map(|n| n as u64),
+            withdrawal_imbalance: imbalance,
+        });
+        Ok(ResultsView {
+            report,
+            decision,
+            guardrails,
+            withdrawn: WithdrawnView {
+                by_variant: withdrawn,
+                imbalance,
+            },
+            planned_sample_size_per_variant: planned_sample_size,
+            cumulative,
+        })
+    })
+    .await
+    .map_err(ServiceError::internal)??;
+    Ok(results)
+}
+
+/// `YYYY-MM-DD` of a day counted from the epoch.
+fn day_label(day: i64) -> String {
+    pilotgate_domain::time::from_micros(day * DAY_MICROS)
+        .format("%Y-%m-%d")
+        .to_string()
+}

@@ -1,0 +1,255 @@
+//! The compliance view of one experiment: its design and approval, who was
+//! eligible (per variant, basis and notice version), refusals, withdrawals,
+//! erasures and its audit trail; the eligibility report as CSV; and the
+//! approve and deny forms of the compliance role.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+use pilotgate_dashboards as view;
+use pilotgate_dashboards::urls;
+use pilotgate_domain::Role;
+use pilotgate_domain::experiment::{Action, State, check_reviewer};
+use pilotgate_store::AuditQuery;
+use serde::Deserialize;
+
+use super::{state_of, when};
+use crate::service;
+use crate::startup::AppState;
+use crate::ui::{Session, UiError, html, see_other};
+
+/// The compliance view reads what the audit route reads: compliance only.
+const MIRRORS: &str = "/api/v1/audit";
+
+/// The approve and deny forms: the design version shown, the reasoning.
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    design_version: i64,
+    comment: String,
+    csrf: String,
+}
+
+async fn eligibility_rows(
+    state: &AppState,
+    key: &str,
+) -> Result<Vec<view::EligibilityRow>, pilotgate_store::StoreError> {
+    Ok(state
+        .store
+        .eligibility_breakdown(key)
+        .await?
+        .into_iter()
+        .map(|(variant, basis, notice, subjects)| view::EligibilityRow {
+            variant,
+            basis,
+            notice_version: notice.and_then(|n| u32::try_from(n).ok()),
+            subjects: u64::try_from(subjects).unwrap_or(0),
+        })
+        .collect())
+}
+
+fn can_decide(session: &Session, state: State, contributors: &[String]) -> bool {
+    session.role == Role::Compliance
+        && state == State::Submitted
+        && check_reviewer(&session.actor, contributors).is_ok()
+}
+
+pub async fn page(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, UiError> {
+    session.may_read(MIRRORS)?;
+    let fail = |e| session.fail(e);
+    let experiment = state
+        .store
+        .experiment(&path)
+        .await
+        .map_err(fail)?
+        .ok_or_else(|| session.fail(UiError::page(StatusCode::NOT_FOUND, "No such experiment.")))?;
+    let key = experiment.design.key.as_str().to_owned();
+    let eligibility = eligibility_rows(&state, &key).await.map_err(fail)?;
+    let refusals = state.store.refusal_counts(&key).await.map_err(fail)?;
+    let counts = state.store.assignment_counts(&key).await.map_err(fail)?;
+    let erasures = state.store.erasure_count().await.map_err(fail)?;
+    let trail = state
+        .store
+        .list_audit(&AuditQuery {
+            after: None,
+            limit: 500,
+            target: Some(format!("experiment:{key}")),
+        })
+        .await
+        .map_err(fail)?;
+    let contributors = state.store.design_contributors(&key).await.map_err(fail)?;
+    let design = &experiment.design;
+    let page = view::CompliancePage {
+        chrome: session.chrome(&format!("Compliance: {}", design.name), urls::EXPERIMENTS),
+        experiment_key: key.clone(),
+        experiment_name: design.name.clone(),
+        state: state_of(experiment.state),
+        design_version: experiment.design_version,
+        design: view::DesignSummary {
+            purpose: design.purpose.to_string(),
+            hypothesis: design.hypothesis.clone(),
+            primary_metric: design.primary_metric.event.clone(),
+            guardrails: design.guardrails.iter().map(|g| g.event.clone()).collect(),
+            data_categories: design.data_categories.clone(),
+            retention_days: design.retention_days,
+            variants: design
+                .variants
+                .iter()
+                .map(|v| view::VariantWeight {
+                    key: v.key.clone(),
+                    weight: v.weight,
+                })
+                .collect(),
+            coverage: design.coverage,
+            mde: design.mde,
+            alpha: design.alpha,
+            power: design.power,
+            planned_users: experiment
+                .planned_sample_size
+                .and_then(|n| u64::try_from(n).ok())
+                .map(|n| n * design.variants.len() as u64),
+        },
+        approvals: experiment
+            .approval
+            .iter()
+            .map(|a| view::ApprovalRecord {
+                by: a.decided_by.clone(),
+                at: when(a.decided_at),
+                decision: if a.decision == "approved" {
+                    view::ApprovalDecision::Approved
+                } else {
+                    view::ApprovalDecision::Denied
+                },
+                comment: a.comment.clone(),
+            })
+            .collect(),
+        eligibility,
+        refusals: refusal_matrix(refusals),
+        withdrawals: counts
+            .iter()
+            .map(|(variant, _, gone)| view::VariantCount {
+                variant: variant.clone(),
+                count: *gone,
+            })
+            .collect(),
+        erasures,
+        audit_trail: trail
+            .iter()
+            .rev()
+            .map(|e| view::AuditTrailEntry {
+                at: when(pilotgate_domain::time::from_micros(e.at)),
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                summary: e.details.chars().take(200).collect(),
+            })
+            .collect(),
+        can_decide: can_decide(&session, experiment.state, &contributors),
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+pub async fn csv(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, UiError> {
+    session.may_read(MIRRORS)?;
+    let rows = eligibility_rows(&state, &path)
+        .await
+        .map_err(|e| session.fail(e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"eligibility.csv\"",
+        ))
+        .body(view::eligibility_csv(&rows)))
+}
+
+pub async fn approve(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<DecisionForm>,
+) -> Result<HttpResponse, UiError> {
+    decide(session, state, &path, Action::Approve, form.into_inner()).await
+}
+
+pub async fn deny(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<DecisionForm>,
+) -> Result<HttpResponse, UiError> {
+    decide(session, state, &path, Action::Deny, form.into_inner()).await
+}
+
+/// Approves or denies through the API's service (`service::experiments::decide`):
+/// compliance only (not admin), never anyone who created, edited or
+/// submitted the design, for the design version the page showed, with a
+/// comment that is plain text, and only with the session's CSRF token.
+async fn decide(
+    session: Session,
+    state: web::Data<AppState>,
+    key: &str,
+    action: Action,
+    form: DecisionForm,
+) -> Result<HttpResponse, UiError> {
+    session.check_csrf(&form.csrf)?;
+    let api = match action {
+        Action::Approve => "/api/v1/experiments/{key}/approve",
+        _ => "/api/v1/experiments/{key}/deny",
+    };
+    if !session.may("POST", api) {
+        return Err(session.fail(UiError::page(
+            StatusCode::FORBIDDEN,
+            "Only compliance may decide on a pilot.",
+        )));
+    }
+    service::experiments::decide(
+        &state.store,
+        &session.actor,
+        key,
+        action,
+        form.design_version,
+        &form.comment,
+    )
+    .await
+    .map_err(|e| session.fail(e))?;
+    Ok(see_other(&urls::compliance(key)))
+}
+
+/// Refusal counters `(stage, reason, day, count)`, ordered by day, as a
+/// matrix with one row per day from the first to the last (days without a
+/// refusal read 0, so the chart's time axis has no holes) and one column per
+/// `stage: reason`.
+fn refusal_matrix(counters: Vec<(String, String, String, i64)>) -> view::CountMatrix {
+    let parse = |day: &str| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok();
+    let span = counters
+        .first()
+        .and_then(|c| parse(&c.2))
+        .zip(counters.last().and_then(|c| parse(&c.2)));
+    let mut matrix =
+        view::CountMatrix::from_cells(counters.into_iter().map(|(stage, reason, day, count)| {
+            (
+                day,
+                format!("{stage}: {reason}"),
+                u64::try_from(count).unwrap_or(0),
+            )
+        }));
+    if let Some((first, last)) = span {
+        for day in first.iter_days().take_while(|day| *day <= last) {
+            let label = day.format("%Y-%m-%d").to_string();
+            if !matrix.rows.iter().any(|row| row.label == label) {
+                matrix.rows.push(view::CountRow {
+                    label,
+                    counts: Vec::new(),
+                });
+            }
+        }
+        matrix.rows.sort_by(|a, b| a.label.cmp(&b.label));
+    }
+    matrix
+}

@@ -1,0 +1,107 @@
+//! `pilotgate export`: the analyze input format, pseudonymized, without
+//! withdrawn subjects, audited.
+
+use crate::support::process::{pilotgate, run, text};
+use crate::support::{Design, TestApp};
+use pilotgate_domain::Role;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_holds_assignments_and_events_of_subjects_still_in_the_pilot() {
+    let app = TestApp::spawn(pilotgate_store::Dialect::Sqlite)
+        .await
+        .unwrap();
+    app.start_pilot(Design::new("hero").purchase("sum").json())
+        .await;
+    let users = ["ann@example.com", "ben@example.com", "cat@example.com"];
+    let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
+    for user in users {
+        app.post_ok("/api/v1/consents", Role::Ingest, json!({"user_id": user, "purpose": "personalize.content", "basis": "consent",
+            "status": "granted", "notice_id": "pn", "notice_version": 1, "source": {"channel": "app", "method": "tap"}, "collected_at": earlier})).await;
+        app.post_ok(
+            "/api/v1/assign",
+            Role::Ingest,
+            json!({"experiment": "hero", "user_id": user}),
+        )
+        .await;
+        let event = json!({"events": [{"event_id": format!("e-{user}"), "user_id": user, "name": "purchase", "value": 10.0, "occurred_at": chrono::Utc::now().to_rfc3339()}]});
+        assert_eq!(
+            app.post_ok("/api/v1/events", Role::Ingest, event).await["accepted"],
+            1
+        );
+    }
+    app.post_ok("/api/v1/consents", Role::Ingest, json!({"user_id": "cat@example.com", "purpose": "personalize.content", "basis": "consent",
+        "status": "withdrawn", "notice_id": "pn", "notice_version": 1, "source": {"channel": "app", "method": "tap"}, "collected_at": chrono::Utc::now().to_rfc3339()})).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    let csv = run(pilotgate(dir.path(), Some(&app.db.url))
+        .args(["export", "--experiment", "hero", "--out"])
+        .arg(&out));
+    assert!(csv.status.success(), "{}", text(&csv.stderr));
+    assert!(
+        text(&csv.stderr).contains("2 assignments")
+            && text(&csv.stderr).contains("1 withdrawn subjects left out"),
+        "{}",
+        text(&csv.stderr)
+    );
+    let assignments = std::fs::read_to_string(out.join("assignments.csv")).unwrap();
+    let events = std::fs::read_to_string(out.join("events.csv")).unwrap();
+    assert!(assignments.starts_with("subject,variant,assigned_at\n"));
+    assert!(events.starts_with("subject,event,value,occurred_at\n"));
+    assert_eq!(assignments.lines().count(), 3);
+    assert_eq!(events.lines().count(), 3);
+    let withdrawn: Value = app
+        .post_ok(
+            "/api/v1/subjects/resolve",
+            Role::Compliance,
+            json!({"user_id": "cat@example.com"}),
+        )
+        .await;
+    for file in [&assignments, &events] {
+        assert!(
+            !file.contains(withdrawn["subject"].as_str().unwrap()),
+            "a withdrawn subject was exported"
+        );
+        assert!(!file.contains("example.com"), "a raw id was exported");
+    }
+
+    let parquet = run(pilotgate(dir.path(), Some(&app.db.url))
+        .args([
+            "export",
+            "--experiment",
+            "hero",
+            "--format",
+            "parquet",
+            "--out",
+        ])
+        .arg(&out));
+    assert!(parquet.status.success(), "{}", text(&parquet.stderr));
+    assert!(out.join("assignments.parquet").exists() && out.join("events.parquet").exists());
+
+    let trail: Value = app
+        .get(
+            "/api/v1/audit?target=experiment:hero",
+            Some(Role::Compliance),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let exports = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "experiment.export")
+        .count();
+    assert_eq!(exports, 2);
+
+    let unknown = run(pilotgate(dir.path(), Some(&app.db.url))
+        .args(["export", "--experiment", "nope", "--out"])
+        .arg(&out));
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        text(&unknown.stderr).trim(),
+        "error: no pilot has the key 'nope'"
+    );
+}

@@ -1,0 +1,27 @@
+//! Every story of the server in one test binary: the HTTP API (on SQLite
+//! and PostgreSQL), the dashboards over HTTP and in headless Chromium, the
+//! `pilotgate` binary as a process (commands, the demo, crashes, imports),
+//! hostile input and fuzzing. One binary links the server once instead of
+//! once per story file; `support` holds what they share (`TestApp`).
+
+#[macro_use]
+mod support;
+
+mod analyze_cli;
+mod api;
+mod assign_api;
+mod browser;
+mod cli;
+mod consents_api;
+mod demo;
+mod experiments_api;
+mod export;
+mod faults;
+mod fuzz_import;
+mod hostile;
+mod import;
+mod no_secrets;
+mod resilience;
+mod results_api;
+mod trust;
+mod ui;

@@ -1,0 +1,184 @@
+//! The aggregation queries that feed the analysis and the reports: a
+//! pilot's per-variant, per-day sufficient statistics, its assignment counts
+//! and its eligibility breakdown. A few dozen rows leave the database, never
+//! one per user.
+
+use pilotgate_domain::experiment::{Metric, MetricKind};
+use sqlx::Row;
+
+use crate::core::Core;
+use crate::db::numbered;
+use crate::error::StoreError;
+
+/// What one assignment day of a pilot adds up to in one variant: the kept
+/// (not withdrawn) subjects assigned that day and, per metric asked for, the
+/// sum and the sum of squares of their per-user outcomes (converted 0/1 for
+/// a binary metric, the summed event values for a sum metric).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailySums {
+    pub variant: String,
+    /// The UTC day of the assignments, counted from the epoch.
+    pub day: i64,
+    pub users: i64,
+    /// `(sum, sum of squares)` per metric, in the order the metrics were asked for.
+    pub per_metric: Vec<(f64, f64)>,
+}
+
+/// Microseconds in a day.
+const DAY_MICROS: i64 = 86_400_000_000;
+
+impl Core {
+    /// The sufficient statistics of a pilot's metrics per variant and
+    /// assignment day, aggregated in the database (as GrowthBook aggregates
+    /// in the warehouse): per-user outcomes under the attribution rules of
+    /// `pilotgate analyze` (events at or after the assignment, and before its
+    /// end when a window is given), then their sums per variant and day.
+    /// Withdrawn subjects are left out; a user without events counts as 0.
+    /// The events are stored in time order, so the per-user outcomes come
+    /// from one pass over the pilot's events, each looked up in the
+    /// assignments by its key, grouped by subject; then every kept assignment
+    /// joins its outcome. No stored event can belong to an unknown subject:
+    /// events are stored only for assigned subjects, and erasure removes both.
+    pub async fn daily_outcome_sums(
+        &self,
+        experiment_key: &str,
+        metrics: &[Metric],
+        window_micros: Option<i64>,
+    ) -> Result<Vec<DailySums>, StoreError> {
+        let per_user = metrics
+            .iter()
+            .enumerate()
+            .map(|(i, metric)| {
+                let p = i + 3;
+                match metric.kind {
+                    MetricKind::Binary => format!(
+                        "CAST(CASE WHEN COUNT(CASE WHEN e.name = ${p} THEN 1 END) > 0 THEN 1 ELSE 0 END AS DOUBLE PRECISION) AS y{i}"
+                    ),
+                    MetricKind::Sum => format!(
+                        "COALESCE(SUM(CASE WHEN e.name = ${p} THEN COALESCE(e.value, 0.0) ELSE 0.0 END), 0.0) AS y{i}"
+                    ),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sums = (0..metrics.len())
+            .map(|i| {
+                format!(
+                    "SUM(COALESCE(o.y{i}, 0.0)) AS s{i}, SUM(COALESCE(o.y{i}, 0.0) * COALESCE(o.y{i}, 0.0)) AS q{i}"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let names = numbered(3, metrics.len());
+        let sql = format!(
+            "SELECT a.variant AS variant, a.assigned_at / {DAY_MICROS} AS day, COUNT(*) AS users, {sums} \
+             FROM assignments a LEFT JOIN (\
+               SELECT e.subject AS subject, {per_user} FROM events e \
+               JOIN assignments b ON b.experiment_key = e.experiment_key AND b.subject = e.subject \
+               WHERE e.experiment_key = $1 AND e.name IN ({names}) \
+                 AND e.occurred_at >= b.assigned_at AND ($2 < 0 OR e.occurred_at < b.assigned_at + $2) \
+               GROUP BY e.subject\
+             ) o ON o.subject = a.subject \
+             WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL \
+             GROUP BY a.variant, a.assigned_at / {DAY_MICROS} ORDER BY day, variant"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(experiment_key)
+            .bind(window_micros.unwrap_or(-1));
+        for metric in metrics {
+            query = query.bind(&metric.event);
+        }
+        let rows = query.fetch_all(&self.analytics).await?;
+        rows.iter()
+            .map(|row| {
+                let per_metric = (0..metrics.len())
+                    .map(|i| {
+                        Ok((
+                            row.try_get::<f64, _>(format!("s{i}").as_str())?,
+                            row.try_get::<f64, _>(format!("q{i}").as_str())?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Ok(DailySums {
+                    variant: row.try_get("variant")?,
+                    day: row.try_get("day")?,
+                    users: row.try_get("users")?,
+                    per_metric,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Core {
+    /// Per variant: `(variant, assigned, withdrawn)`.
+    pub async fn assignment_counts(
+        &self,
+        experiment_key: &str,
+    ) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT variant, COUNT(*) AS assigned, COUNT(withdrawn_at) AS withdrawn FROM assignments \
+             WHERE experiment_key = $1 GROUP BY variant ORDER BY variant",
+        )
+        .bind(experiment_key)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let count = |column: &str| -> Result<u64, StoreError> {
+                    Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+                };
+                Ok((
+                    row.try_get("variant")?,
+                    count("assigned")?,
+                    count("withdrawn")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Per pilot of `keys`: how many subjects it assigned, and how many of those withdrew.
+    pub async fn assignment_totals(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, (u64, u64)>, StoreError> {
+        let mut totals = std::collections::HashMap::new();
+        for chunk in keys.chunks(100) {
+            let sql = format!(
+                "SELECT experiment_key, COUNT(*) AS assigned, COUNT(withdrawn_at) AS withdrawn FROM assignments \
+                 WHERE experiment_key IN ({}) GROUP BY experiment_key",
+                numbered(1, chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (String, i64, i64)>(&sql);
+            for key in chunk {
+                query = query.bind(key);
+            }
+            for (key, assigned, withdrawn) in query.fetch_all(&self.reader).await? {
+                totals.insert(
+                    key,
+                    (
+                        u64::try_from(assigned).unwrap_or(0),
+                        u64::try_from(withdrawn).unwrap_or(0),
+                    ),
+                );
+            }
+        }
+        Ok(totals)
+    }
+
+    /// The eligibility report of a pilot: per variant, legal basis and notice
+    /// version, how many subjects hold an assignment.
+    pub async fn eligibility_breakdown(
+        &self,
+        experiment_key: &str,
+    ) -> Result<Vec<(String, String, Option<i64>, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT variant, basis, notice_version, COUNT(*) AS subjects FROM assignments \
+             WHERE experiment_key = $1 GROUP BY variant, basis, notice_version \
+             ORDER BY variant, basis, notice_version",
+        )
+        .bind(experiment_key)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+}
