@@ -58,6 +58,16 @@ impl Refusal {
         }
     }
 
+    /// The code an assignment answer gives its caller: `not_eligible` for
+    /// any ineligible subject (which rule refused stays with the counters
+    /// and the compliance view, not the client), else `as_str`.
+    pub fn assign_answer(self) -> &'static str {
+        match self {
+            Refusal::Ineligible(_) => "not_eligible",
+            other => other.as_str(),
+        }
+    }
+
     /// The refusal of `code`, if it is one.
     pub fn parse(code: &str) -> Option<Refusal> {
         const OTHERS: [Refusal; 6] = [
@@ -113,5 +123,14 @@ mod tests {
         }
         assert_eq!(Refusal::parse("nonsense"), None);
         assert_eq!(Stage::Event.as_str(), "event");
+    }
+
+    #[test]
+    fn an_assignment_answer_never_says_which_rule_refused() {
+        for reason in Reason::ALL {
+            assert_eq!(Refusal::Ineligible(reason).assign_answer(), "not_eligible");
+        }
+        assert_eq!(Refusal::NotInTraffic.assign_answer(), "not_in_traffic");
+        assert_eq!(Refusal::NotRunning.assign_answer(), "not_running");
     }
 }

@@ -1,6 +1,7 @@
 //! `POST /api/v1/assign`: a variant for an eligible subject of a running pilot.
 
 use actix_web::{HttpResponse, post, web};
+use pilotgate_domain::refusal::Refusal;
 use pilotgate_store::AssignOutcome;
 use serde::{Deserialize, Serialize};
 
@@ -71,19 +72,21 @@ pub async fn assign(
         .store
         .assign(&target, &candidates, state.store.now())
         .await?;
-    let refused = |reason: &str, ask_again: bool| AssignView {
+    let refused = |refusal: Refusal, ask_again: bool| AssignView {
         experiment: target.key.clone(),
         eligible: false,
         variant: None,
-        reason: Some(reason.to_owned()),
+        reason: Some(refusal.assign_answer().to_owned()),
         ask_again,
     };
     let view = match outcome {
-        AssignOutcome::NotRunning => refused("not_running", false),
-        AssignOutcome::Ineligible(reason) => refused("not_eligible", reason.may_ask_again()),
+        AssignOutcome::NotRunning => refused(Refusal::NotRunning, false),
+        AssignOutcome::Ineligible(reason) => {
+            refused(Refusal::Ineligible(reason), reason.may_ask_again())
+        }
         AssignOutcome::NotInTraffic => AssignView {
             eligible: true,
-            ..refused("not_in_traffic", false)
+            ..refused(Refusal::NotInTraffic, false)
         },
         AssignOutcome::Assigned { assignment, .. } => AssignView {
             experiment: target.key.clone(),

@@ -209,9 +209,9 @@ impl Drop for Core {
 /// driver of sqlx 0.8 runs every statement of a query, one after the other,
 /// and stops at the first error; its maintainers mean to drop that some day
 /// (launchbadge/sqlx#3108), and this is the one place that relies on it
-/// (`a_batch_commits_in_one_call_or_not_at_all` and
-/// `a_transaction_begun_with_its_first_statement_is_one_transaction` below
-/// would fail then).
+/// (`db`'s tests `a_batch_commits_in_one_call_or_not_at_all` and
+/// `a_transaction_begun_with_its_first_statement_is_one_transaction` would
+/// fail then).
 fn one_call(statements: &[&str]) -> String {
     statements.join("; ")
 }
