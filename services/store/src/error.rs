@@ -76,3 +76,14 @@ pub(crate) fn corrupt(column: &str) -> StoreError {
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
+
+/// `result` of an insert, a uniqueness violation read as `Conflict(conflict())`.
+pub(crate) fn unless_taken<T>(
+    result: Result<T, sqlx::Error>,
+    conflict: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    match result {
+        Err(error) if is_unique_violation(&error) => Err(StoreError::Conflict(conflict())),
+        other => Ok(other?),
+    }
+}

@@ -12,7 +12,7 @@ use crate::audit::AuditRecord;
 use crate::core::Core;
 use crate::db::Reads;
 use crate::error::StoreError;
-use crate::error::{corrupt, is_unique_violation};
+use crate::error::{corrupt, unless_taken};
 
 impl Core {
     /// Registers a purpose and audits it; a key registered already is a conflict.
@@ -36,15 +36,9 @@ impl Core {
         .bind(now)
         .execute(&mut *tx)
         .await;
-        match inserted {
-            Err(error) if is_unique_violation(&error) => {
-                return Err(StoreError::Conflict(format!(
-                    "the purpose '{}' is registered already",
-                    purpose.key
-                )));
-            }
-            other => other?,
-        };
+        unless_taken(inserted, || {
+            format!("the purpose '{}' is registered already", purpose.key)
+        })?;
         self.append_audit(
             &mut tx,
             AuditRecord {

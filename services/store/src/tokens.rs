@@ -10,7 +10,7 @@ use crate::audit::AuditRecord;
 use crate::cache::Generational;
 use crate::core::Core;
 use crate::error::StoreError;
-use crate::error::is_unique_violation;
+use crate::error::unless_taken;
 
 /// What the store keeps of a new token.
 #[derive(Debug, Clone)]
@@ -56,15 +56,12 @@ impl Core {
             .bind(created_at)
             .execute(&mut *tx)
             .await;
-        match inserted {
-            Err(error) if is_unique_violation(&error) => {
-                return Err(StoreError::Conflict(format!(
-                    "'{}' holds an active {} token already; revoke it first",
-                    token.name, token.role
-                )));
-            }
-            other => other?,
-        };
+        unless_taken(inserted, || {
+            format!(
+                "'{}' holds an active {} token already; revoke it first",
+                token.name, token.role
+            )
+        })?;
         self.append_audit(
             &mut tx,
             AuditRecord {

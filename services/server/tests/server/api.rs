@@ -177,21 +177,15 @@ api_story!(
     |app| {
         // Spawning created one token per role: five audit entries.
         let page: serde_json::Value = app
-            .get("/api/v1/audit?limit=2", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/audit?limit=2", Some(Role::Compliance))
+            .await;
         assert_eq!(page["entries"].as_array().unwrap().len(), 2);
         assert_eq!(page["next_after"], 2);
         assert_eq!(page["entries"][0]["action"], "token.create");
         assert_eq!(page["entries"][0]["details"]["role"], "admin");
         let rest: serde_json::Value = app
-            .get("/api/v1/audit?after=2&limit=100", Some(Role::Admin))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/audit?after=2&limit=100", Some(Role::Admin))
+            .await;
         assert_eq!(rest["entries"].as_array().unwrap().len(), 3);
         assert_eq!(rest["next_after"], serde_json::Value::Null);
         let target: serde_json::Value = app
@@ -206,11 +200,8 @@ api_story!(
         assert_eq!(target["entries"].as_array().unwrap().len(), 1);
 
         let verify: serde_json::Value = app
-            .get("/api/v1/audit/verify", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/audit/verify", Some(Role::Compliance))
+            .await;
         assert_eq!(verify["ok"], true);
         assert_eq!(verify["entries"], 5);
 
@@ -219,11 +210,8 @@ api_story!(
             .await
             .unwrap();
         let verify: serde_json::Value = app
-            .get("/api/v1/audit/verify", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/audit/verify", Some(Role::Compliance))
+            .await;
         assert_eq!(verify["ok"], false);
         assert_eq!(verify["first_bad_id"], 4);
 

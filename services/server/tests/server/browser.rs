@@ -226,11 +226,8 @@ api_story!(
     |app| {
         seeded_pilot(&app).await;
         let api: Value = app
-            .get("/api/v1/experiments/hero/results", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/experiments/hero/results", Some(Role::Compliance))
+            .await;
         let token = app.tokens[&Role::Compliance].clone();
         let label = if app.db.url.starts_with("postgres") {
             "postgres"

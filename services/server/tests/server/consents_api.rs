@@ -114,12 +114,7 @@ api_story!(purposes_are_registered_validated_and_listed, |app| {
         .unwrap();
     assert_json_error(malformed, 400).await;
 
-    let listed: Value = app
-        .get("/api/v1/purposes", Some(Role::Ingest))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.get_json("/api/v1/purposes", Some(Role::Ingest)).await;
     let keys: Vec<&str> = listed["purposes"]
         .as_array()
         .unwrap()
@@ -262,11 +257,8 @@ api_story!(
         .await;
 
         let map: Value = app
-            .get("/api/v1/legal-basis-map", Some(Role::Analyst))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/legal-basis-map", Some(Role::Analyst))
+            .await;
         let granted = map["counts"]
             .as_array()
             .unwrap()
@@ -297,11 +289,8 @@ api_story!(a_batch_of_1001_records_is_refused_whole, |app| {
         "{body}"
     );
     let map: Value = app
-        .get("/api/v1/legal-basis-map", Some(Role::Compliance))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/legal-basis-map", Some(Role::Compliance))
+        .await;
     assert_eq!(map["counts"].as_array().unwrap().len(), 0);
 });
 
@@ -321,12 +310,7 @@ api_story!(a_withdrawal_takes_effect_for_the_very_next_request, |app| {
     )
     .await;
     let path = format!("/api/v1/subjects/{subject}/consents");
-    let state: Value = app
-        .get(&path, Some(Role::Compliance))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let state: Value = app.get_json(&path, Some(Role::Compliance)).await;
     assert_eq!(state["current"][0]["eligible"], true, "{state}");
 
     let withdrawal = record(
@@ -341,12 +325,7 @@ api_story!(a_withdrawal_takes_effect_for_the_very_next_request, |app| {
             .status(),
         201
     );
-    let state: Value = app
-        .get(&path, Some(Role::Compliance))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let state: Value = app.get_json(&path, Some(Role::Compliance)).await;
     assert_eq!(state["current"][0]["eligible"], false);
     assert_eq!(state["current"][0]["reason"], "withdrawn");
     assert_eq!(state["current"][0]["status"], "withdrawn");
@@ -438,11 +417,8 @@ api_story!(
         )
         .await;
         let verify: Value = app
-            .get("/api/v1/audit/verify", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/audit/verify", Some(Role::Compliance))
+            .await;
         assert_eq!(verify["ok"], true);
     }
 );

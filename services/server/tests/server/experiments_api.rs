@@ -108,18 +108,12 @@ api_story!(
             json!({"per_variant": 14749, "total": 29498})
         );
         let read: Value = app
-            .get("/api/v1/experiments/hero", Some(Role::Analyst))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/experiments/hero", Some(Role::Analyst))
+            .await;
         assert_eq!(read, created);
         let listed: Value = app
-            .get("/api/v1/experiments", Some(Role::Ingest))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/experiments", Some(Role::Ingest))
+            .await;
         assert_eq!(listed["experiments"].as_array().unwrap().len(), 1);
         assert_json_error(
             app.get("/api/v1/experiments/nope", Some(Role::Analyst))
@@ -235,11 +229,8 @@ api_story!(
         )
         .await;
         let listed: Value = app
-            .get("/api/v1/experiments", Some(Role::Marketer))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/experiments", Some(Role::Marketer))
+            .await;
         assert_eq!(
             listed["experiments"].as_array().unwrap().len(),
             0,
@@ -441,11 +432,8 @@ api_story!(only_compliance_decides_and_never_on_its_own_pilot, |app| {
     .await;
     assert_json_error(no_comment, 422).await;
     let still: Value = app
-        .get("/api/v1/experiments/hero", Some(Role::Marketer))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/experiments/hero", Some(Role::Marketer))
+        .await;
     assert_eq!(still["state"], "submitted");
     assert_eq!(
         act(&app, "hero", "approve", Role::Compliance)
@@ -517,10 +505,7 @@ api_story!(the_audit_trail_tells_the_whole_story_of_a_pilot, |app| {
     );
     assert_eq!(entries[5]["details"]["design_version"], 2);
     let verify: Value = app
-        .get("/api/v1/audit/verify", Some(Role::Compliance))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/audit/verify", Some(Role::Compliance))
+        .await;
     assert_eq!(verify["ok"], true);
 });

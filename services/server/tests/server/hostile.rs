@@ -405,11 +405,8 @@ fn invalid_events() -> Vec<(&'static str, Value)> {
 /// What must not change: the audit chain, the pilot and its data.
 async fn stored(app: &TestApp) -> (Value, Value, usize, usize) {
     let audit: Value = app
-        .get("/api/v1/audit/verify", Some(Role::Compliance))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/audit/verify", Some(Role::Compliance))
+        .await;
     let pilot: Value = app
         .get(
             &format!("/api/v1/experiments/{PILOT}"),

@@ -64,11 +64,8 @@ api_story!(
         "notice_id": "pn", "notice_version": 1, "source": {"channel": "app", "method": "tap"}, "collected_at": chrono::Utc::now().to_rfc3339()})).await;
 
         let results: Value = app
-            .get("/api/v1/experiments/hero/results", Some(Role::Analyst))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/experiments/hero/results", Some(Role::Analyst))
+            .await;
         assert_eq!(results["metric"], "purchase");
         let users_analysed: u64 = results["variants"]
             .as_array()

@@ -77,11 +77,8 @@ async fn events_at(app: &TestApp, base: &str, events: Value) -> Value {
 
 async fn audit_actions(app: &TestApp) -> Vec<(String, String, String)> {
     let page: Value = app
-        .get("/api/v1/audit?limit=1000", Some(Role::Compliance))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/audit?limit=1000", Some(Role::Compliance))
+        .await;
     page["entries"]
         .as_array()
         .unwrap()
@@ -284,11 +281,8 @@ api_story!(
             "the refusal is audited: {audited:?}"
         );
         let pilot: Value = app
-            .get("/api/v1/experiments/hero", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/experiments/hero", Some(Role::Compliance))
+            .await;
         assert_eq!(pilot["state"], "submitted");
     }
 );
@@ -299,20 +293,7 @@ api_story!(
     |app| {
         let base = app.address.clone();
         app.start_pilot(design("other", 1.0)).await;
-        app.post_at(
-            &base,
-            "/api/v1/experiments",
-            Role::Marketer,
-            design("hero", 0.1),
-        )
-        .await;
-        app.post_at(
-            &base,
-            "/api/v1/experiments/hero/submit",
-            Role::Marketer,
-            json!({}),
-        )
-        .await;
+        app.submit_pilot(design("hero", 0.1)).await;
         // The DPO reads version 1 (10% coverage); the marketer swaps in 100% and resubmits.
         let swapped = app
             .request(
@@ -556,11 +537,8 @@ api_story!(
             .unwrap()
             .expect("an anchor is written");
         let ok: Value = app
-            .get("/api/v1/audit/verify", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/audit/verify", Some(Role::Compliance))
+            .await;
         assert_eq!(ok["ok"], true, "{ok}");
         assert_eq!(ok["anchor"]["entries"], anchor.entries);
         app.db
@@ -571,11 +549,8 @@ api_story!(
             .await
             .unwrap();
         let cut: Value = app
-            .get("/api/v1/audit/verify", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/audit/verify", Some(Role::Compliance))
+            .await;
         assert_eq!(cut["ok"], false, "{cut}");
         assert_eq!(cut["first_bad_id"], anchor.entries - 1);
         assert!(
@@ -589,11 +564,8 @@ api_story!(
         // Emptying the table is found too.
         app.db.execute_raw("DELETE FROM audit_log").await.unwrap();
         let emptied: Value = app
-            .get("/api/v1/audit/verify", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/audit/verify", Some(Role::Compliance))
+            .await;
         assert_eq!(emptied["ok"], false);
         assert_eq!(emptied["first_bad_id"], 1);
     }
@@ -631,11 +603,8 @@ api_story!(
             prev = hash;
         }
         let report: Value = app
-            .get("/api/v1/audit/verify", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/audit/verify", Some(Role::Compliance))
+            .await;
         assert_eq!(report["ok"], false);
         assert_eq!(report["first_bad_id"], 2, "{report}");
     }
@@ -1040,20 +1009,7 @@ api_story!(
     |app| {
         let base = app.address.clone();
         app.start_pilot(design("other", 1.0)).await;
-        app.post_at(
-            &base,
-            "/api/v1/experiments",
-            Role::Marketer,
-            design("hero", 0.1),
-        )
-        .await;
-        app.post_at(
-            &base,
-            "/api/v1/experiments/hero/submit",
-            Role::Marketer,
-            json!({}),
-        )
-        .await;
+        app.submit_pilot(design("hero", 0.1)).await;
         let cookie = web::sign_in(&base, &app.tokens[&Role::Compliance])
             .await
             .pair;
@@ -1095,11 +1051,8 @@ api_story!(
         assert_eq!(stale.status(), 409);
         assert!(stale.text().await.unwrap().contains("design changed"));
         let pilot: Value = app
-            .get("/api/v1/experiments/hero", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/experiments/hero", Some(Role::Compliance))
+            .await;
         assert_eq!(pilot["state"], "submitted");
     }
 );

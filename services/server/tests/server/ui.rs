@@ -48,11 +48,8 @@ api_story!(
         assert!(list.contains("Hero banner"), "{list}");
 
         let api: Value = app
-            .get("/api/v1/experiments/hero/results", Some(Role::Analyst))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/experiments/hero/results", Some(Role::Analyst))
+            .await;
         let (status, results) = app.page(&cookie, "/ui/experiments/hero").await;
         assert_eq!(status, 200);
         for variant in api["variants"].as_array().unwrap() {
@@ -167,20 +164,9 @@ api_story!(
 );
 
 api_story!(compliance_reviews_a_submitted_pilot_on_its_page, |app| {
-    let design = Design::new("promo").with("name", json!("Promo")).json();
     seeded_pilot(&app).await;
-    for (path, body) in [
-        ("/api/v1/experiments", design),
-        ("/api/v1/experiments/promo/submit", json!({})),
-    ] {
-        let response = app
-            .request(Method::POST, path, Some(Role::Marketer))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{path}");
-    }
+    let design = Design::new("promo").with("name", json!("Promo"));
+    app.submit_pilot(design.json()).await;
     let cookie = app.sign_in(&app.tokens[&Role::Compliance]).await;
     let (status, html) = app.page(&cookie, "/ui/experiments/promo/compliance").await;
     assert_eq!(status, 200);
@@ -212,11 +198,8 @@ api_story!(compliance_reviews_a_submitted_pilot_on_its_page, |app| {
         .unwrap();
     assert_eq!(approved.status(), 303);
     let shown: Value = app
-        .get("/api/v1/experiments/promo", Some(Role::Compliance))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/experiments/promo", Some(Role::Compliance))
+        .await;
     assert_eq!(shown["state"], "approved");
 
     // The running pilot's eligibility report: 40 consented subjects, by variant.
@@ -307,13 +290,7 @@ api_story!(
     the_page_refuses_an_approval_comment_with_a_control_character_as_the_api_does,
     |app| {
         app.register_purpose().await;
-        for path in ["/api/v1/experiments", "/api/v1/experiments/promo/submit"] {
-            let body = match path {
-                "/api/v1/experiments" => Design::new("promo").json(),
-                _ => json!({}),
-            };
-            app.post_ok(path, Role::Marketer, body).await;
-        }
+        app.submit_pilot(Design::new("promo").json()).await;
         let comment = "fine\u{7}\u{1b}[2J by me";
         let api = app
             .post(
@@ -350,11 +327,8 @@ api_story!(
             assert!(!html.contains('\u{7}') && !html.contains('\u{1b}'));
         }
         let pilot: Value = app
-            .get("/api/v1/experiments/promo", Some(Role::Compliance))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json("/api/v1/experiments/promo", Some(Role::Compliance))
+            .await;
         assert_eq!(pilot["state"], "submitted", "nothing was decided");
     }
 );

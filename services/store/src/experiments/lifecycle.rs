@@ -17,7 +17,7 @@ use super::{Experiment, not_found};
 use crate::audit::AuditRecord;
 use crate::core::Core;
 use crate::error::StoreError;
-use crate::error::{corrupt, is_unique_violation};
+use crate::error::{corrupt, unless_taken};
 
 impl Core {
     /// Stores a new pilot in `draft`; a key in use is a conflict.
@@ -41,15 +41,9 @@ impl Core {
             .bind(now)
             .execute(&mut *tx)
             .await;
-        match inserted {
-            Err(error) if is_unique_violation(&error) => {
-                return Err(StoreError::Conflict(format!(
-                    "a pilot with the key '{}' exists already",
-                    design.key
-                )));
-            }
-            other => other?,
-        };
+        unless_taken(inserted, || {
+            format!("a pilot with the key '{}' exists already", design.key)
+        })?;
         insert_variants(&mut tx, design).await?;
         record_contribution(&mut tx, design.key.as_str(), 1, actor, "create", now).await?;
         self.append_audit(

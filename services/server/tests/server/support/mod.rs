@@ -225,6 +225,24 @@ impl TestApp {
         web::page(&self.address, cookie, path).await
     }
 
+    /// `GET path` as `role`, which must answer 200; the JSON answer.
+    pub async fn get_json(&self, path: &str, role: Option<Role>) -> serde_json::Value {
+        let response = self.get(path, role).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("a JSON body")
+    }
+
+    /// Creates the pilot `design` as the marketer and submits it (the
+    /// purpose it names must be registered).
+    pub async fn submit_pilot(&self, design: serde_json::Value) {
+        let key = design["key"].as_str().expect("a key").to_owned();
+        self.post_ok("/api/v1/experiments", Role::Marketer, design)
+            .await;
+        let submit = format!("/api/v1/experiments/{key}/submit");
+        self.post_ok(&submit, Role::Marketer, serde_json::json!({}))
+            .await;
+    }
+
     /// `GET path` as `role`.
     pub async fn get(&self, path: &str, role: Option<Role>) -> reqwest::Response {
         self.request(reqwest::Method::GET, path, role)
