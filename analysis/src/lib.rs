@@ -7,6 +7,7 @@ pub mod decision;
 pub mod export;
 pub mod input;
 pub mod pipeline;
+pub mod plan;
 pub mod power;
 pub mod prefilter;
 pub mod report;

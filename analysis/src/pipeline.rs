@@ -238,6 +238,9 @@ pub fn cumulate_by_day(mut daily: Vec<(i64, VariantSums)>) -> Vec<(i64, Vec<Vari
             total.users += sums.users;
             total.sum += sums.sum;
             total.sum_squares += sums.sum_squares;
+            total.x_sum += sums.x_sum;
+            total.x_sum_squares += sums.x_sum_squares;
+            total.xy_sum += sums.xy_sum;
         }
         match out.last_mut() {
             Some((last, totals)) if *last == day => totals.clone_from(&running),

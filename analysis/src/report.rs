@@ -162,13 +162,13 @@ pub fn analyze(spec: &PipelineSpec<'_>, options: &AnalyzeOptions) -> Result<Repo
 }
 
 /// The spec of outcomes computed by the server: no files, no window (the
-/// database applied it).
-fn outcomes_spec(metric: &str, outcome: Outcome) -> PipelineSpec<'_> {
+/// database applied it), and a covariate when the sums carry one.
+fn outcomes_spec(metric: &str, outcome: Outcome, covariate: bool) -> PipelineSpec<'_> {
     let source = Path::new("the pilot's assignments");
     PipelineSpec {
         assignments: source,
         events: source,
-        covariate: None,
+        covariate: covariate.then(|| Path::new("the pre-period covariate")),
         metric,
         outcome,
         window_hours: None,
@@ -194,7 +194,20 @@ pub fn analyze_daily_sums(
     outcome: Outcome,
     options: &AnalyzeOptions,
 ) -> Result<(Report, Vec<DayReport>), AnalyzeError> {
-    let spec = outcomes_spec(metric, outcome);
+    analyze_daily_sums_with(daily, metric, outcome, options, false)
+}
+
+/// [`analyze_daily_sums`], CUPED-adjusted by the covariate sums the daily
+/// sums carry (`x_sum`, `x_sum_squares`, `xy_sum`) when `cuped`, as
+/// `pilotgate analyze --covariate` adjusts.
+pub fn analyze_daily_sums_with(
+    daily: Vec<(i64, VariantSums)>,
+    metric: &str,
+    outcome: Outcome,
+    options: &AnalyzeOptions,
+    cuped: bool,
+) -> Result<(Report, Vec<DayReport>), AnalyzeError> {
+    let spec = outcomes_spec(metric, outcome, cuped);
     let aggregates = |variants: Vec<VariantSums>| Aggregates {
         variants,
         unknown_subject_events: 0,
@@ -455,6 +468,63 @@ impl Report {
             "\nleft out: {} events of unknown subjects, {} subjects assigned to more than one variant",
             self.excluded.unknown_subject_events, self.excluded.multiple_variant_subjects
         );
+        out
+    }
+}
+
+/// The columns of [`Report::csv`].
+pub const CSV_COLUMNS: &str = "metric,kind,method,alpha,control,variant,users,sum,mean,variance,\
+absolute_estimate,absolute_ci_lower,absolute_ci_upper,relative_estimate,relative_ci_lower,\
+relative_ci_upper,p_value,chance_to_win";
+
+impl Report {
+    /// The per-variant table with each treatment's comparison against the
+    /// control, as CSV: one row per variant (the control's comparison
+    /// columns are empty), numbers in full precision so they equal the JSON
+    /// report's. Keys and event names need no quoting (their alphabets have
+    /// no comma, quote or line break).
+    pub fn csv(&self) -> String {
+        let cell = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
+        let mut out = String::from(CSV_COLUMNS);
+        out.push('\n');
+        for v in &self.variants {
+            let comparison = self.comparisons.iter().find(|c| c.variant == v.variant);
+            let effect = |pick: fn(&ComparisonReport) -> &Option<EffectReport>| {
+                comparison.and_then(|c| pick(c).clone())
+            };
+            let absolute = effect(|c| &c.absolute);
+            let relative = effect(|c| &c.relative);
+            let bounds = |e: &Option<EffectReport>| {
+                [
+                    cell(e.as_ref().map(|e| e.estimate)),
+                    cell(e.as_ref().map(|e| e.ci[0])),
+                    cell(e.as_ref().map(|e| e.ci[1])),
+                ]
+            };
+            let row = [
+                self.metric.clone(),
+                self.kind.as_str().to_owned(),
+                self.method.as_str().to_owned(),
+                self.alpha.to_string(),
+                self.control.clone(),
+                v.variant.clone(),
+                v.users.to_string(),
+                v.sum.to_string(),
+                cell(v.mean),
+                cell(v.variance),
+            ]
+            .into_iter()
+            .chain(bounds(&absolute))
+            .chain(bounds(&relative))
+            .chain([
+                cell(relative.as_ref().and_then(|e| e.p_value)),
+                cell(relative.as_ref().and_then(|e| e.chance_to_win)),
+            ])
+            .collect::<Vec<_>>()
+            .join(",");
+            out.push_str(&row);
+            out.push('\n');
+        }
         out
     }
 }

@@ -6,9 +6,13 @@
 
 mod audit;
 mod compliance;
+mod confirm;
 mod consents;
+mod design;
 mod error;
 mod experiments;
+mod memo;
+mod pilot;
 mod results;
 mod sign_in;
 
@@ -17,9 +21,13 @@ pub use compliance::{
     ApprovalDecision, ApprovalRecord, AuditTrailEntry, CompliancePage, DesignSummary,
     EligibilityRow, VariantCount, VariantWeight,
 };
+pub use confirm::ConfirmPage;
 pub use consents::{ConsentsPage, PurposeConsents};
+pub use design::{DesignFields, DesignPage, PlanSummary, PurposeOption};
 pub use error::ErrorPage;
 pub use experiments::{Approval, ExperimentRow, ExperimentsPage};
+pub use memo::MemoPage;
+pub use pilot::{DecisionNote, PilotAction, PilotPanel};
 pub use results::{
     BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
     PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,
@@ -37,9 +45,9 @@ struct Choice {
 /// A labelled progress value, ready for the template: `percent` feeds a
 /// `<progress max="100">` and `text` says the same in words.
 #[derive(Debug, Clone, PartialEq)]
-struct Progress {
-    percent: String,
-    text: String,
+pub(crate) struct Progress {
+    pub(crate) percent: String,
+    pub(crate) text: String,
 }
 
 impl Progress {

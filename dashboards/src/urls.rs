@@ -19,6 +19,8 @@ pub fn encode_component(text: &str) -> String {
 pub const HOME: &str = "/ui";
 /// The experiments list.
 pub const EXPERIMENTS: &str = "/ui/experiments";
+/// The design form of a new pilot.
+pub const NEW_EXPERIMENT: &str = "/ui/experiments/new";
 /// The consent overview.
 pub const CONSENTS: &str = "/ui/consents";
 /// The audit log.
@@ -53,10 +55,48 @@ pub fn deny(key: &str) -> String {
     format!("{}/deny", results(key))
 }
 
+/// The design form of an existing pilot.
+pub fn edit(key: &str) -> String {
+    format!("{}/edit", results(key))
+}
+
+/// A lifecycle action's page (GET: the confirmation; POST: the action):
+/// `submit`, `start` or `stop`.
+pub fn lifecycle(key: &str, action: &str) -> String {
+    format!("{}/{action}", results(key))
+}
+
+/// The results of an experiment as CSV (`extension` `csv`) or JSON (`json`),
+/// with the page's query.
+pub fn results_file(key: &str, extension: &str) -> String {
+    format!("{}/results.{extension}", results(key))
+}
+
+/// The scale-decision memo of an experiment.
+pub fn memo(key: &str) -> String {
+    format!("{}/memo", results(key))
+}
+
 /// The route patterns of the pages, as the server registers them and its
 /// permission table lists them (`{key}` is one path segment).
 pub mod patterns {
-    pub use super::{AUDIT, CONSENTS, EXPERIMENTS, HOME, SIGN_IN, SIGN_OUT};
+    pub use super::{AUDIT, CONSENTS, EXPERIMENTS, HOME, NEW_EXPERIMENT, SIGN_IN, SIGN_OUT};
+    /// The service's root, which sends people to the dashboards.
+    pub const ROOT: &str = "/";
+    /// The design form of an existing pilot.
+    pub const EDIT: &str = "/ui/experiments/{key}/edit";
+    /// An experiment's results as CSV.
+    pub const RESULTS_CSV: &str = "/ui/experiments/{key}/results.csv";
+    /// An experiment's results as JSON.
+    pub const RESULTS_JSON: &str = "/ui/experiments/{key}/results.json";
+    /// An experiment's scale-decision memo.
+    pub const MEMO: &str = "/ui/experiments/{key}/memo";
+    /// Submitting a pilot for approval.
+    pub const SUBMIT: &str = "/ui/experiments/{key}/submit";
+    /// Starting an approved pilot.
+    pub const START: &str = "/ui/experiments/{key}/start";
+    /// Stopping a running pilot.
+    pub const STOP: &str = "/ui/experiments/{key}/stop";
     /// An experiment's results page.
     pub const RESULTS: &str = "/ui/experiments/{key}";
     /// An experiment's compliance view.
@@ -94,5 +134,12 @@ mod tests {
         assert_eq!(compliance_csv("k"), fill(patterns::COMPLIANCE_CSV));
         assert_eq!(approve("k"), fill(patterns::APPROVE));
         assert_eq!(deny("k"), fill(patterns::DENY));
+        assert_eq!(edit("k"), fill(patterns::EDIT));
+        assert_eq!(results_file("k", "csv"), fill(patterns::RESULTS_CSV));
+        assert_eq!(results_file("k", "json"), fill(patterns::RESULTS_JSON));
+        assert_eq!(memo("k"), fill(patterns::MEMO));
+        assert_eq!(lifecycle("k", "submit"), fill(patterns::SUBMIT));
+        assert_eq!(lifecycle("k", "start"), fill(patterns::START));
+        assert_eq!(lifecycle("k", "stop"), fill(patterns::STOP));
     }
 }

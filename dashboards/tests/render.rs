@@ -145,6 +145,18 @@ fn results_page(name: &str) -> ResultsPage {
             significance: Some(Significance::PValue(0.58)),
             status: GuardrailStatus::Ok,
         }],
+        pilot: PilotPanel {
+            owner: "Mia Chen".to_owned(),
+            hypothesis: "A clearer call to action sells more".to_owned(),
+            purpose: "personalize.content.profiling".to_owned(),
+            design_version: 3,
+            compliance_href: Some("/ui/experiments/checkout-cta/compliance".to_owned()),
+            ..PilotPanel::default()
+        },
+        alpha_options: vec![0.01, 0.05, 0.1],
+        cuped: false,
+        lookback_days: 28,
+        cuped_note: None,
     }
 }
 
@@ -229,6 +241,9 @@ fn experiments_page() -> ExperimentsPage {
         chrome: chrome("Experiments", "marketer", "/ui/experiments"),
         previous_page: None,
         next_page: Some(2),
+        can_open_results: true,
+        can_open_compliance: false,
+        can_create: true,
         rows: vec![
             ExperimentRow {
                 key: "checkout-cta".to_owned(),
@@ -454,8 +469,152 @@ fn experiments_list_shows_states_progress_and_links() {
     assert!(html.contains("not approved"));
     assert!(html.contains("Sam Ortiz"));
     assert!(html.contains("href=\"/ui/experiments/checkout-cta\""));
-    assert!(html.contains("href=\"/ui/experiments/checkout-cta/compliance\""));
+    assert!(
+        html.contains("href=\"/ui/experiments/new\""),
+        "a marketer may design"
+    );
+    assert!(
+        !html.contains("/compliance\""),
+        "no compliance link for a role that cannot open it"
+    );
     assert_eq!(assert_post_forms_carry_csrf(&html), 1);
+    let mut compliance = experiments_page();
+    compliance.can_open_compliance = true;
+    compliance.can_create = false;
+    let html = compliance.render().unwrap();
+    assert!(html.contains("href=\"/ui/experiments/checkout-cta/compliance\""));
+    assert!(!html.contains("/ui/experiments/new"));
+}
+
+fn design_page() -> DesignPage {
+    DesignPage {
+        chrome: chrome("Design a pilot", "marketer", "/ui/experiments"),
+        action: "/ui/experiments/new".to_owned(),
+        editing: None,
+        state_note: None,
+        fields: DesignFields {
+            name: "<script>alert(1)</script>".to_owned(),
+            variants: vec![
+                ("control".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned()),
+            ],
+            guardrails: vec![("refund".to_owned(), "sum".to_owned())],
+            purpose: "personalize.content".to_owned(),
+            primary_kind: "binary".to_owned(),
+            mde: "ten".to_owned(),
+            ..DesignFields::default()
+        },
+        purposes: vec![PurposeOption {
+            key: "personalize.content".to_owned(),
+            allowed_bases: "consent".to_owned(),
+            min_notice_version: 2,
+        }],
+        errors: [("mde".to_owned(), "must be a number".to_owned())].into(),
+        general_error: None,
+        plan: Some(PlanSummary {
+            known: 1_000,
+            eligible: 620,
+            ineligible: vec![("denied".to_owned(), 300), ("expired".to_owned(), 80)],
+            traffic: "1,000 expected visitors a day × 62.0% eligible × the coverage".to_owned(),
+            daily_enrolled: 620.0,
+            needed_per_variant: Some(14_751),
+            days_needed: Some(47.58),
+            detectable: vec![
+                (7, 2170.0, Some(0.26)),
+                (14, 4340.0, Some(0.18)),
+                (28, 8680.0, None),
+            ],
+        }),
+        cancel_href: "/ui/experiments".to_owned(),
+    }
+}
+
+#[test]
+fn the_design_form_keeps_values_marks_refusals_and_shows_the_plan() {
+    let html = design_page().render().unwrap();
+    assert_common_frame(&html);
+    assert_eq!(assert_post_forms_carry_csrf(&html), 2);
+    assert!(html.contains("id=\"mde-error\">must be a number</p>"));
+    assert!(html.contains("id=\"mde\" name=\"mde\" inputmode=\"decimal\" value=\"ten\" aria-describedby=\"mde-error\" aria-invalid=\"true\""));
+    assert!(!html.contains("<script>alert(1)"), "typed text is escaped");
+    assert_eq!(html.matches("name=\"variant_key\"").count(), 2);
+    assert!(html.contains("value=\"remove_variant_1\""));
+    assert!(html.contains("<option value=\"sum\" selected>sum</option>"));
+    assert!(html.contains("<option value=\"personalize.content\" selected>"));
+    assert!(html.contains("<strong>48 days</strong>"));
+    assert!(html.contains("62.0% (620 of 1,000)"));
+    assert!(html.contains("<th scope=\"row\">denied</th><td class=\"num\">300</td>"));
+}
+
+#[test]
+fn the_pilot_page_shows_the_decision_buttons_and_an_empty_state() {
+    let mut page = results_page("Checkout");
+    page.pilot.actions = vec![PilotAction {
+        label: "Start".to_owned(),
+        href: "/ui/experiments/checkout-cta/start".to_owned(),
+    }];
+    page.pilot.decision = Some(DecisionNote {
+        approved: false,
+        by: "Dana".to_owned(),
+        at: "2025-03-02 11:00 UTC".to_owned(),
+        comment: "Too long a retention <b>".to_owned(),
+        design_version: 2,
+    });
+    let html = page.render().unwrap();
+    assert!(html.contains("Denied by Dana on 2025-03-02 11:00 UTC (design version 2)"));
+    assert!(
+        html.contains("Too long a retention &#60;b&#62;")
+            || html.contains("Too long a retention &lt;b&gt;")
+    );
+    assert!(html.contains("href=\"/ui/experiments/checkout-cta/start\""));
+    assert!(html.contains("results.csv?metric="));
+    page.pilot.empty = Some("Nobody is assigned before the pilot runs.".to_owned());
+    let html = page.render().unwrap();
+    assert!(
+        html.contains("No results yet")
+            && html.contains("Nobody is assigned before the pilot runs.")
+    );
+    assert!(!html.contains("Results per variant"));
+}
+
+#[test]
+fn the_memo_is_one_printable_page_with_the_chain_head() {
+    let memo = MemoPage {
+        chrome: Chrome::anonymous("Memo", ""),
+        results: results_page("Checkout"),
+        compliance: compliance_page(false),
+        printed_at: "2025-03-03 09:00 UTC".to_owned(),
+        audit_entries: 12_345,
+        audit_hash: "ab".repeat(32),
+    };
+    let html = memo.render().unwrap();
+    assert!(html.contains("@media print"));
+    assert!(html.contains(&format!(
+        "<code id=\"audit-hash\">{}</code>",
+        "ab".repeat(32)
+    )));
+    assert!(html.contains("<dd id=\"audit-entries\">12,345</dd>"));
+    assert!(html.contains("+3.42%"), "the uplift of the results page");
+    assert!(html.contains("Data-protection officer"));
+    assert_eq!(assert_post_forms_carry_csrf(&html), 0);
+}
+
+#[test]
+fn a_confirmation_page_posts_the_version_it_showed() {
+    let page = ConfirmPage {
+        chrome: chrome("Stop the pilot?", "marketer", "/ui/experiments"),
+        experiment_name: "Checkout".to_owned(),
+        explanation: "No one else will be assigned.".to_owned(),
+        design_version: 4,
+        action: "/ui/experiments/checkout-cta/stop".to_owned(),
+        button: "Stop the pilot".to_owned(),
+        irreversible: true,
+        back_href: "/ui/experiments/checkout-cta".to_owned(),
+    };
+    let html = page.render().unwrap();
+    assert_eq!(assert_post_forms_carry_csrf(&html), 2);
+    assert!(html.contains("name=\"design_version\" value=\"4\""));
+    assert!(html.contains("class=\"danger\">Stop the pilot</button>"));
 }
 
 #[test]

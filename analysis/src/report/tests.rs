@@ -196,3 +196,77 @@ fn no_users_at_all_is_an_error_naming_the_control() {
         "{error}"
     );
 }
+
+#[test]
+fn the_csv_has_one_row_per_variant_with_the_reports_numbers() {
+    let daily = vec![
+        day(10, "control", 400, 40.0),
+        day(10, "treatment", 400, 60.0),
+    ];
+    let (report, _) =
+        analyze_daily_sums(daily, "purchase", Outcome::Binary, &frequentist()).unwrap();
+    let csv = report.csv();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], CSV_COLUMNS);
+    assert_eq!(lines.len(), 3);
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let row = |n: usize| -> std::collections::HashMap<&str, &str> {
+        header.iter().copied().zip(lines[n].split(',')).collect()
+    };
+    let control = row(1);
+    assert_eq!(control["variant"], "control");
+    assert_eq!(control["users"], "400");
+    assert_eq!(control["relative_estimate"], "");
+    let treatment = row(2);
+    let relative = report.comparisons[0].relative.as_ref().unwrap();
+    assert_eq!(
+        treatment["relative_estimate"].parse::<f64>().unwrap(),
+        relative.estimate
+    );
+    assert_eq!(
+        treatment["relative_ci_lower"].parse::<f64>().unwrap(),
+        relative.ci[0]
+    );
+    assert_eq!(
+        treatment["p_value"].parse::<f64>().unwrap(),
+        relative.p_value.unwrap()
+    );
+}
+
+#[test]
+fn daily_sums_with_a_covariate_are_cuped_adjusted_on_every_day() {
+    let sums = |variant: &str, shift: f64| VariantSums {
+        variant: variant.to_owned(),
+        users: 100,
+        sum: 500.0 + shift,
+        sum_squares: 3_100.0 + 10.0 * shift,
+        x_sum: 480.0,
+        x_sum_squares: 2_900.0,
+        xy_sum: 2_850.0 + 5.0 * shift,
+    };
+    let daily = vec![
+        (10, sums("control", 0.0)),
+        (10, sums("treatment", 20.0)),
+        (11, sums("control", 0.0)),
+        (11, sums("treatment", 20.0)),
+    ];
+    let (plain, _) =
+        analyze_daily_sums(daily.clone(), "purchase", Outcome::Sum, &frequentist()).unwrap();
+    let (adjusted, days) =
+        analyze_daily_sums_with(daily, "purchase", Outcome::Sum, &frequentist(), true).unwrap();
+    let theta = adjusted.variants[0].theta.unwrap();
+    assert!(
+        theta > 0.0,
+        "the covariate sums reach the analysis: {theta}"
+    );
+    assert_eq!(plain.variants[0].theta, None);
+    let width = |r: &Report| {
+        let ci = r.comparisons[0].absolute.as_ref().unwrap().ci;
+        ci[1] - ci[0]
+    };
+    assert!(width(&adjusted) < width(&plain));
+    assert_eq!(
+        days.last().unwrap().report.comparisons,
+        adjusted.comparisons
+    );
+}

@@ -93,7 +93,7 @@ pub enum ApprovalDecision {
 
 impl ApprovalDecision {
     /// The decision as a badge.
-    fn badge(self) -> Badge {
+    pub(crate) fn badge(self) -> Badge {
         match self {
             ApprovalDecision::Approved => Badge::new("approved", Tone::Positive),
             ApprovalDecision::Denied => Badge::new("denied", Tone::Negative),
@@ -130,13 +130,13 @@ pub struct EligibilityRow {
 
 impl EligibilityRow {
     /// The notice version for people, a dash when there is none.
-    fn notice_text(&self) -> String {
+    pub(crate) fn notice_text(&self) -> String {
         self.notice_version
             .map(|version| format!("v{version}"))
             .unwrap_or_else(|| "\u{2014}".to_owned())
     }
 
-    fn subjects_text(&self) -> String {
+    pub(crate) fn subjects_text(&self) -> String {
         thousands(self.subjects)
     }
 }
@@ -151,7 +151,7 @@ pub struct VariantCount {
 }
 
 impl VariantCount {
-    fn count_text(&self) -> String {
+    pub(crate) fn count_text(&self) -> String {
         thousands(self.count)
     }
 }
@@ -254,11 +254,11 @@ impl CompliancePage {
         Self::list_or_none(&self.design.data_categories)
     }
 
-    fn eligible_total(&self) -> String {
+    pub(crate) fn eligible_total(&self) -> String {
         thousands(self.eligibility.iter().map(|row| row.subjects).sum())
     }
 
-    fn erasures_text(&self) -> String {
+    pub(crate) fn erasures_text(&self) -> String {
         thousands(self.erasures)
     }
 

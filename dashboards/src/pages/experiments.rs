@@ -20,6 +20,12 @@ pub struct ExperimentsPage {
     pub previous_page: Option<u32>,
     /// The page after this one, if more experiments follow.
     pub next_page: Option<u32>,
+    /// Whether this role may open each pilot's page (its results).
+    pub can_open_results: bool,
+    /// Whether this role may open each pilot's compliance view.
+    pub can_open_compliance: bool,
+    /// Whether this role may design a pilot (a link to the form).
+    pub can_create: bool,
 }
 
 /// One experiment in the list.
@@ -64,6 +70,10 @@ struct RowView<'a> {
 }
 
 impl ExperimentsPage {
+    fn new_href(&self) -> &'static str {
+        urls::NEW_EXPERIMENT
+    }
+
     /// The table's caption, e.g. "3 experiments".
     fn caption(&self) -> String {
         match self.rows.len() {

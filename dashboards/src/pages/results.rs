@@ -10,6 +10,7 @@ use crate::format::{
     signed_percent, signed_significant, significant, thousands, trimmed,
 };
 use crate::layout::Chrome;
+use crate::pages::pilot::PilotPanel;
 use crate::urls;
 use crate::view::{Badge, Estimate, ExperimentState, Tone};
 
@@ -56,6 +57,17 @@ pub struct ResultsPage {
     pub cumulative_uplift: Vec<UpliftSeries>,
     /// Guardrail metrics, per metric and treatment variant.
     pub guardrails: Vec<GuardrailSummary>,
+    /// The pilot's design in brief, decision, buttons and plan; when its
+    /// `empty` says why, the results sections are left out.
+    pub pilot: PilotPanel,
+    /// The α values one may pick (the pre-registered one among them).
+    pub alpha_options: Vec<f64>,
+    /// Whether the metric shown is CUPED-adjusted.
+    pub cuped: bool,
+    /// The CUPED pre-period in days (the form's value).
+    pub lookback_days: u32,
+    /// What CUPED achieved, or why it is not available.
+    pub cuped_note: Option<String>,
 }
 
 /// One treatment variant's relative uplift over the users assigned up to
@@ -129,7 +141,7 @@ impl Method {
     }
 
     /// The heading of the significance column.
-    fn significance_heading(self) -> &'static str {
+    pub(crate) fn significance_heading(self) -> &'static str {
         match self {
             Method::Bayesian => "Chance to win",
             Method::Frequentist | Method::Sequential => "p-value",
@@ -162,7 +174,7 @@ impl Decision {
     }
 
     /// The banner's colour.
-    fn tone(self) -> Tone {
+    pub(crate) fn tone(self) -> Tone {
         match self {
             Decision::Scale => Tone::Active,
             Decision::DoNotScale => Tone::Negative,
@@ -172,7 +184,7 @@ impl Decision {
     }
 
     /// One sentence saying what the decision means.
-    fn explanation(self) -> &'static str {
+    pub(crate) fn explanation(self) -> &'static str {
         match self {
             Decision::Scale => {
                 "The treatment beat the control by a meaningful margin without harming a guardrail."
@@ -285,36 +297,36 @@ pub struct GuardrailSummary {
 
 /// A variant row as the template shows it.
 #[derive(Debug)]
-struct VariantView {
-    variant: String,
-    users: String,
-    conversions: String,
-    mean: String,
-    absolute: String,
-    absolute_interval: String,
-    relative: String,
-    relative_interval: String,
-    significance: String,
+pub(crate) struct VariantView {
+    pub(crate) variant: String,
+    pub(crate) users: String,
+    pub(crate) conversions: String,
+    pub(crate) mean: String,
+    pub(crate) absolute: String,
+    pub(crate) absolute_interval: String,
+    pub(crate) relative: String,
+    pub(crate) relative_interval: String,
+    pub(crate) significance: String,
 }
 
 /// A power row as the template shows it.
 #[derive(Debug)]
-struct PowerView {
-    variant: String,
-    users: String,
-    planned: String,
-    progress: Option<Progress>,
+pub(crate) struct PowerView {
+    pub(crate) variant: String,
+    pub(crate) users: String,
+    pub(crate) planned: String,
+    pub(crate) progress: Option<Progress>,
 }
 
 /// A guardrail row as the template shows it.
 #[derive(Debug)]
-struct GuardrailView {
-    metric: String,
-    variant: String,
-    relative: String,
-    relative_interval: String,
-    significance: String,
-    badge: Badge,
+pub(crate) struct GuardrailView {
+    pub(crate) metric: String,
+    pub(crate) variant: String,
+    pub(crate) relative: String,
+    pub(crate) relative_interval: String,
+    pub(crate) significance: String,
+    pub(crate) badge: Badge,
 }
 
 /// `estimate` formatted as a relative uplift and its interval.
@@ -327,20 +339,20 @@ fn relative_texts(estimate: Option<Estimate>) -> (String, String) {
 
 impl ResultsPage {
     /// The interval level, e.g. "95%".
-    fn level(&self) -> String {
+    pub(crate) fn level(&self) -> String {
         format!("{}%", trimmed((1.0 - self.alpha) * 100.0, 1))
     }
 
     /// The heading of the interval columns, e.g. "95% confidence interval".
-    fn interval_heading(&self) -> String {
+    pub(crate) fn interval_heading(&self) -> String {
         format!("{} {}", self.level(), self.method.interval_name())
     }
 
-    fn is_binary(&self) -> bool {
+    pub(crate) fn is_binary(&self) -> bool {
         self.metric_kind == MetricKind::Binary
     }
 
-    fn significance_heading(&self) -> &'static str {
+    pub(crate) fn significance_heading(&self) -> &'static str {
         self.method.significance_heading()
     }
 
@@ -348,8 +360,34 @@ impl ResultsPage {
         urls::results(&self.experiment_key)
     }
 
-    fn compliance_href(&self) -> String {
-        urls::compliance(&self.experiment_key)
+    /// The results shown, as a file (`csv` or `json`), with this page's choices.
+    fn download_href(&self, extension: &str) -> String {
+        let mut href = format!(
+            "{}?metric={}&method={}&alpha={}",
+            urls::results_file(&self.experiment_key, extension),
+            urls::encode_component(&self.metric),
+            self.method.as_str(),
+            self.alpha
+        );
+        if self.cuped {
+            href.push_str(&format!("&cuped=on&lookback_days={}", self.lookback_days));
+        }
+        href
+    }
+
+    fn memo_href(&self) -> String {
+        urls::memo(&self.experiment_key)
+    }
+
+    fn alpha_choices(&self) -> Vec<Choice> {
+        self.alpha_options
+            .iter()
+            .map(|a| Choice {
+                value: a.to_string(),
+                label: format!("{} ({}% intervals)", a, trimmed((1.0 - a) * 100.0, 1)),
+                selected: (a - self.alpha).abs() < 1e-12,
+            })
+            .collect()
     }
 
     fn metric_choices(&self) -> Vec<Choice> {
@@ -374,11 +412,11 @@ impl ResultsPage {
             .collect()
     }
 
-    fn srm_badge(&self) -> Badge {
+    pub(crate) fn srm_badge(&self) -> Badge {
         balance_badge(&self.srm, "Sample ratio mismatch", "Sample ratio OK")
     }
 
-    fn withdrawal_badge(&self) -> Badge {
+    pub(crate) fn withdrawal_badge(&self) -> Badge {
         balance_badge(
             &self.withdrawal_balance,
             "Withdrawal imbalance",
@@ -386,7 +424,7 @@ impl ResultsPage {
         )
     }
 
-    fn withdrawn_text(&self) -> String {
+    pub(crate) fn withdrawn_text(&self) -> String {
         match self.withdrawn_excluded {
             0 => "No withdrawn subjects were excluded.".to_owned(),
             1 => "1 withdrawn subject was excluded from this analysis.".to_owned(),
@@ -397,7 +435,7 @@ impl ResultsPage {
         }
     }
 
-    fn power_rows(&self) -> Vec<PowerView> {
+    pub(crate) fn power_rows(&self) -> Vec<PowerView> {
         self.power
             .iter()
             .map(|row| PowerView {
@@ -409,7 +447,7 @@ impl ResultsPage {
             .collect()
     }
 
-    fn variant_rows(&self) -> Vec<VariantView> {
+    pub(crate) fn variant_rows(&self) -> Vec<VariantView> {
         self.variants
             .iter()
             .map(|row| {
@@ -443,7 +481,7 @@ impl ResultsPage {
             .collect()
     }
 
-    fn guardrail_rows(&self) -> Vec<GuardrailView> {
+    pub(crate) fn guardrail_rows(&self) -> Vec<GuardrailView> {
         self.guardrails
             .iter()
             .map(|row| {

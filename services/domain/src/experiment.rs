@@ -135,6 +135,10 @@ impl DesignError {
     }
 }
 
+/// Keys no new pilot may take: the dashboards use them as page names beside
+/// pilots' keys (`/ui/experiments/new`).
+pub const RESERVED_KEYS: &[&str] = &["new"];
+
 fn is_event_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100
@@ -151,6 +155,12 @@ impl Design {
     /// Checks every rule of a design that needs nothing but the design.
     pub fn validate(&self) -> Result<(), DesignError> {
         let fail = |field: &str, reason: &str| Err(DesignError::new(field, reason));
+        if RESERVED_KEYS.contains(&self.key.as_str()) {
+            return fail(
+                "key",
+                "is reserved (the dashboards' page for designing a pilot has that name)",
+            );
+        }
         if !is_text(&self.name, 200) {
             return fail("name", "must be 1 to 200 characters");
         }

@@ -62,6 +62,11 @@ pub const PERMISSIONS: &[RoutePermission] = &[
     route("GET", "/api/v1/openapi.json", Public),
     route("POST", "/api/v1/purposes", Roles(&[Compliance])),
     route("GET", "/api/v1/purposes", Roles(ANY_ROLE)),
+    route(
+        "GET",
+        "/api/v1/purposes/{key}/eligible-share",
+        Roles(&[Marketer, Analyst, Compliance]),
+    ),
     route("POST", "/api/v1/consents", Roles(&[Ingest, Compliance])),
     route("POST", "/api/v1/subjects/resolve", Roles(&[Compliance])),
     route(
@@ -107,6 +112,11 @@ pub const PERMISSIONS: &[RoutePermission] = &[
     route(
         "GET",
         "/api/v1/experiments/{key}/results",
+        Roles(&[Marketer, Analyst, Compliance]),
+    ),
+    route(
+        "GET",
+        "/api/v1/experiments/{key}/results/download",
         Roles(&[Marketer, Analyst, Compliance]),
     ),
     route(
@@ -175,12 +185,26 @@ fn matches_pattern(pattern: &str, path: &str) -> bool {
 /// cookie and lets a role see only what [`PERMISSIONS`] lets it read through
 /// the API (see `ui/`).
 pub const PAGES: &[RoutePermission] = &[
+    route("GET", pages::ROOT, Public),
     route("GET", pages::HOME, Public),
     route("GET", pages::SIGN_IN, Public),
     route("POST", pages::SIGN_IN, Public),
     route("POST", pages::SIGN_OUT, Public),
     route("GET", pages::EXPERIMENTS, Public),
+    route("GET", pages::NEW_EXPERIMENT, Public),
+    route("POST", pages::NEW_EXPERIMENT, Public),
     route("GET", pages::RESULTS, Public),
+    route("GET", pages::RESULTS_CSV, Public),
+    route("GET", pages::RESULTS_JSON, Public),
+    route("GET", pages::MEMO, Public),
+    route("GET", pages::EDIT, Public),
+    route("POST", pages::EDIT, Public),
+    route("GET", pages::SUBMIT, Public),
+    route("POST", pages::SUBMIT, Public),
+    route("GET", pages::START, Public),
+    route("POST", pages::START, Public),
+    route("GET", pages::STOP, Public),
+    route("POST", pages::STOP, Public),
     route("GET", pages::COMPLIANCE, Public),
     route("GET", pages::COMPLIANCE_CSV, Public),
     route("POST", pages::APPROVE, Public),

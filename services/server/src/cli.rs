@@ -49,6 +49,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
     },
+    /// Write a pilot's scale-decision memo (the page `/ui/experiments/KEY/memo`)
+    /// to an HTML file, audited first.
+    Memo {
+        /// The pilot's key.
+        #[arg(long)]
+        experiment: String,
+        /// The HTML file to create (an existing file is never replaced).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Analyse an export offline: per-variant statistics, SRM, and each variant
     /// against the control (the contract is shared/design/ANALYZE.md).
     Analyze(AnalyzeArgs),
@@ -316,6 +326,15 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             anchor_after(&config, &store).await;
             let summary = summary?;
             eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Memo { experiment, out } => {
+            let (store, _) = open_store_with_keys(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let summary = crate::export::write_memo(&store, &experiment, &out).await;
+            anchor_after(&config, &store).await;
+            eprintln!("{}", summary?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Analyze(args) => {

@@ -1,6 +1,7 @@
-//! `pilotgate export`: a pilot's assignments and events in the
-//! `pilotgate analyze` input format, pseudonymized, without withdrawn or erased
-//! subjects, and audited.
+//! Files that leave the database from the host: `pilotgate export` (a
+//! pilot's assignments and events in the `pilotgate analyze` input format,
+//! pseudonymized, without withdrawn or erased subjects) and `pilotgate memo`
+//! (the scale-decision memo as HTML); each audited before it is written.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -94,5 +95,55 @@ pub async fn export_experiment(
         assignments_path.display(),
         event_count,
         events_path.display()
+    ))
+}
+
+/// Writes the scale-decision memo of `experiment` to `out` as one HTML page
+/// (created 0600, never over an existing file) and returns a one-line
+/// summary. Audited before the file is written, with the audit chain's head
+/// the memo shows and the page's SHA-256.
+pub async fn write_memo(store: &Store, experiment: &str, out: &Path) -> Result<String, String> {
+    use pilotgate_dashboards::Template;
+    use sha2::Digest;
+    let found = store
+        .experiment(experiment)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no pilot has the key '{experiment}'"))?;
+    let chrome = pilotgate_dashboards::Chrome::anonymous("Memo", "");
+    let memo = crate::ui::memo_model(store, &found, chrome)
+        .await
+        .map_err(|e| format!("{experiment}: the memo cannot be made: {e}"))?;
+    let page = memo
+        .render()
+        .map_err(|e| format!("the memo could not be rendered: {e}"))?;
+    let sha256 = hex::encode(sha2::Sha256::digest(page.as_bytes()));
+    store
+        .record_audit(
+            &Actor::operator(),
+            "experiment.memo_written",
+            format!("experiment:{experiment}"),
+            serde_json::json!({
+                "audit_entries": memo.audit_entries,
+                "audit_hash": memo.audit_hash,
+                "sha256": sha256,
+            }),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(out)
+        .map_err(|e| format!("{}: cannot create the memo: {e}", out.display()))?;
+    std::io::Write::write_all(&mut file, page.as_bytes())
+        .map_err(|e| format!("{}: cannot write the memo: {e}", out.display()))?;
+    Ok(format!(
+        "wrote the memo of {experiment} to {} (audit chain: {} entries, head {})",
+        out.display(),
+        memo.audit_entries,
+        memo.audit_hash
     ))
 }

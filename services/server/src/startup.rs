@@ -200,6 +200,7 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(openapi::openapi_json)
         .service(routes::purposes::create)
         .service(routes::purposes::list)
+        .service(routes::purposes::eligible_share)
         .service(routes::consents::append)
         .service(routes::subjects::resolve)
         .service(routes::subjects::consents)
@@ -215,6 +216,7 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::experiments::start)
         .service(routes::experiments::stop)
         .service(routes::results::show)
+        .service(routes::results::download)
         .service(routes::eligibility::show)
         .service(routes::audit::list)
         .service(routes::audit::verify);

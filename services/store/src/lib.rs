@@ -46,7 +46,7 @@ use pilotgate_domain::pseudonym::Pseudonym;
 
 pub use assignments::{AssignOutcome, Assignment, AssignmentTarget};
 pub use audit::AuditQuery;
-pub use consents::{Appended, BasisCount, LegalBasisMap, ReconsentNeed};
+pub use consents::{Appended, BasisCount, LegalBasisMap, PurposeEligibility, ReconsentNeed};
 pub use core::Core;
 pub use db::{Db, Dialect};
 pub use erasure::{Deleted, ErasedVersion, ErasureReceipt};
@@ -54,7 +54,7 @@ pub use error::StoreError;
 pub use events::{EventDraft, EventFate, StoredEvent};
 pub use experiments::{ApprovalRecord, Experiment};
 pub use keys::KeyState;
-pub use reports::DailySums;
+pub use reports::{CovariateSums, DailySums};
 pub use sessions::StoredSession;
 pub use tokens::{NewToken, StoredCredential, TokenRecord};
 

@@ -110,6 +110,90 @@ impl Core {
     }
 }
 
+/// One assignment day of one variant with a pre-period covariate: the sums
+/// of the per-user outcome `y` and covariate `x` that CUPED needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CovariateSums {
+    pub variant: String,
+    /// The UTC day of the assignments, counted from the epoch.
+    pub day: i64,
+    pub users: i64,
+    pub sum: f64,
+    pub sum_squares: f64,
+    pub x_sum: f64,
+    pub x_sum_squares: f64,
+    pub xy_sum: f64,
+}
+
+impl Core {
+    /// [`Core::daily_outcome_sums`] of one metric, with a CUPED covariate per
+    /// subject: the same metric over the subject's events in the `lookback`
+    /// before its assignment, taken from the events of the other pilots of
+    /// the same `purpose` (a pilot stores no event before its own
+    /// assignment, and data kept for one purpose stays with it). A subject
+    /// without such events has the covariate 0, as `pilotgate analyze
+    /// --covariate` counts a subject missing from the covariate file.
+    pub async fn daily_covariate_sums(
+        &self,
+        experiment_key: &str,
+        purpose: &str,
+        metric: &Metric,
+        window_micros: Option<i64>,
+        lookback_micros: i64,
+    ) -> Result<Vec<CovariateSums>, StoreError> {
+        let per_user = match metric.kind {
+            MetricKind::Binary => {
+                "CAST(CASE WHEN COUNT(*) > 0 THEN 1 ELSE 0 END AS DOUBLE PRECISION)"
+            }
+            MetricKind::Sum => "COALESCE(SUM(COALESCE(e.value, 0.0)), 0.0)",
+        };
+        let sql = format!(
+            "SELECT a.variant AS variant, a.assigned_at / {DAY_MICROS} AS day, COUNT(*) AS users, \
+               SUM(COALESCE(o.y, 0.0)) AS s, SUM(COALESCE(o.y, 0.0) * COALESCE(o.y, 0.0)) AS q, \
+               SUM(COALESCE(p.x, 0.0)) AS xs, SUM(COALESCE(p.x, 0.0) * COALESCE(p.x, 0.0)) AS xq, \
+               SUM(COALESCE(o.y, 0.0) * COALESCE(p.x, 0.0)) AS xy \
+             FROM assignments a LEFT JOIN (\
+               SELECT e.subject AS subject, {per_user} AS y FROM events e \
+               JOIN assignments b ON b.experiment_key = e.experiment_key AND b.subject = e.subject \
+               WHERE e.experiment_key = $1 AND e.name = $3 \
+                 AND e.occurred_at >= b.assigned_at AND ($2 < 0 OR e.occurred_at < b.assigned_at + $2) \
+               GROUP BY e.subject\
+             ) o ON o.subject = a.subject LEFT JOIN (\
+               SELECT b.subject AS subject, {per_user} AS x FROM assignments b \
+               JOIN experiments x ON x.purpose = $4 AND x.key <> $1 \
+               JOIN events e ON e.experiment_key = x.key AND e.subject = b.subject \
+               WHERE b.experiment_key = $1 AND e.name = $3 \
+                 AND e.occurred_at < b.assigned_at AND e.occurred_at >= b.assigned_at - $5 \
+               GROUP BY b.subject\
+             ) p ON p.subject = a.subject \
+             WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL \
+             GROUP BY a.variant, a.assigned_at / {DAY_MICROS} ORDER BY day, variant"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(experiment_key)
+            .bind(window_micros.unwrap_or(-1))
+            .bind(&metric.event)
+            .bind(purpose)
+            .bind(lookback_micros)
+            .fetch_all(&self.analytics)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CovariateSums {
+                    variant: row.try_get("variant")?,
+                    day: row.try_get("day")?,
+                    users: row.try_get("users")?,
+                    sum: row.try_get("s")?,
+                    sum_squares: row.try_get("q")?,
+                    x_sum: row.try_get("xs")?,
+                    x_sum_squares: row.try_get("xq")?,
+                    xy_sum: row.try_get("xy")?,
+                })
+            })
+            .collect()
+    }
+}
+
 impl Core {
     /// Per variant: `(variant, assigned, withdrawn)`.
     pub async fn assignment_counts(

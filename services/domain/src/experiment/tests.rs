@@ -48,6 +48,10 @@ fn a_sound_design_validates() {
 fn each_broken_rule_names_its_field() {
     type Change = Box<dyn Fn(&mut Design)>;
     let cases: Vec<(Change, &str)> = vec![
+        (
+            Box::new(|d| d.key = ExperimentKey::parse("new").unwrap()),
+            "key",
+        ),
         (Box::new(|d| d.variants.truncate(1)), "variants"),
         (Box::new(|d| d.variants[1].weight = -1.0), "variants"),
         (Box::new(|d| d.variants[1].weight = 0.0), "variants"),

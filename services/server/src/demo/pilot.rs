@@ -92,11 +92,39 @@ impl<'a> Pilot<'a> {
         }
         self.store.simulate_time(None);
         self.read_results().await?;
+        self.draft_next_pilot().await?;
         self.report.experiment = self.key.clone();
         self.report.subjects = self.options.subjects;
         self.report.days = self.options.days;
         self.report.true_lift = self.options.true_lift;
         Ok(self.report)
+    }
+
+    /// A second pilot mia designed but has not submitted, so that a new user
+    /// can walk design, submit, approve and start in the browser.
+    async fn draft_next_pilot(&mut self) -> Result<(), String> {
+        let key = format!("demo-draft-{}", self.run);
+        let design = json!({
+            "key": key,
+            "name": format!("Free-shipping banner (demo draft {})", self.run),
+            "hypothesis": "A free-shipping banner on the cart page lifts the purchase rate by at least 10%",
+            "purpose": PURPOSE,
+            "variants": [{"key": "control", "weight": 1}, {"key": "banner", "weight": 1}],
+            "coverage": 0.5,
+            "primary_metric": {"event": "purchase", "kind": "binary"},
+            "guardrails": [{"event": "support_contact", "kind": "binary"}],
+            "mde": 0.1,
+            "alpha": 0.05,
+            "power": 0.8,
+            "baseline_rate": BASELINE,
+            "data_categories": ["orders", "page_views"],
+            "retention_days": 90
+        });
+        self.api
+            .post("/api/v1/experiments", &self.tokens.marketer, &design)
+            .await?;
+        self.report.draft = Some(key);
+        Ok(())
     }
 
     fn at(&self, day: i64, minute: u32) -> DateTime<Utc> {

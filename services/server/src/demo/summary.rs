@@ -20,6 +20,8 @@ pub struct Estimate {
 #[derive(Debug, Clone, Default)]
 pub struct DemoReport {
     pub experiment: String,
+    /// The second pilot, left in draft for a walk through the browser.
+    pub draft: Option<String>,
     pub database: String,
     pub dashboard: String,
     pub tokens: Option<DemoTokens>,
@@ -184,6 +186,19 @@ impl fmt::Display for DemoReport {
         )?;
         for example in &self.mismatch_examples {
             writeln!(f, "    ! {example}")?;
+        }
+        if let Some(draft) = &self.draft {
+            writeln!(f)?;
+            writeln!(f, "Next: walk a pilot through the browser")?;
+            writeln!(
+                f,
+                "  mia left '{draft}' in draft. Sign in as the marketer, open it at {}/experiments/{draft},",
+                self.dashboard
+            )?;
+            writeln!(
+                f,
+                "  plan it, submit it; sign in as compliance (dana) to approve it; sign in as mia again to start it."
+            )?;
         }
         Ok(())
     }

@@ -1,66 +1,17 @@
 //! Pilots: design, lifecycle, and the DPO's approval with separation of duties.
 
 use actix_web::{HttpResponse, get, post, put, web};
-use pilotgate_analysis::power::sample_size_per_arm;
-use pilotgate_domain::experiment::{
-    Action, Design, DesignError, ExperimentKey, Metric, MetricKind, Variant,
-};
-use pilotgate_domain::purpose::PurposeKey;
+use pilotgate_domain::experiment::{Action, Metric};
 use pilotgate_store::Experiment;
 use serde::{Deserialize, Serialize};
+
+pub use crate::service::experiments::{DesignInput, MetricInput, VariantInput};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::service;
+use crate::service::plan::PlanView;
 use crate::startup::AppState;
-
-/// A metric: an event name and `binary` or `sum`.
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MetricInput {
-    pub event: String,
-    /// `binary` (converted at least once) or `sum` (sum of event values).
-    pub kind: String,
-}
-
-/// A variant and its traffic weight; the first variant is the control.
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VariantInput {
-    pub key: String,
-    pub weight: f64,
-}
-
-/// A pilot's design as a marketer writes it.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DesignInput {
-    /// Required on create; on update it may be omitted or must equal the key in the path.
-    pub key: Option<String>,
-    pub name: String,
-    pub hypothesis: String,
-    /// Who answers for the pilot; defaults to the creating token's name.
-    pub owner: Option<String>,
-    /// A registered purpose key.
-    pub purpose: String,
-    pub variants: Vec<VariantInput>,
-    /// Share of eligible subjects that enter the pilot, in (0, 1].
-    pub coverage: f64,
-    /// Hashing seed; defaults to the key.
-    pub seed: Option<String>,
-    pub primary_metric: MetricInput,
-    #[serde(default)]
-    pub guardrails: Vec<MetricInput>,
-    /// Minimum detectable effect, relative (0.05 = 5% lift).
-    pub mde: f64,
-    pub alpha: f64,
-    pub power: f64,
-    /// The control's expected conversion rate; with a binary primary metric it gives the planned sample size.
-    pub baseline_rate: Option<f64>,
-    pub attribution_window_hours: Option<u32>,
-    pub data_categories: Vec<String>,
-    pub retention_days: u32,
-}
 
 /// A compliance decision: the design version reviewed, and the reasoning.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -132,6 +83,17 @@ pub struct ExperimentView {
     pub stopped_at: Option<String>,
     pub approval: Option<ApprovalView>,
     pub planned_sample_size: Option<PlannedSampleSize>,
+    /// The consent-aware plan (one pilot's answer only, not the list's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanView>,
+}
+
+/// Query of one pilot.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PlanQuery {
+    /// Expected daily visitors for the plan (a running pilot uses its observed daily assignments).
+    pub daily_visitors: Option<f64>,
 }
 
 /// Every pilot.
@@ -200,106 +162,19 @@ impl From<&Experiment> for ExperimentView {
             stopped_at: e.stopped_at.map(rfc3339),
             approval: e.approval.as_ref().map(ApprovalView::from),
             planned_sample_size,
+            plan: None,
         }
     }
 }
 
-/// The 404 of a pilot key that names no pilot. The key is repeated only
-/// when it is a well-formed key: an error never echoes arbitrary input.
+/// The 404 of a pilot key that names no pilot (the key repeated only when well formed).
 pub(crate) fn no_such_pilot(key: &str) -> ApiError {
-    match pilotgate_domain::experiment::ExperimentKey::parse(key) {
-        Ok(key) => ApiError::NotFound(format!("no pilot has the key '{}'", key.as_str())),
-        Err(_) => ApiError::NotFound(
-            "no pilot has that key (keys are lowercase letters, digits, '-' and '_')".to_owned(),
-        ),
-    }
+    service::experiments::no_such_pilot(key).into()
 }
 
 /// The pilot `key`, or 404.
 pub(crate) async fn find_experiment(state: &AppState, key: &str) -> Result<Experiment, ApiError> {
-    state
-        .store
-        .experiment(key)
-        .await?
-        .ok_or_else(|| no_such_pilot(key))
-}
-
-fn unprocessable(error: DesignError) -> ApiError {
-    ApiError::Unprocessable(error.to_string())
-}
-
-fn parse_metric(field: &str, input: MetricInput) -> Result<Metric, ApiError> {
-    let kind = input
-        .kind
-        .parse::<MetricKind>()
-        .map_err(|reason| unprocessable(DesignError::new(field, &reason)))?;
-    Ok(Metric {
-        event: input.event,
-        kind,
-    })
-}
-
-impl DesignInput {
-    /// The design this input describes, with its defaults, checked against its purpose,
-    /// and the planned sample size per variant when it can be computed.
-    async fn into_design(
-        self,
-        key: &str,
-        caller: &Caller,
-        state: &AppState,
-    ) -> Result<(Design, Option<i64>), ApiError> {
-        let key = ExperimentKey::parse(key).map_err(unprocessable)?;
-        let purpose_key = PurposeKey::parse(&self.purpose)
-            .map_err(|e| unprocessable(DesignError::new("purpose", &e.to_string())))?;
-        let design = Design {
-            seed: self.seed.unwrap_or_else(|| key.to_string()),
-            key,
-            name: self.name,
-            hypothesis: self.hypothesis,
-            owner: self.owner.unwrap_or_else(|| caller.0.name.clone()),
-            purpose: purpose_key,
-            variants: self
-                .variants
-                .into_iter()
-                .map(|v| Variant {
-                    key: v.key,
-                    weight: v.weight,
-                })
-                .collect(),
-            coverage: self.coverage,
-            primary_metric: parse_metric("primary_metric", self.primary_metric)?,
-            guardrails: self
-                .guardrails
-                .into_iter()
-                .map(|g| parse_metric("guardrails", g))
-                .collect::<Result<_, _>>()?,
-            mde: self.mde,
-            alpha: self.alpha,
-            power: self.power,
-            baseline_rate: self.baseline_rate,
-            attribution_window_hours: self.attribution_window_hours,
-            data_categories: self.data_categories,
-            retention_days: self.retention_days,
-        };
-        design.validate().map_err(unprocessable)?;
-        let purpose = state
-            .store
-            .purpose(design.purpose.as_str())
-            .await?
-            .ok_or_else(|| {
-                unprocessable(DesignError::new("purpose", "is not a registered purpose"))
-            })?;
-        design.check_purpose(&purpose).map_err(unprocessable)?;
-        let planned = match (design.primary_metric.kind, design.baseline_rate) {
-            (MetricKind::Binary, Some(baseline)) => {
-                let n = sample_size_per_arm(baseline, design.mde, design.alpha, design.power)
-                    .map_err(|e| unprocessable(DesignError::new("mde", &e.to_string())))?;
-                Some(n.ceil() as i64)
-            }
-            _ => None,
-        };
-        Ok((design, planned))
-    }
+    Ok(service::experiments::find(&state.store, key).await?)
 }
 
 /// Creates a pilot in `draft`.
@@ -314,16 +189,8 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<DesignInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = body.into_inner();
-    let key = input
-        .key
-        .clone()
-        .ok_or_else(|| ApiError::Unprocessable("key: is required".to_owned()))?;
-    let (design, planned) = input.into_design(&key, &caller, &state).await?;
-    let experiment = state
-        .store
-        .create_experiment(&design, planned, &caller.0)
-        .await?;
+    let experiment =
+        service::experiments::create(&state.store, &caller.0, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(ExperimentView::from(&experiment)))
 }
 
@@ -341,19 +208,8 @@ pub async fn update(
     path: web::Path<String>,
     body: web::Json<DesignInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = path.into_inner();
-    let input = body.into_inner();
-    if input.key.as_deref().is_some_and(|k| k != key) {
-        return Err(ApiError::Unprocessable(
-            "key: a pilot's key cannot change".to_owned(),
-        ));
-    }
-    find_experiment(&state, &key).await?;
-    let (design, planned) = input.into_design(&key, &caller, &state).await?;
-    let experiment = state
-        .store
-        .update_experiment(&design, planned, &caller.0)
-        .await?;
+    let experiment =
+        service::experiments::update(&state.store, &caller.0, &path, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
 }
 
@@ -369,18 +225,26 @@ pub async fn list(_caller: Caller, state: web::Data<AppState>) -> Result<HttpRes
     }))
 }
 
-/// One pilot with its state, approval and planned sample size.
-#[utoipa::path(get, path = "/api/v1/experiments/{key}", tag = "experiments", params(("key" = String, Path)), security(("bearer" = [])), responses(
-    (status = 200, body = ExperimentView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+/// One pilot with its state, approval, planned sample size and consent-aware
+/// plan: the eligible share of its purpose's known subjects now, the days
+/// needed at `daily_visitors` (or, once running, at the observed daily
+/// assignments), and the smallest effect detectable after 7, 14 and 28 days.
+#[utoipa::path(get, path = "/api/v1/experiments/{key}", tag = "experiments", params(("key" = String, Path), PlanQuery), security(("bearer" = [])), responses(
+    (status = 200, body = ExperimentView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody),
 ))]
 #[get("/api/v1/experiments/{key}")]
 pub async fn show(
     _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<PlanQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let experiment = find_experiment(&state, &path).await?;
-    Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
+    let plan = service::plan::plan_for(&state.store, &experiment, query.daily_visitors).await?;
+    let mut view = ExperimentView::from(&experiment);
+    view.plan = Some(plan);
+    Ok(HttpResponse::Ok().json(view))
 }
 
 async fn act(
@@ -389,10 +253,7 @@ async fn act(
     key: &str,
     action: Action,
 ) -> Result<HttpResponse, ApiError> {
-    let experiment = state
-        .store
-        .transition_experiment(key, action, &caller.0)
-        .await?;
+    let experiment = service::experiments::transition(&state.store, &caller.0, key, action).await?;
     Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
 }
 

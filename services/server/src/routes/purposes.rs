@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::service;
+use crate::service::plan::EligibleShare;
 use crate::startup::AppState;
 
 /// A purpose as compliance registers it.
@@ -122,4 +124,21 @@ pub async fn list(_caller: Caller, state: web::Data<AppState>) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(PurposeList {
         purposes: purposes.iter().map(PurposeView::from).collect(),
     }))
+}
+
+/// How the purpose's known subjects (every pseudonym with a ledger record for
+/// it) stand now under the eligibility rule: how many are eligible, the
+/// share, and the others per reason code. The planner's input.
+#[utoipa::path(get, path = "/api/v1/purposes/{key}/eligible-share", tag = "purposes", params(("key" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = EligibleShare),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+#[get("/api/v1/purposes/{key}/eligible-share")]
+pub async fn eligible_share(
+    _caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let share = service::plan::eligible_share(&state.store, &path).await?;
+    Ok(HttpResponse::Ok().json(share))
 }

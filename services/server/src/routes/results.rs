@@ -1,12 +1,12 @@
 //! `GET /api/v1/experiments/{key}/results`: the results of a pilot's metric
-//! (`service::results`) as JSON.
+//! (`service::results`) as JSON, and the same as a file to download.
 
 use actix_web::{HttpResponse, get, web};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::experiments::find_experiment;
-use crate::service::results::{ResultsParams, compute_results};
+use crate::service::results::{self, DownloadParams, ResultsParams, compute_results};
 use crate::startup::AppState;
 
 /// The analysis of a pilot's metric from its stored assignments and events,
@@ -26,4 +26,37 @@ pub async fn show(
     let experiment = find_experiment(&state, &path).await?;
     let results = compute_results(&state.store, &experiment, &params).await?;
     Ok(HttpResponse::Ok().json(results))
+}
+
+/// The results of a pilot's metric as a file to hand on: `format=csv` (one
+/// row per variant with its comparison against the control) or `json` (the
+/// results endpoint's answer). Audited as `results.downloaded`, with the
+/// file's SHA-256, before the file is sent.
+#[utoipa::path(get, path = "/api/v1/experiments/{key}/results/download", tag = "results", params(("key" = String, Path), DownloadParams), security(("bearer" = [])), responses(
+    (status = 200, description = "The file, with Content-Disposition: attachment", content((String = "text/csv"), (Object = "application/json"))),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+))]
+#[get("/api/v1/experiments/{key}/results/download")]
+pub async fn download(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    params: web::Query<DownloadParams>,
+) -> Result<HttpResponse, ApiError> {
+    let experiment = find_experiment(&state, &path).await?;
+    let file = results::download(&state.store, &caller.0, &experiment, &params).await?;
+    Ok(attachment(file))
+}
+
+/// A download as an HTTP response that browsers save under its file name.
+pub fn attachment(file: results::Download) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(file.content_type)
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", file.filename),
+        ))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(file.body)
 }

@@ -9,6 +9,7 @@ use pilotgate_analysis::decision::{Decision, DecisionInput, decide};
 use pilotgate_analysis::pipeline::{Outcome, VariantSums};
 use pilotgate_analysis::report::{
     AnalyzeOptions, ComparisonReport, Report, SrmReport, analyze_daily_sums,
+    analyze_daily_sums_with,
 };
 use pilotgate_analysis::stats::{Method, Prior, check_srm};
 use pilotgate_domain::experiment::{Metric, MetricKind};
@@ -27,6 +28,24 @@ pub struct ResultsParams {
     pub method: Option<String>,
     /// Defaults to the pilot's pre-registered alpha.
     pub alpha: Option<f64>,
+    /// CUPED: adjust the metric by the same metric over each subject's events
+    /// in the `lookback_days` before its assignment (from the other pilots of
+    /// the purpose). 422 when no subject has such events.
+    #[serde(default)]
+    pub cuped: bool,
+    /// The CUPED pre-period, in days (default 28, at most 365).
+    pub lookback_days: Option<u32>,
+}
+
+/// The CUPED pre-period's default length, in days.
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 28;
+
+/// The variance reduction CUPED achieved.
+#[derive(Debug, Clone, Serialize)]
+pub struct CupedView {
+    pub lookback_days: u32,
+    /// The share of the metric's variance the covariate removed (ρ², 0 to 1).
+    pub variance_reduction: f64,
 }
 
 /// Withdrawn subjects, left out of the analysis.
@@ -48,6 +67,9 @@ pub struct ResultsView {
     pub planned_sample_size_per_variant: Option<i64>,
     /// The metric's analysis cumulated by assignment day, oldest first.
     pub cumulative: Vec<CumulativeView>,
+    /// Present when the metric was CUPED-adjusted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuped: Option<CupedView>,
 }
 
 /// The analysis over the users assigned on or before one UTC day, with every
@@ -120,6 +142,36 @@ pub async fn compute_results(
     let daily = store
         .daily_outcome_sums(design.key.as_str(), &metrics, window)
         .await?;
+    let lookback_days = params.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS);
+    if !(1..=365).contains(&lookback_days) {
+        return Err(ServiceError::invalid(
+            "lookback_days",
+            "must be 1 to 365 days",
+        ));
+    }
+    let covariate = if params.cuped {
+        let sums = store
+            .daily_covariate_sums(
+                design.key.as_str(),
+                design.purpose.as_str(),
+                &metric,
+                window,
+                i64::from(lookback_days) * DAY_MICROS,
+            )
+            .await?;
+        let reduction = variance_reduction(&sums).ok_or_else(|| {
+            ServiceError::invalid(
+                "cuped",
+                format!(
+                    "no subject of this pilot has '{}' events in the {lookback_days} days before its assignment (in the other pilots of its purpose), so there is no covariate to adjust by",
+                    metric.event
+                ),
+            )
+        })?;
+        Some((sums, reduction))
+    } else {
+        None
+    };
     let counts = store.assignment_counts(design.key.as_str()).await?;
     let control = design.variants[0].key.clone();
     let weights: Vec<(String, f64)> = design
@@ -128,7 +180,9 @@ pub async fn compute_results(
         .map(|v| (v.key.clone(), v.weight))
         .collect();
 
+    let metric_for_cuped = metric.clone();
     let results = tokio::task::spawn_blocking(move || -> Result<ResultsView, ServiceError> {
+        let metric = metric_for_cuped;
         let mut withdrawn: BTreeMap<String, u64> =
             weights.iter().map(|(v, _)| (v.clone(), 0)).collect();
         let mut assigned: BTreeMap<String, u64> = withdrawn.clone();
@@ -157,11 +211,40 @@ pub async fn compute_results(
                 .map_err(|e| ServiceError::Unprocessable(e.to_string()))
         };
         let requested = metrics.iter().position(|m| *m == metric).unwrap_or(0);
-        let (primary, primary_days) = analyze(0)?;
-        let (report, days) = if requested == 0 {
-            (primary.clone(), primary_days)
-        } else {
-            analyze(requested)?
+        let (mut primary, primary_days) = analyze(0)?;
+        let (report, days) = match &covariate {
+            Some((sums, _)) => {
+                let daily = sums
+                    .iter()
+                    .map(|d| {
+                        let sums = VariantSums {
+                            variant: d.variant.clone(),
+                            users: u64::try_from(d.users).unwrap_or(0),
+                            sum: d.sum,
+                            sum_squares: d.sum_squares,
+                            x_sum: d.x_sum,
+                            x_sum_squares: d.x_sum_squares,
+                            xy_sum: d.xy_sum,
+                        };
+                        (d.day, sums)
+                    })
+                    .collect();
+                let adjusted = analyze_daily_sums_with(
+                    daily,
+                    &metric.event,
+                    outcome_of(metric.kind),
+                    &options,
+                    true,
+                )
+                .map_err(|e| ServiceError::Unprocessable(e.to_string()))?;
+                if requested == 0 {
+                    // The decision reads the analysis shown.
+                    primary = adjusted.0.clone();
+                }
+                adjusted
+            }
+            None if requested == 0 => (primary.clone(), primary_days),
+            None => analyze(requested)?,
         };
         let cumulative = days
             .into_iter()
@@ -209,6 +292,10 @@ pub async fn compute_results(
             },
             planned_sample_size_per_variant: planned_sample_size,
             cumulative,
+            cuped: covariate.map(|(_, reduction)| CupedView {
+                lookback_days,
+                variance_reduction: reduction,
+            }),
         })
     })
     .await
@@ -216,9 +303,129 @@ pub async fn compute_results(
     Ok(results)
 }
 
+/// The share of the outcome's within-variant variance the covariate
+/// explains (ρ², what CUPED removes), pooled over variants and days; `None`
+/// when the covariate does not vary (nobody has pre-period events).
+fn variance_reduction(sums: &[pilotgate_store::CovariateSums]) -> Option<f64> {
+    let mut totals: BTreeMap<&str, [f64; 6]> = BTreeMap::new();
+    for d in sums {
+        let t = totals.entry(d.variant.as_str()).or_default();
+        for (slot, value) in t.iter_mut().zip([
+            d.users as f64,
+            d.sum,
+            d.sum_squares,
+            d.x_sum,
+            d.x_sum_squares,
+            d.xy_sum,
+        ]) {
+            *slot += value;
+        }
+    }
+    let (mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0);
+    for [n, y, yy, x, xx, xy] in totals.into_values() {
+        if n > 0.0 {
+            sxx += xx - x * x / n;
+            syy += yy - y * y / n;
+            sxy += xy - x * y / n;
+        }
+    }
+    (sxx > 1e-12 && syy > 1e-12).then(|| (sxy * sxy / (sxx * syy)).clamp(0.0, 1.0))
+}
+
 /// `YYYY-MM-DD` of a day counted from the epoch.
 fn day_label(day: i64) -> String {
     pilotgate_domain::time::from_micros(day * DAY_MICROS)
         .format("%Y-%m-%d")
         .to_string()
+}
+
+/// The format of a results download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadFormat {
+    /// The per-variant table with each comparison (`Report::csv`).
+    Csv,
+    /// The results as the results endpoint answers them.
+    Json,
+}
+
+/// Query of a results download: the results' own parameters and the format.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadParams {
+    /// csv or json.
+    pub format: DownloadFormat,
+    /// The metric's event name: the primary metric (default) or a guardrail.
+    pub metric: Option<String>,
+    /// frequentist (default), sequential or bayesian.
+    pub method: Option<String>,
+    /// Defaults to the pilot's pre-registered alpha.
+    pub alpha: Option<f64>,
+    /// CUPED-adjusted, as in the results.
+    #[serde(default)]
+    pub cuped: bool,
+    /// The CUPED pre-period in days.
+    pub lookback_days: Option<u32>,
+}
+
+/// A file to hand out.
+#[derive(Debug)]
+pub struct Download {
+    pub body: String,
+    pub content_type: &'static str,
+    pub filename: String,
+}
+
+/// The results of `experiment` as a file, audited (`results.downloaded`, with
+/// the format, metric, method, α, rows and the file's SHA-256) before any
+/// byte is handed out: no audit entry, no file.
+pub async fn download(
+    store: &Store,
+    actor: &pilotgate_domain::Actor,
+    experiment: &Experiment,
+    params: &DownloadParams,
+) -> Result<Download, ServiceError> {
+    use sha2::Digest;
+    let results = compute_results(
+        store,
+        experiment,
+        &ResultsParams {
+            metric: params.metric.clone(),
+            method: params.method.clone(),
+            alpha: params.alpha,
+            cuped: params.cuped,
+            lookback_days: params.lookback_days,
+        },
+    )
+    .await?;
+    let key = experiment.design.key.as_str();
+    let (body, content_type, extension) = match params.format {
+        DownloadFormat::Csv => (results.report.csv(), "text/csv; charset=utf-8", "csv"),
+        DownloadFormat::Json => (
+            serde_json::to_string_pretty(&results).map_err(ServiceError::internal)?,
+            "application/json",
+            "json",
+        ),
+    };
+    let sha256 = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+    store
+        .record_audit(
+            actor,
+            "results.downloaded",
+            format!("experiment:{key}"),
+            serde_json::json!({
+                "format": extension,
+                "metric": results.report.metric,
+                "method": results.report.method.as_str(),
+                "alpha": results.report.alpha,
+                "variants": results.report.variants.len(),
+                "sha256": sha256,
+            }),
+        )
+        .await?;
+    Ok(Download {
+        body,
+        content_type,
+        filename: format!("{key}-results.{extension}"),
+    })
 }

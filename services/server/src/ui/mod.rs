@@ -16,12 +16,14 @@ use pilotgate_dashboards::Template;
 use pilotgate_dashboards::urls::patterns;
 
 pub use error::UiError;
+pub use pages::memo::memo_model;
 pub use session::Session;
 
 /// Every page route; each is `Public` in the permission table (no bearer
 /// token) and checks its session through the `Session` extractor.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
+        .route(patterns::ROOT, web::get().to(pages::sign_in::root))
         .route(patterns::HOME, web::get().to(pages::sign_in::home))
         .route(patterns::SIGN_IN, web::get().to(pages::sign_in::form))
         .route(patterns::SIGN_IN, web::post().to(pages::sign_in::sign_in))
@@ -30,7 +32,36 @@ pub fn routes(config: &mut web::ServiceConfig) {
             patterns::EXPERIMENTS,
             web::get().to(pages::experiments::page),
         )
+        // Before the pattern `{key}` that "new" would otherwise match.
+        .route(
+            patterns::NEW_EXPERIMENT,
+            web::get().to(pages::design::new_form),
+        )
+        .route(
+            patterns::NEW_EXPERIMENT,
+            web::post().to(pages::design::create),
+        )
         .route(patterns::RESULTS, web::get().to(pages::results::page))
+        .route(patterns::RESULTS_CSV, web::get().to(pages::results::csv))
+        .route(patterns::RESULTS_JSON, web::get().to(pages::results::json))
+        .route(patterns::MEMO, web::get().to(pages::memo::page))
+        .route(patterns::EDIT, web::get().to(pages::design::edit_form))
+        .route(patterns::EDIT, web::post().to(pages::design::update))
+        .route(
+            patterns::SUBMIT,
+            web::get().to(pages::lifecycle::confirm_submit),
+        )
+        .route(patterns::SUBMIT, web::post().to(pages::lifecycle::submit))
+        .route(
+            patterns::START,
+            web::get().to(pages::lifecycle::confirm_start),
+        )
+        .route(patterns::START, web::post().to(pages::lifecycle::start))
+        .route(
+            patterns::STOP,
+            web::get().to(pages::lifecycle::confirm_stop),
+        )
+        .route(patterns::STOP, web::post().to(pages::lifecycle::stop))
         .route(patterns::COMPLIANCE, web::get().to(pages::compliance::page))
         .route(
             patterns::COMPLIANCE_CSV,

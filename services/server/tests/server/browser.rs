@@ -4,12 +4,10 @@
 //! laptop and a phone width are saved under `target/screenshots` (or
 //! `$PILOTGATE_SCREENSHOTS`).
 
-#[path = "support/chromium.rs"]
-mod chromium;
 use std::path::PathBuf;
 
 use crate::support::TestApp;
-use chromium::Browser;
+use crate::support::chromium::Browser;
 use pilotgate_domain::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -70,7 +68,7 @@ async fn seeded_pilot(app: &TestApp) {
 
 /// Whether `shown` (as a page shows numbers: `1,234`, `+3.42%`, `−0.120 pp`,
 /// `0.0123`, `< 0.001`) is `value` rounded to the digits shown.
-fn shows(shown: &str, value: f64) -> bool {
+pub(crate) fn shows(shown: &str, value: f64) -> bool {
     let text = shown
         .trim()
         .replace('\u{2212}', "-")
@@ -113,7 +111,7 @@ const TABLE_CELLS: &str = r#"(section) => [...document.querySelectorAll(
                  ci: ci ? ci.textContent.trim() : '' };
     }))"#;
 
-fn table(browser: &mut Browser, section: &str) -> Vec<Vec<(String, String)>> {
+pub(crate) fn table(browser: &mut Browser, section: &str) -> Vec<Vec<(String, String)>> {
     let cells = browser.evaluate(&format!("({TABLE_CELLS})({})", json!(section)));
     cells
         .as_array()
@@ -135,7 +133,7 @@ fn table(browser: &mut Browser, section: &str) -> Vec<Vec<(String, String)>> {
 }
 
 /// Where screenshots go.
-fn screenshots() -> PathBuf {
+pub(crate) fn screenshots() -> PathBuf {
     std::env::var_os("PILOTGATE_SCREENSHOTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -107,9 +107,13 @@ api_story!(
             created["planned_sample_size"],
             json!({"per_variant": 14749, "total": 29498})
         );
-        let read: Value = app
+        let mut read: Value = app
             .get_json("/api/v1/experiments/hero", Some(Role::Analyst))
             .await;
+        // One pilot's answer adds its consent-aware plan (no visitors given: no traffic yet).
+        let plan = read.as_object_mut().unwrap().remove("plan").unwrap();
+        assert_eq!(plan["traffic"], "none");
+        assert_eq!(plan["needed_per_variant"], 14749);
         assert_eq!(read, created);
         let listed: Value = app
             .get_json("/api/v1/experiments", Some(Role::Ingest))

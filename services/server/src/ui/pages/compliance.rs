@@ -9,7 +9,7 @@ use pilotgate_dashboards as view;
 use pilotgate_dashboards::urls;
 use pilotgate_domain::Role;
 use pilotgate_domain::experiment::{Action, State, check_reviewer};
-use pilotgate_store::AuditQuery;
+use pilotgate_store::{AuditQuery, Experiment, Store, StoreError};
 use serde::Deserialize;
 
 use super::{state_of, when};
@@ -18,7 +18,7 @@ use crate::startup::AppState;
 use crate::ui::{Session, UiError, html, see_other};
 
 /// The compliance view reads what the audit route reads: compliance only.
-const MIRRORS: &str = "/api/v1/audit";
+pub(super) const MIRRORS: &str = "/api/v1/audit";
 
 /// The approve and deny forms: the design version shown, the reasoning.
 #[derive(Deserialize)]
@@ -29,11 +29,10 @@ pub struct DecisionForm {
 }
 
 async fn eligibility_rows(
-    state: &AppState,
+    store: &Store,
     key: &str,
-) -> Result<Vec<view::EligibilityRow>, pilotgate_store::StoreError> {
-    Ok(state
-        .store
+) -> Result<Vec<view::EligibilityRow>, StoreError> {
+    Ok(store
         .eligibility_breakdown(key)
         .await?
         .into_iter()
@@ -58,31 +57,45 @@ pub async fn page(
     path: web::Path<String>,
 ) -> Result<HttpResponse, UiError> {
     session.may_read(MIRRORS)?;
-    let fail = |e| session.fail(e);
-    let experiment = state
-        .store
-        .experiment(&path)
+    let experiment = service::experiments::find(&state.store, &path)
         .await
-        .map_err(fail)?
-        .ok_or_else(|| session.fail(UiError::page(StatusCode::NOT_FOUND, "No such experiment.")))?;
+        .map_err(|e| session.fail(e))?;
+    let key = experiment.design.key.as_str();
+    let fail = |e| session.fail(e);
+    let contributors = state.store.design_contributors(key).await.map_err(fail)?;
+    let chrome = session.chrome(
+        &format!("Compliance: {}", experiment.design.name),
+        urls::EXPERIMENTS,
+    );
+    let can_decide = can_decide(&session, experiment.state, &contributors);
+    let page = compliance_model(&state.store, &experiment, chrome, can_decide)
+        .await
+        .map_err(fail)?;
+    Ok(html(StatusCode::OK, &page))
+}
+
+/// The compliance view of `experiment` in `chrome` (the memo shows it too).
+pub(crate) async fn compliance_model(
+    store: &Store,
+    experiment: &Experiment,
+    chrome: view::Chrome,
+    can_decide: bool,
+) -> Result<view::CompliancePage, StoreError> {
     let key = experiment.design.key.as_str().to_owned();
-    let eligibility = eligibility_rows(&state, &key).await.map_err(fail)?;
-    let refusals = state.store.refusal_counts(&key).await.map_err(fail)?;
-    let counts = state.store.assignment_counts(&key).await.map_err(fail)?;
-    let erasures = state.store.erasure_count().await.map_err(fail)?;
-    let trail = state
-        .store
+    let eligibility = eligibility_rows(store, &key).await?;
+    let refusals = store.refusal_counts(&key).await?;
+    let counts = store.assignment_counts(&key).await?;
+    let erasures = store.erasure_count().await?;
+    let trail = store
         .list_audit(&AuditQuery {
             after: None,
             limit: 500,
             target: Some(format!("experiment:{key}")),
         })
-        .await
-        .map_err(fail)?;
-    let contributors = state.store.design_contributors(&key).await.map_err(fail)?;
+        .await?;
     let design = &experiment.design;
-    let page = view::CompliancePage {
-        chrome: session.chrome(&format!("Compliance: {}", design.name), urls::EXPERIMENTS),
+    Ok(view::CompliancePage {
+        chrome,
         experiment_key: key.clone(),
         experiment_name: design.name.clone(),
         state: state_of(experiment.state),
@@ -145,9 +158,8 @@ pub async fn page(
                 summary: e.details.chars().take(200).collect(),
             })
             .collect(),
-        can_decide: can_decide(&session, experiment.state, &contributors),
-    };
-    Ok(html(StatusCode::OK, &page))
+        can_decide,
+    })
 }
 
 pub async fn csv(
@@ -156,7 +168,7 @@ pub async fn csv(
     path: web::Path<String>,
 ) -> Result<HttpResponse, UiError> {
     session.may_read(MIRRORS)?;
-    let rows = eligibility_rows(&state, &path)
+    let rows = eligibility_rows(&state.store, &path)
         .await
         .map_err(|e| session.fail(e))?;
     Ok(HttpResponse::Ok()

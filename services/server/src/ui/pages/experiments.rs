@@ -74,6 +74,9 @@ pub async fn page(
             rows,
             previous_page: (page > 1).then(|| page - 1),
             next_page: more.then_some(page + 1),
+            can_open_results: session.may("GET", "/api/v1/experiments/{key}/results"),
+            can_open_compliance: session.may("GET", super::compliance::MIRRORS),
+            can_create: session.may("POST", "/api/v1/experiments"),
         },
     ))
 }

@@ -3,7 +3,10 @@
 pub mod audit;
 pub mod compliance;
 pub mod consents;
+pub mod design;
 pub mod experiments;
+pub mod lifecycle;
+pub mod memo;
 pub mod results;
 pub mod sign_in;
 
@@ -25,4 +28,42 @@ pub(super) fn state_of(state: pilotgate_domain::experiment::State) -> view::Expe
 /// An instant as the pages show it.
 pub(super) fn when(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A pilot's plan as the pages show it.
+pub(super) fn plan_summary(plan: &crate::service::plan::PlanView) -> view::PlanSummary {
+    use crate::service::plan::TrafficSource;
+    use pilotgate_dashboards::format::{percent, thousands};
+    let mut ineligible: Vec<(String, u64)> = plan
+        .eligible
+        .ineligible
+        .iter()
+        .map(|(reason, n)| (reason.clone(), *n))
+        .collect();
+    ineligible.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let traffic = match plan.traffic {
+        TrafficSource::ObservedAssignments => {
+            "the daily assignments observed since the pilot started".to_owned()
+        }
+        TrafficSource::ExpectedVisitors => format!(
+            "{} expected visitors a day × {} eligible × the coverage",
+            thousands(plan.daily_visitors.unwrap_or(0.0).round() as u64),
+            percent(plan.eligible.share.unwrap_or(0.0)),
+        ),
+        TrafficSource::None => "none given: enter the expected visitors a day".to_owned(),
+    };
+    view::PlanSummary {
+        known: plan.eligible.known,
+        eligible: plan.eligible.eligible,
+        ineligible,
+        traffic,
+        daily_enrolled: plan.daily_enrolled,
+        needed_per_variant: plan.needed_per_variant.and_then(|n| u64::try_from(n).ok()),
+        days_needed: plan.days_needed,
+        detectable: plan
+            .detectable
+            .iter()
+            .map(|d| (d.days, d.users_per_variant, d.relative_effect))
+            .collect(),
+    }
 }

@@ -10,10 +10,15 @@ use pilotgate_analysis::pipeline::Outcome;
 use pilotgate_analysis::report::{EffectReport, MethodName, Report};
 use pilotgate_dashboards as view;
 use pilotgate_dashboards::urls;
+use pilotgate_domain::experiment::{Action, State, transition};
+use pilotgate_store::{Experiment, Store};
 use serde::Deserialize;
 
-use super::state_of;
-use crate::service::results::{CumulativeView, ResultsParams, compute_results};
+use super::{plan_summary, state_of, when};
+use crate::service::results::{
+    CumulativeView, DownloadFormat, DownloadParams, ResultsParams, compute_results,
+};
+use crate::service::{self, ServiceError};
 use crate::startup::AppState;
 use crate::ui::{Session, UiError, html};
 
@@ -22,7 +27,16 @@ use crate::ui::{Session, UiError, html};
 pub struct ResultsQuery {
     metric: Option<String>,
     method: Option<String>,
+    alpha: Option<f64>,
+    /// A checked checkbox sends `on`.
+    cuped: Option<String>,
+    lookback_days: Option<u32>,
+    /// The plan's expected visitors a day.
+    daily_visitors: Option<f64>,
 }
+
+/// The α values the page offers besides the pre-registered one.
+const ALPHAS: [f64; 3] = [0.01, 0.05, 0.1];
 
 fn estimate(effect: &Option<EffectReport>) -> Option<view::Estimate> {
     effect.as_ref().map(|e| view::Estimate {
@@ -96,21 +110,78 @@ pub async fn page(
     query: web::Query<ResultsQuery>,
 ) -> Result<HttpResponse, UiError> {
     session.may_read("/api/v1/experiments/{key}/results")?;
-    let experiment = state
-        .store
-        .experiment(&path)
-        .await
-        .map_err(|e| session.fail(e))?
-        .ok_or_else(|| session.fail(UiError::page(StatusCode::NOT_FOUND, "No such experiment.")))?;
-    let params = ResultsParams {
-        metric: query.metric.clone(),
-        method: query.method.clone(),
-        alpha: None,
-    };
-    let results = compute_results(&state.store, &experiment, &params)
+    let experiment = service::experiments::find(&state.store, &path)
         .await
         .map_err(|e| session.fail(e))?;
+    let panel = pilot_panel(&session, &state, &experiment, query.daily_visitors).await?;
     let design = &experiment.design;
+    let mut alpha_options: Vec<f64> = ALPHAS.to_vec();
+    for extra in [Some(design.alpha), query.alpha].into_iter().flatten() {
+        if !alpha_options.iter().any(|a| (a - extra).abs() < 1e-12) {
+            alpha_options.push(extra);
+        }
+    }
+    alpha_options.sort_by(f64::total_cmp);
+    if panel.empty.is_some() {
+        return Ok(html(
+            StatusCode::OK,
+            &empty_page(&session, &experiment, panel, alpha_options),
+        ));
+    }
+    let mut params = ResultsParams {
+        metric: query.metric.clone(),
+        method: query.method.clone(),
+        alpha: query.alpha,
+        cuped: query.cuped.is_some(),
+        lookback_days: query.lookback_days,
+    };
+    let chrome = session.chrome(&design.name, urls::EXPERIMENTS);
+    let page = match results_model(
+        &state.store,
+        &experiment,
+        &params,
+        chrome.clone(),
+        panel.clone(),
+        alpha_options.clone(),
+    )
+    .await
+    {
+        // No pre-period data: the results without CUPED, saying why.
+        Err(ServiceError::Unprocessable(why)) if params.cuped && why.starts_with("cuped:") => {
+            params.cuped = false;
+            let mut page = results_model(
+                &state.store,
+                &experiment,
+                &params,
+                chrome,
+                panel,
+                alpha_options,
+            )
+            .await
+            .map_err(|e| session.fail(e))?;
+            page.cuped_note = Some(format!(
+                "CUPED is not available: {}",
+                why.trim_start_matches("cuped: ")
+            ));
+            page
+        }
+        other => other.map_err(|e| session.fail(e))?,
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+/// The results page of `experiment` for `params` in `chrome`, below `panel`
+/// (the memo shows it too).
+pub(crate) async fn results_model(
+    store: &Store,
+    experiment: &Experiment,
+    params: &ResultsParams,
+    chrome: view::Chrome,
+    pilot: view::PilotPanel,
+    alpha_options: Vec<f64>,
+) -> Result<view::ResultsPage, ServiceError> {
+    let design = &experiment.design;
+    let results = compute_results(store, experiment, params).await?;
     let report = &results.report;
     let method = match report.method {
         MethodName::Bayesian => view::Method::Bayesian,
@@ -149,8 +220,8 @@ pub async fn page(
         })
         .collect();
     let withdrawn: BTreeMap<&String, &u64> = results.withdrawn.by_variant.iter().collect();
-    let page = view::ResultsPage {
-        chrome: session.chrome(&design.name, urls::EXPERIMENTS),
+    Ok(view::ResultsPage {
+        chrome,
         experiment_key: design.key.as_str().to_owned(),
         experiment_name: design.name.clone(),
         state: state_of(experiment.state),
@@ -199,6 +270,213 @@ pub async fn page(
         variants: variant_rows(report),
         cumulative_uplift: uplift_series(&results.cumulative),
         guardrails,
+        pilot,
+        alpha_options,
+        cuped: params.cuped,
+        lookback_days: params
+            .lookback_days
+            .unwrap_or(service::results::DEFAULT_LOOKBACK_DAYS),
+        cuped_note: results.cuped.as_ref().map(|c| {
+            format!(
+                "CUPED with a {}-day pre-period removed {} of the metric's variance.",
+                c.lookback_days,
+                pilotgate_dashboards::format::percent(c.variance_reduction)
+            )
+        }),
+    })
+}
+
+/// The top of the pilot's page: the design in brief, compliance's decision,
+/// the lifecycle buttons this person may use now, the plan (from the
+/// observed assignments once running), the compliance link when this role
+/// may open it, and why there are no results yet.
+async fn pilot_panel(
+    session: &Session,
+    state: &AppState,
+    experiment: &Experiment,
+    daily_visitors: Option<f64>,
+) -> Result<view::PilotPanel, UiError> {
+    let design = &experiment.design;
+    let key = design.key.as_str();
+    let mut actions = Vec::new();
+    let mut offer = |action: Action, api: &str, label: &str, href: String| {
+        if transition(experiment.state, action).is_ok() && session.may("POST", api) {
+            actions.push(view::PilotAction {
+                label: label.to_owned(),
+                href,
+            });
+        }
     };
-    Ok(html(StatusCode::OK, &page))
+    offer(
+        Action::Submit,
+        "/api/v1/experiments/{key}/submit",
+        "Submit for approval",
+        urls::lifecycle(key, "submit"),
+    );
+    offer(
+        Action::Start,
+        "/api/v1/experiments/{key}/start",
+        "Start",
+        urls::lifecycle(key, "start"),
+    );
+    offer(
+        Action::Stop,
+        "/api/v1/experiments/{key}/stop",
+        "Stop",
+        urls::lifecycle(key, "stop"),
+    );
+    if transition(experiment.state, Action::Edit).is_ok()
+        && session.may("PUT", "/api/v1/experiments/{key}")
+    {
+        actions.push(view::PilotAction {
+            label: "Edit the design".to_owned(),
+            href: urls::edit(key),
+        });
+    }
+    // A plan that cannot be made (say, a purpose retired since) leaves the
+    // page without one rather than without the page.
+    let plan = match service::plan::plan_for(&state.store, experiment, daily_visitors).await {
+        Ok(plan) => Some(plan_summary(&plan)),
+        Err(ServiceError::Store(e)) => return Err(session.fail(e)),
+        Err(_) => None,
+    };
+    let assigned: u64 = state
+        .store
+        .assignment_counts(key)
+        .await
+        .map_err(|e| session.fail(e))?
+        .iter()
+        .map(|(_, total, _)| *total)
+        .sum();
+    let empty = (assigned == 0).then(|| {
+        match experiment.state {
+            State::Draft => "Nobody is assigned before the pilot runs. Submit it for approval; once compliance approves it, start it.",
+            State::Submitted => "Nobody is assigned before the pilot runs. It awaits compliance's decision; once approved, it can be started.",
+            State::Denied => "Compliance denied this design (see the comment above). Edit it and submit it again.",
+            State::Approved => "The pilot is approved but not started: nobody is assigned until it starts.",
+            State::Running => "The pilot runs, but no eligible visitor has been assigned yet: assignments arrive when your site asks pilotgate for a variant.",
+            State::Stopped => "The pilot stopped before anyone was assigned.",
+        }
+        .to_owned()
+    });
+    Ok(view::PilotPanel {
+        owner: design.owner.clone(),
+        hypothesis: design.hypothesis.clone(),
+        purpose: design.purpose.to_string(),
+        design_version: experiment.design_version,
+        actions,
+        decision: experiment.approval.as_ref().map(|a| view::DecisionNote {
+            approved: a.decision == "approved",
+            by: a.decided_by.clone(),
+            at: when(a.decided_at),
+            comment: a.comment.clone(),
+            design_version: a.design_version,
+        }),
+        plan,
+        plan_form: experiment.started_at.is_none(),
+        daily_visitors: daily_visitors.map(|v| v.to_string()).unwrap_or_default(),
+        compliance_href: session
+            .may("GET", super::compliance::MIRRORS)
+            .then(|| urls::compliance(key)),
+        empty,
+    })
+}
+
+/// The pilot's page without results: the panel says why.
+fn empty_page(
+    session: &Session,
+    experiment: &Experiment,
+    pilot: view::PilotPanel,
+    alpha_options: Vec<f64>,
+) -> view::ResultsPage {
+    let design = &experiment.design;
+    let no_check = view::BalanceCheck {
+        p_value: 1.0,
+        flagged: false,
+    };
+    view::ResultsPage {
+        chrome: session.chrome(&design.name, urls::EXPERIMENTS),
+        experiment_key: design.key.as_str().to_owned(),
+        experiment_name: design.name.clone(),
+        state: state_of(experiment.state),
+        metric: design.primary_metric.event.clone(),
+        metric_kind: view::MetricKind::Binary,
+        metric_options: Vec::new(),
+        method: view::Method::Frequentist,
+        alpha: design.alpha,
+        mde: design.mde,
+        decision: view::Decision::KeepRunning,
+        decision_reasons: Vec::new(),
+        srm: no_check,
+        withdrawal_balance: no_check,
+        withdrawn_excluded: 0,
+        power: Vec::new(),
+        variants: Vec::new(),
+        cumulative_uplift: Vec::new(),
+        guardrails: Vec::new(),
+        pilot,
+        alpha_options,
+        cuped: false,
+        lookback_days: service::results::DEFAULT_LOOKBACK_DAYS,
+        cuped_note: None,
+    }
+}
+
+pub async fn csv(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ResultsQuery>,
+) -> Result<HttpResponse, UiError> {
+    download(
+        session,
+        state,
+        &path,
+        query.into_inner(),
+        DownloadFormat::Csv,
+    )
+    .await
+}
+
+pub async fn json(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ResultsQuery>,
+) -> Result<HttpResponse, UiError> {
+    download(
+        session,
+        state,
+        &path,
+        query.into_inner(),
+        DownloadFormat::Json,
+    )
+    .await
+}
+
+/// The results shown as a file, through the API's service (audited first).
+async fn download(
+    session: Session,
+    state: web::Data<AppState>,
+    key: &str,
+    query: ResultsQuery,
+    format: DownloadFormat,
+) -> Result<HttpResponse, UiError> {
+    session.may_read("/api/v1/experiments/{key}/results/download")?;
+    let fail = |e| session.fail(e);
+    let experiment = service::experiments::find(&state.store, key)
+        .await
+        .map_err(fail)?;
+    let params = DownloadParams {
+        format,
+        metric: query.metric,
+        method: query.method,
+        alpha: query.alpha,
+        cuped: query.cuped.is_some(),
+        lookback_days: query.lookback_days,
+    };
+    let file = service::results::download(&state.store, &session.actor, &experiment, &params)
+        .await
+        .map_err(fail)?;
+    Ok(crate::routes::results::attachment(file))
 }

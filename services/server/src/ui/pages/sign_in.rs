@@ -28,8 +28,17 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-pub async fn home() -> HttpResponse {
-    see_other(urls::EXPERIMENTS)
+/// The service's root sends people to the dashboards.
+pub async fn root() -> HttpResponse {
+    see_other(urls::HOME)
+}
+
+/// The dashboards' home: the experiments when signed in, else the sign-in form.
+pub async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, UiError> {
+    Ok(match session_of(&req, &state).await? {
+        Some(_) => see_other(urls::EXPERIMENTS),
+        None => see_other(urls::SIGN_IN),
+    })
 }
 
 pub async fn form(req: HttpRequest) -> HttpResponse {

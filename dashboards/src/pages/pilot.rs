@@ -1,0 +1,67 @@
+//! The top of a pilot's page: its design in brief, the decision of
+//! compliance with its comment, the lifecycle buttons the signed-in person
+//! may use now, the consent-aware plan, and why there are no results yet.
+
+use crate::pages::design::PlanSummary;
+
+/// What the pilot's page shows above its results.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PilotPanel {
+    pub owner: String,
+    pub hypothesis: String,
+    pub purpose: String,
+    pub design_version: i64,
+    /// The actions this person may take in the pilot's state, as links to
+    /// their confirmation pages (or to the edit form).
+    pub actions: Vec<PilotAction>,
+    /// The decision of compliance in force, when there is one.
+    pub decision: Option<DecisionNote>,
+    /// The plan, when it could be made.
+    pub plan: Option<PlanSummary>,
+    /// Whether the page offers the expected-visitors field of the plan (a
+    /// pilot that has not run yet), and its value.
+    pub plan_form: bool,
+    pub daily_visitors: String,
+    /// The compliance view, when this role may open it.
+    pub compliance_href: Option<String>,
+    /// Why there are no results to show yet, in a sentence; `None` when the
+    /// results below are shown.
+    pub empty: Option<String>,
+}
+
+/// One lifecycle button.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PilotAction {
+    pub label: String,
+    pub href: String,
+}
+
+/// Compliance's decision on a design version, as the marketer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionNote {
+    pub approved: bool,
+    pub by: String,
+    pub at: String,
+    pub comment: String,
+    pub design_version: i64,
+}
+
+impl DecisionNote {
+    pub(crate) fn heading(&self) -> String {
+        format!(
+            "{} by {} on {} (design version {})",
+            if self.approved { "Approved" } else { "Denied" },
+            self.by,
+            self.at,
+            self.design_version
+        )
+    }
+
+    pub(crate) fn tone(&self) -> &'static str {
+        if self.approved {
+            "tone-positive"
+        } else {
+            "tone-negative"
+        }
+    }
+}
