@@ -485,31 +485,22 @@ fn insert_sql(dialect: Dialect, rows: usize) -> String {
 }
 
 pub(crate) fn record_from_row(row: &AnyRow) -> Result<ConsentRecord, StoreError> {
-    let u32_of = |column: &str| -> Result<u32, StoreError> {
-        u32::try_from(row.try_get::<i64, _>(column)?).map_err(|_| corrupt(column))
-    };
+    let facts = facts_from_row(row)?;
     Ok(ConsentRecord {
-        id: row.try_get("id")?,
+        id: facts.id,
         subject: row.try_get("subject")?,
-        key_version: u32_of("key_version")?,
+        key_version: u32::try_from(row.try_get::<i64, _>("key_version")?)
+            .map_err(|_| corrupt("key_version"))?,
         purpose: row.try_get("purpose")?,
-        basis: row
-            .try_get::<String, _>("basis")?
-            .parse()
-            .map_err(|_| corrupt("consent_records.basis"))?,
-        status: row
-            .try_get::<String, _>("status")?
-            .parse()
-            .map_err(|_| corrupt("consent_records.status"))?,
+        basis: facts.basis,
+        status: facts.status,
         notice_id: row.try_get("notice_id")?,
-        notice_version: u32_of("notice_version")?,
+        notice_version: facts.notice_version,
         source_channel: row.try_get("source_channel")?,
         source_method: row.try_get("source_method")?,
         collected_at: from_micros(row.try_get("collected_at")?),
-        effective_from: from_micros(row.try_get("effective_from")?),
-        expires_at: row
-            .try_get::<Option<i64>, _>("expires_at")?
-            .map(from_micros),
+        effective_from: facts.effective_from,
+        expires_at: facts.expires_at,
         proof_ref: row.try_get("proof_ref")?,
         recorded_by: row.try_get("recorded_by")?,
         recorded_at: from_micros(row.try_get("recorded_at")?),

@@ -104,22 +104,13 @@ impl<'a> Pilot<'a> {
     /// can walk design, submit, approve and start in the browser.
     async fn draft_next_pilot(&mut self) -> Result<(), String> {
         let key = format!("demo-draft-{}", self.run);
-        let design = json!({
-            "key": key,
-            "name": format!("Free-shipping banner (demo draft {})", self.run),
-            "hypothesis": "A free-shipping banner on the cart page lifts the purchase rate by at least 10%",
-            "purpose": PURPOSE,
-            "variants": [{"key": "control", "weight": 1}, {"key": "banner", "weight": 1}],
-            "coverage": 0.5,
-            "primary_metric": {"event": "purchase", "kind": "binary"},
-            "guardrails": [{"event": "support_contact", "kind": "binary"}],
-            "mde": 0.1,
-            "alpha": 0.05,
-            "power": 0.8,
-            "baseline_rate": BASELINE,
-            "data_categories": ["orders", "page_views"],
-            "retention_days": 90
-        });
+        let design = demo_design(
+            &key,
+            &format!("Free-shipping banner (demo draft {})", self.run),
+            "A free-shipping banner on the cart page lifts the purchase rate by at least 10%",
+            ["control", "banner"],
+            0.5,
+        );
         self.api
             .post("/api/v1/experiments", &self.tokens.marketer, &design)
             .await?;
@@ -180,22 +171,13 @@ impl<'a> Pilot<'a> {
         }
         eprintln!();
         self.report.inventory_records = inventory.len();
-        let design = json!({
-            "key": self.key,
-            "name": format!("One-page checkout (demo run {})", self.run),
-            "hypothesis": "A one-page checkout lifts the share of visitors who buy by at least 10%",
-            "purpose": PURPOSE,
-            "variants": [{"key": CONTROL, "weight": 1}, {"key": TREATMENT, "weight": 1}],
-            "coverage": 1.0,
-            "primary_metric": {"event": "purchase", "kind": "binary"},
-            "guardrails": [{"event": "support_contact", "kind": "binary"}],
-            "mde": 0.1,
-            "alpha": 0.05,
-            "power": 0.8,
-            "baseline_rate": BASELINE,
-            "data_categories": ["orders", "page_views"],
-            "retention_days": 90
-        });
+        let design = demo_design(
+            &self.key,
+            &format!("One-page checkout (demo run {})", self.run),
+            "A one-page checkout lifts the share of visitors who buy by at least 10%",
+            [CONTROL, TREATMENT],
+            1.0,
+        );
         let marketer = &self.tokens.marketer;
         self.api
             .post("/api/v1/experiments", marketer, &design)
@@ -476,4 +458,32 @@ impl<'a> Pilot<'a> {
 
 fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A demo pilot's design on the demo purpose: two equal variants, purchases
+/// as the primary metric and support contacts as the guardrail, a 10% MDE
+/// on the simulated baseline, 90 days of retention.
+fn demo_design(
+    key: &str,
+    name: &str,
+    hypothesis: &str,
+    variants: [&str; 2],
+    coverage: f64,
+) -> Value {
+    json!({
+        "key": key,
+        "name": name,
+        "hypothesis": hypothesis,
+        "purpose": PURPOSE,
+        "variants": [{"key": variants[0], "weight": 1}, {"key": variants[1], "weight": 1}],
+        "coverage": coverage,
+        "primary_metric": {"event": "purchase", "kind": "binary"},
+        "guardrails": [{"event": "support_contact", "kind": "binary"}],
+        "mde": 0.1,
+        "alpha": 0.05,
+        "power": 0.8,
+        "baseline_rate": BASELINE,
+        "data_categories": ["orders", "page_views"],
+        "retention_days": 90
+    })
 }
