@@ -142,8 +142,17 @@ storage_story!(
             }
             other => panic!("expected a conflict, got {other:?}"),
         }
+        // A page that showed version 1 submits nothing: the design is at 2.
+        let stale = db
+            .store
+            .transition_experiment_at("hero", Action::Submit, Some(1), &mia)
+            .await;
+        assert!(
+            matches!(&stale, Err(StoreError::Conflict(m)) if m.contains("version 2 is current")),
+            "{stale:?}"
+        );
         db.store
-            .transition_experiment("hero", Action::Submit, &mia)
+            .transition_experiment_at("hero", Action::Submit, Some(2), &mia)
             .await
             .unwrap();
         db.store

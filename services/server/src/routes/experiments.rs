@@ -253,7 +253,8 @@ async fn act(
     key: &str,
     action: Action,
 ) -> Result<HttpResponse, ApiError> {
-    let experiment = service::experiments::transition(&state.store, &caller.0, key, action).await?;
+    let experiment =
+        service::experiments::transition(&state.store, &caller.0, key, action, None).await?;
     Ok(HttpResponse::Ok().json(ExperimentView::from(&experiment)))
 }
 

@@ -197,14 +197,19 @@ pub fn no_such_pilot(key: &str) -> pilotgate_store::StoreError {
     })
 }
 
-/// `submit`, `start` or `stop` of pilot `key` by `actor` (audited by the store).
+/// `submit`, `start` or `stop` of pilot `key` by `actor` (audited by the
+/// store); when `seen` names the design version the caller showed, a design
+/// changed since is a conflict, decided in the same transaction.
 pub async fn transition(
     store: &Store,
     actor: &Actor,
     key: &str,
     action: Action,
+    seen: Option<i64>,
 ) -> Result<Experiment, ServiceError> {
-    Ok(store.transition_experiment(key, action, actor).await?)
+    Ok(store
+        .transition_experiment_at(key, action, seen, actor)
+        .await?)
 }
 
 /// Approves or denies version `design_version` of pilot `key` with the

@@ -144,12 +144,34 @@ impl Core {
         action: Action,
         actor: &Actor,
     ) -> Result<Experiment, StoreError> {
+        self.transition_experiment_at(key, action, None, actor)
+            .await
+    }
+
+    /// [`Core::transition_experiment`] of the design version `seen` (the one
+    /// a page showed): `Conflict` when the design changed since, checked in
+    /// the same transaction as the change.
+    pub async fn transition_experiment_at(
+        &self,
+        key: &str,
+        action: Action,
+        seen: Option<i64>,
+        actor: &Actor,
+    ) -> Result<Experiment, StoreError> {
         debug_assert!(!matches!(
             action,
             Action::Approve | Action::Deny | Action::Edit
         ));
         let mut tx = self.begin_write().await?;
         let before = self.locked_experiment(&mut tx, key).await?;
+        if let Some(seen) = seen
+            && seen != before.design_version
+        {
+            return Err(StoreError::Conflict(format!(
+                "the design changed since it was shown (version {} is current, version {seen} was shown): read it again",
+                before.design_version
+            )));
+        }
         let after =
             transition(before.state, action).map_err(|e| StoreError::Conflict(e.to_string()))?;
         let now = to_micros(self.now());

@@ -95,21 +95,15 @@ async fn act(
 ) -> Result<HttpResponse, UiError> {
     session.check_csrf(&form.csrf)?;
     refuse_role(&session, action)?;
-    let experiment = service::experiments::find(&state.store, key)
-        .await
-        .map_err(|e| session.fail(e))?;
-    if experiment.design_version != form.design_version {
-        return Err(session.fail(UiError::page(
-            StatusCode::CONFLICT,
-            format!(
-                "The design changed since that page was shown (version {} is current, the page showed {}): open the pilot again and check it.",
-                experiment.design_version, form.design_version
-            ),
-        )));
-    }
-    service::experiments::transition(&state.store, &session.actor, key, action)
-        .await
-        .map_err(|e| session.fail(e))?;
+    service::experiments::transition(
+        &state.store,
+        &session.actor,
+        key,
+        action,
+        Some(form.design_version),
+    )
+    .await
+    .map_err(|e| session.fail(e))?;
     Ok(see_other(&urls::results(key)))
 }
 
