@@ -407,7 +407,7 @@ async fn stored(app: &TestApp) -> (Value, Value, usize, usize) {
     let audit: Value = app
         .get_json("/api/v1/audit/verify", Some(Role::Compliance))
         .await;
-    let pilot: Value = app
+    let mut pilot: Value = app
         .get(
             &format!("/api/v1/experiments/{PILOT}"),
             Some(Role::Marketer),
@@ -416,6 +416,12 @@ async fn stored(app: &TestApp) -> (Value, Value, usize, usize) {
         .json()
         .await
         .unwrap();
+    // The plan says when it applied the eligibility rule; the rest of it
+    // (the eligible share and its reasons) must not change either.
+    pilot["plan"]["eligible"]
+        .as_object_mut()
+        .expect("a plan with its eligible share")
+        .remove("at");
     let assignments = app.db.store.assignments_of(PILOT).await.unwrap().len();
     let events = app.db.store.events_of(PILOT).await.unwrap().len();
     (audit["entries"].clone(), pilot, assignments, events)
