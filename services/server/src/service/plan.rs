@@ -160,21 +160,24 @@ pub async fn plan_for(
     experiment: &Experiment,
     daily_visitors: Option<f64>,
 ) -> Result<PlanView, ServiceError> {
+    let assigned = assigned_total(store, experiment.design.key.as_str()).await?;
+    plan_with(store, experiment, daily_visitors, assigned).await
+}
+
+/// [`plan_for`] of a pilot that has `assigned` subjects so far (for a
+/// caller that counted them already).
+pub async fn plan_with(
+    store: &Store,
+    experiment: &Experiment,
+    daily_visitors: Option<f64>,
+    assigned: u64,
+) -> Result<PlanView, ServiceError> {
     let eligible = eligible_share(store, experiment.design.purpose.as_str()).await?;
-    let observed = match experiment.started_at {
-        Some(started) => {
-            let until = experiment.stopped_at.unwrap_or_else(|| store.now());
-            let hours = (until - started).num_seconds() as f64 / 3600.0;
-            let assigned: u64 = store
-                .assignment_counts(experiment.design.key.as_str())
-                .await?
-                .iter()
-                .map(|(_, total, _)| *total)
-                .sum();
-            (hours >= 1.0 && assigned > 0).then(|| assigned as f64 / (hours / 24.0).max(1.0))
-        }
-        None => None,
-    };
+    let observed = experiment.started_at.and_then(|started| {
+        let until = experiment.stopped_at.unwrap_or_else(|| store.now());
+        let hours = (until - started).num_seconds() as f64 / 3600.0;
+        (hours >= 1.0 && assigned > 0).then(|| assigned as f64 / (hours / 24.0).max(1.0))
+    });
     plan_of(
         &experiment.design,
         experiment.planned_sample_size,
@@ -182,4 +185,14 @@ pub async fn plan_for(
         daily_visitors,
         observed,
     )
+}
+
+/// Subjects ever assigned to pilot `key`, withdrawn ones included.
+pub async fn assigned_total(store: &Store, key: &str) -> Result<u64, ServiceError> {
+    Ok(store
+        .assignment_counts(key)
+        .await?
+        .iter()
+        .map(|(_, total, _)| *total)
+        .sum())
 }

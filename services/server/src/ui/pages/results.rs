@@ -335,19 +335,15 @@ async fn pilot_panel(
     }
     // A plan that cannot be made (say, a purpose retired since) leaves the
     // page without one rather than without the page.
-    let plan = match service::plan::plan_for(&state.store, experiment, daily_visitors).await {
-        Ok(plan) => Some(plan_summary(&plan)),
-        Err(ServiceError::Store(e)) => return Err(session.fail(e)),
-        Err(_) => None,
-    };
-    let assigned: u64 = state
-        .store
-        .assignment_counts(key)
+    let assigned = service::plan::assigned_total(&state.store, key)
         .await
-        .map_err(|e| session.fail(e))?
-        .iter()
-        .map(|(_, total, _)| *total)
-        .sum();
+        .map_err(|e| session.fail(e))?;
+    let plan =
+        match service::plan::plan_with(&state.store, experiment, daily_visitors, assigned).await {
+            Ok(plan) => Some(plan_summary(&plan)),
+            Err(ServiceError::Store(e)) => return Err(session.fail(e)),
+            Err(_) => None,
+        };
     let empty = (assigned == 0).then(|| {
         match experiment.state {
             State::Draft => "Nobody is assigned before the pilot runs. Submit it for approval; once compliance approves it, start it.",
