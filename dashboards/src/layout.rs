@@ -17,6 +17,11 @@ pub struct Chrome {
 }
 
 impl Chrome {
+    /// The signed-in user's display name, or "" before signing in.
+    pub fn user_name(&self) -> &str {
+        self.user.as_ref().map_or("", |u| u.name.as_str())
+    }
+
     /// Chrome for a page seen before signing in: no user, no navigation.
     pub fn anonymous(title: impl Into<String>, csrf_token: impl Into<String>) -> Self {
         Self {

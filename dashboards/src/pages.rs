@@ -13,6 +13,7 @@ mod error;
 mod experiments;
 mod memo;
 mod pilot;
+mod purposes;
 mod results;
 mod sign_in;
 
@@ -28,6 +29,10 @@ pub use error::ErrorPage;
 pub use experiments::{Approval, ExperimentRow, ExperimentsPage};
 pub use memo::MemoPage;
 pub use pilot::{DecisionNote, PilotAction, PilotPanel};
+pub use purposes::{
+    AssessmentRow, BASES, PurposeFields, PurposePage, PurposeSummary, PurposeVersionRow,
+    PurposesPage,
+};
 pub use results::{
     BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
     PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,

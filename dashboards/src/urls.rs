@@ -25,6 +25,8 @@ pub const NEW_EXPERIMENT: &str = "/ui/experiments/new";
 pub const CONSENTS: &str = "/ui/consents";
 /// The audit log.
 pub const AUDIT: &str = "/ui/audit";
+/// The purpose registry.
+pub const PURPOSES: &str = "/ui/purposes";
 /// The sign-in form's target.
 pub const SIGN_IN: &str = "/ui/sign-in";
 /// The sign-out form's target.
@@ -77,6 +79,21 @@ pub fn memo(key: &str) -> String {
     format!("{}/memo", results(key))
 }
 
+/// A purpose's page (GET) and the target of its change form (POST).
+pub fn purpose(key: &str) -> String {
+    format!("{PURPOSES}/{}", encode_component(key))
+}
+
+/// The target of a purpose's assessment form.
+pub fn purpose_assessments(key: &str) -> String {
+    format!("{}/assessments", purpose(key))
+}
+
+/// The target of a purpose's retirement form.
+pub fn purpose_retire(key: &str) -> String {
+    format!("{}/retire", purpose(key))
+}
+
 /// The route patterns of the pages, as the server registers them and its
 /// permission table lists them (`{key}` is one path segment).
 pub mod patterns {
@@ -107,6 +124,13 @@ pub mod patterns {
     pub const APPROVE: &str = "/ui/experiments/{key}/approve";
     /// The denial form's target.
     pub const DENY: &str = "/ui/experiments/{key}/deny";
+    pub use super::PURPOSES;
+    /// A purpose's page and its change form's target.
+    pub const PURPOSE: &str = "/ui/purposes/{key}";
+    /// A purpose's assessment form's target.
+    pub const PURPOSE_ASSESSMENTS: &str = "/ui/purposes/{key}/assessments";
+    /// A purpose's retirement form's target.
+    pub const PURPOSE_RETIRE: &str = "/ui/purposes/{key}/retire";
 }
 
 #[cfg(test)]
@@ -141,5 +165,11 @@ mod tests {
         assert_eq!(lifecycle("k", "submit"), fill(patterns::SUBMIT));
         assert_eq!(lifecycle("k", "start"), fill(patterns::START));
         assert_eq!(lifecycle("k", "stop"), fill(patterns::STOP));
+        assert_eq!(purpose("k"), fill(patterns::PURPOSE));
+        assert_eq!(
+            purpose_assessments("k"),
+            fill(patterns::PURPOSE_ASSESSMENTS)
+        );
+        assert_eq!(purpose_retire("k"), fill(patterns::PURPOSE_RETIRE));
     }
 }

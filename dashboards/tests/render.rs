@@ -168,6 +168,10 @@ fn compliance_page(can_decide: bool) -> CompliancePage {
         experiment_name: "Checkout call to action".to_owned(),
         state: ExperimentState::Submitted,
         design: DesignSummary {
+            purpose_version: 2,
+            allowed_bases: vec!["consent".to_owned()],
+            li_assessment: None,
+            allows_legitimate_interest: false,
             purpose: "personalize.content.profiling".to_owned(),
             hypothesis: "A clearer button raises purchases.".to_owned(),
             primary_metric: "purchase".to_owned(),

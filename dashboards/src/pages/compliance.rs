@@ -71,6 +71,14 @@ pub struct DesignSummary {
     pub power: f64,
     /// The planned sample size over all variants, when computed.
     pub planned_users: Option<u64>,
+    /// The purpose's version in force and the bases it allows.
+    pub purpose_version: u32,
+    pub allowed_bases: Vec<String>,
+    /// The newest legitimate-interest assessment of the purpose, when it
+    /// allows that basis (`None` then means none was recorded).
+    pub li_assessment: Option<crate::pages::AssessmentRow>,
+    /// Whether the purpose allows `legitimate_interest`.
+    pub allows_legitimate_interest: bool,
 }
 
 /// A variant and its weight (weights need not add up to one).

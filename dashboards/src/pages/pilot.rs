@@ -16,6 +16,9 @@ pub struct PilotPanel {
     pub actions: Vec<PilotAction>,
     /// The decision of compliance in force, when there is one.
     pub decision: Option<DecisionNote>,
+    /// Why a change of the pilot's purpose sent it back to draft, with the
+    /// day; shown until it is submitted again.
+    pub returned: Option<String>,
     /// The plan, when it could be made.
     pub plan: Option<PlanSummary>,
     /// Whether the page offers the expected-visitors field of the plan (a

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actor;
+pub mod assessment;
 pub mod audit;
 pub mod bucketing;
 pub mod consent;

@@ -161,6 +161,35 @@ impl Purpose {
     }
 }
 
+/// What a new version of a purpose takes away from the people a pilot may
+/// use: each change that can make an eligible subject ineligible. A pilot
+/// that was submitted or approved under the old version goes back to draft
+/// when this is not empty; a running pilot continues under the new rule.
+pub fn narrowing(before: &Purpose, after: &Purpose) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if after.min_notice_version > before.min_notice_version {
+        reasons.push(format!(
+            "the minimum notice version rose from {} to {}",
+            before.min_notice_version, after.min_notice_version
+        ));
+    }
+    let removed: Vec<&str> = before
+        .allowed_bases
+        .difference(&after.allowed_bases)
+        .map(|b| b.as_str())
+        .collect();
+    if !removed.is_empty() {
+        reasons.push(format!("no longer allowed: {}", removed.join(", ")));
+    }
+    if after.special_category && !before.special_category {
+        reasons.push("it now touches special-category data".to_owned());
+    }
+    if before.contract_necessary && !after.contract_necessary {
+        reasons.push("it is no longer necessary for a contract".to_owned());
+    }
+    reasons
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +273,28 @@ mod tests {
             assert_eq!(basis.as_str().parse::<LegalBasis>(), Ok(basis));
         }
         assert!("opt_in".parse::<LegalBasis>().is_err());
+    }
+
+    #[test]
+    fn a_change_narrows_when_it_raises_the_notice_or_removes_a_basis() {
+        use LegalBasis::*;
+        let before = purpose("analytics.shop.ab", &[Consent, LegitimateInterest]);
+        let mut after = before.clone();
+        after.description = "new words".to_owned();
+        after.retention_days = 30;
+        after.allowed_bases.insert(Contract);
+        assert!(narrowing(&before, &after).is_empty());
+        after.min_notice_version = 3;
+        after.allowed_bases.remove(&LegitimateInterest);
+        assert_eq!(
+            narrowing(&before, &after),
+            vec![
+                "the minimum notice version rose from 1 to 3".to_owned(),
+                "no longer allowed: legitimate_interest".to_owned()
+            ]
+        );
+        let mut lowered = before.clone();
+        lowered.min_notice_version = 0;
+        assert!(narrowing(&before, &lowered).is_empty());
     }
 }

@@ -42,6 +42,8 @@ pub enum Refusal {
     BeforeAssignment,
     /// The event itself is malformed.
     Invalid,
+    /// The pilot's purpose is retired: it takes nobody new.
+    PurposeRetired,
 }
 
 impl Refusal {
@@ -55,6 +57,7 @@ impl Refusal {
             Refusal::NotAMetric => "not_a_metric",
             Refusal::BeforeAssignment => "before_assignment",
             Refusal::Invalid => "invalid",
+            Refusal::PurposeRetired => "purpose_retired",
         }
     }
 
@@ -70,13 +73,14 @@ impl Refusal {
 
     /// The refusal of `code`, if it is one.
     pub fn parse(code: &str) -> Option<Refusal> {
-        const OTHERS: [Refusal; 6] = [
+        const OTHERS: [Refusal; 7] = [
             Refusal::NotRunning,
             Refusal::NotInTraffic,
             Refusal::NoAssignment,
             Refusal::NotAMetric,
             Refusal::BeforeAssignment,
             Refusal::Invalid,
+            Refusal::PurposeRetired,
         ];
         Reason::ALL
             .into_iter()
@@ -114,6 +118,7 @@ mod tests {
                 Refusal::NotAMetric,
                 Refusal::BeforeAssignment,
                 Refusal::Invalid,
+                Refusal::PurposeRetired,
             ])
             .collect();
         let codes: std::collections::HashSet<&str> = all.iter().map(|r| r.as_str()).collect();

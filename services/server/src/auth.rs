@@ -67,6 +67,23 @@ pub const PERMISSIONS: &[RoutePermission] = &[
         "/api/v1/purposes/{key}/eligible-share",
         Roles(&[Marketer, Analyst, Compliance]),
     ),
+    route("GET", "/api/v1/purposes/{key}", Roles(ANY_ROLE)),
+    route("PUT", "/api/v1/purposes/{key}", Roles(&[Compliance])),
+    route(
+        "POST",
+        "/api/v1/purposes/{key}/retire",
+        Roles(&[Compliance]),
+    ),
+    route(
+        "GET",
+        "/api/v1/purposes/{key}/assessments",
+        Roles(&[Compliance]),
+    ),
+    route(
+        "POST",
+        "/api/v1/purposes/{key}/assessments",
+        Roles(&[Compliance]),
+    ),
     route("POST", "/api/v1/consents", Roles(&[Ingest, Compliance])),
     route("POST", "/api/v1/subjects/resolve", Roles(&[Compliance])),
     route(
@@ -211,6 +228,12 @@ pub const PAGES: &[RoutePermission] = &[
     route("POST", pages::DENY, Public),
     route("GET", pages::CONSENTS, Public),
     route("GET", pages::AUDIT, Public),
+    route("GET", pages::PURPOSES, Public),
+    route("POST", pages::PURPOSES, Public),
+    route("GET", pages::PURPOSE, Public),
+    route("POST", pages::PURPOSE, Public),
+    route("POST", pages::PURPOSE_ASSESSMENTS, Public),
+    route("POST", pages::PURPOSE_RETIRE, Public),
 ];
 
 /// Every route of both tables.

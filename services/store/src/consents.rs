@@ -69,6 +69,7 @@ impl Core {
         }
         let recorded_by = actor.to_string();
         let mut tx = self.begin_subject_write().await?;
+        refuse_grants_for_retired(&mut tx, records).await?;
         // Taken under the lock, so the ledger's order is the order of decisions.
         let recorded_at = to_micros(self.now());
         let mut ids: HashMap<String, (i64, bool)> = HashMap::with_capacity(records.len());
@@ -592,4 +593,36 @@ fn facts_from_row(row: &AnyRow) -> Result<RecordFacts, StoreError> {
             .try_get::<Option<i64>, _>("expires_at")?
             .map(from_micros),
     })
+}
+
+/// A retired purpose takes no new grant (a denial, withdrawal or objection
+/// is still recorded: a person can always say no).
+async fn refuse_grants_for_retired(
+    tx: &mut sqlx::AnyConnection,
+    records: &[NewConsent],
+) -> Result<(), StoreError> {
+    let mut granted: Vec<&str> = records
+        .iter()
+        .filter(|r| r.status == pilotgate_domain::consent::ConsentStatus::Granted)
+        .map(|r| r.purpose.as_str())
+        .collect();
+    granted.sort_unstable();
+    granted.dedup();
+    if granted.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT key FROM purposes WHERE retired_at IS NOT NULL AND key IN ({}) ORDER BY key",
+        crate::db::numbered(1, granted.len())
+    );
+    let mut query = sqlx::query_scalar::<_, String>(&sql);
+    for key in &granted {
+        query = query.bind(*key);
+    }
+    if let Some(key) = query.fetch_all(&mut *tx).await?.into_iter().next() {
+        return Err(StoreError::Conflict(format!(
+            "the purpose '{key}' is retired: it takes no new consent"
+        )));
+    }
+    Ok(())
 }

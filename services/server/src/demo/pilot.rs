@@ -152,8 +152,23 @@ impl<'a> Pilot<'a> {
                         "description": "A/B tests of the storefront's pages and wording, without profiling",
                         "allowed_bases": ["consent", "legitimate_interest"],
                         "min_notice_version": 2,
-                        "li_assessment_ref": "LIA-2026-014 (storefront testing)",
                         "retention_days": 180
+                    }),
+                )
+                .await?;
+            self.api
+                .post(
+                    &format!("/api/v1/purposes/{PURPOSE}/assessments"),
+                    &self.tokens.compliance,
+                    &json!({
+                        "purpose_test": "Finding which storefront wording helps customers complete a purchase is a legitimate interest of the shop and of its customers.",
+                        "necessity_test": "Comparing two versions of a page on pseudonymous visitors is the least intrusive way to know; no profile is built.",
+                        "interests": "A checkout that works better for customers; fewer abandoned orders.",
+                        "expectations": "Customers of an online shop expect it to improve its pages; nothing is inferred about them.",
+                        "safeguards": "Pseudonyms only, 180-day retention, objection honoured at once, no profiling, results in aggregate.",
+                        "outcome": "positive",
+                        "reviewer": "Dana (DPO)",
+                        "reviewed_on": self.at(-1, 0).format("%Y-%m-%d").to_string()
                     }),
                 )
                 .await?;

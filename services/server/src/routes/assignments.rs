@@ -81,6 +81,7 @@ pub async fn assign(
     };
     let view = match outcome {
         AssignOutcome::NotRunning => refused(Refusal::NotRunning, false),
+        AssignOutcome::PurposeRetired => refused(Refusal::PurposeRetired, false),
         AssignOutcome::Ineligible(reason) => {
             refused(Refusal::Ineligible(reason), reason.may_ask_again())
         }

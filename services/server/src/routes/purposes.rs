@@ -1,45 +1,17 @@
 //! The purpose registry: which legal bases each purpose allows.
 
-use actix_web::{HttpResponse, get, post, web};
-use pilotgate_domain::purpose::{LegalBasis, Purpose, PurposeKey};
-use serde::{Deserialize, Serialize};
+use actix_web::{HttpResponse, get, post, put, web};
+use serde::Serialize;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::service;
 use crate::service::plan::EligibleShare;
+use crate::service::purposes::{
+    AssessmentInput, AssessmentList, AssessmentView, PurposeChangeInput, PurposeChanged,
+    PurposeDetail, PurposeInput, PurposeView, RetireInput,
+};
 use crate::startup::AppState;
-
-/// A purpose as compliance registers it.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PurposeInput {
-    /// Dotted key, e.g. `personalize.content.profiling`.
-    pub key: String,
-    pub description: String,
-    /// Subset of consent, contract, legal_obligation, vital_interest, public_task, legitimate_interest.
-    pub allowed_bases: Vec<String>,
-    pub min_notice_version: u32,
-    #[serde(default)]
-    pub special_category: bool,
-    pub li_assessment_ref: Option<String>,
-    #[serde(default)]
-    pub contract_necessary: bool,
-    pub retention_days: u32,
-}
-
-/// A registered purpose.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PurposeView {
-    pub key: String,
-    pub description: String,
-    pub allowed_bases: Vec<String>,
-    pub min_notice_version: u32,
-    pub special_category: bool,
-    pub li_assessment_ref: Option<String>,
-    pub contract_necessary: bool,
-    pub retention_days: u32,
-}
 
 /// The registry.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -47,55 +19,9 @@ pub struct PurposeList {
     pub purposes: Vec<PurposeView>,
 }
 
-impl From<&Purpose> for PurposeView {
-    fn from(p: &Purpose) -> Self {
-        PurposeView {
-            key: p.key.to_string(),
-            description: p.description.clone(),
-            allowed_bases: p
-                .allowed_bases
-                .iter()
-                .map(|b| b.as_str().to_owned())
-                .collect(),
-            min_notice_version: p.min_notice_version,
-            special_category: p.special_category,
-            li_assessment_ref: p.li_assessment_ref.clone(),
-            contract_necessary: p.contract_necessary,
-            retention_days: p.retention_days,
-        }
-    }
-}
-
-impl PurposeInput {
-    fn into_purpose(self) -> Result<Purpose, ApiError> {
-        let unprocessable = |field: &str, e: &dyn std::fmt::Display| {
-            ApiError::Unprocessable(format!("{field}: {e}"))
-        };
-        let key = PurposeKey::parse(&self.key).map_err(|e| unprocessable("key", &e))?;
-        let allowed_bases = self
-            .allowed_bases
-            .iter()
-            .map(|b| b.parse::<LegalBasis>())
-            .collect::<Result<_, _>>()
-            .map_err(|e| unprocessable("allowed_bases", &e))?;
-        let purpose = Purpose {
-            key,
-            description: self.description,
-            allowed_bases,
-            min_notice_version: self.min_notice_version,
-            special_category: self.special_category,
-            li_assessment_ref: self.li_assessment_ref,
-            contract_necessary: self.contract_necessary,
-            retention_days: self.retention_days,
-        };
-        purpose
-            .validate()
-            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-        Ok(purpose)
-    }
-}
-
-/// Registers a purpose. Profiling and targeting purposes may allow consent only.
+/// Registers a purpose as its version 1. Profiling and targeting purposes
+/// may allow consent only; a legitimate-interest assessment is a record of
+/// its own (`POST /api/v1/purposes/{key}/assessments`).
 #[utoipa::path(post, path = "/api/v1/purposes", tag = "purposes", request_body = PurposeInput, security(("bearer" = [])), responses(
     (status = 201, body = PurposeView),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -108,9 +34,8 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<PurposeInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let purpose = body.into_inner().into_purpose()?;
-    state.store.create_purpose(&purpose, &caller.0).await?;
-    Ok(HttpResponse::Created().json(PurposeView::from(&purpose)))
+    let view = service::purposes::create(&state.store, &caller.0, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(view))
 }
 
 /// Lists the registry.
@@ -120,10 +45,8 @@ pub async fn create(
 ))]
 #[get("/api/v1/purposes")]
 pub async fn list(_caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let purposes = state.store.list_purposes().await?;
-    Ok(HttpResponse::Ok().json(PurposeList {
-        purposes: purposes.iter().map(PurposeView::from).collect(),
-    }))
+    let purposes = service::purposes::list(&state.store).await?;
+    Ok(HttpResponse::Ok().json(PurposeList { purposes }))
 }
 
 /// How the purpose's known subjects (every pseudonym with a ledger record for
@@ -141,4 +64,102 @@ pub async fn eligible_share(
 ) -> Result<HttpResponse, ApiError> {
     let share = service::plan::eligible_share(&state.store, &path).await?;
     Ok(HttpResponse::Ok().json(share))
+}
+
+/// A purpose with its history (every version, newest first) and its
+/// legitimate-interest assessments.
+#[utoipa::path(get, path = "/api/v1/purposes/{key}", tag = "purposes", params(("key" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = PurposeDetail),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+#[get("/api/v1/purposes/{key}")]
+pub async fn one(
+    _caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service::purposes::detail(&state.store, &path).await?))
+}
+
+/// Changes a purpose as a new version (the history keeps the old ones).
+/// Raising the minimum notice version, removing an allowed basis, marking it
+/// special-category or withdrawing contract necessity sends its submitted and
+/// approved pilots back to draft (audited; the marketer sees why on the
+/// pilot's page); running pilots go on, and people the new rule makes
+/// ineligible are refused from now on. `version`, when given, must be the
+/// version in force (409 otherwise).
+#[utoipa::path(put, path = "/api/v1/purposes/{key}", tag = "purposes", params(("key" = String, Path)), request_body = PurposeChangeInput, security(("bearer" = [])), responses(
+    (status = 200, body = PurposeChanged),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody),
+    (status = 409, description = "Retired, or changed since the version given", body = ErrorBody),
+    (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+))]
+#[put("/api/v1/purposes/{key}")]
+pub async fn update(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<PurposeChangeInput>,
+) -> Result<HttpResponse, ApiError> {
+    let changed =
+        service::purposes::update(&state.store, &caller.0, &path, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(changed))
+}
+
+/// Retires a purpose (a new version): no new assignment and no new consent
+/// for it; pilots not running go back to draft; running pilots keep the
+/// people they hold.
+#[utoipa::path(post, path = "/api/v1/purposes/{key}/retire", tag = "purposes", params(("key" = String, Path)), request_body = RetireInput, security(("bearer" = [])), responses(
+    (status = 200, body = PurposeChanged),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody),
+    (status = 409, description = "Retired already", body = ErrorBody),
+    (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+))]
+#[post("/api/v1/purposes/{key}/retire")]
+pub async fn retire(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<RetireInput>,
+) -> Result<HttpResponse, ApiError> {
+    let changed = service::purposes::retire(&state.store, &caller.0, &path, &body.reason).await?;
+    Ok(HttpResponse::Ok().json(changed))
+}
+
+/// The purpose's legitimate-interest assessments, newest first.
+#[utoipa::path(get, path = "/api/v1/purposes/{key}/assessments", tag = "purposes", params(("key" = String, Path)), security(("bearer" = [])), responses(
+    (status = 200, body = AssessmentList),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+#[get("/api/v1/purposes/{key}/assessments")]
+pub async fn assessments(
+    _caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service::purposes::assessments(&state.store, &path).await?))
+}
+
+/// Records a legitimate-interest assessment as the purpose's next version.
+/// The purpose may rely on `legitimate_interest` while its newest assessment
+/// is positive; a negative one sends its submitted and approved pilots back
+/// to draft when the purpose allows that basis.
+#[utoipa::path(post, path = "/api/v1/purposes/{key}/assessments", tag = "purposes", params(("key" = String, Path)), request_body = AssessmentInput, security(("bearer" = [])), responses(
+    (status = 201, body = AssessmentView),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody),
+    (status = 409, description = "The purpose is retired", body = ErrorBody),
+    (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+))]
+#[post("/api/v1/purposes/{key}/assessments")]
+pub async fn assess(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<AssessmentInput>,
+) -> Result<HttpResponse, ApiError> {
+    let view = service::purposes::assess(&state.store, &caller.0, &path, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(view))
 }

@@ -136,13 +136,21 @@ impl DesignInput {
             retention_days: self.retention_days,
         };
         design.validate().map_err(unprocessable)?;
-        let purpose = store
-            .purpose(design.purpose.as_str())
+        let record = store
+            .purpose_record(design.purpose.as_str())
             .await?
             .ok_or_else(|| {
                 unprocessable(DesignError::new("purpose", "is not a registered purpose"))
             })?;
-        design.check_purpose(&purpose).map_err(unprocessable)?;
+        if record.retired_at.is_some() {
+            return Err(unprocessable(DesignError::new(
+                "purpose",
+                "is retired: it takes no new pilot",
+            )));
+        }
+        design
+            .check_purpose(&record.purpose)
+            .map_err(unprocessable)?;
         let planned = planned_per_variant(&design)?;
         Ok((design, planned))
     }
@@ -207,9 +215,31 @@ pub async fn transition(
     action: Action,
     seen: Option<i64>,
 ) -> Result<Experiment, ServiceError> {
+    if matches!(action, Action::Submit | Action::Start) {
+        refuse_if_purpose_retired(store, key).await?;
+    }
     Ok(store
         .transition_experiment_at(key, action, seen, actor)
         .await?)
+}
+
+/// A pilot whose purpose is retired cannot be submitted, approved or started
+/// (409); retiring sent it back to draft, and it stays there.
+async fn refuse_if_purpose_retired(store: &Store, key: &str) -> Result<(), ServiceError> {
+    let pilot = find(store, key).await?;
+    let retired = store
+        .purpose_record(pilot.design.purpose.as_str())
+        .await?
+        .is_some_and(|p| p.retired_at.is_some());
+    if retired {
+        return Err(ServiceError::Store(pilotgate_store::StoreError::Conflict(
+            format!(
+                "the purpose '{}' of this pilot is retired: choose another purpose",
+                pilot.design.purpose
+            ),
+        )));
+    }
+    Ok(())
 }
 
 /// Approves or denies version `design_version` of pilot `key` with the
@@ -226,6 +256,9 @@ pub async fn decide(
 ) -> Result<Experiment, ServiceError> {
     let comment = PlainText::lines(comment, MAX_COMMENT)
         .map_err(|e| ServiceError::invalid("comment", format!("give the reasoning: {e}")))?;
+    if action == Action::Approve {
+        refuse_if_purpose_retired(store, key).await?;
+    }
     Ok(store
         .decide_experiment(key, action, design_version, comment.as_str(), actor)
         .await?)

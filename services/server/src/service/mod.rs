@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod experiments;
 pub mod plan;
+pub mod purposes;
 pub mod results;
 pub mod tokens;
 

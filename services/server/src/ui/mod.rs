@@ -73,7 +73,19 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .route(patterns::DENY, web::post().to(pages::compliance::deny))
         .route(patterns::CONSENTS, web::get().to(pages::consents::page))
-        .route(patterns::AUDIT, web::get().to(pages::audit::page));
+        .route(patterns::AUDIT, web::get().to(pages::audit::page))
+        .route(patterns::PURPOSES, web::get().to(pages::purposes::list))
+        .route(patterns::PURPOSES, web::post().to(pages::purposes::create))
+        .route(patterns::PURPOSE, web::get().to(pages::purposes::page))
+        .route(patterns::PURPOSE, web::post().to(pages::purposes::update))
+        .route(
+            patterns::PURPOSE_ASSESSMENTS,
+            web::post().to(pages::purposes::assess),
+        )
+        .route(
+            patterns::PURPOSE_RETIRE,
+            web::post().to(pages::purposes::retire),
+        );
 }
 
 /// An HTML response with `status`.

@@ -162,6 +162,7 @@ impl Session {
 const NAV: &[(&str, &str, &str)] = &[
     (urls::EXPERIMENTS, "Experiments", "/api/v1/experiments"),
     (urls::CONSENTS, "Consents", "/api/v1/legal-basis-map"),
+    (urls::PURPOSES, "Purposes", "/api/v1/purposes"),
     (urls::AUDIT, "Audit log", "/api/v1/audit"),
 ];
 

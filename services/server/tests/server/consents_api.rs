@@ -9,8 +9,19 @@ use serde_json::{Value, json};
 fn purpose(key: &str, bases: &[&str]) -> Value {
     json!({
         "key": key, "description": "Personalized content on the home page",
-        "allowed_bases": bases, "min_notice_version": 2,
-        "li_assessment_ref": "LIA-2026-04", "retention_days": 90
+        "allowed_bases": bases, "min_notice_version": 2, "retention_days": 90
+    })
+}
+
+/// A legitimate-interest assessment with `outcome`, as compliance records it.
+pub(crate) fn assessment(outcome: &str) -> Value {
+    json!({
+        "purpose_test": "Knowing which report layout helps is a legitimate interest.",
+        "necessity_test": "Aggregate A/B tests on pseudonyms are the least intrusive way.",
+        "interests": "Clearer reports.",
+        "expectations": "Customers expect the shop to improve its pages.",
+        "safeguards": "Pseudonyms, 90 days, objection honoured at once.",
+        "outcome": outcome, "reviewer": "Dana (DPO)", "reviewed_on": "2026-12-01"
     })
 }
 
@@ -43,6 +54,14 @@ async fn register_purposes(app: &TestApp) {
         )
         .await;
     assert_eq!(created.status(), 201);
+    let assessed = app
+        .post(
+            "/api/v1/purposes/analytics.reporting.ab_testing/assessments",
+            Role::Compliance,
+            assessment("positive"),
+        )
+        .await;
+    assert_eq!(assessed.status(), 201);
 }
 
 async fn resolve(app: &TestApp, user: &str) -> String {

@@ -22,6 +22,7 @@ mod hostile;
 mod import;
 mod journey;
 mod no_secrets;
+mod purposes_api;
 mod resilience;
 mod results_api;
 mod trust;

@@ -135,6 +135,8 @@ pub(crate) async fn read_holdings(
 pub(crate) enum Ruling {
     Ineligible(Reason),
     NotInTraffic,
+    /// Not assigned before, and the purpose is retired.
+    Retired,
     /// The person's assignment, stored before.
     Holds(Assignment),
     /// An assignment to store, under the current pseudonym, and the person's
@@ -161,6 +163,10 @@ impl Ruling {
             Ruling::NotInTraffic => {
                 refused(Refusal::NotInTraffic);
                 AssignOutcome::NotInTraffic
+            }
+            Ruling::Retired => {
+                refused(Refusal::PurposeRetired);
+                AssignOutcome::PurposeRetired
             }
             Ruling::Holds(assignment) => AssignOutcome::Assigned {
                 assignment,
@@ -228,6 +234,9 @@ pub(crate) fn rule(
             .assignments
             .push(((target.key.clone(), names), assignment.clone()));
         return Ruling::Holds(assignment.clone());
+    }
+    if target.purpose_retired {
+        return Ruling::Retired;
     }
     let current = &pending.candidates[0];
     let weights: Vec<f64> = target.variants.iter().map(|v| v.weight).collect();

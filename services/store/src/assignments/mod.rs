@@ -36,6 +36,9 @@ pub struct AssignmentTarget {
     pub seed: String,
     pub coverage: f64,
     pub variants: Vec<Variant>,
+    /// The purpose is retired: people assigned before keep their variant,
+    /// nobody new is assigned.
+    pub purpose_retired: bool,
 }
 
 /// A stored assignment and its proof.
@@ -62,6 +65,8 @@ pub enum AssignOutcome {
     Ineligible(Reason),
     /// Eligible, but outside the pilot's coverage.
     NotInTraffic,
+    /// Not assigned before, and the pilot's purpose is retired.
+    PurposeRetired,
     /// The subject's variant; `first_time` when this call made the assignment.
     Assigned {
         assignment: Assignment,
@@ -139,7 +144,7 @@ impl Assigner {
         }
         let rows = sqlx::query(
             "SELECT e.key, e.state, e.seed, e.coverage, v.variant_key, v.weight, p.key AS purpose_key, p.description, \
-             p.allowed_bases, p.min_notice_version, p.special_category, p.li_assessment_ref, p.contract_necessary, p.retention_days \
+             p.allowed_bases, p.min_notice_version, p.special_category, p.li_assessment_ref, p.contract_necessary, p.retention_days, p.retired_at \
              FROM experiments e JOIN purposes p ON p.key = e.purpose \
              JOIN experiment_variants v ON v.experiment_key = e.key WHERE e.key = $1 ORDER BY v.position",
         )
@@ -168,6 +173,7 @@ impl Assigner {
             seed: first.try_get("seed")?,
             coverage: first.try_get("coverage")?,
             variants,
+            purpose_retired: first.try_get::<Option<i64>, _>("retired_at")?.is_some(),
         };
         self.caches
             .targets

@@ -347,6 +347,8 @@ async fn set_state(
     let timestamp_column = match action {
         Action::Start => ", started_at = $4",
         Action::Stop => ", stopped_at = $4",
+        // A submission answers the note of a purpose change, if any.
+        Action::Submit => ", updated_at = $4, returned_at = NULL, returned_reason = NULL",
         _ => ", updated_at = $4",
     };
     let sql = format!(

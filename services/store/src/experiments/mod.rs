@@ -49,6 +49,16 @@ pub struct Experiment {
     pub planned_sample_size: Option<i64>,
     /// The decision in force (none after an edit voided it).
     pub approval: Option<ApprovalRecord>,
+    /// Why a change of its purpose sent the pilot back to draft; cleared when
+    /// it is submitted again.
+    pub returned: Option<ReturnedToDraft>,
+}
+
+/// A pilot sent back to draft by a change of its purpose.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReturnedToDraft {
+    pub at: DateTime<Utc>,
+    pub reason: String,
 }
 impl Core {
     /// The names of everyone who created, edited or submitted the pilot's design.
@@ -242,5 +252,15 @@ fn experiment_from_row(
             .map(from_micros),
         planned_sample_size: row.try_get("planned_sample_size")?,
         approval,
+        returned: match (
+            row.try_get::<Option<i64>, _>("returned_at")?,
+            row.try_get::<Option<String>, _>("returned_reason")?,
+        ) {
+            (Some(at), Some(reason)) => Some(ReturnedToDraft {
+                at: from_micros(at),
+                reason,
+            }),
+            _ => None,
+        },
     })
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::{state_of, when};
 use crate::service;
+use crate::service::purposes::AssessmentView;
 use crate::startup::AppState;
 use crate::ui::{Session, UiError, html, see_other};
 
@@ -94,6 +95,23 @@ pub(crate) async fn compliance_model(
         })
         .await?;
     let design = &experiment.design;
+    let purpose = store
+        .purpose_record(design.purpose.as_str())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no purpose '{}'", design.purpose)))?;
+    let allows_legitimate_interest = purpose
+        .purpose
+        .allowed_bases
+        .contains(&pilotgate_domain::purpose::LegalBasis::LegitimateInterest);
+    let li_assessment = if allows_legitimate_interest {
+        store
+            .assessments(design.purpose.as_str())
+            .await?
+            .first()
+            .map(|a| super::purposes::assessment_row(&AssessmentView::from(a)))
+    } else {
+        None
+    };
     Ok(view::CompliancePage {
         chrome,
         experiment_key: key.clone(),
@@ -123,6 +141,15 @@ pub(crate) async fn compliance_model(
                 .planned_sample_size
                 .and_then(|n| u64::try_from(n).ok())
                 .map(|n| n * design.variants.len() as u64),
+            purpose_version: purpose.version,
+            allowed_bases: purpose
+                .purpose
+                .allowed_bases
+                .iter()
+                .map(|b| b.as_str().to_owned())
+                .collect(),
+            li_assessment,
+            allows_legitimate_interest,
         },
         approvals: experiment
             .approval

@@ -7,6 +7,7 @@ pub mod design;
 pub mod experiments;
 pub mod lifecycle;
 pub mod memo;
+pub mod purposes;
 pub mod results;
 pub mod sign_in;
 

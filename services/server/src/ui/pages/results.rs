@@ -368,6 +368,10 @@ async fn pilot_panel(
             comment: a.comment.clone(),
             design_version: a.design_version,
         }),
+        returned: experiment
+            .returned
+            .as_ref()
+            .map(|r| format!("On {}, {}.", when(r.at), r.reason)),
         plan,
         plan_form: experiment.started_at.is_none(),
         daily_visitors: daily_visitors.map(|v| v.to_string()).unwrap_or_default(),
