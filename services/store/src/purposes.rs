@@ -475,14 +475,7 @@ impl Core {
         for row in &rows {
             let key: String = row.try_get("key")?;
             let version: i64 = row.try_get("design_version")?;
-            let voided = sqlx::query(
-                "UPDATE approvals SET voided_at = $1 WHERE experiment_key = $2 AND voided_at IS NULL",
-            )
-            .bind(now)
-            .bind(&key)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let voided = crate::experiments::void_approvals(tx, &key, now).await?;
             self.append_audit(
                 tx,
                 AuditRecord {

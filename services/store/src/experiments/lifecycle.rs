@@ -106,14 +106,7 @@ impl Core {
             .await?;
         insert_variants(&mut tx, design).await?;
         record_contribution(&mut tx, key, before.design_version + 1, actor, "edit", now).await?;
-        let voided = sqlx::query(
-            "UPDATE approvals SET voided_at = $1 WHERE experiment_key = $2 AND voided_at IS NULL",
-        )
-        .bind(now)
-        .bind(key)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let voided = void_approvals(&mut tx, key, now).await?;
         self.append_audit(
             &mut tx,
             AuditRecord {
@@ -418,4 +411,21 @@ async fn insert_variants(tx: &mut AnyConnection, design: &Design) -> Result<(), 
             .await?;
     }
     Ok(())
+}
+
+/// Voids the approval in force of pilot `key` at `now` (an edit, or a change
+/// of its purpose); how many were voided.
+pub(crate) async fn void_approvals(
+    tx: &mut AnyConnection,
+    key: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE approvals SET voided_at = $1 WHERE experiment_key = $2 AND voided_at IS NULL",
+    )
+    .bind(now)
+    .bind(key)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected())
 }

@@ -6,6 +6,8 @@
 
 mod lifecycle;
 
+pub(crate) use lifecycle::void_approvals;
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
