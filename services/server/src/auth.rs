@@ -128,6 +128,12 @@ pub const PERMISSIONS: &[RoutePermission] = &[
     route("POST", "/api/v1/events", Roles(&[Ingest])),
     route("GET", "/api/v1/audit", Roles(&[Compliance])),
     route("GET", "/api/v1/audit/verify", Roles(&[Compliance])),
+    route(
+        "GET",
+        "/api/v1/subjects/{subject}/access",
+        Roles(&[Compliance]),
+    ),
+    route("POST", "/api/v1/subjects/lookup", Roles(&[Compliance])),
 ];
 
 /// The route pattern a request's path belongs to, found once per request.
@@ -211,6 +217,11 @@ pub const PAGES: &[RoutePermission] = &[
     route("POST", pages::DENY, Public),
     route("GET", pages::CONSENTS, Public),
     route("GET", pages::AUDIT, Public),
+    route("GET", pages::SUBJECTS, Public),
+    route("POST", pages::SUBJECTS, Public),
+    route("POST", pages::SUBJECT_DOWNLOAD, Public),
+    route("POST", pages::SUBJECT_ERASE, Public),
+    route("POST", pages::SUBJECT_ERASURE, Public),
 ];
 
 /// Every route of both tables.

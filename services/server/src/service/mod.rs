@@ -6,6 +6,7 @@ pub mod audit;
 pub mod experiments;
 pub mod plan;
 pub mod results;
+pub mod subjects;
 pub mod tokens;
 
 use pilotgate_store::StoreError;
