@@ -73,7 +73,21 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .route(patterns::DENY, web::post().to(pages::compliance::deny))
         .route(patterns::CONSENTS, web::get().to(pages::consents::page))
-        .route(patterns::AUDIT, web::get().to(pages::audit::page));
+        .route(patterns::AUDIT, web::get().to(pages::audit::page))
+        .route(patterns::SUBJECTS, web::get().to(pages::subjects::form))
+        .route(patterns::SUBJECTS, web::post().to(pages::subjects::lookup))
+        .route(
+            patterns::SUBJECT_DOWNLOAD,
+            web::post().to(pages::subjects::download),
+        )
+        .route(
+            patterns::SUBJECT_ERASE,
+            web::post().to(pages::subjects::confirm_erasure),
+        )
+        .route(
+            patterns::SUBJECT_ERASURE,
+            web::post().to(pages::subjects::erase),
+        );
 }
 
 /// An HTML response with `status`.

@@ -163,6 +163,11 @@ const NAV: &[(&str, &str, &str)] = &[
     (urls::EXPERIMENTS, "Experiments", "/api/v1/experiments"),
     (urls::CONSENTS, "Consents", "/api/v1/legal-basis-map"),
     (urls::AUDIT, "Audit log", "/api/v1/audit"),
+    (
+        urls::SUBJECTS,
+        "Subjects",
+        "/api/v1/subjects/{subject}/access",
+    ),
 ];
 
 impl FromRequest for Session {
