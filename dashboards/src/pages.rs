@@ -2,7 +2,9 @@
 //! the public fields from its own types and calls `render()`.
 //!
 //! View models carry names, counts and statistics only: they have no field
-//! for a raw user id, a pseudonym, an API token or a key.
+//! for a raw user id, a pseudonym, an API token or a key. The one exception
+//! is the subject-rights desk (`subjects`), which shows compliance the
+//! pseudonyms of the one person asked about (never the raw id).
 
 mod audit;
 mod compliance;
@@ -16,8 +18,9 @@ mod pilot;
 mod purposes;
 mod results;
 mod sign_in;
+mod subjects;
 
-pub use audit::{AuditPage, AuditRow, ChainStatus};
+pub use audit::{AuditFilterFields, AuditPage, AuditRow, ChainStatus};
 pub use compliance::{
     ApprovalDecision, ApprovalRecord, AuditTrailEntry, CompliancePage, DesignSummary,
     EligibilityRow, VariantCount, VariantWeight,
@@ -38,6 +41,10 @@ pub use results::{
     PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,
 };
 pub use sign_in::SignInPage;
+pub use subjects::{
+    AssignmentRow, ErasureRow, EventCountRow, LedgerRow, PersonView, PseudonymRow, PurposeHistory,
+    PurposeStateRow, ReceiptRow, SubjectErasePage, SubjectReceiptPage, SubjectsPage,
+};
 
 /// One `<option>` of a `<select>`, ready for the template.
 #[derive(Debug, Clone, PartialEq, Eq)]

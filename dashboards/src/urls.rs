@@ -94,6 +94,16 @@ pub fn purpose_retire(key: &str) -> String {
     format!("{}/retire", purpose(key))
 }
 
+/// The subject-rights desk: the lookup form (GET) and a person's page (POST
+/// of the raw id; the id travels only in the body).
+pub const SUBJECTS: &str = "/ui/subjects";
+/// The desk's download of what is held about a person, as JSON (POST).
+pub const SUBJECT_DOWNLOAD: &str = "/ui/subjects/download";
+/// The desk's confirmation step before an erasure (POST).
+pub const SUBJECT_ERASE: &str = "/ui/subjects/erase";
+/// The desk's erasure itself, answered with its receipt (POST).
+pub const SUBJECT_ERASURE: &str = "/ui/subjects/erasure";
+
 /// The route patterns of the pages, as the server registers them and its
 /// permission table lists them (`{key}` is one path segment).
 pub mod patterns {
@@ -131,6 +141,7 @@ pub mod patterns {
     pub const PURPOSE_ASSESSMENTS: &str = "/ui/purposes/{key}/assessments";
     /// A purpose's retirement form's target.
     pub const PURPOSE_RETIRE: &str = "/ui/purposes/{key}/retire";
+    pub use super::{SUBJECT_DOWNLOAD, SUBJECT_ERASE, SUBJECT_ERASURE, SUBJECTS};
 }
 
 #[cfg(test)]

@@ -305,9 +305,12 @@ fn audit_page(chain: ChainStatus) -> AuditPage {
             action: "experiment.approve".to_owned(),
             target: "experiment:checkout-cta".to_owned(),
             hash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_owned(),
+            summary: "approved pilot checkout-cta (design version 3): 'ok'".to_owned(),
+            details: "{\n  \"comment\": \"ok\"\n}".to_owned(),
         }],
         older_before: Some(101),
         newer_after: Some(150),
+        filter: AuditFilterFields::default(),
     }
 }
 
@@ -692,6 +695,31 @@ fn audit_log_shows_the_chain_status_and_pages() {
     assert!(html.contains("href=\"/ui/audit?after=150\""));
     assert_eq!(assert_post_forms_carry_csrf(&html), 1);
 
+    assert!(
+        html.contains("approved pilot checkout-cta (design version 3): &#39;ok&#39;")
+            || html.contains("approved pilot checkout-cta (design version 3): &#x27;ok&#x27;"),
+        "{html}"
+    );
+    assert!(html.contains("<details><summary>Details</summary>"));
+
+    let mut filtered = audit_page(ChainStatus::Valid { entries: 3 });
+    filtered.filter = AuditFilterFields {
+        actor: "Sam Ortiz".to_owned(),
+        action: String::new(),
+        target: "experiment:a&b".to_owned(),
+    };
+    let html = filtered.render().unwrap();
+    assert!(
+        html.contains(
+            "href=\"/ui/audit?before=101&#38;actor=Sam%20Ortiz&#38;target=experiment%3Aa%26b\""
+        ),
+        "the paging links keep the filters: {html}"
+    );
+    assert!(
+        html.contains("value=\"experiment:a&#38;b\""),
+        "the form shows them"
+    );
+
     let html = audit_page(ChainStatus::Broken { first_bad_id: 42 })
         .render()
         .unwrap();
@@ -729,4 +757,89 @@ fn error_pages_name_the_status() {
         .render()
         .unwrap();
     assert!(html.contains("404 · Not found"));
+}
+
+fn subjects_page(person: bool) -> SubjectsPage {
+    let current = "a1".repeat(32);
+    SubjectsPage {
+        chrome: chrome("Subjects", "compliance", "/ui/subjects"),
+        person: person.then(|| PersonView {
+            subject: current.clone(),
+            key_version: 2,
+            looked_up_at: "2025-03-02 11:00 UTC".to_owned(),
+            pseudonyms: vec![
+                PseudonymRow {
+                    subject: current.clone(),
+                    key_version: 2,
+                },
+                PseudonymRow {
+                    subject: "b2".repeat(32),
+                    key_version: 1,
+                },
+            ],
+            erased: false,
+            current: vec![PurposeStateRow {
+                purpose: "personalize.content".to_owned(),
+                in_force: "consent: withdrawn".to_owned(),
+                eligible: false,
+                reason: "withdrawn".to_owned(),
+            }],
+            ledger: vec![PurposeHistory {
+                purpose: "personalize.content".to_owned(),
+                records: vec![LedgerRow {
+                    id: 7,
+                    key_version: 1,
+                    basis: "consent".to_owned(),
+                    status: "granted".to_owned(),
+                    notice: "pn v3".to_owned(),
+                    source: "app (tap)".to_owned(),
+                    collected_at: "2025-03-01 10:00 UTC".to_owned(),
+                    effective_from: "2025-03-01 10:00 UTC".to_owned(),
+                    expires_at: String::new(),
+                    recorded_by: "ingest".to_owned(),
+                }],
+            }],
+            assignments: vec![AssignmentRow {
+                experiment: "hero".to_owned(),
+                variant: "v1".to_owned(),
+                key_version: 1,
+                basis: "consent".to_owned(),
+                consent_record: "7".to_owned(),
+                notice_version: "v3".to_owned(),
+                decided_at: "2025-03-01 11:00 UTC".to_owned(),
+                withdrawn_at: "2025-03-02 09:00 UTC".to_owned(),
+            }],
+            events: vec![EventCountRow {
+                experiment: "hero".to_owned(),
+                key_version: 1,
+                events: 1_340,
+            }],
+            erasures: Vec::new(),
+        }),
+    }
+}
+
+#[test]
+fn subject_desk_takes_the_id_in_a_post_body_and_shows_the_proof() {
+    let html = subjects_page(false).render().unwrap();
+    assert!(html.contains("action=\"/ui/sign-out\""));
+    assert!(html.contains("name=\"user_id\""));
+    assert!(html.contains("autocomplete=\"off\""));
+    let input = html.split("name=\"user_id\"").nth(1).unwrap();
+    let input = input.split('>').next().unwrap();
+    assert!(!input.contains("value="), "the id field is never filled in");
+    assert_eq!(assert_post_forms_carry_csrf(&html), 2);
+
+    let html = subjects_page(true).render().unwrap();
+    assert!(
+        html.contains(&"b2".repeat(32)),
+        "every key version's pseudonym"
+    );
+    assert!(html.contains("1,340"));
+    assert!(html.contains("pn v3"));
+    assert!(html.contains("Download what is held (JSON)"));
+    assert!(html.contains("Erase this person"));
+    assert!(html.contains("<code>withdrawn</code>"));
+    // Lookup, download and erase, plus sign-out.
+    assert_eq!(assert_post_forms_carry_csrf(&html), 4);
 }

@@ -21,6 +21,41 @@ pub struct AuditPage {
     pub older_before: Option<u64>,
     /// When newer entries exist: the id to page after (`?after=ID`).
     pub newer_after: Option<u64>,
+    /// The filters in force; the paging links keep them.
+    pub filter: AuditFilterFields,
+}
+
+/// The audit page's filters, as entered (empty: no filter). Actors are
+/// token names, actions codes and targets `experiment:key` or
+/// `subject:<pseudonym>`: none is personal data, so they may sit in a URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilterFields {
+    /// A token's name, or the actor as recorded.
+    pub actor: String,
+    /// An action, e.g. `experiment.approve`.
+    pub action: String,
+    /// A target, e.g. `experiment:checkout-cta`.
+    pub target: String,
+}
+
+impl AuditFilterFields {
+    /// Whether any filter is set.
+    pub fn any(&self) -> bool {
+        !(self.actor.is_empty() && self.action.is_empty() && self.target.is_empty())
+    }
+
+    /// `&actor=…&action=…&target=…` for the filters set, percent-encoded.
+    fn query(&self) -> String {
+        [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target", &self.target),
+        ]
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| format!("&{name}={}", urls::encode_component(value)))
+        .collect()
+    }
 }
 
 /// What verifying the hash chain found.
@@ -53,6 +88,10 @@ pub struct AuditRow {
     pub target: String,
     /// The entry's SHA-256 hash in hex.
     pub hash: String,
+    /// What happened, in a sentence, e.g. "approved pilot checkout-v2 (design version 3): 'ok'".
+    pub summary: String,
+    /// The entry's details as recorded (JSON, indented), behind the summary.
+    pub details: String,
 }
 
 impl AuditRow {
@@ -91,11 +130,15 @@ impl AuditPage {
 
     fn older_href(&self) -> Option<String> {
         self.older_before
-            .map(|id| format!("{}?before={id}", urls::AUDIT))
+            .map(|id| format!("{}?before={id}{}", urls::AUDIT, self.filter.query()))
     }
 
     fn newer_href(&self) -> Option<String> {
         self.newer_after
-            .map(|id| format!("{}?after={id}", urls::AUDIT))
+            .map(|id| format!("{}?after={id}{}", urls::AUDIT, self.filter.query()))
+    }
+
+    fn audit_href(&self) -> &'static str {
+        urls::AUDIT
     }
 }

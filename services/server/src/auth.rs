@@ -145,6 +145,12 @@ pub const PERMISSIONS: &[RoutePermission] = &[
     route("POST", "/api/v1/events", Roles(&[Ingest])),
     route("GET", "/api/v1/audit", Roles(&[Compliance])),
     route("GET", "/api/v1/audit/verify", Roles(&[Compliance])),
+    route(
+        "GET",
+        "/api/v1/subjects/{subject}/access",
+        Roles(&[Compliance]),
+    ),
+    route("POST", "/api/v1/subjects/lookup", Roles(&[Compliance])),
 ];
 
 /// The route pattern a request's path belongs to, found once per request.
@@ -234,6 +240,11 @@ pub const PAGES: &[RoutePermission] = &[
     route("POST", pages::PURPOSE, Public),
     route("POST", pages::PURPOSE_ASSESSMENTS, Public),
     route("POST", pages::PURPOSE_RETIRE, Public),
+    route("GET", pages::SUBJECTS, Public),
+    route("POST", pages::SUBJECTS, Public),
+    route("POST", pages::SUBJECT_DOWNLOAD, Public),
+    route("POST", pages::SUBJECT_ERASE, Public),
+    route("POST", pages::SUBJECT_ERASURE, Public),
 ];
 
 /// Every route of both tables.

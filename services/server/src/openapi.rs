@@ -45,6 +45,8 @@ use crate::routes;
         routes::events::record,
         routes::audit::list,
         routes::audit::verify,
+        routes::subjects::access,
+        routes::subjects::lookup,
     ),
     components(schemas(crate::error::ErrorBody, crate::service::results::DownloadFormat)),
     modifiers(&BearerAuth),

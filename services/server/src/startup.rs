@@ -224,7 +224,9 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::results::download)
         .service(routes::eligibility::show)
         .service(routes::audit::list)
-        .service(routes::audit::verify);
+        .service(routes::audit::verify)
+        .service(routes::subjects::access)
+        .service(routes::subjects::lookup);
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

@@ -1,5 +1,6 @@
 //! The audit log: appending a chained entry inside a change's transaction,
-//! paging through entries, and walking the chain.
+//! paging through entries (filtered by actor, action and target, either
+//! way), and walking the chain.
 
 use pilotgate_domain::Actor;
 use pilotgate_domain::audit::{
@@ -24,6 +25,26 @@ pub struct AuditQuery {
     pub limit: i64,
     /// Only entries about this target, e.g. `experiment:spring-banner`.
     pub target: Option<String>,
+}
+
+/// Which entries of the audit log to list: each given field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// A token's name (`dana`), or an actor as recorded (`dana (compliance)`).
+    pub actor: Option<String>,
+    /// An action, e.g. `experiment.approve`.
+    pub action: Option<String>,
+    /// A target, e.g. `experiment:spring-banner` or `subject:<pseudonym>`.
+    pub target: Option<String>,
+}
+
+/// Where a page of the audit log starts, and its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditCursor {
+    /// Entries with ids below this one (all when `None`), newest first.
+    Before(Option<i64>),
+    /// Entries with ids above this one, oldest first.
+    After(i64),
 }
 
 /// What one change records about itself.
@@ -183,6 +204,51 @@ impl Core {
         rows.iter().map(entry_from_row).collect()
     }
 
+    /// At most `limit` entries that pass `filter`, from `cursor` on in its order.
+    pub async fn filtered_audit(
+        &self,
+        filter: &AuditFilter,
+        cursor: AuditCursor,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(actor) = &filter.actor {
+            let forms = actor_forms(actor);
+            conditions.push(format!(
+                "actor IN ({})",
+                crate::db::numbered(binds.len() + 1, forms.len())
+            ));
+            binds.extend(forms);
+        }
+        for (column, value) in [("action", &filter.action), ("target", &filter.target)] {
+            if let Some(value) = value {
+                binds.push(value.clone());
+                conditions.push(format!("{column} = ${}", binds.len()));
+            }
+        }
+        let (id, order, from) = match cursor {
+            AuditCursor::Before(before) => ("<", "DESC", before.unwrap_or(i64::MAX)),
+            AuditCursor::After(after) => (">", "ASC", after),
+        };
+        conditions.push(format!("id {id} ${}", binds.len() + 1));
+        let sql = format!(
+            "SELECT * FROM audit_log WHERE {} ORDER BY id {order} LIMIT ${}",
+            conditions.join(" AND "),
+            binds.len() + 2
+        );
+        let mut query = sqlx::query(&sql);
+        for value in &binds {
+            query = query.bind(value);
+        }
+        let rows = query
+            .bind(from)
+            .bind(limit.clamp(1, 1_000))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
     /// The hash of entry `id`, if it exists.
     pub async fn audit_hash_at(&self, id: i64) -> Result<Option<String>, StoreError> {
         Ok(
@@ -263,6 +329,21 @@ impl Core {
             }
         }
     }
+}
+
+/// The actors as recorded that `actor` names: itself, and when it is a bare
+/// token name, that name under every role and at the command line.
+fn actor_forms(actor: &str) -> Vec<String> {
+    let mut forms = vec![actor.to_owned()];
+    if !actor.ends_with(')') {
+        forms.extend(
+            pilotgate_domain::Role::ALL
+                .iter()
+                .map(|role| Actor::token(actor, *role).to_string()),
+        );
+        forms.push(format!("{actor} (cli)"));
+    }
+    forms
 }
 
 pub(crate) fn entry_from_row(row: &AnyRow) -> Result<AuditEntry, StoreError> {

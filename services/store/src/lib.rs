@@ -16,6 +16,7 @@
 //! caches) and is what the rest of pilotgate uses.
 #![forbid(unsafe_code)]
 
+mod access;
 mod assignments;
 mod audit;
 mod cache;
@@ -44,8 +45,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use pilotgate_domain::pseudonym::Pseudonym;
 
+pub use access::{ErasureRecord, EventCount};
 pub use assignments::{AssignOutcome, Assignment, AssignmentTarget};
 pub use audit::AuditQuery;
+pub use audit::{AuditCursor, AuditFilter};
 pub use consents::{Appended, BasisCount, LegalBasisMap, PurposeEligibility, ReconsentNeed};
 pub use core::Core;
 pub use db::{Db, Dialect};

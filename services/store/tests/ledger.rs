@@ -388,3 +388,107 @@ storage_story!(
         assert_eq!(personalize.expired, 2);
     }
 );
+
+storage_story!(
+    what_is_held_about_a_person_is_read_per_pseudonym_with_proof_and_counts,
+    |db| {
+        register(&db).await;
+        let grant = consent(
+            "erin",
+            "personalize.content",
+            LegalBasis::Consent,
+            ConsentStatus::Granted,
+            day(1),
+            2,
+        );
+        let subject = grant.subject.clone();
+        let other = "b".repeat(64);
+        let record = db
+            .store
+            .append_consents(&[grant], &Actor::operator())
+            .await
+            .unwrap()[0]
+            .id;
+        for key in ["e1", "e2"] {
+            db.execute_raw(&format!(
+                "INSERT INTO experiments (key, name, hypothesis, owner, purpose, state, coverage, seed, primary_event, primary_kind, \
+                 guardrails, mde, alpha, power, data_categories, retention_days, design_version, created_by, created_at, updated_at) \
+                 VALUES ('{key}', 'E', 'h', 'o', 'personalize.content', 'running', 1.0, 's', 'buy', 'binary', '[]', 0.1, 0.05, 0.8, '[]', 30, 1, 'm', 0, 0)"
+            ))
+            .await
+            .unwrap();
+            for who in [&subject, &other] {
+                db.execute_raw(&format!(
+                    "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version) \
+                     VALUES ('{key}', '{who}', 1, 'control', 1, 'consent', {record}, 2)"
+                ))
+                .await
+                .unwrap();
+            }
+        }
+        // Three events of erin's in e1, none in e2; one of someone else's in e1.
+        for (i, who) in [&subject, &subject, &subject, &other].iter().enumerate() {
+            db.execute_raw(&format!(
+                "INSERT INTO events (experiment_key, event_id, subject, name, occurred_at, received_at) VALUES ('e1', 'ev{i}', '{who}', 'buy', 2, 2)"
+            ))
+            .await
+            .unwrap();
+        }
+        let subjects = std::slice::from_ref(&subject);
+        let assignments = db.store.assignments_of_subjects(subjects).await.unwrap();
+        assert_eq!(assignments.len(), 2);
+        assert!(assignments.iter().all(|a| a.subject == subject
+            && a.consent_record_id == Some(record)
+            && a.notice_version == Some(2)
+            && a.basis == LegalBasis::Consent));
+        let counts = db.store.event_counts_of_subjects(subjects).await.unwrap();
+        assert_eq!(counts.len(), 1, "{counts:?}");
+        assert_eq!(
+            (counts[0].experiment_key.as_str(), counts[0].events),
+            ("e1", 3)
+        );
+        assert!(
+            db.store
+                .erasures_of_subjects(subjects)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let receipt = db
+            .store
+            .erase_subject(&subject, 1, &Actor::operator())
+            .await
+            .unwrap();
+        let erasures = db.store.erasures_of_subjects(subjects).await.unwrap();
+        assert_eq!(erasures.len(), 1);
+        assert_eq!(
+            (
+                erasures[0].deleted_assignments,
+                erasures[0].deleted_events,
+                erasures[0].audit_id
+            ),
+            (2, 3, Some(receipt.audit_id))
+        );
+        assert!(
+            db.store
+                .assignments_of_subjects(subjects)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            db.store.person_of(&subject, 1).await.unwrap(),
+            [(subject.clone(), 1)],
+            "no other pseudonym is linked"
+        );
+        assert_eq!(
+            db.store
+                .event_counts_of_subjects(std::slice::from_ref(&other))
+                .await
+                .unwrap()[0]
+                .events,
+            1,
+            "someone else's events stay"
+        );
+    }
+);

@@ -381,3 +381,83 @@ async fn a_server_checkpoints_the_wal_in_the_background() {
         "without a server, the commit stays in the WAL"
     );
 }
+
+storage_story!(
+    filtered_audit_pages_either_way_by_actor_action_and_target,
+    |db| {
+        use pilotgate_store::{AuditCursor, AuditFilter};
+        for i in 0..5 {
+            create_token(&db, &format!("t{i}"), Role::Analyst).await;
+        }
+        db.store
+            .revoke_token("t3", None, &Actor::token("dana", Role::Admin))
+            .await
+            .unwrap();
+        let ids = |entries: Vec<pilotgate_domain::audit::AuditEntry>| {
+            entries.iter().map(|e| e.id).collect::<Vec<_>>()
+        };
+        let all = AuditFilter::default();
+        let newest = db
+            .store
+            .filtered_audit(&all, AuditCursor::Before(None), 4)
+            .await
+            .unwrap();
+        assert_eq!(ids(newest), [6, 5, 4, 3]);
+        let older = db
+            .store
+            .filtered_audit(&all, AuditCursor::Before(Some(3)), 4)
+            .await
+            .unwrap();
+        assert_eq!(ids(older), [2, 1]);
+        let forwards = db
+            .store
+            .filtered_audit(&all, AuditCursor::After(4), 4)
+            .await
+            .unwrap();
+        assert_eq!(ids(forwards), [5, 6]);
+        // A token's name finds its entries under any role; actions and targets match exactly.
+        let by = |actor: Option<&str>, action: Option<&str>, target: Option<&str>| AuditFilter {
+            actor: actor.map(str::to_owned),
+            action: action.map(str::to_owned),
+            target: target.map(str::to_owned),
+        };
+        for filter in [
+            by(Some("dana"), None, None),
+            by(Some("dana (admin)"), None, None),
+            by(None, Some("token.revoke"), None),
+            by(None, None, Some("token:t3")),
+        ] {
+            let found = db
+                .store
+                .filtered_audit(&filter, AuditCursor::Before(None), 100)
+                .await
+                .unwrap();
+            let expected = if filter.target.is_some() {
+                vec![6, 4]
+            } else {
+                vec![6]
+            };
+            assert_eq!(ids(found), expected, "{filter:?}");
+        }
+        let none = db
+            .store
+            .filtered_audit(
+                &by(Some("dan"), Some("token.revoke"), None),
+                AuditCursor::After(0),
+                100,
+            )
+            .await
+            .unwrap();
+        assert!(none.is_empty(), "a name matches whole, not as a prefix");
+        let operator_creations = db
+            .store
+            .filtered_audit(
+                &by(Some("operator"), Some("token.create"), None),
+                AuditCursor::After(0),
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(operator_creations), [1, 2, 3, 4, 5]);
+    }
+);

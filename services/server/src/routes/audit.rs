@@ -1,9 +1,10 @@
-//! The audit log: paging through entries and verifying the hash chain.
+//! The audit log: paging through entries (either way, filtered by actor,
+//! action and target) and verifying the hash chain.
 
 use actix_web::{HttpResponse, get, web};
 use pilotgate_domain::audit::{AuditEntry, ChainReport};
 use pilotgate_domain::time::from_micros;
-use pilotgate_store::AuditQuery;
+use pilotgate_store::{AuditCursor, AuditFilter};
 use serde::{Deserialize, Serialize};
 
 use crate::anchor::Anchor;
@@ -16,12 +17,32 @@ use crate::startup::AppState;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
-    /// Entries with an id greater than this one (for paging).
+    /// Entries with an id greater than this one, oldest first (for paging forwards).
     pub after: Option<i64>,
+    /// Entries with an id smaller than this one, newest first (for paging
+    /// backwards from the newest; `before` = the smallest id of the last page).
+    pub before: Option<i64>,
     /// At most this many entries (1..=1000, default 100).
     pub limit: Option<i64>,
-    /// Only entries about this target, e.g. `experiment:spring-banner`.
+    /// Only entries by this actor: a token's name (e.g. `dana`) or the actor
+    /// as recorded (e.g. `dana (compliance)`).
+    pub actor: Option<String>,
+    /// Only entries of this action, e.g. `experiment.approve`.
+    pub action: Option<String>,
+    /// Only entries about this target, e.g. `experiment:spring-banner` or `subject:<pseudonym>`.
     pub target: Option<String>,
+}
+
+impl AuditParams {
+    /// The filter the query names (empty values name nothing).
+    pub fn filter(&self) -> AuditFilter {
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        AuditFilter {
+            actor: given(&self.actor),
+            action: given(&self.action),
+            target: given(&self.target),
+        }
+    }
 }
 
 /// One audit entry as the API shows it.
@@ -43,8 +64,10 @@ pub struct AuditEntryView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntryView>,
-    /// The `after` value of the next page, or null at the end.
+    /// The `after` value of the next page, or null at the end (when paging with `after`, or with neither).
     pub next_after: Option<i64>,
+    /// The `before` value of the next (older) page, or null at the end (when paging with `before`).
+    pub next_before: Option<i64>,
 }
 
 /// The result of walking the chain with the audit key, against its newest anchor.
@@ -114,7 +137,8 @@ impl VerifyView {
     }
 }
 
-/// Pages through the audit log, oldest first.
+/// Pages through the audit log: oldest first from `after` (or from the
+/// start), or newest first below `before`; filtered by actor, action and target.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams), security(("bearer" = [])), responses(
     (status = 200, body = AuditPage),
     (status = 400, body = crate::error::ErrorBody),
@@ -133,18 +157,30 @@ pub async fn list(
             "limit must be between 1 and 1000".to_owned(),
         ));
     }
-    let query = AuditQuery {
-        after: params.after,
-        limit,
-        target: params.target.clone(),
+    let cursor = match (params.after, params.before) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give either after (oldest first) or before (newest first), not both".to_owned(),
+            ));
+        }
+        (None, Some(before)) => AuditCursor::Before(Some(before)),
+        (after, None) => AuditCursor::After(after.unwrap_or(0)),
     };
-    let entries = state.store.list_audit(&query).await?;
-    let next_after = (entries.len() as i64 == limit)
+    let entries = state
+        .store
+        .filtered_audit(&params.filter(), cursor, limit)
+        .await?;
+    let next = (entries.len() as i64 == limit)
         .then(|| entries.last().map(|e| e.id))
         .flatten();
+    let (next_after, next_before) = match cursor {
+        AuditCursor::After(_) => (next, None),
+        AuditCursor::Before(_) => (None, next),
+    };
     Ok(HttpResponse::Ok().json(AuditPage {
         entries: entries.iter().map(AuditEntryView::from).collect(),
         next_after,
+        next_before,
     }))
 }
 

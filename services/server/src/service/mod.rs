@@ -7,6 +7,7 @@ pub mod experiments;
 pub mod plan;
 pub mod purposes;
 pub mod results;
+pub mod subjects;
 pub mod tokens;
 
 use pilotgate_store::StoreError;

@@ -85,6 +85,20 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             patterns::PURPOSE_RETIRE,
             web::post().to(pages::purposes::retire),
+        )
+        .route(patterns::SUBJECTS, web::get().to(pages::subjects::form))
+        .route(patterns::SUBJECTS, web::post().to(pages::subjects::lookup))
+        .route(
+            patterns::SUBJECT_DOWNLOAD,
+            web::post().to(pages::subjects::download),
+        )
+        .route(
+            patterns::SUBJECT_ERASE,
+            web::post().to(pages::subjects::confirm_erasure),
+        )
+        .route(
+            patterns::SUBJECT_ERASURE,
+            web::post().to(pages::subjects::erase),
         );
 }
 

@@ -164,6 +164,11 @@ const NAV: &[(&str, &str, &str)] = &[
     (urls::CONSENTS, "Consents", "/api/v1/legal-basis-map"),
     (urls::PURPOSES, "Purposes", "/api/v1/purposes"),
     (urls::AUDIT, "Audit log", "/api/v1/audit"),
+    (
+        urls::SUBJECTS,
+        "Subjects",
+        "/api/v1/subjects/{subject}/access",
+    ),
 ];
 
 impl FromRequest for Session {

@@ -112,6 +112,15 @@ async fn a_full_demo_run_leaves_no_raw_id_token_or_key_in_the_database_logs_page
         assert_eq!(response.status().as_u16(), 200, "{path}");
         seen.push((path.to_owned(), response.text().await.unwrap()));
     }
+    // The subject desk, asked about a demo person by raw id: the page, the
+    // log and the audit entry it leaves are all read below.
+    let (status, desk) = web::page(&base, &session, "/ui/subjects").await;
+    assert_eq!(status, 200);
+    let csrf = web::csrf_of(&desk);
+    let fields = [("user_id", "demo1-user0000001"), ("csrf", csrf.as_str())];
+    let lookup = web::submit(&base, &session, "/ui/subjects", &fields).await;
+    assert_eq!(lookup.status().as_u16(), 200);
+    seen.push(("the subject desk".to_owned(), lookup.text().await.unwrap()));
     for (path, role) in [
         ("/api/v1/experiments/demo-pilot-1/results", 2),
         ("/api/v1/experiments/demo-pilot-1/eligibility", 0),

@@ -1,6 +1,7 @@
 //! One handler file per page, as `dashboards/src/pages/`.
 
 pub mod audit;
+pub mod audit_summary;
 pub mod compliance;
 pub mod consents;
 pub mod design;
@@ -10,6 +11,7 @@ pub mod memo;
 pub mod purposes;
 pub mod results;
 pub mod sign_in;
+pub mod subjects;
 
 use pilotgate_dashboards as view;
 
