@@ -17,6 +17,7 @@ pub mod session;
 pub mod text;
 pub mod time;
 pub mod token;
+pub mod inventory;
 
 pub use actor::Actor;
 pub use role::Role;
