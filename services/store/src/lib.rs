@@ -35,6 +35,7 @@ mod refusals;
 mod reports;
 mod sessions;
 mod tokens;
+mod inventory;
 
 #[cfg(feature = "testing")]
 pub mod testing;
