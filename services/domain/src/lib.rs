@@ -9,6 +9,7 @@ pub mod consent;
 pub mod eligibility;
 pub mod event_id;
 pub mod experiment;
+pub mod inventory;
 pub mod pseudonym;
 pub mod purpose;
 pub mod refusal;
@@ -17,7 +18,6 @@ pub mod session;
 pub mod text;
 pub mod time;
 pub mod token;
-pub mod inventory;
 
 pub use actor::Actor;
 pub use role::Role;

@@ -129,9 +129,8 @@ impl Core {
 }
 
 fn category_from_row(row: &AnyRow) -> Result<DataCategory, StoreError> {
-    let flag = |column: &str| -> Result<bool, StoreError> {
-        Ok(row.try_get::<i64, _>(column)? != 0)
-    };
+    let flag =
+        |column: &str| -> Result<bool, StoreError> { Ok(row.try_get::<i64, _>(column)? != 0) };
     let key: String = row.try_get("key")?;
     let sensitivity: String = row.try_get("sensitivity")?;
     let ceiling: Option<i64> = row.try_get("retention_ceiling_days")?;

@@ -28,6 +28,7 @@ mod error;
 mod events;
 mod experiments;
 mod group;
+mod inventory;
 mod keys;
 mod links;
 mod purposes;
@@ -35,7 +36,6 @@ mod refusals;
 mod reports;
 mod sessions;
 mod tokens;
-mod inventory;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -428,7 +428,10 @@ storage_story!(
         );
         loyalty.key = CategoryKey::parse("nothing_here").unwrap();
         let unknown = db.store.update_data_category(&loyalty, &operator()).await;
-        assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
+        assert!(
+            matches!(unknown, Err(StoreError::NotFound(_))),
+            "{unknown:?}"
+        );
 
         let trail = db
             .store

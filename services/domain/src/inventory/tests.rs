@@ -52,7 +52,15 @@ fn category_keys_are_snake_case() {
     for good in ["behavioural", "inferred_interests", "page_views", "x1"] {
         assert!(CategoryKey::parse(good).is_ok(), "{good}");
     }
-    for bad in ["", "Page", "page views", "1abc", "_x", "a-b", "a".repeat(65).as_str()] {
+    for bad in [
+        "",
+        "Page",
+        "page views",
+        "1abc",
+        "_x",
+        "a-b",
+        "a".repeat(65).as_str(),
+    ] {
         assert!(CategoryKey::parse(bad).is_err(), "{bad:?}");
     }
 }
@@ -68,14 +76,20 @@ fn sensitivity_classes_read_back_and_others_are_refused() {
     );
 }
 
+/// A change to a category that breaks one rule.
+type Change = Box<dyn Fn(&mut DataCategory)>;
+
 #[test]
 fn a_category_is_validated_field_by_field() {
     let good = vocabulary().remove(0);
     assert_eq!(good.validate(), Ok(()));
-    let cases: Vec<(Box<dyn Fn(&mut DataCategory)>, &str)> = vec![
+    let cases: Vec<(Change, &str)> = vec![
         (Box::new(|c| c.name = " ".to_owned()), "name"),
         (Box::new(|c| c.name = "a\u{1b}b".to_owned()), "name"),
-        (Box::new(|c| c.description = "x".repeat(1001)), "description"),
+        (
+            Box::new(|c| c.description = "x".repeat(1001)),
+            "description",
+        ),
         (
             Box::new(|c| c.measures.retention_ceiling_days = Some(0)),
             "retention_ceiling_days",
@@ -106,14 +120,13 @@ fn a_design_names_only_permitted_categories_of_the_inventory() {
         check_design_categories(&names(&["behavioural", "device"]), &vocabulary),
         Ok(())
     );
-    let free_text = check_design_categories(&names(&["device", "favourite colour"]), &vocabulary)
-        .unwrap_err();
+    let free_text =
+        check_design_categories(&names(&["device", "favourite colour"]), &vocabulary).unwrap_err();
     assert_eq!(
         free_text.to_string(),
         "data_categories: 'favourite colour' is not in the data inventory"
     );
-    let special =
-        check_design_categories(&names(&["special_category"]), &vocabulary).unwrap_err();
+    let special = check_design_categories(&names(&["special_category"]), &vocabulary).unwrap_err();
     assert_eq!(
         special.to_string(),
         "data_categories: 'special_category' is special-category data (Art. 9): refused for pilots"
@@ -203,7 +216,11 @@ fn unmet_measures_say_why() {
             design_version: 3,
         }),
     };
-    let items = checklist(&pilot, &vocabulary(), &deployment(Some("LUKS volume /var/lib")));
+    let items = checklist(
+        &pilot,
+        &vocabulary(),
+        &deployment(Some("LUKS volume /var/lib")),
+    );
     let evidence = |measure: Measure| {
         items
             .iter()
