@@ -30,6 +30,14 @@ pub const SIGN_IN: &str = "/ui/sign-in";
 /// The sign-out form's target.
 pub const SIGN_OUT: &str = "/ui/sign-out";
 
+/// The data inventory.
+pub const INVENTORY: &str = "/ui/inventory";
+
+/// The edit form's target of the inventory's category `key`.
+pub fn inventory_item(key: &str) -> String {
+    format!("{INVENTORY}/{}", encode_component(key))
+}
+
 /// The results page of an experiment.
 pub fn results(key: &str) -> String {
     format!("{EXPERIMENTS}/{}", encode_component(key))
@@ -107,6 +115,9 @@ pub mod patterns {
     pub const APPROVE: &str = "/ui/experiments/{key}/approve";
     /// The denial form's target.
     pub const DENY: &str = "/ui/experiments/{key}/deny";
+    pub use super::INVENTORY;
+    /// The edit form's target of one category of the inventory.
+    pub const INVENTORY_ITEM: &str = "/ui/inventory/{key}";
 }
 
 #[cfg(test)]
@@ -141,5 +152,6 @@ mod tests {
         assert_eq!(lifecycle("k", "submit"), fill(patterns::SUBMIT));
         assert_eq!(lifecycle("k", "start"), fill(patterns::START));
         assert_eq!(lifecycle("k", "stop"), fill(patterns::STOP));
+        assert_eq!(inventory_item("k"), fill(patterns::INVENTORY_ITEM));
     }
 }

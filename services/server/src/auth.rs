@@ -128,6 +128,9 @@ pub const PERMISSIONS: &[RoutePermission] = &[
     route("POST", "/api/v1/events", Roles(&[Ingest])),
     route("GET", "/api/v1/audit", Roles(&[Compliance])),
     route("GET", "/api/v1/audit/verify", Roles(&[Compliance])),
+    route("GET", "/api/v1/data-categories", Roles(ANY_ROLE)),
+    route("POST", "/api/v1/data-categories", Roles(&[Compliance])),
+    route("PUT", "/api/v1/data-categories/{key}", Roles(&[Compliance])),
 ];
 
 /// The route pattern a request's path belongs to, found once per request.
@@ -211,6 +214,9 @@ pub const PAGES: &[RoutePermission] = &[
     route("POST", pages::DENY, Public),
     route("GET", pages::CONSENTS, Public),
     route("GET", pages::AUDIT, Public),
+    route("GET", pages::INVENTORY, Public),
+    route("POST", pages::INVENTORY, Public),
+    route("POST", pages::INVENTORY_ITEM, Public),
 ];
 
 /// Every route of both tables.

@@ -73,7 +73,16 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .route(patterns::DENY, web::post().to(pages::compliance::deny))
         .route(patterns::CONSENTS, web::get().to(pages::consents::page))
-        .route(patterns::AUDIT, web::get().to(pages::audit::page));
+        .route(patterns::AUDIT, web::get().to(pages::audit::page))
+        .route(patterns::INVENTORY, web::get().to(pages::inventory::page))
+        .route(
+            patterns::INVENTORY,
+            web::post().to(pages::inventory::create),
+        )
+        .route(
+            patterns::INVENTORY_ITEM,
+            web::post().to(pages::inventory::update),
+        );
 }
 
 /// An HTML response with `status`.

@@ -5,6 +5,7 @@ pub mod compliance;
 pub mod consents;
 pub mod design;
 pub mod experiments;
+pub mod inventory;
 pub mod lifecycle;
 pub mod memo;
 pub mod results;
