@@ -13,6 +13,7 @@ mod consents;
 mod design;
 mod error;
 mod experiments;
+mod inventory;
 mod memo;
 mod pilot;
 mod purposes;
@@ -21,15 +22,18 @@ mod sign_in;
 mod subjects;
 
 pub use audit::{AuditFilterFields, AuditPage, AuditRow, ChainStatus};
+pub use compliance::ChecklistRow;
 pub use compliance::{
     ApprovalDecision, ApprovalRecord, AuditTrailEntry, CompliancePage, DesignSummary,
     EligibilityRow, VariantCount, VariantWeight,
 };
 pub use confirm::ConfirmPage;
 pub use consents::{ConsentsPage, PurposeConsents};
+pub use design::CategoryOption;
 pub use design::{DesignFields, DesignPage, PlanSummary, PurposeOption};
 pub use error::ErrorPage;
 pub use experiments::{Approval, ExperimentRow, ExperimentsPage};
+pub use inventory::{CategoryRow, InventoryPage, SENSITIVITY_CLASSES};
 pub use memo::MemoPage;
 pub use pilot::{DecisionNote, PilotAction, PilotPanel};
 pub use purposes::{

@@ -32,6 +32,14 @@ pub const SIGN_IN: &str = "/ui/sign-in";
 /// The sign-out form's target.
 pub const SIGN_OUT: &str = "/ui/sign-out";
 
+/// The data inventory.
+pub const INVENTORY: &str = "/ui/inventory";
+
+/// The edit form's target of the inventory's category `key`.
+pub fn inventory_item(key: &str) -> String {
+    format!("{INVENTORY}/{}", encode_component(key))
+}
+
 /// The results page of an experiment.
 pub fn results(key: &str) -> String {
     format!("{EXPERIMENTS}/{}", encode_component(key))
@@ -141,7 +149,10 @@ pub mod patterns {
     pub const PURPOSE_ASSESSMENTS: &str = "/ui/purposes/{key}/assessments";
     /// A purpose's retirement form's target.
     pub const PURPOSE_RETIRE: &str = "/ui/purposes/{key}/retire";
+    pub use super::INVENTORY;
     pub use super::{SUBJECT_DOWNLOAD, SUBJECT_ERASE, SUBJECT_ERASURE, SUBJECTS};
+    /// The edit form's target of one category of the inventory.
+    pub const INVENTORY_ITEM: &str = "/ui/inventory/{key}";
 }
 
 #[cfg(test)]
@@ -182,5 +193,6 @@ mod tests {
             fill(patterns::PURPOSE_ASSESSMENTS)
         );
         assert_eq!(purpose_retire("k"), fill(patterns::PURPOSE_RETIRE));
+        assert_eq!(inventory_item("k"), fill(patterns::INVENTORY_ITEM));
     }
 }

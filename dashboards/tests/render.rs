@@ -237,6 +237,20 @@ fn compliance_page(can_decide: bool) -> CompliancePage {
             summary: "Denied: retention too long.".to_owned(),
         }],
         can_decide,
+        checklist: vec![
+            ChecklistRow {
+                category: "behavioural".to_owned(),
+                measure: "retention_ceiling".to_owned(),
+                met: true,
+                evidence: "retention 90 days ≤ ceiling 180".to_owned(),
+            },
+            ChecklistRow {
+                category: "behavioural".to_owned(),
+                measure: "encrypted_at_rest".to_owned(),
+                met: false,
+                evidence: "encrypted at rest: not declared".to_owned(),
+            },
+        ],
     }
 }
 
@@ -516,6 +530,11 @@ fn design_page() -> DesignPage {
             allowed_bases: "consent".to_owned(),
             min_notice_version: 2,
         }],
+        categories: vec![CategoryOption {
+            key: "orders".to_owned(),
+            name: "Orders".to_owned(),
+            sensitivity: "moderate".to_owned(),
+        }],
         errors: [("mde".to_owned(), "must be a number".to_owned())].into(),
         general_error: None,
         plan: Some(PlanSummary {
@@ -548,6 +567,7 @@ fn the_design_form_keeps_values_marks_refusals_and_shows_the_plan() {
     assert!(html.contains("value=\"remove_variant_1\""));
     assert!(html.contains("<option value=\"sum\" selected>sum</option>"));
     assert!(html.contains("<option value=\"personalize.content\" selected>"));
+    assert!(html.contains("name=\"data_categories\" value=\"orders\">"));
     assert!(html.contains("<strong>48 days</strong>"));
     assert!(html.contains("62.0% (620 of 1,000)"));
     assert!(html.contains("<th scope=\"row\">denied</th><td class=\"num\">300</td>"));
@@ -647,6 +667,15 @@ fn compliance_page_shows_the_record_and_decides_only_when_allowed() {
     assert!(html.contains("action=\"/ui/experiments/checkout-cta/deny\""));
     assert!(html.contains("<label for=\"approve-comment\">"));
     assert_eq!(assert_post_forms_carry_csrf(&html), 3);
+    assert!(html.contains("Risk checklist"));
+    assert!(html.contains("retention 90 days ≤ ceiling 180"));
+    assert!(html.contains("1 required measure(s) not met"));
+    assert!(
+        html.contains(
+            "Not met: behavioural: encrypted at rest: not declared. You may still approve"
+        ),
+        "the approval form shows the unmet measure"
+    );
 
     let html = compliance_page(false).render().unwrap();
     assert!(!html.contains("/approve\""));

@@ -42,6 +42,36 @@ pub struct CompliancePage {
     /// of the design's creator, editors or submitters, experiment submitted).
     /// The server decides.
     pub can_decide: bool,
+    /// The risk checklist: each measure the data inventory requires of the
+    /// design's categories, met or not, with the evidence.
+    pub checklist: Vec<ChecklistRow>,
+}
+
+/// One required measure of one data category, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecklistRow {
+    /// The category's key, e.g. `behavioural`.
+    pub category: String,
+    /// The measure, e.g. `retention_ceiling`.
+    pub measure: String,
+    pub met: bool,
+    /// Why, e.g. "retention 90 days ≤ ceiling 180".
+    pub evidence: String,
+}
+
+impl ChecklistRow {
+    pub(crate) fn badge(&self) -> Badge {
+        if self.met {
+            Badge::new("met", Tone::Positive)
+        } else {
+            Badge::new("not met", Tone::Negative)
+        }
+    }
+
+    /// The measure in words.
+    pub(crate) fn measure_text(&self) -> String {
+        self.measure.replace('_', " ")
+    }
 }
 
 /// The design of an experiment as registered.
@@ -185,6 +215,15 @@ struct ShareView {
 }
 
 impl CompliancePage {
+    /// The checklist's unmet lines.
+    pub(crate) fn unmet(&self) -> Vec<&ChecklistRow> {
+        self.checklist.iter().filter(|row| !row.met).collect()
+    }
+
+    fn all_met_badge(&self) -> Badge {
+        Badge::new("all met", Tone::Positive)
+    }
+
     fn csv_href(&self) -> String {
         urls::compliance_csv(&self.experiment_key)
     }

@@ -32,7 +32,8 @@ pub struct DesignFields {
     pub power: String,
     pub baseline_rate: String,
     pub attribution_window_hours: String,
-    /// Comma-separated.
+    /// Keys of the data inventory, comma-separated (the form's checkboxes
+    /// post one value each; the server joins them).
     pub data_categories: String,
     pub retention_days: String,
     /// The planner's input, not part of the design.
@@ -46,6 +47,15 @@ pub struct PurposeOption {
     /// Its allowed legal bases, e.g. `consent, legitimate_interest`.
     pub allowed_bases: String,
     pub min_notice_version: u32,
+}
+
+/// A category of the data inventory that pilots may use, as the form offers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryOption {
+    pub key: String,
+    pub name: String,
+    /// `low`, `moderate` or `high`.
+    pub sensitivity: String,
 }
 
 /// The design form.
@@ -62,6 +72,8 @@ pub struct DesignPage {
     pub state_note: Option<String>,
     pub fields: DesignFields,
     pub purposes: Vec<PurposeOption>,
+    /// The data inventory's categories that pilots may use.
+    pub categories: Vec<CategoryOption>,
     /// Refusals per form field (`key`, `variants`, `mde`, …).
     pub errors: BTreeMap<String, String>,
     /// A refusal that concerns no one field.
@@ -88,6 +100,30 @@ impl DesignPage {
 
     fn has_error(&self, field: &str) -> bool {
         self.errors.contains_key(field)
+    }
+
+    /// The data categories as typed or ticked.
+    fn chosen_categories(&self) -> Vec<&str> {
+        self.fields
+            .data_categories
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
+    fn chosen(&self, key: &str) -> bool {
+        self.chosen_categories().contains(&key)
+    }
+
+    /// Categories the design names that the form does not offer (a design
+    /// made before the inventory, or a prohibited category): shown ticked,
+    /// so the refusal beside them can be mended by unticking.
+    fn unoffered_categories(&self) -> Vec<&str> {
+        self.chosen_categories()
+            .into_iter()
+            .filter(|c| !self.categories.iter().any(|o| o.key == *c))
+            .collect()
     }
 
     fn variant_rows(&self) -> Vec<Row<'_>> {

@@ -10,6 +10,7 @@ pub mod consent;
 pub mod eligibility;
 pub mod event_id;
 pub mod experiment;
+pub mod inventory;
 pub mod pseudonym;
 pub mod purpose;
 pub mod refusal;

@@ -151,6 +151,9 @@ pub const PERMISSIONS: &[RoutePermission] = &[
         Roles(&[Compliance]),
     ),
     route("POST", "/api/v1/subjects/lookup", Roles(&[Compliance])),
+    route("GET", "/api/v1/data-categories", Roles(ANY_ROLE)),
+    route("POST", "/api/v1/data-categories", Roles(&[Compliance])),
+    route("PUT", "/api/v1/data-categories/{key}", Roles(&[Compliance])),
 ];
 
 /// The route pattern a request's path belongs to, found once per request.
@@ -245,6 +248,9 @@ pub const PAGES: &[RoutePermission] = &[
     route("POST", pages::SUBJECT_DOWNLOAD, Public),
     route("POST", pages::SUBJECT_ERASE, Public),
     route("POST", pages::SUBJECT_ERASURE, Public),
+    route("GET", pages::INVENTORY, Public),
+    route("POST", pages::INVENTORY, Public),
+    route("POST", pages::INVENTORY_ITEM, Public),
 ];
 
 /// Every route of both tables.

@@ -36,6 +36,10 @@ pub struct Config {
     /// The append-only file of audit chain heads; `None` is `pilotgate.anchor`
     /// beside the audit key file.
     pub audit_anchor_file: Option<PathBuf>,
+    /// How the database is encrypted at rest, in the operator's words
+    /// (`PILOTGATE_ENCRYPTED_AT_REST`, e.g. "LUKS volume /var/lib"); the
+    /// pilots' risk checklist shows it as evidence. `None`: not declared.
+    pub encrypted_at_rest: Option<String>,
 }
 
 /// How log lines are written.
@@ -60,6 +64,7 @@ impl Default for Config {
             audit_key: None,
             audit_key_file: None,
             audit_anchor_file: None,
+            encrypted_at_rest: None,
         }
     }
 }
@@ -116,6 +121,7 @@ impl fmt::Debug for Config {
             .field("audit_key", &self.audit_key.as_ref().map(|_| "[redacted]"))
             .field("audit_key_file", &self.audit_key_file)
             .field("audit_anchor_file", &self.audit_anchor_file)
+            .field("encrypted_at_rest", &self.encrypted_at_rest)
             .finish()
     }
 }
@@ -133,6 +139,7 @@ struct FileConfig {
     public_url: Option<String>,
     audit_key_file: Option<PathBuf>,
     audit_anchor_file: Option<PathBuf>,
+    encrypted_at_rest: Option<String>,
 }
 
 /// A configuration that cannot be used, said in one line.
@@ -181,6 +188,10 @@ impl Config {
         if let Some(path) = env("PILOTGATE_AUDIT_ANCHOR_FILE") {
             config.audit_anchor_file = Some(PathBuf::from(path));
         }
+        if let Some(how) = env("PILOTGATE_ENCRYPTED_AT_REST") {
+            config.encrypted_at_rest =
+                Some(check_encrypted_at_rest("PILOTGATE_ENCRYPTED_AT_REST", how)?);
+        }
         if let Some(format) = env("PILOTGATE_LOG_FORMAT") {
             config.log_format = match format.as_str() {
                 "text" => LogFormat::Text,
@@ -228,6 +239,12 @@ impl Config {
             audit_key: None,
             audit_key_file: file.audit_key_file,
             audit_anchor_file: file.audit_anchor_file,
+            encrypted_at_rest: file
+                .encrypted_at_rest
+                .map(|how| {
+                    check_encrypted_at_rest(&format!("{}: encrypted_at_rest", path.display()), how)
+                })
+                .transpose()?,
         })
     }
 }
@@ -242,6 +259,13 @@ fn check_public_url(name: &str, url: String) -> Result<String, ConfigError> {
             "{name} must begin with https:// or http://"
         )))
     }
+}
+
+/// A declaration of encryption at rest is one line of plain text (pages show it).
+fn check_encrypted_at_rest(name: &str, how: String) -> Result<String, ConfigError> {
+    pilotgate_domain::text::PlainText::line(how.trim(), 200)
+        .map(|text| text.into_string())
+        .map_err(|e| ConfigError(format!("{name} {e}")))
 }
 
 /// `scheme://user:password@host/db` shown as `scheme://user:***@host/db`.
@@ -313,5 +337,22 @@ mod tests {
             error.contains("pilotgate.toml") && error.contains("bnd"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn encryption_at_rest_is_declared_as_one_line_of_plain_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pilotgate.toml");
+        std::fs::write(&path, "encrypted_at_rest = \"LUKS volume /var/lib\"\n").unwrap();
+        let config = Config::from_file(&path).unwrap();
+        assert_eq!(
+            config.encrypted_at_rest.as_deref(),
+            Some("LUKS volume /var/lib")
+        );
+        assert_eq!(Config::default().encrypted_at_rest, None);
+
+        std::fs::write(&path, "encrypted_at_rest = \"a\\u001bb\"\n").unwrap();
+        let error = Config::from_file(&path).unwrap_err().to_string();
+        assert!(error.contains("encrypted_at_rest"), "{error}");
     }
 }

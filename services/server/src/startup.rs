@@ -38,6 +38,9 @@ pub struct AppState {
     pub anchors: AnchorFile,
     /// The audit page's last verification, reused while the chain's head and anchor stay.
     pub audit_verification: crate::service::audit::LastVerdict,
+    /// How the operator says the database is encrypted at rest, if they say
+    /// (evidence of the pilots' risk checklist).
+    pub encrypted_at_rest: Option<String>,
 }
 
 /// Why the service could not start, in one line.
@@ -113,6 +116,7 @@ impl Application {
             event_ids,
             anchors: AnchorFile::new(config.audit_anchor_path()),
             audit_verification: Default::default(),
+            encrypted_at_rest: config.encrypted_at_rest.clone(),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             spawn_anchoring(store.clone(), state.anchors.clone());
@@ -226,7 +230,10 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::audit::list)
         .service(routes::audit::verify)
         .service(routes::subjects::access)
-        .service(routes::subjects::lookup);
+        .service(routes::subjects::lookup)
+        .service(routes::inventory::list)
+        .service(routes::inventory::create)
+        .service(routes::inventory::update);
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

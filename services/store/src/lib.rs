@@ -29,6 +29,7 @@ mod error;
 mod events;
 mod experiments;
 mod group;
+mod inventory;
 mod keys;
 mod links;
 mod purposes;

@@ -461,3 +461,68 @@ storage_story!(
         assert_eq!(ids(operator_creations), [1, 2, 3, 4, 5]);
     }
 );
+
+storage_story!(
+    the_data_inventory_is_seeded_added_to_and_edited_with_an_audit_trail,
+    |db| {
+        use pilotgate_domain::inventory::{CategoryKey, DataCategory, Measures, Sensitivity};
+        let seeded = db.store.list_data_categories().await.unwrap();
+        assert_eq!(seeded.len(), 11);
+        let special = db
+            .store
+            .data_category("special_category")
+            .await
+            .unwrap()
+            .expect("seeded");
+        assert!(special.prohibited && special.sensitivity == Sensitivity::Special);
+        assert_eq!(special.measures.retention_ceiling_days, None);
+        assert!(seeded.iter().all(|c| c.validate().is_ok()), "{seeded:?}");
+
+        let mut loyalty = DataCategory {
+            key: CategoryKey::parse("loyalty").unwrap(),
+            name: "Loyalty points".to_owned(),
+            description: "Points balance.".to_owned(),
+            sensitivity: Sensitivity::Low,
+            prohibited: false,
+            measures: Measures {
+                pseudonymised: true,
+                retention_ceiling_days: Some(30),
+                ..Measures::default()
+            },
+        };
+        db.store
+            .create_data_category(&loyalty, &operator())
+            .await
+            .unwrap();
+        let again = db.store.create_data_category(&loyalty, &operator()).await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        loyalty.measures.retention_ceiling_days = None;
+        loyalty.measures.dpo_sign_off = true;
+        db.store
+            .update_data_category(&loyalty, &operator())
+            .await
+            .unwrap();
+        assert_eq!(
+            db.store.data_category("loyalty").await.unwrap(),
+            Some(loyalty.clone())
+        );
+        loyalty.key = CategoryKey::parse("nothing_here").unwrap();
+        let unknown = db.store.update_data_category(&loyalty, &operator()).await;
+        assert!(
+            matches!(unknown, Err(StoreError::NotFound(_))),
+            "{unknown:?}"
+        );
+
+        let trail = db
+            .store
+            .list_audit(&AuditQuery {
+                after: None,
+                limit: 10,
+                target: Some("data_category:loyalty".to_owned()),
+            })
+            .await
+            .unwrap();
+        let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["data_category.create", "data_category.update"]);
+    }
+);

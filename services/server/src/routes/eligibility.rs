@@ -1,7 +1,8 @@
 //! `GET /api/v1/experiments/{key}/eligibility`: what the data-protection
 //! officer confirms about a pilot: who was assigned, per variant, legal basis
 //! and notice version; the refusals per reason; withdrawals; erasures; and
-//! the approval in force. Counts only, never a subject.
+//! the approval in force; the risk checklist of its data categories.
+//! Counts only, never a subject.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,8 @@ use serde::Serialize;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::experiments::{ApprovalView, find_experiment};
+use crate::service;
+use crate::service::inventory::ChecklistLine;
 use crate::startup::AppState;
 
 /// Subjects assigned under one variant, basis and notice version.
@@ -55,6 +58,9 @@ pub struct EligibilityReport {
     /// subject's assignments, so it is not counted per pilot).
     pub erasures: u64,
     pub approval: Option<ApprovalView>,
+    /// The risk checklist: per data category of the design, each measure
+    /// the inventory requires of it, met or not, with the evidence.
+    pub checklist: Vec<ChecklistLine>,
 }
 
 #[utoipa::path(get, path = "/api/v1/experiments/{key}/eligibility", tag = "compliance", params(("key" = String, Path)), security(("bearer" = [])), responses(
@@ -102,6 +108,10 @@ pub async fn show(
             )
         })
         .collect();
+    let deployment =
+        service::inventory::deployment(&state.keys, state.encrypted_at_rest.as_deref());
+    let checklist =
+        service::inventory::pilot_checklist(&state.store, &deployment, &experiment).await?;
     Ok(HttpResponse::Ok().json(EligibilityReport {
         experiment: key.to_owned(),
         purpose: experiment.design.purpose.to_string(),
@@ -118,5 +128,6 @@ pub async fn show(
         assignments,
         erasures: state.store.erasure_count().await?,
         approval: experiment.approval.as_ref().map(ApprovalView::from),
+        checklist: checklist.iter().map(ChecklistLine::from).collect(),
     }))
 }

@@ -7,6 +7,7 @@ pub mod eligibility;
 pub mod events;
 pub mod experiments;
 pub mod health;
+pub mod inventory;
 pub mod legal_basis_map;
 pub mod purposes;
 pub mod results;

@@ -6,6 +6,7 @@ use pilotgate_domain::Actor;
 use pilotgate_domain::experiment::{
     Action, Design, DesignError, ExperimentKey, Metric, MetricKind, Variant,
 };
+use pilotgate_domain::inventory::check_design_categories;
 use pilotgate_domain::purpose::PurposeKey;
 use pilotgate_domain::text::PlainText;
 use pilotgate_store::{Experiment, Store};
@@ -60,6 +61,8 @@ pub struct DesignInput {
     /// The control's expected conversion rate; with a binary primary metric it gives the planned sample size.
     pub baseline_rate: Option<f64>,
     pub attribution_window_hours: Option<u32>,
+    /// Keys of the data inventory (`GET /api/v1/data-categories`); a key
+    /// not in it, or prohibited for pilots, is refused.
     pub data_categories: Vec<String>,
     pub retention_days: u32,
 }
@@ -151,6 +154,8 @@ impl DesignInput {
         design
             .check_purpose(&record.purpose)
             .map_err(unprocessable)?;
+        let vocabulary = store.list_data_categories().await?;
+        check_design_categories(&design.data_categories, &vocabulary).map_err(unprocessable)?;
         let planned = planned_per_variant(&design)?;
         Ok((design, planned))
     }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod experiments;
+pub mod inventory;
 pub mod plan;
 pub mod purposes;
 pub mod results;

@@ -99,6 +99,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             patterns::SUBJECT_ERASURE,
             web::post().to(pages::subjects::erase),
+        )
+        .route(patterns::INVENTORY, web::get().to(pages::inventory::page))
+        .route(
+            patterns::INVENTORY,
+            web::post().to(pages::inventory::create),
+        )
+        .route(
+            patterns::INVENTORY_ITEM,
+            web::post().to(pages::inventory::update),
         );
 }
 

@@ -169,6 +169,7 @@ const NAV: &[(&str, &str, &str)] = &[
         "Subjects",
         "/api/v1/subjects/{subject}/access",
     ),
+    (urls::INVENTORY, "Data inventory", "/api/v1/data-categories"),
 ];
 
 impl FromRequest for Session {

@@ -48,7 +48,7 @@ fn design(key: &str) -> Value {
         "coverage": 0.8, "primary_metric": {"event": "signup", "kind": "binary"},
         "guardrails": [{"event": "unsubscribe", "kind": "binary"}],
         "mde": 0.1, "alpha": 0.05, "power": 0.8, "baseline_rate": 0.1,
-        "attribution_window_hours": 72, "data_categories": ["page views", "consent state"], "retention_days": 90
+        "attribution_window_hours": 72, "data_categories": ["page_views", "identifier"], "retention_days": 90
     })
 }
 
@@ -453,7 +453,7 @@ api_story!(the_audit_trail_tells_the_whole_story_of_a_pilot, |app| {
     act(&app, "hero", "submit", Role::Marketer).await;
     act(&app, "hero", "deny", Role::Compliance).await;
     let mut better = design("hero");
-    better["data_categories"] = json!(["page views"]);
+    better["data_categories"] = json!(["page_views"]);
     send(
         &app,
         Method::PUT,
@@ -501,11 +501,11 @@ api_story!(the_audit_trail_tells_the_whole_story_of_a_pilot, |app| {
     );
     assert_eq!(
         entries[3]["details"]["before"]["data_categories"],
-        json!(["page views", "consent state"])
+        json!(["page_views", "identifier"])
     );
     assert_eq!(
         entries[3]["details"]["after"]["data_categories"],
-        json!(["page views"])
+        json!(["page_views"])
     );
     assert_eq!(entries[5]["details"]["design_version"], 2);
     let verify: Value = app

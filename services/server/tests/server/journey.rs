@@ -89,7 +89,7 @@ fn launch(
     fill(&mut browser, "#name", "Journey banner");
     fill(&mut browser, "#hypothesis", "A personal banner sells more");
     browser.evaluate("document.querySelector('#purpose').value = 'personalize.content'");
-    fill(&mut browser, "#data_categories", "orders");
+    browser.evaluate("document.querySelector('#data_categories-orders').checked = true");
     fill(&mut browser, "#primary_event", "purchase");
     fill(&mut browser, "#baseline_rate", "0.3");
     fill(&mut browser, "#mde", "a tenth");

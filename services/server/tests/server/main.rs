@@ -22,6 +22,8 @@ mod faults;
 mod fuzz_import;
 mod hostile;
 mod import;
+mod inventory;
+mod inventory_pages;
 mod journey;
 mod no_secrets;
 mod purposes_api;

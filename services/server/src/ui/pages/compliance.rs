@@ -69,9 +69,22 @@ pub async fn page(
         urls::EXPERIMENTS,
     );
     let can_decide = can_decide(&session, experiment.state, &contributors);
-    let page = compliance_model(&state.store, &experiment, chrome, can_decide)
+    let mut page = compliance_model(&state.store, &experiment, chrome, can_decide)
         .await
         .map_err(fail)?;
+    let deployment =
+        service::inventory::deployment(&state.keys, state.encrypted_at_rest.as_deref());
+    page.checklist = service::inventory::pilot_checklist(&state.store, &deployment, &experiment)
+        .await
+        .map_err(|e| session.fail(e))?
+        .into_iter()
+        .map(|item| view::ChecklistRow {
+            category: item.category,
+            measure: item.measure.as_str().to_owned(),
+            met: item.met,
+            evidence: item.evidence,
+        })
+        .collect();
     Ok(html(StatusCode::OK, &page))
 }
 
@@ -186,6 +199,8 @@ pub(crate) async fn compliance_model(
             })
             .collect(),
         can_decide,
+        // The page handler adds the risk checklist (the memo shows none).
+        checklist: Vec::new(),
     })
 }
 
