@@ -9,6 +9,7 @@ pub mod consent;
 pub mod eligibility;
 pub mod event_id;
 pub mod experiment;
+pub mod notice;
 pub mod pseudonym;
 pub mod purpose;
 pub mod refusal;

@@ -30,6 +30,7 @@ mod experiments;
 mod group;
 mod keys;
 mod links;
+mod notices;
 mod purposes;
 mod refusals;
 mod reports;
@@ -42,6 +43,7 @@ pub mod testing;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use pilotgate_domain::eligibility::Signals;
 use pilotgate_domain::pseudonym::Pseudonym;
 
 pub use assignments::{AssignOutcome, Assignment, AssignmentTarget};
@@ -54,6 +56,7 @@ pub use error::StoreError;
 pub use events::{EventDraft, EventFate, StoredEvent};
 pub use experiments::{ApprovalRecord, Experiment};
 pub use keys::KeyState;
+pub use notices::{NewReceipt, NoticeVersion, StoredNotice};
 pub use reports::{CovariateSums, DailySums};
 pub use sessions::StoredSession;
 pub use tokens::{NewToken, StoredCredential, TokenRecord};
@@ -145,8 +148,22 @@ impl Store {
         candidates: &[Pseudonym],
         now: DateTime<Utc>,
     ) -> Result<AssignOutcome, StoreError> {
+        self.assign_with(target, candidates, now, Signals::default())
+            .await
+    }
+
+    /// [`Store::assign`] with what the request said besides the ledger
+    /// (`signals`: a Global Privacy Control signal refuses subjects whose
+    /// basis is legitimate interest as `objected`, for this call only).
+    pub async fn assign_with(
+        &self,
+        target: &AssignmentTarget,
+        candidates: &[Pseudonym],
+        now: DateTime<Utc>,
+        signals: Signals,
+    ) -> Result<AssignOutcome, StoreError> {
         self.assigner
-            .assign(&self.core, target, candidates, now)
+            .assign(&self.core, target, candidates, now, signals)
             .await
     }
 
