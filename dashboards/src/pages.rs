@@ -12,7 +12,9 @@ mod design;
 mod error;
 mod experiments;
 mod memo;
+mod notices;
 mod pilot;
+mod privacy;
 mod results;
 mod sign_in;
 
@@ -27,7 +29,9 @@ pub use design::{DesignFields, DesignPage, PlanSummary, PurposeOption};
 pub use error::ErrorPage;
 pub use experiments::{Approval, ExperimentRow, ExperimentsPage};
 pub use memo::MemoPage;
+pub use notices::{NoticeRow, NoticeVersionRow, NoticesPage, TemplateLink};
 pub use pilot::{DecisionNote, PilotAction, PilotPanel};
+pub use privacy::{LanguageLink, PrivacyChoice, PrivacyPage, SavedNote, current_text};
 pub use results::{
     BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
     PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,

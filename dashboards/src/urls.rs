@@ -30,6 +30,38 @@ pub const SIGN_IN: &str = "/ui/sign-in";
 /// The sign-out form's target.
 pub const SIGN_OUT: &str = "/ui/sign-out";
 
+/// The notices: versions, new notices, templates.
+pub const NOTICES: &str = "/ui/notices";
+
+/// The form that publishes a new version of a notice.
+pub fn notice_versions(id: &str) -> String {
+    format!("{NOTICES}/{}/versions", encode_component(id))
+}
+
+/// The notices page with the create form prefilled from template `key`.
+pub fn notices_from_template(key: &str) -> String {
+    format!("{NOTICES}?template={}", encode_component(key))
+}
+
+/// The customer's consent form behind a privacy link (`token` is URL-safe base64).
+pub fn privacy(token: &str) -> String {
+    format!("/privacy/{}", encode_component(token))
+}
+
+/// The consent form in the language `lang`.
+pub fn privacy_in(token: &str, lang: &str) -> String {
+    format!("{}?lang={}", privacy(token), encode_component(lang))
+}
+
+/// A consent receipt of the form, as a file.
+pub fn privacy_receipt(token: &str, receipt_id: &str) -> String {
+    format!(
+        "{}/receipts/{}",
+        privacy(token),
+        encode_component(receipt_id)
+    )
+}
+
 /// The results page of an experiment.
 pub fn results(key: &str) -> String {
     format!("{EXPERIMENTS}/{}", encode_component(key))
@@ -107,6 +139,13 @@ pub mod patterns {
     pub const APPROVE: &str = "/ui/experiments/{key}/approve";
     /// The denial form's target.
     pub const DENY: &str = "/ui/experiments/{key}/deny";
+    pub use super::NOTICES;
+    /// Publishing a new version of a notice.
+    pub const NOTICE_VERSIONS: &str = "/ui/notices/{id}/versions";
+    /// The customer's consent form.
+    pub const PRIVACY: &str = "/privacy/{token}";
+    /// A consent receipt of the form, as a file.
+    pub const PRIVACY_RECEIPT: &str = "/privacy/{token}/receipts/{receipt_id}";
 }
 
 #[cfg(test)]
@@ -141,5 +180,16 @@ mod tests {
         assert_eq!(lifecycle("k", "submit"), fill(patterns::SUBMIT));
         assert_eq!(lifecycle("k", "start"), fill(patterns::START));
         assert_eq!(lifecycle("k", "stop"), fill(patterns::STOP));
+        assert_eq!(
+            notice_versions("n"),
+            patterns::NOTICE_VERSIONS.replace("{id}", "n")
+        );
+        assert_eq!(privacy("t"), patterns::PRIVACY.replace("{token}", "t"));
+        assert_eq!(
+            privacy_receipt("t", "r"),
+            patterns::PRIVACY_RECEIPT
+                .replace("{token}", "t")
+                .replace("{receipt_id}", "r")
+        );
     }
 }

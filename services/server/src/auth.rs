@@ -128,6 +128,19 @@ pub const PERMISSIONS: &[RoutePermission] = &[
     route("POST", "/api/v1/events", Roles(&[Ingest])),
     route("GET", "/api/v1/audit", Roles(&[Compliance])),
     route("GET", "/api/v1/audit/verify", Roles(&[Compliance])),
+    route("GET", "/api/v1/notices", Roles(ANY_ROLE)),
+    route("POST", "/api/v1/notices", Roles(&[Compliance])),
+    route("GET", "/api/v1/notices/templates", Roles(ANY_ROLE)),
+    route("GET", "/api/v1/notices/{id}", Roles(ANY_ROLE)),
+    route(
+        "POST",
+        "/api/v1/notices/{id}/versions",
+        Roles(&[Compliance]),
+    ),
+    route("POST", "/api/v1/privacy-links", Roles(&[Ingest])),
+    // Authorized by the link's signed token alone (see `service::privacy`).
+    route("GET", "/api/v1/privacy/{token}", Public),
+    route("POST", "/api/v1/privacy/{token}/choices", Public),
 ];
 
 /// The route pattern a request's path belongs to, found once per request.
@@ -211,6 +224,13 @@ pub const PAGES: &[RoutePermission] = &[
     route("POST", pages::DENY, Public),
     route("GET", pages::CONSENTS, Public),
     route("GET", pages::AUDIT, Public),
+    route("GET", pages::NOTICES, Public),
+    route("POST", pages::NOTICES, Public),
+    route("POST", pages::NOTICE_VERSIONS, Public),
+    // The customer's consent form: authorized by the link's token, no session.
+    route("GET", pages::PRIVACY, Public),
+    route("POST", pages::PRIVACY, Public),
+    route("GET", pages::PRIVACY_RECEIPT, Public),
 ];
 
 /// Every route of both tables.

@@ -38,6 +38,8 @@ pub struct AppState {
     pub anchors: AnchorFile,
     /// The audit page's last verification, reused while the chain's head and anchor stay.
     pub audit_verification: crate::service::audit::LastVerdict,
+    /// The consent form's settings: the controller its receipts name, the links' lifetime, framing.
+    pub privacy: crate::receipts::PrivacySettings,
 }
 
 /// Why the service could not start, in one line.
@@ -113,6 +115,7 @@ impl Application {
             event_ids,
             anchors: AnchorFile::new(config.audit_anchor_path()),
             audit_verification: Default::default(),
+            privacy: crate::receipts::PrivacySettings::from_env(),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             spawn_anchoring(store.clone(), state.anchors.clone());
@@ -219,7 +222,16 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::results::download)
         .service(routes::eligibility::show)
         .service(routes::audit::list)
-        .service(routes::audit::verify);
+        .service(routes::audit::verify)
+        .service(routes::notices::create)
+        .service(routes::notices::list)
+        // Before the pattern `{id}` that "templates" would otherwise match.
+        .service(routes::notices::templates)
+        .service(routes::notices::show)
+        .service(routes::notices::publish)
+        .service(routes::privacy::issue)
+        .service(routes::privacy::show_form)
+        .service(routes::privacy::choose);
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

@@ -8,6 +8,8 @@ pub mod events;
 pub mod experiments;
 pub mod health;
 pub mod legal_basis_map;
+pub mod notices;
+pub mod privacy;
 pub mod purposes;
 pub mod results;
 pub mod subjects;

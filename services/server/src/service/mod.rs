@@ -4,7 +4,9 @@
 
 pub mod audit;
 pub mod experiments;
+pub mod notices;
 pub mod plan;
+pub mod privacy;
 pub mod results;
 pub mod tokens;
 

@@ -73,7 +73,19 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .route(patterns::DENY, web::post().to(pages::compliance::deny))
         .route(patterns::CONSENTS, web::get().to(pages::consents::page))
-        .route(patterns::AUDIT, web::get().to(pages::audit::page));
+        .route(patterns::AUDIT, web::get().to(pages::audit::page))
+        .route(patterns::NOTICES, web::get().to(pages::notices::page))
+        .route(patterns::NOTICES, web::post().to(pages::notices::create))
+        .route(
+            patterns::NOTICE_VERSIONS,
+            web::post().to(pages::notices::publish),
+        )
+        .route(patterns::PRIVACY, web::get().to(pages::privacy::page))
+        .route(patterns::PRIVACY, web::post().to(pages::privacy::save))
+        .route(
+            patterns::PRIVACY_RECEIPT,
+            web::get().to(pages::privacy::receipt),
+        );
 }
 
 /// An HTML response with `status`.

@@ -163,6 +163,7 @@ const NAV: &[(&str, &str, &str)] = &[
     (urls::EXPERIMENTS, "Experiments", "/api/v1/experiments"),
     (urls::CONSENTS, "Consents", "/api/v1/legal-basis-map"),
     (urls::AUDIT, "Audit log", "/api/v1/audit"),
+    (urls::NOTICES, "Notices", "/api/v1/notices"),
 ];
 
 impl FromRequest for Session {

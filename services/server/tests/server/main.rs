@@ -22,6 +22,8 @@ mod hostile;
 mod import;
 mod journey;
 mod no_secrets;
+mod notices_api;
+mod privacy_form;
 mod resilience;
 mod results_api;
 mod trust;

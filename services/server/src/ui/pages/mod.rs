@@ -7,6 +7,8 @@ pub mod design;
 pub mod experiments;
 pub mod lifecycle;
 pub mod memo;
+pub mod notices;
+pub mod privacy;
 pub mod results;
 pub mod sign_in;
 

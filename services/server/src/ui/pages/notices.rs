@@ -1,0 +1,164 @@
+//! The notices page: every notice with its versions; for compliance, the
+//! forms that create a notice (from scratch or a template) and publish the
+//! next version, through the API's service (`service::notices`).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use pilotgate_dashboards as view;
+use pilotgate_dashboards::urls;
+use pilotgate_domain::notice::{DEFAULT_LANGUAGE, NoticeContent};
+use serde::Deserialize;
+
+use super::when;
+use crate::service::notices;
+use crate::startup::AppState;
+use crate::ui::{Session, UiError, html, see_other};
+
+/// The API route the page mirrors.
+const MIRRORS: &str = "/api/v1/notices";
+
+/// `?template=KEY` prefills the create form.
+#[derive(Debug, Deserialize)]
+pub struct NoticesQuery {
+    template: Option<String>,
+}
+
+/// The create form.
+#[derive(Debug, Deserialize)]
+pub struct CreateForm {
+    id: String,
+    content: String,
+    csrf: String,
+}
+
+/// The publish form.
+#[derive(Debug, Deserialize)]
+pub struct PublishForm {
+    content: String,
+    csrf: String,
+}
+
+fn pretty(content: &NoticeContent) -> String {
+    serde_json::to_string_pretty(content).unwrap_or_default()
+}
+
+pub async fn page(
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<NoticesQuery>,
+) -> Result<HttpResponse, UiError> {
+    session.may_read(MIRRORS)?;
+    let stored = state
+        .store
+        .list_notices()
+        .await
+        .map_err(|e| session.fail(e))?;
+    let chosen = query.template.as_deref().and_then(notices::template);
+    let empty = NoticeContent {
+        purposes: vec!["analytics.storefront.ab_testing".to_owned()],
+        languages: [(DEFAULT_LANGUAGE.to_owned(), Default::default())].into(),
+    };
+    let page = view::NoticesPage {
+        chrome: session.chrome("Notices", urls::NOTICES),
+        notices: stored
+            .iter()
+            .map(|n| view::NoticeRow {
+                id: n.id.clone(),
+                versions: n
+                    .versions
+                    .iter()
+                    .rev()
+                    .map(|v| view::NoticeVersionRow {
+                        version: v.version,
+                        title: v
+                            .content
+                            .languages
+                            .get(DEFAULT_LANGUAGE)
+                            .map(|t| t.title.clone())
+                            .unwrap_or_default(),
+                        purposes: v.content.purposes.join(", "),
+                        languages: v
+                            .content
+                            .languages
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        published_by: v.published_by.clone(),
+                        published_at: when(v.published_at),
+                    })
+                    .collect(),
+                publish_action: urls::notice_versions(&n.id),
+                latest_content: n.latest().map(|v| pretty(&v.content)).unwrap_or_default(),
+            })
+            .collect(),
+        can_edit: session.may("POST", MIRRORS),
+        templates: notices::templates()
+            .into_iter()
+            .map(|t| view::TemplateLink {
+                href: urls::notices_from_template(&t.key),
+                name: t.name,
+            })
+            .collect(),
+        new_id: chosen
+            .as_ref()
+            .map(|t| format!("shop-{}", t.key))
+            .unwrap_or_default(),
+        new_content: pretty(chosen.as_ref().map_or(&empty, |t| &t.content)),
+        template_name: chosen.map(|t| t.name),
+    };
+    Ok(html(StatusCode::OK, &page))
+}
+
+fn parse_content(session: &Session, content: &str) -> Result<NoticeContent, UiError> {
+    serde_json::from_str(content).map_err(|e| {
+        session.fail(UiError::page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "The texts are not valid JSON of a notice (line {}, column {}); go back and correct them.",
+                e.line(),
+                e.column()
+            ),
+        ))
+    })
+}
+
+fn may_edit(session: &Session) -> Result<(), UiError> {
+    if session.may("POST", MIRRORS) {
+        Ok(())
+    } else {
+        Err(session.fail(UiError::page(
+            StatusCode::FORBIDDEN,
+            "Only compliance may create or publish notices.",
+        )))
+    }
+}
+
+pub async fn create(
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<CreateForm>,
+) -> Result<HttpResponse, UiError> {
+    session.check_csrf(&form.csrf)?;
+    may_edit(&session)?;
+    let content = parse_content(&session, &form.content)?;
+    notices::create(&state.store, &session.actor, form.id.trim(), content)
+        .await
+        .map_err(|e| session.fail(e))?;
+    Ok(see_other(urls::NOTICES))
+}
+
+pub async fn publish(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<PublishForm>,
+) -> Result<HttpResponse, UiError> {
+    session.check_csrf(&form.csrf)?;
+    may_edit(&session)?;
+    let content = parse_content(&session, &form.content)?;
+    notices::publish(&state.store, &session.actor, &path, content)
+        .await
+        .map_err(|e| session.fail(e))?;
+    Ok(see_other(urls::NOTICES))
+}
