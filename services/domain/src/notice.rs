@@ -259,7 +259,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_field() {
-        let cases: Vec<(Box<dyn Fn(&mut NoticeContent)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut NoticeContent)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|c| c.purposes.clear()), "purposes:"),
             (
                 Box::new(|c| c.purposes.push(c.purposes[0].clone())),

@@ -158,7 +158,8 @@ api_story!(
             "{error}"
         );
         register_template_purposes(&app).await;
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|b| b["id"] = json!("Shop Testing")), "id:"),
             (
                 Box::new(|b| {
