@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use pilotgate_domain::Actor;
 use pilotgate_domain::notice::{NoticeContent, NoticeId};
+use pilotgate_domain::pseudonym::Pseudonym;
 use pilotgate_domain::time::{from_micros, to_micros};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -224,6 +225,20 @@ impl Core {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The person's pseudonyms under other key versions that are linked to
+    /// `subject` (see `links.rs`): a withdrawal on the form reaches them too.
+    pub async fn linked_aliases(&self, subject: &Pseudonym) -> Result<Vec<Pseudonym>, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let found =
+            crate::links::linked_pseudonyms(&mut conn, subject.as_str(), subject.key_version())
+                .await?;
+        Ok(found
+            .into_iter()
+            .skip(1)
+            .filter_map(|(alias, version)| Pseudonym::from_stored(&alias, version))
+            .collect())
     }
 
     /// The signed receipt `id` if it was issued to `subject`; `None` otherwise.

@@ -347,11 +347,16 @@ pub async fn save(
             }
         }
     }
-    let records = drafts
+    let mut records = drafts
         .into_iter()
         .map(|d| d.finish(now))
         .collect::<Result<Vec<NewConsent>, _>>()
         .map_err(|e| FormError::Service(ServiceError::internal(e)))?;
+    // A withdrawal or objection acts on the person's other pseudonyms too.
+    let aliases = state.store.linked_aliases(&claims.subject).await?;
+    for record in &mut records {
+        record.aliases = aliases.clone();
+    }
     let appended = state
         .store
         .append_consents(&records, &Actor::customer())
