@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use pilotgate_domain::Actor;
 use pilotgate_domain::consent::{Channel, ConsentDraft, ConsentRecord, ConsentStatus, NewConsent};
 use pilotgate_domain::notice::status_of_choice;
+use pilotgate_domain::pseudonym::Pseudonym;
 use pilotgate_domain::purpose::{LegalBasis, Purpose};
 use pilotgate_store::{NewReceipt, NoticeVersion, StoreError, StoredNotice};
 
@@ -213,10 +214,7 @@ pub async fn open(
         .expect("a stored notice has a version");
     let language = version.content.pick_language(lang, accept_language);
     let registered = registered(state).await?;
-    let history = state
-        .store
-        .consent_history(&[claims.subject.as_str().to_owned()])
-        .await?;
+    let history = history_of(state, &claims.subject).await?.0;
     let now = state.store.now();
     let text = &version.content.languages[&language];
     let purposes = version
@@ -240,6 +238,20 @@ pub async fn open(
         language,
         purposes,
     })
+}
+
+/// The person's ledger under the link's pseudonym and every pseudonym
+/// linked to it (older key versions), and those linked pseudonyms.
+async fn history_of(
+    state: &AppState,
+    subject: &Pseudonym,
+) -> Result<(Vec<ConsentRecord>, Vec<Pseudonym>), FormError> {
+    let aliases = state.store.linked_aliases(subject).await?;
+    let names: Vec<String> = std::iter::once(subject)
+        .chain(&aliases)
+        .map(|p| p.as_str().to_owned())
+        .collect();
+    Ok((state.store.consent_history(&names).await?, aliases))
 }
 
 async fn registered(state: &AppState) -> Result<HashMap<String, Purpose>, FormError> {
@@ -300,10 +312,7 @@ pub async fn save(
         }
     }
     let now = state.store.now();
-    let history = state
-        .store
-        .consent_history(&[claims.subject.as_str().to_owned()])
-        .await?;
+    let (history, aliases) = history_of(state, &claims.subject).await?;
     let receipt_id = new_receipt_id();
     let method = if gpc { "form+gpc" } else { "form" };
     let draft = |purpose: &Purpose, basis, status, method: &str| ConsentDraft {
@@ -353,7 +362,6 @@ pub async fn save(
         .collect::<Result<Vec<NewConsent>, _>>()
         .map_err(|e| FormError::Service(ServiceError::internal(e)))?;
     // A withdrawal or objection acts on the person's other pseudonyms too.
-    let aliases = state.store.linked_aliases(&claims.subject).await?;
     for record in &mut records {
         record.aliases = aliases.clone();
     }

@@ -462,3 +462,95 @@ api_story!(
         assert!(report.to_string().contains("objected"), "{report}");
     }
 );
+
+api_story!(
+    a_refusal_on_the_form_withdraws_the_assignment_held_under_an_older_key,
+    |app| {
+        // Under key v1: the person consented and was assigned.
+        app.start_pilot(Design::new("hero").json()).await;
+        let sentence = json!({"personalize.content": "Choose content for you."});
+        let notice = json!({"id": "shop-testing", "purposes": ["personalize.content"],
+        "languages": {"en": {"title": "Your choices", "body": "We choose content for you.", "purposes": sentence}}});
+        app.post_ok("/api/v1/notices", Role::Compliance, notice)
+            .await;
+        let record = json!({"user_id": USER, "purpose": "personalize.content", "basis": "consent",
+        "status": "granted", "notice_id": "shop-testing", "notice_version": 1,
+        "source": {"channel": "api", "method": "click"}, "collected_at": "2026-01-01T00:00:00Z"});
+        app.post_ok("/api/v1/consents", Role::Ingest, record).await;
+        assert_eq!(app.assign("hero", USER).await["eligible"], true);
+
+        // The key rotates to v2: the link names the v2 pseudonym, linked to v1.
+        let rotated = pilotgate_domain::pseudonym::KeyRing::new(vec![
+            pilotgate_store::testing::test_key(),
+            pilotgate_domain::pseudonym::PseudonymKey::new(2, vec![9; 32]).unwrap(),
+        ])
+        .unwrap();
+        let second = app.instance_with_keys(rotated).await;
+        let issued = app
+            .post_at(
+                &second,
+                "/api/v1/privacy-links",
+                Role::Ingest,
+                json!({"user_id": USER, "notice": "shop-testing"}),
+            )
+            .await;
+        assert_eq!(issued.status(), 201);
+        let url = issued.json::<Value>().await.unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let page = web::client()
+            .get(format!("{second}{url}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains("allowed since 2026-01-01"),
+            "the choice made under v1 shows: {page}"
+        );
+        let csrf = web::csrf_of(&page);
+        let saved = web::client()
+            .post(format!("{second}{url}"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("notice_version", "1"),
+                ("c0", "refuse"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(saved.status(), 200);
+
+        let subject = app
+            .post_at(
+                &second,
+                "/api/v1/subjects/resolve",
+                Role::Compliance,
+                json!({"user_id": USER}),
+            )
+            .await;
+        let subject = subject.json::<Value>().await.unwrap()["subject"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let records = app
+            .get_json(
+                &format!("/api/v1/subjects/{subject}/consents"),
+                Some(Role::Compliance),
+            )
+            .await;
+        assert_eq!(
+            records["history"][0]["status"], "withdrawn",
+            "a withdrawal, not a denial: {records}"
+        );
+        // The v1 assignment is withdrawn: an event under v1 is refused.
+        let event = json!({"events": [{"event_id": "e1", "user_id": USER, "name": "purchase", "value": 1.0,
+        "occurred_at": chrono::Utc::now().to_rfc3339()}]});
+        let outcome = app.post_ok("/api/v1/events", Role::Ingest, event).await;
+        assert_eq!(outcome["accepted"], 0, "{outcome}");
+        assert_eq!(outcome["refused"][0]["reason"], "withdrawn", "{outcome}");
+    }
+);
