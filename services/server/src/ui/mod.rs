@@ -74,11 +74,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(patterns::DENY, web::post().to(pages::compliance::deny))
         .route(patterns::CONSENTS, web::get().to(pages::consents::page))
         .route(patterns::AUDIT, web::get().to(pages::audit::page))
-        .route(patterns::NOTICES, web::get().to(pages::notices::page))
-        .route(patterns::NOTICES, web::post().to(pages::notices::create))
-        .route(
-            patterns::NOTICE_VERSIONS,
-            web::post().to(pages::notices::publish),
+        // A notice's texts in several languages outgrow the default form limit
+        // (16 KiB); the body limit of the whole service still applies.
+        .service(
+            web::resource(patterns::NOTICES)
+                .app_data(web::FormConfig::default().limit(1024 * 1024))
+                .route(web::get().to(pages::notices::page))
+                .route(web::post().to(pages::notices::create)),
+        )
+        .service(
+            web::resource(patterns::NOTICE_VERSIONS)
+                .app_data(web::FormConfig::default().limit(1024 * 1024))
+                .route(web::post().to(pages::notices::publish)),
         )
         .route(patterns::PRIVACY, web::get().to(pages::privacy::page))
         .route(patterns::PRIVACY, web::post().to(pages::privacy::save))

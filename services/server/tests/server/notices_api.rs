@@ -280,6 +280,19 @@ api_story!(
         );
         assert!(!html.contains("<script"));
 
+        // A notice with long texts in two languages is more than the default form limit (16 KiB).
+        let text = json!({"title": "Long", "body": "word ".repeat(1800), "purposes": {"analytics.storefront.ab_testing": "Compare pages."}});
+        let long = json!({"purposes": ["analytics.storefront.ab_testing"], "languages": {"en": text, "de": text}}).to_string();
+        assert!(long.len() > 16 * 1024);
+        let created = web::submit(
+            &app.address,
+            &compliance,
+            "/ui/notices",
+            &[("id", "shop-long"), ("content", &long), ("csrf", &csrf)],
+        )
+        .await;
+        assert_eq!(created.status(), 303);
+
         let marketer = app.sign_in(&app.tokens[&Role::Marketer]).await;
         let (status, html) = app.page(&marketer, "/ui/notices").await;
         assert_eq!(status, 200);
