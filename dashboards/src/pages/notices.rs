@@ -24,6 +24,8 @@ pub struct NoticesPage {
     pub new_content: String,
     /// The template the create form was prefilled from, if any.
     pub template_name: Option<String>,
+    /// Why the last form was not saved (the form keeps what was typed).
+    pub error: Option<String>,
 }
 
 /// A template offered on the page.

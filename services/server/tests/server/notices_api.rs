@@ -273,6 +273,29 @@ api_story!(
         )
         .await;
         assert_eq!(bad.status(), 422);
+        let page = bad.text().await.unwrap();
+        assert!(
+            page.contains("Not saved: the texts are not JSON") && page.contains("{not json"),
+            "the input is kept: {page}"
+        );
+        let unregistered = content.replace(
+            "personalize.offers.profiling",
+            "personalize.unknown.profiling",
+        );
+        let fields = [
+            ("id", "shop-other"),
+            ("content", unregistered.as_str()),
+            ("csrf", csrf.as_str()),
+        ];
+        let bad = web::submit(&app.address, &compliance, "/ui/notices", &fields).await;
+        assert_eq!(bad.status(), 422);
+        let page = bad.text().await.unwrap();
+        assert!(
+            page.contains("personalize.unknown.profiling&#39; is not a registered purpose")
+                || page.contains("personalize.unknown.profiling&#x27; is not a registered purpose"),
+            "{page}"
+        );
+        assert!(page.contains("value=\"shop-other\""), "the id is kept");
         let (_, html) = app.page(&compliance, "/ui/notices").await;
         assert!(
             html.contains("v2") && html.contains("v1") && html.contains("Publish version 3"),

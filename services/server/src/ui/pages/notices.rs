@@ -10,7 +10,7 @@ use pilotgate_domain::notice::{DEFAULT_LANGUAGE, NoticeContent};
 use serde::Deserialize;
 
 use super::when;
-use crate::service::notices;
+use crate::service::{ServiceError, notices};
 use crate::startup::AppState;
 use crate::ui::{Session, UiError, html, see_other};
 
@@ -47,18 +47,36 @@ pub async fn page(
     state: web::Data<AppState>,
     query: web::Query<NoticesQuery>,
 ) -> Result<HttpResponse, UiError> {
+    render(&session, &state, query.template.as_deref(), None).await
+}
+
+/// What a refused form typed, shown again with the reason.
+struct Refused<'a> {
+    /// The notice the publish form was for; `None` for the create form.
+    notice: Option<&'a str>,
+    id: &'a str,
+    content: &'a str,
+    message: String,
+}
+
+async fn render(
+    session: &Session,
+    state: &AppState,
+    template: Option<&str>,
+    refused: Option<Refused<'_>>,
+) -> Result<HttpResponse, UiError> {
     session.may_read(MIRRORS)?;
     let stored = state
         .store
         .list_notices()
         .await
         .map_err(|e| session.fail(e))?;
-    let chosen = query.template.as_deref().and_then(notices::template);
+    let chosen = template.and_then(notices::template);
     let empty = NoticeContent {
         purposes: vec!["analytics.storefront.ab_testing".to_owned()],
         languages: [(DEFAULT_LANGUAGE.to_owned(), Default::default())].into(),
     };
-    let page = view::NoticesPage {
+    let mut page = view::NoticesPage {
         chrome: session.chrome("Notices", urls::NOTICES),
         notices: stored
             .iter()
@@ -106,21 +124,82 @@ pub async fn page(
             .unwrap_or_default(),
         new_content: pretty(chosen.as_ref().map_or(&empty, |t| &t.content)),
         template_name: chosen.map(|t| t.name),
+        error: None,
     };
-    Ok(html(StatusCode::OK, &page))
+    let Some(refused) = refused else {
+        return Ok(html(StatusCode::OK, &page));
+    };
+    match refused.notice {
+        Some(id) => {
+            if let Some(row) = page.notices.iter_mut().find(|n| n.id == id) {
+                row.latest_content = refused.content.to_owned();
+            }
+        }
+        None => {
+            page.new_id = refused.id.to_owned();
+            page.new_content = refused.content.to_owned();
+        }
+    }
+    page.error = Some(refused.message);
+    Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
 }
 
-fn parse_content(session: &Session, content: &str) -> Result<NoticeContent, UiError> {
-    serde_json::from_str(content).map_err(|e| {
-        session.fail(UiError::page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "The texts are not valid JSON of a notice (line {}, column {}); go back and correct them.",
-                e.line(),
-                e.column()
-            ),
+/// The notice the form describes, or why it is not valid (a 422 shown on the page).
+async fn create_or_publish(
+    state: &AppState,
+    session: &Session,
+    notice: Option<&str>,
+    id: &str,
+    content: &str,
+) -> Result<(), Result<String, UiError>> {
+    let parsed: NoticeContent = serde_json::from_str(content).map_err(|e| {
+        Ok(format!(
+            "the texts are not JSON of a notice (line {}, column {}): {}",
+            e.line(),
+            e.column(),
+            match e.classify() {
+                serde_json::error::Category::Data =>
+                    "a field is missing, unknown or of the wrong type",
+                _ => "the JSON is malformed",
+            }
         ))
-    })
+    })?;
+    let outcome = match notice {
+        Some(notice) => notices::publish(&state.store, &session.actor, notice, parsed)
+            .await
+            .map(|_| ()),
+        None => notices::create(&state.store, &session.actor, id, parsed)
+            .await
+            .map(|_| ()),
+    };
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(ServiceError::Unprocessable(message)) => Err(Ok(message)),
+        Err(other) => Err(Err(session.fail(other))),
+    }
+}
+
+/// Saves the form, or shows the page again with what was typed and why not.
+async fn save(
+    session: Session,
+    state: &AppState,
+    notice: Option<&str>,
+    id: &str,
+    content: &str,
+) -> Result<HttpResponse, UiError> {
+    match create_or_publish(state, &session, notice, id, content).await {
+        Ok(()) => Ok(see_other(urls::NOTICES)),
+        Err(Ok(message)) => {
+            let refused = Refused {
+                notice,
+                id,
+                content,
+                message,
+            };
+            render(&session, state, None, Some(refused)).await
+        }
+        Err(Err(error)) => Err(error),
+    }
 }
 
 fn may_edit(session: &Session) -> Result<(), UiError> {
@@ -141,11 +220,7 @@ pub async fn create(
 ) -> Result<HttpResponse, UiError> {
     session.check_csrf(&form.csrf)?;
     may_edit(&session)?;
-    let content = parse_content(&session, &form.content)?;
-    notices::create(&state.store, &session.actor, form.id.trim(), content)
-        .await
-        .map_err(|e| session.fail(e))?;
-    Ok(see_other(urls::NOTICES))
+    save(session, &state, None, form.id.trim(), &form.content).await
 }
 
 pub async fn publish(
@@ -156,9 +231,5 @@ pub async fn publish(
 ) -> Result<HttpResponse, UiError> {
     session.check_csrf(&form.csrf)?;
     may_edit(&session)?;
-    let content = parse_content(&session, &form.content)?;
-    notices::publish(&state.store, &session.actor, &path, content)
-        .await
-        .map_err(|e| session.fail(e))?;
-    Ok(see_other(urls::NOTICES))
+    save(session, &state, Some(&path), "", &form.content).await
 }
