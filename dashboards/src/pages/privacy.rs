@@ -5,6 +5,11 @@
 //! (no dashboard frame, neutral styling, no script) so that a shop can
 //! embed it in an iframe. After a save it shows what was recorded and the
 //! receipt to download.
+//!
+//! The one view model that carries a link token (in `action`, the language
+//! links and the receipt link): the page is reached through that link and
+//! posts back to it. The token names the person by pseudonym only, signed;
+//! no field holds a raw id, an API token or a key.
 
 use askama::Template;
 
