@@ -15,7 +15,9 @@ mod error;
 mod experiments;
 mod inventory;
 mod memo;
+mod notices;
 mod pilot;
+mod privacy;
 mod purposes;
 mod results;
 mod sign_in;
@@ -35,7 +37,9 @@ pub use error::ErrorPage;
 pub use experiments::{Approval, ExperimentRow, ExperimentsPage};
 pub use inventory::{CategoryRow, InventoryPage, SENSITIVITY_CLASSES};
 pub use memo::MemoPage;
+pub use notices::{NoticeRow, NoticeVersionRow, NoticesPage, TemplateLink};
 pub use pilot::{DecisionNote, PilotAction, PilotPanel};
+pub use privacy::{LanguageLink, PrivacyChoice, PrivacyPage, SavedNote, current_text};
 pub use purposes::{
     AssessmentRow, BASES, PurposeFields, PurposePage, PurposeSummary, PurposeVersionRow,
     PurposesPage,

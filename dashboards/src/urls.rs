@@ -40,6 +40,38 @@ pub fn inventory_item(key: &str) -> String {
     format!("{INVENTORY}/{}", encode_component(key))
 }
 
+/// The notices: versions, new notices, templates.
+pub const NOTICES: &str = "/ui/notices";
+
+/// The form that publishes a new version of a notice.
+pub fn notice_versions(id: &str) -> String {
+    format!("{NOTICES}/{}/versions", encode_component(id))
+}
+
+/// The notices page with the create form prefilled from template `key`.
+pub fn notices_from_template(key: &str) -> String {
+    format!("{NOTICES}?template={}", encode_component(key))
+}
+
+/// The customer's consent form behind a privacy link (`token` is URL-safe base64).
+pub fn privacy(token: &str) -> String {
+    format!("/privacy/{}", encode_component(token))
+}
+
+/// The consent form in the language `lang`.
+pub fn privacy_in(token: &str, lang: &str) -> String {
+    format!("{}?lang={}", privacy(token), encode_component(lang))
+}
+
+/// A consent receipt of the form, as a file.
+pub fn privacy_receipt(token: &str, receipt_id: &str) -> String {
+    format!(
+        "{}/receipts/{}",
+        privacy(token),
+        encode_component(receipt_id)
+    )
+}
+
 /// The results page of an experiment.
 pub fn results(key: &str) -> String {
     format!("{EXPERIMENTS}/{}", encode_component(key))
@@ -153,6 +185,13 @@ pub mod patterns {
     pub use super::{SUBJECT_DOWNLOAD, SUBJECT_ERASE, SUBJECT_ERASURE, SUBJECTS};
     /// The edit form's target of one category of the inventory.
     pub const INVENTORY_ITEM: &str = "/ui/inventory/{key}";
+    pub use super::NOTICES;
+    /// Publishing a new version of a notice.
+    pub const NOTICE_VERSIONS: &str = "/ui/notices/{id}/versions";
+    /// The customer's consent form.
+    pub const PRIVACY: &str = "/privacy/{token}";
+    /// A consent receipt of the form, as a file.
+    pub const PRIVACY_RECEIPT: &str = "/privacy/{token}/receipts/{receipt_id}";
 }
 
 #[cfg(test)]
@@ -194,5 +233,16 @@ mod tests {
         );
         assert_eq!(purpose_retire("k"), fill(patterns::PURPOSE_RETIRE));
         assert_eq!(inventory_item("k"), fill(patterns::INVENTORY_ITEM));
+        assert_eq!(
+            notice_versions("n"),
+            patterns::NOTICE_VERSIONS.replace("{id}", "n")
+        );
+        assert_eq!(privacy("t"), patterns::PRIVACY.replace("{token}", "t"));
+        assert_eq!(
+            privacy_receipt("t", "r"),
+            patterns::PRIVACY_RECEIPT
+                .replace("{token}", "t")
+                .replace("{receipt_id}", "r")
+        );
     }
 }

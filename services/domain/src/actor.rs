@@ -4,6 +4,9 @@ use std::fmt;
 
 use crate::Role;
 
+/// The name of [`Actor::customer`].
+pub const CUSTOMER: &str = "customer";
+
 /// The author of a change, as written into the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
@@ -30,6 +33,15 @@ impl Actor {
         }
     }
 
+    /// A customer saving choices on the consent form through a privacy link
+    /// (no token; the link names the person by pseudonym only).
+    pub fn customer() -> Self {
+        Actor {
+            name: CUSTOMER.to_owned(),
+            role: None,
+        }
+    }
+
     /// True when the actor holds `role` (admins hold every role).
     pub fn has_role(&self, role: Role) -> bool {
         matches!(self.role, Some(r) if r == role || r == Role::Admin)
@@ -40,6 +52,7 @@ impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.role {
             Some(role) => write!(f, "{} ({role})", self.name),
+            None if self.name == CUSTOMER => write!(f, "{} (privacy link)", self.name),
             None => write!(f, "{} (cli)", self.name),
         }
     }

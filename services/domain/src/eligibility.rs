@@ -179,17 +179,39 @@ pub fn withdrawn_assignment_reason<R: LedgerFacts>(records: &[R]) -> Reason {
     }
 }
 
-/// Decides whether a subject may be used for `purpose` at `at`.
-///
-/// `records` are every ledger record of the subject for this purpose, in any
-/// order; `erased` says whether the subject has a pending or executed erasure.
-/// The record in force is the latest by effective time (ties: the later
-/// appended) among those effective at `at`.
+/// What a request says about the person besides the ledger: signals that
+/// hold for that one call and are not stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Signals {
+    /// The browser sent `Sec-GPC: 1` (Global Privacy Control), forwarded by
+    /// the shop: an objection to processing on legitimate interest.
+    pub global_privacy_control: bool,
+}
+
+/// [`eligible_under`] without request signals: what the ledger alone decides.
 pub fn eligible<R: LedgerFacts>(
     purpose: &Purpose,
     records: &[R],
     erased: bool,
     at: DateTime<Utc>,
+) -> Eligibility {
+    eligible_under(purpose, records, erased, at, Signals::default())
+}
+
+/// Decides whether a subject may be used for `purpose` at `at`, given the
+/// request's `signals` (a GPC signal refuses a subject whose basis is
+/// legitimate interest, as `objected`; consent is unaffected).
+///
+/// `records` are every ledger record of the subject for this purpose, in any
+/// order; `erased` says whether the subject has a pending or executed erasure.
+/// The record in force is the latest by effective time (ties: the later
+/// appended) among those effective at `at`.
+pub fn eligible_under<R: LedgerFacts>(
+    purpose: &Purpose,
+    records: &[R],
+    erased: bool,
+    at: DateTime<Utc>,
+    signals: Signals,
 ) -> Eligibility {
     use Eligibility::Ineligible;
     if erased {
@@ -228,6 +250,9 @@ pub fn eligible<R: LedgerFacts>(
         LegalBasis::LegitimateInterest => {
             if purpose.li_assessment_ref.is_none() {
                 return Ineligible(Reason::NoLiAssessment);
+            }
+            if signals.global_privacy_control {
+                return Ineligible(Reason::Objected);
             }
             // An objection (Art. 21) or withdrawal stands even if a later record re-asserts the interest.
             let objection = records

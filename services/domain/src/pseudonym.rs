@@ -59,6 +59,17 @@ impl PseudonymKey {
             key_version: self.version,
         }
     }
+
+    /// A key for another use, derived from this one so that no new secret
+    /// is kept: `HMAC-SHA256(key, "pilotgate derived key|" + label)`. Labels
+    /// tell the uses apart (privacy links, consent receipts).
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(b"pilotgate derived key|");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
 }
 
 impl fmt::Debug for PseudonymKey {
@@ -102,6 +113,11 @@ impl KeyRing {
         &self.keys
     }
 
+    /// The key of `version`, if the ring holds it.
+    pub fn version(&self, version: u32) -> Option<&PseudonymKey> {
+        self.keys.iter().find(|key| key.version == version)
+    }
+
     /// The pseudonyms of `raw_id` under every key, current first: lookups try them in this order.
     pub fn candidates(&self, raw_id: &str) -> Vec<Pseudonym> {
         self.keys
@@ -134,6 +150,19 @@ impl Pseudonym {
     /// The version of the key that made it.
     pub fn key_version(&self) -> u32 {
         self.key_version
+    }
+
+    /// A pseudonym read back from a signed token or a stored row: 64
+    /// lowercase hex digits, or `None`.
+    pub fn from_stored(value: &str, key_version: u32) -> Option<Pseudonym> {
+        let well_formed = value.len() == 64
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        well_formed.then(|| Pseudonym {
+            value: value.to_owned(),
+            key_version,
+        })
     }
 }
 
@@ -203,6 +232,17 @@ mod tests {
                 .as_str()
         );
         assert!(!key(1, 0xab).fingerprint().contains("abababab"));
+    }
+
+    #[test]
+    fn derived_keys_differ_per_label_and_from_the_key() {
+        let k = key(1, 7);
+        assert_ne!(k.derive("links"), k.derive("receipts"));
+        assert_ne!(k.derive("links").to_vec(), vec![7u8; 32]);
+        assert_eq!(k.derive("links"), key(2, 7).derive("links"));
+        let p = k.pseudonymize("bob");
+        assert_eq!(Pseudonym::from_stored(p.as_str(), 1), Some(p));
+        assert_eq!(Pseudonym::from_stored("ABC", 1), None);
     }
 
     #[test]

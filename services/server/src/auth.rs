@@ -154,6 +154,19 @@ pub const PERMISSIONS: &[RoutePermission] = &[
     route("GET", "/api/v1/data-categories", Roles(ANY_ROLE)),
     route("POST", "/api/v1/data-categories", Roles(&[Compliance])),
     route("PUT", "/api/v1/data-categories/{key}", Roles(&[Compliance])),
+    route("GET", "/api/v1/notices", Roles(ANY_ROLE)),
+    route("POST", "/api/v1/notices", Roles(&[Compliance])),
+    route("GET", "/api/v1/notices/templates", Roles(ANY_ROLE)),
+    route("GET", "/api/v1/notices/{id}", Roles(ANY_ROLE)),
+    route(
+        "POST",
+        "/api/v1/notices/{id}/versions",
+        Roles(&[Compliance]),
+    ),
+    route("POST", "/api/v1/privacy-links", Roles(&[Ingest])),
+    // Authorized by the link's signed token alone (see `service::privacy`).
+    route("GET", "/api/v1/privacy/{token}", Public),
+    route("POST", "/api/v1/privacy/{token}/choices", Public),
 ];
 
 /// The route pattern a request's path belongs to, found once per request.
@@ -251,6 +264,13 @@ pub const PAGES: &[RoutePermission] = &[
     route("GET", pages::INVENTORY, Public),
     route("POST", pages::INVENTORY, Public),
     route("POST", pages::INVENTORY_ITEM, Public),
+    route("GET", pages::NOTICES, Public),
+    route("POST", pages::NOTICES, Public),
+    route("POST", pages::NOTICE_VERSIONS, Public),
+    // The customer's consent form: authorized by the link's token, no session.
+    route("GET", pages::PRIVACY, Public),
+    route("POST", pages::PRIVACY, Public),
+    route("GET", pages::PRIVACY_RECEIPT, Public),
 ];
 
 /// Every route of both tables.

@@ -71,6 +71,18 @@ enum Command {
     /// address, sign-in tokens, the estimate beside the true lift, the
     /// decision and who was eligible. Keeps serving until Ctrl-C unless --exit.
     Demo(DemoArgs),
+    /// Check consent receipts that the consent form handed out.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReceiptCommand {
+    /// Verify a receipt file (JWS) against the pseudonym key ring; exit 1 when it does not verify.
+    Verify {
+        /// The receipt file, e.g. consent-receipt-<id>.jws.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -404,6 +416,13 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::Receipt(ReceiptCommand::Verify { file }) => {
+            let (_, keys) = open_store_with_keys(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", crate::receipts::verify_file(&file, &keys)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit(AuditCommand::Anchor) => {
             let (store, _) = open_store_with_keys(&config)

@@ -41,6 +41,9 @@ pub enum ApiError {
     Unavailable,
     #[error("an internal error occurred; it has been logged")]
     Internal,
+    /// What the request names existed but is no longer valid (an expired privacy link).
+    #[error("{0}")]
+    Gone(String),
 }
 
 impl ApiError {
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal => "internal",
+            ApiError::Gone(_) => "gone",
         }
     }
 }
@@ -76,6 +80,7 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Gone(_) => StatusCode::GONE,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct AppState {
     /// How the operator says the database is encrypted at rest, if they say
     /// (evidence of the pilots' risk checklist).
     pub encrypted_at_rest: Option<String>,
+    /// The consent form's settings: the controller its receipts name, the links' lifetime, framing.
+    pub privacy: crate::receipts::PrivacySettings,
 }
 
 /// Why the service could not start, in one line.
@@ -117,6 +119,7 @@ impl Application {
             anchors: AnchorFile::new(config.audit_anchor_path()),
             audit_verification: Default::default(),
             encrypted_at_rest: config.encrypted_at_rest.clone(),
+            privacy: crate::receipts::PrivacySettings::from_env(),
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             spawn_anchoring(store.clone(), state.anchors.clone());
@@ -233,7 +236,16 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::subjects::lookup)
         .service(routes::inventory::list)
         .service(routes::inventory::create)
-        .service(routes::inventory::update);
+        .service(routes::inventory::update)
+        .service(routes::notices::create)
+        .service(routes::notices::list)
+        // Before the pattern `{id}` that "templates" would otherwise match.
+        .service(routes::notices::templates)
+        .service(routes::notices::show)
+        .service(routes::notices::publish)
+        .service(routes::privacy::issue)
+        .service(routes::privacy::show_form)
+        .service(routes::privacy::choose);
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

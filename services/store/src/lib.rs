@@ -32,6 +32,7 @@ mod group;
 mod inventory;
 mod keys;
 mod links;
+mod notices;
 mod purposes;
 mod refusals;
 mod reports;
@@ -44,6 +45,7 @@ pub mod testing;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use pilotgate_domain::eligibility::Signals;
 use pilotgate_domain::pseudonym::Pseudonym;
 
 pub use access::{ErasureRecord, EventCount};
@@ -58,6 +60,7 @@ pub use error::StoreError;
 pub use events::{EventDraft, EventFate, StoredEvent};
 pub use experiments::{ApprovalRecord, Experiment, ReturnedToDraft};
 pub use keys::KeyState;
+pub use notices::{NewReceipt, NoticeVersion, StoredNotice};
 pub use purposes::{PurposeRecord, PurposeUpdate, PurposeVersion, RecordedAssessment};
 pub use reports::{CovariateSums, DailySums};
 pub use sessions::StoredSession;
@@ -150,8 +153,22 @@ impl Store {
         candidates: &[Pseudonym],
         now: DateTime<Utc>,
     ) -> Result<AssignOutcome, StoreError> {
+        self.assign_with(target, candidates, now, Signals::default())
+            .await
+    }
+
+    /// [`Store::assign`] with what the request said besides the ledger
+    /// (`signals`: a Global Privacy Control signal refuses subjects whose
+    /// basis is legitimate interest as `objected`, for this call only).
+    pub async fn assign_with(
+        &self,
+        target: &AssignmentTarget,
+        candidates: &[Pseudonym],
+        now: DateTime<Utc>,
+        signals: Signals,
+    ) -> Result<AssignOutcome, StoreError> {
         self.assigner
-            .assign(&self.core, target, candidates, now)
+            .assign(&self.core, target, candidates, now, signals)
             .await
     }
 

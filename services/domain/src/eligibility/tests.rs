@@ -396,3 +396,22 @@ fn every_reason_and_every_basis() {
         "every basis is covered"
     );
 }
+
+#[test]
+fn a_gpc_signal_refuses_legitimate_interest_as_objected_and_leaves_consent_alone() {
+    let gpc = Signals {
+        global_privacy_control: true,
+    };
+    let interest = [record(1, LegitimateInterest, Granted, 1, None, 2)];
+    let consent = [record(2, Consent, Granted, 1, None, 2)];
+    assert!(eligible(&all_bases(), &interest, false, t(2)).is_eligible());
+    assert_eq!(
+        eligible_under(&all_bases(), &interest, false, t(2), gpc),
+        Eligibility::Ineligible(Reason::Objected)
+    );
+    assert_eq!(
+        eligible_under(&all_bases(), &consent, false, t(2), gpc),
+        eligible(&all_bases(), &consent, false, t(2))
+    );
+    assert!(eligible_under(&all_bases(), &consent, false, t(2), gpc).is_eligible());
+}

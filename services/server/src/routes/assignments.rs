@@ -1,6 +1,7 @@
 //! `POST /api/v1/assign`: a variant for an eligible subject of a running pilot.
 
 use actix_web::{HttpResponse, post, web};
+use pilotgate_domain::eligibility::Signals;
 use pilotgate_domain::refusal::Refusal;
 use pilotgate_store::AssignOutcome;
 use serde::{Deserialize, Serialize};
@@ -48,8 +49,10 @@ pub struct AssignView {
 /// Assigns the subject to a variant when the pilot is running and the subject
 /// has a valid legal basis for its purpose now; sticky once assigned. An
 /// ineligible call stores nothing about the subject (the reason is counted
-/// for the pilot's compliance report).
-#[utoipa::path(post, path = "/api/v1/assign", tag = "assignment", request_body = AssignInput, security(("bearer" = [])), responses(
+/// for the pilot's compliance report). With `Sec-GPC: 1` (the browser's
+/// Global Privacy Control signal, forwarded by the shop) a subject whose
+/// basis is legitimate interest is refused as objected for this call.
+#[utoipa::path(post, path = "/api/v1/assign", tag = "assignment", request_body = AssignInput, params(("Sec-GPC" = Option<String>, Header, description = "1: the browser's Global Privacy Control signal")), security(("bearer" = [])), responses(
     (status = 200, body = AssignView),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 404, description = "No such pilot", body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -58,9 +61,14 @@ pub struct AssignView {
 #[post("/api/v1/assign")]
 pub async fn assign(
     _caller: Caller,
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<AssignInput>,
 ) -> Result<HttpResponse, ApiError> {
+    // Read once: the shop forwards the browser's Global Privacy Control signal.
+    let signals = Signals {
+        global_privacy_control: crate::routes::privacy::sends_gpc(&req),
+    };
     check_user_id(&body.user_id).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let target = state
         .store
@@ -70,7 +78,7 @@ pub async fn assign(
     let candidates = state.keys.candidates(&body.user_id);
     let outcome = state
         .store
-        .assign(&target, &candidates, state.store.now())
+        .assign_with(&target, &candidates, state.store.now(), signals)
         .await?;
     let refused = |refusal: Refusal, ask_again: bool| AssignView {
         experiment: target.key.clone(),

@@ -9,6 +9,8 @@ pub mod experiments;
 pub mod health;
 pub mod inventory;
 pub mod legal_basis_map;
+pub mod notices;
+pub mod privacy;
 pub mod purposes;
 pub mod results;
 pub mod subjects;

@@ -5,7 +5,9 @@
 pub mod audit;
 pub mod experiments;
 pub mod inventory;
+pub mod notices;
 pub mod plan;
+pub mod privacy;
 pub mod purposes;
 pub mod results;
 pub mod subjects;

@@ -108,6 +108,25 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             patterns::INVENTORY_ITEM,
             web::post().to(pages::inventory::update),
+        )
+        // A notice's texts in several languages outgrow the default form limit
+        // (16 KiB); the body limit of the whole service still applies.
+        .service(
+            web::resource(patterns::NOTICES)
+                .app_data(web::FormConfig::default().limit(1024 * 1024))
+                .route(web::get().to(pages::notices::page))
+                .route(web::post().to(pages::notices::create)),
+        )
+        .service(
+            web::resource(patterns::NOTICE_VERSIONS)
+                .app_data(web::FormConfig::default().limit(1024 * 1024))
+                .route(web::post().to(pages::notices::publish)),
+        )
+        .route(patterns::PRIVACY, web::get().to(pages::privacy::page))
+        .route(patterns::PRIVACY, web::post().to(pages::privacy::save))
+        .route(
+            patterns::PRIVACY_RECEIPT,
+            web::get().to(pages::privacy::receipt),
         );
 }
 

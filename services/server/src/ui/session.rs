@@ -170,6 +170,7 @@ const NAV: &[(&str, &str, &str)] = &[
         "/api/v1/subjects/{subject}/access",
     ),
     (urls::INVENTORY, "Data inventory", "/api/v1/data-categories"),
+    (urls::NOTICES, "Notices", "/api/v1/notices"),
 ];
 
 impl FromRequest for Session {

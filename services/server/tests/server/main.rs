@@ -26,6 +26,8 @@ mod inventory;
 mod inventory_pages;
 mod journey;
 mod no_secrets;
+mod notices_api;
+mod privacy_form;
 mod purposes_api;
 mod resilience;
 mod results_api;

@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::bucketing::{choose_variant, hash_v2};
-use pilotgate_domain::eligibility::{Eligibility, Proof, Reason, RecordFacts, eligible};
+use pilotgate_domain::eligibility::{
+    Eligibility, Proof, Reason, RecordFacts, Signals, eligible_under,
+};
 use pilotgate_domain::pseudonym::Pseudonym;
 use pilotgate_domain::refusal::{Refusal, Stage};
 use pilotgate_domain::time::{from_micros, to_micros};
@@ -216,7 +218,7 @@ pub(crate) fn rule(
         target.purpose.key.as_str(),
     );
     let is_erased = names.iter().any(|s| holdings.erased.contains(s));
-    let decision = eligible(&target.purpose, &theirs, is_erased, now);
+    let decision = eligible_under(&target.purpose, &theirs, is_erased, now, pending.signals);
     cached.ledgers.push((
         (target.purpose.key.to_string(), names.clone()),
         (theirs, is_erased),
@@ -277,6 +279,8 @@ pub(crate) fn rule(
 pub(crate) struct PendingAssignment {
     pub(crate) target: AssignmentTarget,
     pub(crate) candidates: Vec<Pseudonym>,
+    /// What the request said besides the ledger (a GPC signal), for this call only.
+    pub(crate) signals: Signals,
 }
 
 impl PendingAssignment {
@@ -436,6 +440,7 @@ mod tests {
             let call = |user: &str| PendingAssignment {
                 target: target.clone(),
                 candidates: vec![pseudonym(user)],
+                signals: Default::default(),
             };
             let bob = match commit(store, &[call("bob")]).await.unwrap()[..] {
                 [

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use pilotgate_domain::eligibility::{Eligibility, Reason, eligible};
+use pilotgate_domain::eligibility::{Eligibility, Reason, Signals, eligible_under};
 use pilotgate_domain::experiment::{State, Variant};
 use pilotgate_domain::pseudonym::Pseudonym;
 use pilotgate_domain::purpose::{LegalBasis, Purpose};
@@ -188,6 +188,7 @@ impl Assigner {
         target: &AssignmentTarget,
         candidates: &[Pseudonym],
         now: DateTime<Utc>,
+        signals: Signals,
     ) -> Result<AssignOutcome, StoreError> {
         if target.state != State::Running {
             core.count_refusal(&target.key, Stage::Assign, Refusal::NotRunning, now)
@@ -204,7 +205,7 @@ impl Assigner {
             let ledger = self.caches.ledgers.get(generation, &ledger_key);
             if let (Some(assignment), Some(ledger)) = (known, ledger) {
                 let (records, erased) = &*ledger;
-                return match eligible(&target.purpose, records, *erased, now) {
+                return match eligible_under(&target.purpose, records, *erased, now, signals) {
                     Eligibility::Eligible(_) => Ok(AssignOutcome::Assigned {
                         assignment,
                         first_time: false,
@@ -225,6 +226,7 @@ impl Assigner {
         let pending = PendingAssignment {
             target: target.clone(),
             candidates: candidates.to_vec(),
+            signals,
         };
         let context = self.context(core);
         if core.dialect == Dialect::Sqlite {

@@ -9,6 +9,8 @@ pub mod experiments;
 pub mod inventory;
 pub mod lifecycle;
 pub mod memo;
+pub mod notices;
+pub mod privacy;
 pub mod purposes;
 pub mod results;
 pub mod sign_in;

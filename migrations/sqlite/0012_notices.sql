@@ -1,0 +1,35 @@
+-- Notices (issue 22): versioned texts per language and the purposes they
+-- ask for; the consent receipts the customer's form hands out.
+
+-- A notice, by its slug (e.g. `shop-testing`).
+CREATE TABLE notices (
+    id TEXT PRIMARY KEY,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+-- One published version of a notice: its purposes and, per language, the
+-- title, body and one sentence per purpose (JSON in `content`). Versions are
+-- numbered 1, 2, ... by the server and never change once published.
+CREATE TABLE notice_versions (
+    notice_id TEXT NOT NULL REFERENCES notices (id),
+    version INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    published_by TEXT NOT NULL,
+    published_at INTEGER NOT NULL,
+    PRIMARY KEY (notice_id, version)
+);
+
+-- A signed consent receipt (JWS compact serialization) handed to the person
+-- who saved choices on the form, kept so that it can be downloaded again.
+-- The subject is the pseudonym, never a raw id.
+CREATE TABLE consent_receipts (
+    id TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    key_version INTEGER NOT NULL,
+    notice_id TEXT NOT NULL,
+    notice_version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    jws TEXT NOT NULL
+);
+CREATE INDEX consent_receipts_by_subject ON consent_receipts (subject);
