@@ -22,10 +22,16 @@ pub async fn register_template_purposes(app: &TestApp) {
             "/api/v1/purposes",
             Role::Compliance,
             json!({"key": key, "description": "d", "allowed_bases": bases, "min_notice_version": 1,
-                   "li_assessment_ref": "LIA-1", "retention_days": 90}),
+                   "retention_days": 90}),
         )
         .await;
     }
+    app.post_ok(
+        "/api/v1/purposes/analytics.storefront.ab_testing/assessments",
+        Role::Compliance,
+        crate::consents_api::assessment("positive"),
+    )
+    .await;
 }
 
 /// The template `key`'s content, as the API lists it.
