@@ -254,13 +254,15 @@ async fn history_of(
     Ok((state.store.consent_history(&names).await?, aliases))
 }
 
+/// The purposes the form offers: registered and not retired.
 async fn registered(state: &AppState) -> Result<HashMap<String, Purpose>, FormError> {
     Ok(state
         .store
-        .list_purposes()
+        .list_purpose_records()
         .await?
         .into_iter()
-        .map(|p| (p.key.to_string(), p))
+        .filter(|record| record.retired_at.is_none())
+        .map(|record| (record.purpose.key.to_string(), record.purpose))
         .collect())
 }
 

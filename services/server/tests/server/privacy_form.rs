@@ -554,3 +554,52 @@ api_story!(
         assert_eq!(outcome["refused"][0]["reason"], "withdrawn", "{outcome}");
     }
 );
+
+api_story!(a_retired_purpose_is_no_longer_offered_on_the_form, |app| {
+    let url = notice_and_link(&app).await;
+    let token = url.trim_start_matches("/privacy/");
+    app.post_ok(
+        "/api/v1/purposes/personalize.content.profiling/retire",
+        Role::Compliance,
+        json!({"reason": "no more personalised content"}),
+    )
+    .await;
+    let form = app
+        .get_json(&format!("/api/v1/privacy/{token}"), None)
+        .await;
+    let offered: Vec<(String, bool)> = form["purposes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["purpose"].as_str().unwrap_or_default().to_owned(),
+                p["offered"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        offered,
+        vec![
+            ("analytics.storefront.ab_testing".to_owned(), true),
+            ("personalize.content.profiling".to_owned(), false)
+        ],
+        "{form}"
+    );
+    let retired = json!({"notice_version": 1, "choices": [{"purpose": "personalize.content.profiling", "allow": true}]});
+    let refused = app
+        .client
+        .post(format!("{}/api/v1/privacy/{token}/choices", app.address))
+        .json(&retired)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_json_error(refused, 422).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer offered")
+    );
+    assert!(history(&app).await.is_empty(), "nothing was recorded");
+});
