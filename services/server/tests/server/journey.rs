@@ -17,7 +17,12 @@ const SUBJECTS: usize = 80;
 
 /// Saves the page as it stands (a refused form keeps what was typed) at a
 /// laptop and a phone width; on the phone it must not scroll sideways.
-fn shoot(browser: &mut Browser, label: &str, name: &str, shots: &mut Vec<(PathBuf, usize)>) {
+pub(crate) fn shoot(
+    browser: &mut Browser,
+    label: &str,
+    name: &str,
+    shots: &mut Vec<(PathBuf, usize)>,
+) {
     let folder = screenshots();
     for (width, height, mobile, suffix) in [(390, 844, true, "phone"), (1280, 800, false, "laptop")]
     {
@@ -35,7 +40,7 @@ fn shoot(browser: &mut Browser, label: &str, name: &str, shots: &mut Vec<(PathBu
     }
 }
 
-fn sign_in(browser: &mut Browser, address: &str, token: &str) {
+pub(crate) fn sign_in(browser: &mut Browser, address: &str, token: &str) {
     browser.open(&format!("{address}/ui/sign-in"));
     browser.type_into("#token", token);
     browser.click_and_wait("main form button[type=submit]");
@@ -46,12 +51,12 @@ fn sign_in(browser: &mut Browser, address: &str, token: &str) {
     );
 }
 
-fn sign_out(browser: &mut Browser) {
+pub(crate) fn sign_out(browser: &mut Browser) {
     browser.click_and_wait("header form button[type=submit]");
 }
 
 /// Replaces the value of the field `selector` with `text`, typed.
-fn fill(browser: &mut Browser, selector: &str, text: &str) {
+pub(crate) fn fill(browser: &mut Browser, selector: &str, text: &str) {
     browser.evaluate(&format!(
         "document.querySelector({}).value = ''",
         json!(selector)
@@ -59,7 +64,7 @@ fn fill(browser: &mut Browser, selector: &str, text: &str) {
     browser.type_into(selector, text);
 }
 
-fn text_of(browser: &mut Browser) -> String {
+pub(crate) fn text_of(browser: &mut Browser) -> String {
     browser
         .evaluate("document.body.innerText")
         .as_str()

@@ -13,6 +13,7 @@ mod assign_api;
 mod audit_page;
 mod browser;
 mod cli;
+mod compliance_journey;
 mod consents_api;
 mod demo;
 mod desk;
