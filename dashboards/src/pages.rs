@@ -37,7 +37,10 @@ pub use error::ErrorPage;
 pub use experiments::{Approval, ExperimentRow, ExperimentsPage};
 pub use inventory::{CategoryRow, InventoryPage, SENSITIVITY_CLASSES};
 pub use memo::MemoPage;
-pub use notices::{NoticeRow, NoticeVersionRow, NoticesPage, TemplateLink};
+pub use notices::{
+    LanguageFields, NoticeForm, NoticeRow, NoticeVersionRow, NoticesPage, PurposeChoice,
+    TemplateLink, language_name,
+};
 pub use pilot::{DecisionNote, PilotAction, PilotPanel};
 pub use privacy::{LanguageLink, PrivacyChoice, PrivacyPage, SavedNote, current_text};
 pub use purposes::{

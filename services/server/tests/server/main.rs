@@ -28,6 +28,7 @@ mod inventory_pages;
 mod journey;
 mod no_secrets;
 mod notices_api;
+mod notices_page;
 mod privacy_form;
 mod purposes_api;
 mod resilience;

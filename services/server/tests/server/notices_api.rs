@@ -1,8 +1,9 @@
-//! Notices through the HTTP API and the `/ui/notices` page, on SQLite and
-//! PostgreSQL: creating (from scratch or a template), publishing versions
-//! numbered by the server, the 422s that name the field, roles.
+//! Notices through the HTTP API, on SQLite and PostgreSQL: creating (from
+//! scratch or a template), publishing versions numbered by the server, the
+//! 422s that name the field, roles. The `/ui/notices` page is
+//! `notices_page.rs`.
 
-use crate::support::{TestApp, assert_json_error, web};
+use crate::support::{TestApp, assert_json_error};
 use pilotgate_domain::Role;
 use serde_json::{Value, json};
 
@@ -216,132 +217,5 @@ api_story!(
                 .await["notices"],
             json!([])
         );
-    }
-);
-
-api_story!(
-    the_notices_page_creates_from_a_template_and_publishes_for_compliance_only,
-    |app| {
-        register_template_purposes(&app).await;
-        let compliance = app.sign_in(&app.tokens[&Role::Compliance]).await;
-        let (status, html) = app
-            .page(&compliance, "/ui/notices?template=personalisation")
-            .await;
-        assert_eq!(status, 200);
-        assert!(
-            html.contains("Personalised content and offers")
-                && html.contains("href=\"/ui/notices\""),
-            "{html}"
-        );
-        assert!(
-            html.contains("Content and offers chosen for you"),
-            "the form is prefilled"
-        );
-        let csrf = web::csrf_of(&html);
-        let content = serde_json::to_string(&template(&app, "personalisation").await).unwrap();
-        let refused = web::submit(
-            &app.address,
-            &compliance,
-            "/ui/notices",
-            &[
-                ("id", "shop-personal"),
-                ("content", &content),
-                ("csrf", "wrong"),
-            ],
-        )
-        .await;
-        assert_eq!(refused.status(), 403);
-        let created = web::submit(
-            &app.address,
-            &compliance,
-            "/ui/notices",
-            &[
-                ("id", "shop-personal"),
-                ("content", &content),
-                ("csrf", &csrf),
-            ],
-        )
-        .await;
-        assert_eq!(created.status(), 303);
-        let published = web::submit(
-            &app.address,
-            &compliance,
-            "/ui/notices/shop-personal/versions",
-            &[("content", &content), ("csrf", &csrf)],
-        )
-        .await;
-        assert_eq!(published.status(), 303);
-        let bad = web::submit(
-            &app.address,
-            &compliance,
-            "/ui/notices/shop-personal/versions",
-            &[("content", "{not json"), ("csrf", &csrf)],
-        )
-        .await;
-        assert_eq!(bad.status(), 422);
-        let page = bad.text().await.unwrap();
-        assert!(
-            page.contains("Not saved: the texts are not JSON") && page.contains("{not json"),
-            "the input is kept: {page}"
-        );
-        let unregistered = content.replace(
-            "personalize.offers.profiling",
-            "personalize.unknown.profiling",
-        );
-        let fields = [
-            ("id", "shop-other"),
-            ("content", unregistered.as_str()),
-            ("csrf", csrf.as_str()),
-        ];
-        let bad = web::submit(&app.address, &compliance, "/ui/notices", &fields).await;
-        assert_eq!(bad.status(), 422);
-        let page = bad.text().await.unwrap();
-        assert!(
-            page.contains("personalize.unknown.profiling&#39; is not a registered purpose")
-                || page.contains("personalize.unknown.profiling&#x27; is not a registered purpose"),
-            "{page}"
-        );
-        assert!(page.contains("value=\"shop-other\""), "the id is kept");
-        let (_, html) = app.page(&compliance, "/ui/notices").await;
-        assert!(
-            html.contains("v2") && html.contains("v1") && html.contains("Publish version 3"),
-            "{html}"
-        );
-        assert!(!html.contains("<script"));
-
-        // A notice with long texts in two languages is more than the default form limit (16 KiB).
-        let text = json!({"title": "Long", "body": "word ".repeat(1800), "purposes": {"analytics.storefront.ab_testing": "Compare pages."}});
-        let long = json!({"purposes": ["analytics.storefront.ab_testing"], "languages": {"en": text, "de": text}}).to_string();
-        assert!(long.len() > 16 * 1024);
-        let created = web::submit(
-            &app.address,
-            &compliance,
-            "/ui/notices",
-            &[("id", "shop-long"), ("content", &long), ("csrf", &csrf)],
-        )
-        .await;
-        assert_eq!(created.status(), 303);
-
-        let marketer = app.sign_in(&app.tokens[&Role::Marketer]).await;
-        let (status, html) = app.page(&marketer, "/ui/notices").await;
-        assert_eq!(status, 200);
-        assert!(
-            html.contains("shop-personal")
-                && !html.contains("<form method=\"post\" action=\"/ui/notices"),
-            "{html}"
-        );
-        let csrf = web::csrf_of(&html);
-        let refused = web::submit(
-            &app.address,
-            &marketer,
-            "/ui/notices/shop-personal/versions",
-            &[("content", &content), ("csrf", &csrf)],
-        )
-        .await;
-        assert_eq!(refused.status(), 403);
-        let versions = app
-            .get_json("/api/v1/notices/shop-personal", Some(Role::Compliance))
-            .await;
-        assert_eq!(versions["latest_version"], 2);
     }
 );
