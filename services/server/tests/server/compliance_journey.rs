@@ -92,7 +92,7 @@ fn compliance_prepares(
     browser.click_and_wait("a[href='/ui/notices?template=personalisation']");
     fill(&mut browser, "#new-id", "shop-choices");
     shoot(&mut browser, label, "compliance-notice-form", &mut shots);
-    browser.click_and_wait("form[action='/ui/notices'] button[type=submit]");
+    browser.click_and_wait("form[action='/ui/notices'] button[value=save]");
     let page = text_of(&mut browser);
     assert!(page.contains("shop-choices (version 1)"), "{page}");
     sign_out(&mut browser);
