@@ -39,7 +39,7 @@ pub use inventory::{CategoryRow, InventoryPage, SENSITIVITY_CLASSES};
 pub use memo::MemoPage;
 pub use notices::{NoticeRow, NoticeVersionRow, NoticesPage, TemplateLink};
 pub use pilot::{DecisionNote, PilotAction, PilotPanel};
-pub use privacy::{LanguageLink, PrivacyChoice, PrivacyPage, SavedNote, current_text};
+pub use privacy::{ChoiceLimit, LanguageLink, PrivacyChoice, PrivacyPage, SavedNote, current_text};
 pub use purposes::{
     AssessmentRow, BASES, PurposeFields, PurposePage, PurposeSummary, PurposeVersionRow,
     PurposesPage,

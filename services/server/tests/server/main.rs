@@ -29,6 +29,7 @@ mod journey;
 mod no_secrets;
 mod notices_api;
 mod privacy_form;
+mod privacy_links;
 mod purposes_api;
 mod resilience;
 mod results_api;
