@@ -42,7 +42,7 @@ pub use notices::{
     TemplateLink, language_name,
 };
 pub use pilot::{DecisionNote, PilotAction, PilotPanel};
-pub use privacy::{LanguageLink, PrivacyChoice, PrivacyPage, SavedNote, current_text};
+pub use privacy::{ChoiceLimit, LanguageLink, PrivacyChoice, PrivacyPage, SavedNote, current_text};
 pub use purposes::{
     AssessmentRow, BASES, PurposeFields, PurposePage, PurposeSummary, PurposeVersionRow,
     PurposesPage,

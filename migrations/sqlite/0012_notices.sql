@@ -33,3 +33,18 @@ CREATE TABLE consent_receipts (
     jws TEXT NOT NULL
 );
 CREATE INDEX consent_receipts_by_subject ON consent_receipts (subject);
+
+-- A privacy link issued to a shop for one person: the link's token is 32
+-- random bytes handed out once and kept here only as its SHA-256 (hex), so
+-- the token itself says nothing and the database cannot give it back. The
+-- subject is the pseudonym, never a raw id; issued_by names the token that
+-- asked for the link, so records made through it can be traced to it.
+CREATE TABLE privacy_links (
+    id_hash TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    key_version INTEGER NOT NULL,
+    notice_id TEXT NOT NULL,
+    issued_by TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);

@@ -8,8 +8,8 @@
 //!
 //! The one view model that carries a link token (in `action`, the language
 //! links and the receipt link): the page is reached through that link and
-//! posts back to it. The token names the person by pseudonym only, signed;
-//! no field holds a raw id, an API token or a key.
+//! posts back to it. The token is opaque (random; the server keeps only its
+//! hash); no field holds a raw id, a pseudonym, an API token or a key.
 
 use askama::Template;
 
@@ -53,10 +53,23 @@ pub struct PrivacyChoice {
     pub field: String,
     /// The purpose's one sentence.
     pub sentence: String,
-    /// False for a purpose no longer offered: no radio buttons then.
+    /// False for a purpose that cannot be chosen at all: no radio buttons then.
     pub offered: bool,
+    /// Whether "yes" is offered; when false, only "no" is (with `limit` saying why).
+    pub may_allow: bool,
+    /// Why "yes" is not offered, if it is not.
+    pub limit: Option<ChoiceLimit>,
     /// "allowed since 2026-12-01", "not allowed" or "no choice yet", in the page's language.
     pub current: String,
+}
+
+/// Why a purpose on the form cannot be allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChoiceLimit {
+    /// Retired or no longer registered.
+    NotOffered,
+    /// The purpose needs a newer version of the notice than the one shown.
+    NoticeTooOld,
 }
 
 /// What a save recorded.
@@ -82,6 +95,8 @@ pub struct Labels {
     pub allow_all: &'static str,
     pub refuse_all: &'static str,
     pub not_offered: &'static str,
+    pub refuse_only: &'static str,
+    pub notice_too_old: &'static str,
     pub saved: &'static str,
     pub download: &'static str,
     pub gpc: &'static str,
@@ -97,6 +112,8 @@ const ENGLISH: Labels = Labels {
     allow_all: "Allow all",
     refuse_all: "Refuse all",
     not_offered: "This purpose is no longer offered.",
+    refuse_only: "You can still say no, which withdraws what you allowed before.",
+    notice_too_old: "This purpose cannot be allowed with this version of the notice; the shop has to publish a newer one first.",
     saved: "Your choices were saved.",
     download: "Download your receipt",
     gpc: "Your browser's Global Privacy Control signal was recorded as an objection to:",
@@ -112,6 +129,8 @@ const GERMAN: Labels = Labels {
     allow_all: "Alle erlauben",
     refuse_all: "Alle ablehnen",
     not_offered: "Dieser Zweck wird nicht mehr angeboten.",
+    refuse_only: "Sie können weiterhin Nein sagen; damit widerrufen Sie, was Sie früher erlaubt haben.",
+    notice_too_old: "Dieser Zweck kann mit dieser Fassung des Hinweises nicht erlaubt werden; der Shop muss zuerst eine neuere veröffentlichen.",
     saved: "Ihre Auswahl wurde gespeichert.",
     download: "Ihre Quittung herunterladen",
     gpc: "Das Global-Privacy-Control-Signal Ihres Browsers wurde als Widerspruch erfasst gegen:",
@@ -148,5 +167,17 @@ impl PrivacyPage {
 
     fn any_offered(&self) -> bool {
         self.purposes.iter().any(|p| p.offered)
+    }
+
+    fn any_allowable(&self) -> bool {
+        self.purposes.iter().any(|p| p.may_allow)
+    }
+
+    /// The sentence saying why "yes" is not offered for `choice`, if it is not.
+    fn limit_text(&self, choice: &PrivacyChoice) -> Option<&'static str> {
+        choice.limit.map(|limit| match limit {
+            ChoiceLimit::NotOffered => self.t().not_offered,
+            ChoiceLimit::NoticeTooOld => self.t().notice_too_old,
+        })
     }
 }

@@ -80,6 +80,25 @@ pub fn load_key_ring(config: &Config, state: &KeyState) -> Result<KeyRing, KeyLo
         .map_err(|e| KeyLoadError(format!("{}: {e}", path.display())))
 }
 
+/// The pseudonym key ring the configuration names, read only: no database
+/// is opened and no key file is ever made (for `pilotgate receipt verify`).
+pub fn read_key_ring(config: &Config) -> Result<KeyRing, KeyLoadError> {
+    if let Some(inline) = &config.pseudonym_key {
+        return parse_key_ring(inline.split(','))
+            .map_err(|e| KeyLoadError(format!("PILOTGATE_PSEUDONYM_KEY: {e}")));
+    }
+    let path = &config.pseudonym_key_file;
+    if !path.exists() {
+        return Err(KeyLoadError(
+            "no pseudonym key configured: set PILOTGATE_PSEUDONYM_KEY or PILOTGATE_PSEUDONYM_KEY_FILE"
+                .to_owned(),
+        ));
+    }
+    let lines = read_key_lines(path, "pseudonym key")?;
+    parse_key_ring(lines.iter().map(String::as_str))
+        .map_err(|e| KeyLoadError(format!("{}: {e}", path.display())))
+}
+
 /// The audit key the configuration names; the file is created when it is
 /// missing and `state` says no audit key was ever recorded.
 pub fn load_audit_key(config: &Config, state: &KeyState) -> Result<AuditKey, KeyLoadError> {

@@ -85,6 +85,8 @@ pub struct ReceiptPurpose {
     pub basis: String,
     pub record_id: i64,
     pub retention_days: u32,
+    /// The purpose touches Art. 9 special categories of data.
+    pub special_category: bool,
 }
 
 /// What a receipt is about.
@@ -99,31 +101,65 @@ pub struct ReceiptFacts<'a> {
     pub method: &'a str,
     pub service: &'a str,
     pub purposes: &'a [ReceiptPurpose],
+    /// The reference of the privacy link the choices were made through.
+    pub link: &'a str,
 }
 
-/// The receipt's payload: the Kantara v1.1 fields, then pilotgate's own
-/// (the notice and each ledger record with its status).
+/// The data categories a receipt names for every purpose: what pilotgate
+/// itself processes for a pilot (the pseudonymised identifier and the
+/// behavioural events the shop sends), whatever the purpose. A purpose
+/// flagged as touching Art. 9 special categories adds that category and makes
+/// the receipt `sensitive`.
+const PII_CATEGORIES: [&str; 2] = ["pseudonymised identifier", "behavioural data"];
+/// The category a special-category purpose adds.
+const SPECIAL_CATEGORY: &str = "special category data (Art. 9 GDPR)";
+
+/// The receipt's payload: the Kantara v1.1 fields, then pilotgate's own (the
+/// notice, the link, and each ledger record with its status).
+/// `services[].purposes` lists only the purposes the person consented to;
+/// denials, withdrawals and objections are listed in `refusals`.
 pub fn receipt_payload(settings: &PrivacySettings, facts: &ReceiptFacts<'_>) -> serde_json::Value {
+    let granted = |p: &&ReceiptPurpose| p.basis == "consent" && p.status == "granted";
     let purposes: Vec<serde_json::Value> = facts
         .purposes
         .iter()
+        .filter(granted)
         .map(|p| {
-            let consent_type = if p.basis == "consent" {
-                "EXPLICIT"
-            } else {
-                "OBJECTION"
-            };
+            let mut categories: Vec<&str> = PII_CATEGORIES.to_vec();
+            if p.special_category {
+                categories.push(SPECIAL_CATEGORY);
+            }
             serde_json::json!({
                 "purpose": p.description,
                 "purposeCategory": [p.purpose],
-                "consentType": consent_type,
-                "piiCategory": ["pseudonymised identifier", "behavioural data"],
+                "consentType": "EXPLICIT",
+                "piiCategory": categories,
                 "primaryPurpose": true,
                 "termination": format!("when withdrawn on the same form, or {} days after the pilot", p.retention_days),
                 "thirdPartyDisclosure": false,
             })
         })
         .collect();
+    let refusals: Vec<serde_json::Value> = facts
+        .purposes
+        .iter()
+        .filter(|p| !granted(p))
+        .map(|p| {
+            serde_json::json!({
+                "purpose": p.purpose, "basis": p.basis, "status": p.status, "record_id": p.record_id,
+            })
+        })
+        .collect();
+    let sensitive = facts
+        .purposes
+        .iter()
+        .filter(granted)
+        .any(|p| p.special_category);
+    let spi: Vec<&str> = if sensitive {
+        vec![SPECIAL_CATEGORY]
+    } else {
+        Vec::new()
+    };
     serde_json::json!({
         "version": RECEIPT_VERSION,
         "jurisdiction": settings.jurisdiction,
@@ -136,9 +172,11 @@ pub fn receipt_payload(settings: &PrivacySettings, facts: &ReceiptFacts<'_>) -> 
         "piiControllers": [settings.controller],
         "policyUrl": settings.policy_url,
         "services": [{"service": facts.service, "purposes": purposes}],
-        "sensitive": false,
-        "spiCat": [],
+        "refusals": refusals,
+        "sensitive": sensitive,
+        "spiCat": spi,
         "notice": {"id": facts.notice_id, "version": facts.notice_version},
+        "privacyLink": facts.link,
         "records": facts.purposes.iter().map(|p| serde_json::json!({
             "id": p.record_id, "purpose": p.purpose, "basis": p.basis, "status": p.status,
         })).collect::<Vec<_>>(),
@@ -180,12 +218,23 @@ pub fn verify_file(path: &Path, keys: &KeyRing) -> Result<String, String> {
         .map_err(|e| format!("{}: cannot read the receipt: {e}", path.display()))?;
     let (version, payload) = verify_receipt(&text, keys)
         .map_err(|e| format!("{}: invalid receipt: {e}", path.display()))?;
-    let purposes = payload["services"].as_array().map_or(0, |services| {
-        services
-            .iter()
-            .map(|s| s["purposes"].as_array().map_or(0, Vec::len))
-            .sum()
-    });
+    // The purposes of the receipt: those consented to and those refused.
+    let mut purposes = std::collections::BTreeSet::new();
+    for service in payload["services"].as_array().into_iter().flatten() {
+        for purpose in service["purposes"].as_array().into_iter().flatten() {
+            purposes.extend(
+                purpose["purposeCategory"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.as_str()),
+            );
+        }
+    }
+    for refusal in payload["refusals"].as_array().into_iter().flatten() {
+        purposes.extend(refusal["purpose"].as_str());
+    }
+    let purposes = purposes.len();
     Ok(format!(
         "valid: receipt {}, subject {}, {purposes} purposes, signed with key v{version}",
         payload["consentReceiptID"].as_str().unwrap_or("?"),

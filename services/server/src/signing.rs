@@ -1,58 +1,32 @@
-//! What the service signs for people outside it: privacy links (the signed
-//! token in `/privacy/{token}`), the consent form's CSRF field, and consent
-//! receipts (JWS, HS256). No new secret is kept for any of them: each key is
-//! derived from a pseudonym key of the ring (`PseudonymKey::derive`) with a
-//! label of its own, and each signature names the key version it used, so
-//! that a key rotation leaves earlier links and receipts verifiable.
+//! What the service hands out to people outside it: privacy link tokens
+//! (the opaque token in `/privacy/{token}`), the consent form's CSRF field,
+//! and consent receipts (JWS, HS256).
 //!
-//! A link token is `base64url(payload) "." base64url(HMAC-SHA256(link key,
-//! payload))`, the payload being JSON with the subject's pseudonym and key
-//! version (never the raw id), the notice id, the expiry and a random nonce.
+//! A link token is 32 random bytes (base64url): it carries nothing, the
+//! server keeps the link under the token's SHA-256 (`privacy_links`) and
+//! looks it up by that hash. The form's CSRF value and the receipts are
+//! HMACs under keys derived from a pseudonym key of the ring
+//! (`PseudonymKey::derive`, one label each): no new secret is kept, and each
+//! receipt names the key version and a fingerprint of the key it used
+//! (`kid` = `v<version>-<fingerprint>`), so that a key rotation leaves
+//! earlier receipts verifiable and a receipt from another service's key is
+//! told apart from an altered one.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use pilotgate_domain::pseudonym::{KeyRing, Pseudonym};
-use pilotgate_domain::time::{from_micros, to_micros};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use pilotgate_domain::pseudonym::{KeyRing, PseudonymKey};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// The derivation label of the privacy links' key.
+/// The derivation label of the form tokens' key.
 const LINK_LABEL: &str = "privacy link v1";
 /// The derivation label of the consent receipts' key.
 const RECEIPT_LABEL: &str = "consent receipt v1";
-/// The longest link token read (a pseudonym, a notice id and a nonce fit well below).
-const MAX_TOKEN: usize = 600;
-
-/// What a privacy link says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkClaims {
-    pub subject: Pseudonym,
-    pub notice: String,
-    pub expires_at: DateTime<Utc>,
-    pub nonce: String,
-}
-
-/// Why a link token is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkRefusal {
-    /// Not a token, tampered with, or signed with a key the ring lacks.
-    Invalid,
-    /// Genuine, but past its expiry.
-    Expired,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LinkPayload {
-    s: String,
-    v: u32,
-    n: String,
-    e: i64,
-    r: String,
-}
+/// What the receipt key's fingerprint is an HMAC of.
+const FINGERPRINT_LABEL: &[u8] = b"pilotgate receipt key fingerprint";
+/// The length of a link token: 32 bytes in unpadded base64url.
+const TOKEN_LEN: usize = 43;
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
@@ -62,94 +36,66 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Signs `claims` with the link key of the subject's key version (the
-/// current key when the link is made); `None` when the ring lacks that version.
-pub fn seal_link(claims: &LinkClaims, keys: &KeyRing) -> Option<String> {
-    let key = keys
-        .version(claims.subject.key_version())?
-        .derive(LINK_LABEL);
-    let payload = serde_json::to_vec(&LinkPayload {
-        s: claims.subject.as_str().to_owned(),
-        v: claims.subject.key_version(),
-        n: claims.notice.clone(),
-        e: to_micros(claims.expires_at),
-        r: claims.nonce.clone(),
-    })
-    .ok()?;
-    let body = URL_SAFE_NO_PAD.encode(&payload);
-    let signature = URL_SAFE_NO_PAD.encode(mac(&key, &[body.as_bytes()]));
-    Some(format!("{body}.{signature}"))
+/// A new privacy link token: 32 random bytes, base64url without padding.
+pub fn new_link_token() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
 
-/// The claims of `token` if it is genuine and not expired at `now`.
-pub fn open_link(
-    token: &str,
-    keys: &KeyRing,
-    now: DateTime<Utc>,
-) -> Result<LinkClaims, LinkRefusal> {
-    if token.len() > MAX_TOKEN {
-        return Err(LinkRefusal::Invalid);
-    }
-    let (body, signature) = token.split_once('.').ok_or(LinkRefusal::Invalid)?;
-    let payload = URL_SAFE_NO_PAD
-        .decode(body)
-        .map_err(|_| LinkRefusal::Invalid)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| LinkRefusal::Invalid)?;
-    let payload: LinkPayload =
-        serde_json::from_slice(&payload).map_err(|_| LinkRefusal::Invalid)?;
-    let key = keys
-        .version(payload.v)
-        .ok_or(LinkRefusal::Invalid)?
-        .derive(LINK_LABEL);
-    let expected = mac(&key, &[body.as_bytes()]);
-    if !bool::from(expected.ct_eq(&signature)) {
-        return Err(LinkRefusal::Invalid);
-    }
-    let subject = Pseudonym::from_stored(&payload.s, payload.v).ok_or(LinkRefusal::Invalid)?;
-    let expires_at = from_micros(payload.e);
-    if now >= expires_at {
-        return Err(LinkRefusal::Expired);
-    }
-    Ok(LinkClaims {
-        subject,
-        notice: payload.n,
-        expires_at,
-        nonce: payload.r,
-    })
+/// Whether `token` has the shape of [`new_link_token`] (checked before any lookup).
+pub fn is_link_token(token: &str) -> bool {
+    token.len() == TOKEN_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// What the server keeps of a token: its SHA-256, hex.
+pub fn link_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A short non-secret reference to a link (the first 12 hex digits of its
+/// hash): named in the audit log, the records made through it and receipts.
+pub fn link_reference(token: &str) -> String {
+    link_hash(token)[..12].to_owned()
 }
 
 /// The consent form's CSRF value for a link: an HMAC of the token under the
-/// link key, so that only someone holding the link can post the form.
-pub fn form_token(token: &str, claims: &LinkClaims, keys: &KeyRing) -> String {
+/// form key of key version `key_version` (the link subject's), so that only
+/// someone holding the link can post the form.
+pub fn form_token(token: &str, key_version: u32, keys: &KeyRing) -> String {
     let key = keys
-        .version(claims.subject.key_version())
+        .version(key_version)
         .map(|k| k.derive(LINK_LABEL))
         .unwrap_or_default();
     hex::encode(&mac(&key, &[b"form|", token.as_bytes()])[..16])
 }
 
 /// Whether `presented` is the form token of the link (constant time).
-pub fn form_token_matches(
-    token: &str,
-    claims: &LinkClaims,
-    keys: &KeyRing,
-    presented: &str,
-) -> bool {
+pub fn form_token_matches(token: &str, key_version: u32, keys: &KeyRing, presented: &str) -> bool {
     bool::from(
-        form_token(token, claims, keys)
+        form_token(token, key_version, keys)
             .as_bytes()
             .ct_eq(presented.as_bytes()),
     )
 }
 
+/// The fingerprint of a key's receipt key: 16 hex digits of an HMAC of a
+/// fixed label, naming the key without revealing it.
+pub fn receipt_key_fingerprint(key: &PseudonymKey) -> String {
+    hex::encode(&mac(&key.derive(RECEIPT_LABEL), &[FINGERPRINT_LABEL])[..8])
+}
+
+/// The `kid` of receipts signed with `key`: `v<version>-<fingerprint>`.
+fn kid_of(key: &PseudonymKey) -> String {
+    format!("v{}-{}", key.version(), receipt_key_fingerprint(key))
+}
+
 /// A JWS compact serialization of `payload`, HS256 with the receipt key of
-/// the ring's current key; the header's `kid` is `v<version>`.
+/// the ring's current key; the header's `kid` is `v<version>-<fingerprint>`.
 pub fn sign_receipt(payload: &serde_json::Value, keys: &KeyRing) -> String {
     let key = keys.current();
-    let header =
-        serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": format!("v{}", key.version())});
+    let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": kid_of(key)});
     let signing_input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -164,10 +110,10 @@ pub fn sign_receipt(payload: &serde_json::Value, keys: &KeyRing) -> String {
 pub enum ReceiptRefusal {
     #[error("not a JWS compact serialization (three base64url parts separated by dots)")]
     Malformed,
-    #[error("the header is not HS256 with a kid of the form v<version>")]
+    #[error("the header is not HS256 with a kid of the form v<version>-<fingerprint>")]
     Header,
-    #[error("signed with key version {0}, which the key ring does not hold")]
-    UnknownKey(u32),
+    #[error("unknown key: signed with a key this service does not hold (kid {0})")]
+    UnknownKey(String),
     #[error("the signature does not match: the receipt was altered or not signed by this service")]
     BadSignature,
 }
@@ -188,15 +134,26 @@ pub fn verify_receipt(
     };
     let header: serde_json::Value =
         serde_json::from_slice(&decode(header)?).map_err(|_| ReceiptRefusal::Malformed)?;
-    let version = header["kid"]
+    let kid = header["kid"]
         .as_str()
-        .and_then(|kid| kid.strip_prefix('v'))
-        .and_then(|v| v.parse::<u32>().ok())
         .filter(|_| header["alg"] == "HS256")
+        .ok_or(ReceiptRefusal::Header)?;
+    let (version, fingerprint) = kid
+        .strip_prefix('v')
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(v, fp)| Some((v.parse::<u32>().ok()?, fp)))
+        .filter(|(_, fp)| fp.len() == 16 && fp.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or(ReceiptRefusal::Header)?;
     let key = keys
         .version(version)
-        .ok_or(ReceiptRefusal::UnknownKey(version))?;
+        .filter(|key| {
+            bool::from(
+                receipt_key_fingerprint(key)
+                    .as_bytes()
+                    .ct_eq(fingerprint.as_bytes()),
+            )
+        })
+        .ok_or_else(|| ReceiptRefusal::UnknownKey(kid.chars().take(40).collect()))?;
     let signing_input = format!("{}.{}", parts[0], parts[1]);
     let expected = mac(&key.derive(RECEIPT_LABEL), &[signing_input.as_bytes()]);
     if !bool::from(expected.ct_eq(&decode(signature)?)) {
@@ -214,37 +171,26 @@ mod tests {
     use super::*;
 
     fn ring() -> KeyRing {
-        KeyRing::new(vec![PseudonymKey::new(1, vec![5; 32]).unwrap()]).unwrap()
+        ring_of(5)
     }
 
-    fn claims(now: DateTime<Utc>) -> LinkClaims {
-        LinkClaims {
-            subject: ring().current().pseudonymize("alice@example.com"),
-            notice: "shop-testing".to_owned(),
-            expires_at: now + chrono::Duration::minutes(30),
-            nonce: "n1".to_owned(),
-        }
+    fn ring_of(byte: u8) -> KeyRing {
+        KeyRing::new(vec![PseudonymKey::new(1, vec![byte; 32]).unwrap()]).unwrap()
     }
 
     #[test]
-    fn a_link_opens_until_it_expires_and_not_after_a_change() {
-        let now = from_micros(to_micros(Utc::now()));
-        let token = seal_link(&claims(now), &ring()).unwrap();
-        assert_eq!(open_link(&token, &ring(), now), Ok(claims(now)));
-        assert!(!token.contains("alice"));
-        let later = now + chrono::Duration::minutes(31);
-        assert_eq!(open_link(&token, &ring(), later), Err(LinkRefusal::Expired));
-        let mut bytes = token.into_bytes();
-        bytes[10] = if bytes[10] == b'A' { b'B' } else { b'A' };
-        let tampered = String::from_utf8(bytes).unwrap();
-        assert_eq!(
-            open_link(&tampered, &ring(), now),
-            Err(LinkRefusal::Invalid)
-        );
-        assert_eq!(
-            open_link("nonsense", &ring(), now),
-            Err(LinkRefusal::Invalid)
-        );
+    fn a_link_token_is_random_and_opaque() {
+        let token = new_link_token();
+        assert!(is_link_token(&token), "{token}");
+        assert_ne!(token, new_link_token());
+        assert_eq!(URL_SAFE_NO_PAD.decode(&token).unwrap().len(), 32);
+        assert!(!is_link_token("../../etc/passwd"));
+        assert!(!is_link_token(&format!("{token}A")));
+        assert_eq!(link_hash(&token).len(), 64);
+        assert!(link_hash(&token).starts_with(&link_reference(&token)));
+        let csrf = form_token(&token, 1, &ring());
+        assert!(form_token_matches(&token, 1, &ring(), &csrf));
+        assert!(!form_token_matches(&new_link_token(), 1, &ring(), &csrf));
     }
 
     #[test]
@@ -269,6 +215,11 @@ mod tests {
         assert_eq!(
             verify_receipt("a.b", &ring()),
             Err(ReceiptRefusal::Malformed)
+        );
+        let kid = format!("v1-{}", receipt_key_fingerprint(ring().current()));
+        assert_eq!(
+            verify_receipt(&jws, &ring_of(6)),
+            Err(ReceiptRefusal::UnknownKey(kid))
         );
     }
 }

@@ -1,6 +1,6 @@
 //! Privacy links and the consent form's API twin. `POST /api/v1/privacy-links`
 //! takes a raw id (in the body) and an ingest token; the other two routes
-//! are authorized by the link's signed token alone, like the form page.
+//! are authorized by the link's opaque token alone, like the form page.
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::service::privacy::{
-    self, Choice, CurrentChoice, FormError, FormState, IssuedLink, Saved,
+    self, Choice, CurrentChoice, FormError, FormState, IssuedLink, Limit, Saved,
 };
 use crate::startup::AppState;
 
@@ -35,7 +35,8 @@ impl std::fmt::Debug for PrivacyLinkInput {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChoicesInput {
-    /// The notice version the person was shown; it must be a published version.
+    /// The notice version the person was shown; it must be the notice's latest
+    /// published version (409 otherwise: reload the form).
     pub notice_version: u32,
     pub choices: Vec<Choice>,
     /// The receipt's language (default: the notice's English text).
@@ -56,8 +57,14 @@ pub struct CurrentView {
 pub struct FormPurposeView {
     pub purpose: String,
     pub description: String,
-    /// False for a purpose that is no longer registered: it cannot be chosen.
+    /// False for a purpose that cannot be chosen at all (not registered, or
+    /// retired with no record of the person): it is shown without choices.
     pub offered: bool,
+    /// Whether "yes" may be chosen; false for a retired purpose or one that
+    /// needs a newer notice version than this one (only "no" is taken then).
+    pub may_allow: bool,
+    /// Why "yes" is not offered: `unknown`, `retired` or `notice_too_old`.
+    pub limit: Option<&'static str>,
     pub current: CurrentView,
     /// A Global Privacy Control signal (`Sec-GPC: 1`) on the save objects to this purpose.
     pub legitimate_interest: bool,
@@ -127,7 +134,9 @@ impl From<&FormState> for FormView {
                 .map(|p| FormPurposeView {
                     purpose: p.key.clone(),
                     description: p.sentence.clone(),
-                    offered: p.offered,
+                    offered: p.may_refuse,
+                    may_allow: p.may_allow,
+                    limit: p.limit.map(Limit::as_str),
                     current: match p.current {
                         CurrentChoice::Allowed { since } => CurrentView {
                             choice: "allowed",
@@ -153,8 +162,9 @@ impl From<&FormState> for FormView {
     }
 }
 
-/// A short-lived signed link to the person's consent form. The link names
-/// the person by pseudonym only; it expires (30 minutes by default).
+/// A short-lived link to the person's consent form. Its token is 32 random
+/// bytes that name no one (the server keeps the link under the token's hash);
+/// it expires (30 minutes by default). Issuing is audited (`privacy_link.issue`).
 #[utoipa::path(post, path = "/api/v1/privacy-links", tag = "privacy", request_body = PrivacyLinkInput, security(("bearer" = [])), responses(
     (status = 201, body = IssuedLink),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -163,11 +173,11 @@ impl From<&FormState> for FormView {
 ))]
 #[post("/api/v1/privacy-links")]
 pub async fn issue(
-    _caller: Caller,
+    caller: Caller,
     state: web::Data<AppState>,
     body: web::Json<PrivacyLinkInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let link = privacy::issue_link(&state, &body.user_id, &body.notice).await?;
+    let link = privacy::issue_link(&state, &caller.0, &body.user_id, &body.notice).await?;
     Ok(HttpResponse::Created().json(link))
 }
 
@@ -196,7 +206,7 @@ pub async fn show_form(
     (status = 201, body = Saved),
     (status = 400, body = ErrorBody),
     (status = 404, description = "Not a valid link", body = ErrorBody),
-    (status = 409, description = "The notice version shown is not published", body = ErrorBody),
+    (status = 409, description = "The notice version shown is not the latest", body = ErrorBody),
     (status = 410, description = "The link expired", body = ErrorBody),
     (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
 ))]

@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod notices;
 pub mod plan;
 pub mod privacy;
+pub mod privacy_save;
 pub mod purposes;
 pub mod results;
 pub mod subjects;

@@ -1,26 +1,27 @@
 //! The customer's consent form, behind a privacy link: issuing a link for
-//! a person (by raw id, pseudonymized here), showing the notice with the
-//! person's current choices, and saving choices as ledger records (through
-//! the same store path as `POST /api/v1/consents`) with a signed receipt.
+//! a person (by raw id, pseudonymized here; the link's token is opaque and
+//! kept only as its hash), showing the notice with the person's current
+//! choices, and saving choices as ledger records (through the same store
+//! path as `POST /api/v1/consents`) with a signed receipt (`privacy_save.rs`).
 //! The form page (`/privacy/{token}`) and its API twin
 //! (`/api/v1/privacy/{token}`) both call here.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use pilotgate_domain::Actor;
-use pilotgate_domain::consent::{Channel, ConsentDraft, ConsentRecord, ConsentStatus, NewConsent};
-use pilotgate_domain::notice::status_of_choice;
+use pilotgate_domain::consent::{ConsentRecord, ConsentStatus};
 use pilotgate_domain::pseudonym::Pseudonym;
-use pilotgate_domain::purpose::{LegalBasis, Purpose};
-use pilotgate_store::{NewReceipt, NoticeVersion, StoreError, StoredNotice};
+use pilotgate_domain::purpose::LegalBasis;
+use pilotgate_store::{NewPrivacyLink, NoticeVersion, PurposeRecord, StoreError, StoredNotice};
 
 use super::ServiceError;
 use super::notices::clip;
 use crate::consent_input::check_user_id;
-use crate::receipts::{ReceiptFacts, ReceiptPurpose, new_receipt_id, receipt_payload};
-use crate::signing::{LinkClaims, LinkRefusal, open_link, seal_link, sign_receipt};
+use crate::signing::{is_link_token, link_hash, link_reference, new_link_token};
 use crate::startup::AppState;
+
+pub use super::privacy_save::save;
 
 /// Why the form cannot be shown or saved; each maps to one status.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,7 @@ impl From<StoreError> for FormError {
 /// A link issued for a person.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct IssuedLink {
-    /// `/privacy/{token}`: the token names the person by pseudonym only, signed.
+    /// `/privacy/{token}`: the token is 32 random bytes; it names no one.
     pub url: String,
     /// RFC 3339.
     pub expires_at: String,
@@ -67,13 +68,42 @@ pub enum CurrentChoice {
     NoChoice,
 }
 
+/// Why a purpose of the notice cannot be allowed on the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Not a registered purpose: nothing can be chosen.
+    Unknown,
+    /// Retired: only a refusal (a withdrawal of what was given) is taken.
+    Retired,
+    /// The purpose needs a newer notice version than the notice's latest
+    /// (`min_notice_version` above it): a consent under it would not count,
+    /// so only a refusal is taken.
+    NoticeTooOld { needed: u32 },
+}
+
+impl Limit {
+    /// The API's name of the limit.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Unknown => "unknown",
+            Limit::Retired => "retired",
+            Limit::NoticeTooOld { .. } => "notice_too_old",
+        }
+    }
+}
+
 /// One purpose of the notice on the form.
 #[derive(Debug, Clone)]
 pub struct PurposeState {
     pub key: String,
     pub sentence: String,
-    /// Registered (and so offered); a retired or unknown purpose is shown as no longer offered.
-    pub offered: bool,
+    /// "Yes" may be chosen.
+    pub may_allow: bool,
+    /// "No" may be chosen (and the purpose is on the form): every registered
+    /// purpose, except a retired one the person never had a record for.
+    pub may_refuse: bool,
+    /// Why "yes" is not offered, if it is not.
+    pub limit: Option<Limit>,
     pub current: CurrentChoice,
     /// The purpose allows legitimate interest: a GPC signal objects to it.
     pub allows_legitimate_interest: bool,
@@ -114,6 +144,9 @@ pub struct Saved {
     pub receipt: String,
     pub notice_id: String,
     pub notice_version: u32,
+    /// The reference of the privacy link the choices were made through
+    /// (also in each record's `proof_ref` and in the receipt).
+    pub privacy_link: String,
     pub records: Vec<SavedRecord>,
     /// Purposes a Global Privacy Control signal was recorded as an objection to.
     pub gpc_objections: Vec<String>,
@@ -122,6 +155,7 @@ pub struct Saved {
 /// Issues a privacy link for the person `user_id` to the notice `notice`.
 pub async fn issue_link(
     state: &AppState,
+    actor: &Actor,
     user_id: &str,
     notice: &str,
 ) -> Result<IssuedLink, ServiceError> {
@@ -142,31 +176,70 @@ pub async fn issue_link(
     let expires_at = pilotgate_domain::time::truncate_to_micros(
         state.store.now() + Duration::minutes(state.privacy.link_minutes),
     );
-    let claims = LinkClaims {
-        subject: candidates[0].clone(),
-        notice: notice.to_owned(),
-        expires_at,
-        nonce: hex::encode(rand::random::<[u8; 12]>()),
-    };
-    let token =
-        seal_link(&claims, &state.keys).ok_or_else(|| ServiceError::internal("no current key"))?;
+    let token = new_link_token();
+    state
+        .store
+        .issue_privacy_link(
+            &NewPrivacyLink {
+                id_hash: link_hash(&token),
+                reference: link_reference(&token),
+                subject: candidates[0].clone(),
+                notice_id: notice.to_owned(),
+                expires_at,
+            },
+            actor,
+        )
+        .await?;
     Ok(IssuedLink {
         url: format!("/privacy/{token}"),
         expires_at: expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
 }
 
-/// The claims of a genuine, unexpired link.
-pub fn claims(state: &AppState, token: &str) -> Result<LinkClaims, FormError> {
-    open_link(token, &state.keys, state.store.now()).map_err(|refusal| match refusal {
-        LinkRefusal::Expired => FormError::Expired,
-        LinkRefusal::Invalid => FormError::NotFound(
+/// What a genuine link says (kept server-side under the token's hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkClaims {
+    pub subject: Pseudonym,
+    pub notice: String,
+    pub expires_at: DateTime<Utc>,
+    /// The link's short non-secret reference (see `signing::link_reference`).
+    pub reference: String,
+    /// The token that issued the link.
+    pub issued_by: String,
+}
+
+/// The claims of a genuine, unexpired link: an unknown token is a 404,
+/// an expired one a 410.
+pub async fn claims(state: &AppState, token: &str) -> Result<LinkClaims, FormError> {
+    let invalid = || {
+        FormError::NotFound(
             "this privacy link is not valid; check that it was copied whole, or ask the shop for a new one".to_owned(),
-        ),
+        )
+    };
+    if !is_link_token(token) {
+        return Err(invalid());
+    }
+    let link = state
+        .store
+        .privacy_link(&link_hash(token))
+        .await?
+        .ok_or_else(invalid)?;
+    if state.store.now() >= link.expires_at {
+        return Err(FormError::Expired);
+    }
+    Ok(LinkClaims {
+        subject: link.subject,
+        notice: link.notice_id,
+        expires_at: link.expires_at,
+        reference: link_reference(token),
+        issued_by: link.issued_by,
     })
 }
 
-async fn notice_of(state: &AppState, claims: &LinkClaims) -> Result<StoredNotice, FormError> {
+pub(super) async fn notice_of(
+    state: &AppState,
+    claims: &LinkClaims,
+) -> Result<StoredNotice, FormError> {
     state
         .store
         .notice(&claims.notice)
@@ -176,7 +249,11 @@ async fn notice_of(state: &AppState, claims: &LinkClaims) -> Result<StoredNotice
 }
 
 /// The person's current choice per purpose under the basis consent.
-fn current_choice(records: &[ConsentRecord], purpose: &str, now: DateTime<Utc>) -> CurrentChoice {
+pub(super) fn current_choice(
+    records: &[ConsentRecord],
+    purpose: &str,
+    now: DateTime<Utc>,
+) -> CurrentChoice {
     let in_force = records
         .iter()
         .filter(|r| {
@@ -206,7 +283,7 @@ pub async fn open(
     lang: Option<&str>,
     accept_language: Option<&str>,
 ) -> Result<FormState, FormError> {
-    let claims = claims(state, token)?;
+    let claims = claims(state, token).await?;
     let notice = notice_of(state, &claims).await?;
     let version = notice
         .latest()
@@ -221,14 +298,25 @@ pub async fn open(
         .content
         .purposes
         .iter()
-        .map(|key| PurposeState {
-            key: key.clone(),
-            sentence: text.purposes.get(key).cloned().unwrap_or_default(),
-            offered: registered.contains_key(key),
-            current: current_choice(&history, key, now),
-            allows_legitimate_interest: registered
-                .get(key)
-                .is_some_and(|p| p.allowed_bases.contains(&LegalBasis::LegitimateInterest)),
+        .map(|key| {
+            let limit = limit_of(registered.get(key), version.version);
+            PurposeState {
+                key: key.clone(),
+                sentence: text.purposes.get(key).cloned().unwrap_or_default(),
+                may_allow: limit.is_none(),
+                may_refuse: match limit {
+                    None | Some(Limit::NoticeTooOld { .. }) => true,
+                    Some(Limit::Unknown) => false,
+                    Some(Limit::Retired) => history.iter().any(|r| r.purpose.as_str() == key),
+                },
+                limit,
+                current: current_choice(&history, key, now),
+                allows_legitimate_interest: registered.get(key).is_some_and(|p| {
+                    p.purpose
+                        .allowed_bases
+                        .contains(&LegalBasis::LegitimateInterest)
+                }),
+            }
         })
         .collect();
     Ok(FormState {
@@ -242,7 +330,7 @@ pub async fn open(
 
 /// The person's ledger under the link's pseudonym and every pseudonym
 /// linked to it (older key versions), and those linked pseudonyms.
-async fn history_of(
+pub(super) async fn history_of(
     state: &AppState,
     subject: &Pseudonym,
 ) -> Result<(Vec<ConsentRecord>, Vec<Pseudonym>), FormError> {
@@ -254,197 +342,34 @@ async fn history_of(
     Ok((state.store.consent_history(&names).await?, aliases))
 }
 
-/// The purposes the form offers: registered and not retired.
-async fn registered(state: &AppState) -> Result<HashMap<String, Purpose>, FormError> {
+/// Every registered purpose, retired ones included, by key.
+pub(super) async fn registered(
+    state: &AppState,
+) -> Result<HashMap<String, PurposeRecord>, FormError> {
     Ok(state
         .store
         .list_purpose_records()
         .await?
         .into_iter()
-        .filter(|record| record.retired_at.is_none())
-        .map(|record| (record.purpose.key.to_string(), record.purpose))
+        .map(|record| (record.purpose.key.to_string(), record))
         .collect())
 }
 
-/// Saves `choices` made on version `notice_version` of the link's notice:
-/// one consent record per choice (granted; or withdrawn when consent is
-/// granted now, denied otherwise), channel `privacy_center`; with `gpc`,
-/// an objection under legitimate interest to each purpose of the notice
-/// that allows it. Then signs and keeps the receipt.
-pub async fn save(
-    state: &AppState,
-    token: &str,
-    notice_version: u32,
-    choices: &[Choice],
-    gpc: bool,
-    language: Option<&str>,
-) -> Result<Saved, FormError> {
-    let claims = claims(state, token)?;
-    let notice = notice_of(state, &claims).await?;
-    let shown = notice.version(notice_version).cloned().ok_or_else(|| {
-        FormError::Conflict(
-            "the notice changed since the page was loaded; reload it and choose again".to_owned(),
-        )
-    })?;
-    if choices.is_empty() {
-        return Err(FormError::Unprocessable(
-            "choices: choose yes or no for at least one purpose".to_owned(),
-        ));
+/// Why "yes" cannot be chosen for `record` under notice version `version`.
+pub(super) fn limit_of(record: Option<&PurposeRecord>, version: u32) -> Option<Limit> {
+    match record {
+        None => Some(Limit::Unknown),
+        Some(r) if r.retired_at.is_some() => Some(Limit::Retired),
+        Some(r) if r.purpose.min_notice_version > version => Some(Limit::NoticeTooOld {
+            needed: r.purpose.min_notice_version,
+        }),
+        Some(_) => None,
     }
-    let registered = registered(state).await?;
-    let mut seen = BTreeSet::new();
-    for choice in choices {
-        if !shown.content.purposes.contains(&choice.purpose) {
-            return Err(FormError::Unprocessable(format!(
-                "choices: '{}' is not a purpose of this notice",
-                clip(&choice.purpose)
-            )));
-        }
-        if !registered.contains_key(&choice.purpose) {
-            return Err(FormError::Unprocessable(format!(
-                "choices: '{}' is no longer offered",
-                choice.purpose
-            )));
-        }
-        if !seen.insert(choice.purpose.as_str()) {
-            return Err(FormError::Unprocessable(format!(
-                "choices: '{}' is chosen twice",
-                choice.purpose
-            )));
-        }
-    }
-    let now = state.store.now();
-    let (history, aliases) = history_of(state, &claims.subject).await?;
-    let receipt_id = new_receipt_id();
-    let method = if gpc { "form+gpc" } else { "form" };
-    let draft = |purpose: &Purpose, basis, status, method: &str| ConsentDraft {
-        subject: claims.subject.clone(),
-        purpose: purpose.key.clone(),
-        basis,
-        status,
-        notice_id: notice.id.clone(),
-        notice_version,
-        channel: Channel::PrivacyCenter,
-        method: method.to_owned(),
-        collected_at: now,
-        effective_from: None,
-        expires_at: None,
-        proof_ref: Some(format!("receipt:{receipt_id}")),
-    };
-    let mut drafts = Vec::new();
-    for choice in choices {
-        let purpose = &registered[&choice.purpose];
-        let granted_now = matches!(
-            current_choice(&history, &choice.purpose, now),
-            CurrentChoice::Allowed { .. }
-        );
-        let status = status_of_choice(choice.allow, granted_now);
-        drafts.push(draft(purpose, LegalBasis::Consent, status, method));
-    }
-    let mut gpc_objections = Vec::new();
-    if gpc {
-        for key in &shown.content.purposes {
-            if let Some(purpose) = registered
-                .get(key)
-                .filter(|p| p.allowed_bases.contains(&LegalBasis::LegitimateInterest))
-            {
-                drafts.push(draft(
-                    purpose,
-                    LegalBasis::LegitimateInterest,
-                    ConsentStatus::Objected,
-                    "gpc",
-                ));
-                gpc_objections.push(key.clone());
-            }
-        }
-    }
-    let mut records = drafts
-        .into_iter()
-        .map(|d| d.finish(now))
-        .collect::<Result<Vec<NewConsent>, _>>()
-        .map_err(|e| FormError::Service(ServiceError::internal(e)))?;
-    // A withdrawal or objection acts on the person's other pseudonyms too.
-    for record in &mut records {
-        record.aliases = aliases.clone();
-    }
-    let appended = state
-        .store
-        .append_consents(&records, &Actor::customer())
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(m) | StoreError::Forbidden(m) | StoreError::NotFound(m) => {
-                FormError::Conflict(format!("your choices could not be saved: {m}"))
-            }
-            other => FormError::from(other),
-        })?;
-    let language = shown.content.pick_language(language, None);
-    let text = &shown.content.languages[&language];
-    let purposes: Vec<ReceiptPurpose> = records
-        .iter()
-        .zip(&appended)
-        .map(|(r, a)| ReceiptPurpose {
-            purpose: r.purpose.to_string(),
-            description: text
-                .purposes
-                .get(r.purpose.as_str())
-                .cloned()
-                .unwrap_or_default(),
-            status: r.status.as_str().to_owned(),
-            basis: r.basis.as_str().to_owned(),
-            record_id: a.id,
-            retention_days: registered[r.purpose.as_str()].retention_days,
-        })
-        .collect();
-    let payload = receipt_payload(
-        &state.privacy,
-        &ReceiptFacts {
-            id: &receipt_id,
-            subject: claims.subject.as_str(),
-            language: &language,
-            notice_id: &notice.id,
-            notice_version,
-            collected_at: now,
-            method,
-            service: &text.title,
-            purposes: &purposes,
-        },
-    );
-    let jws = sign_receipt(&payload, &state.keys);
-    state
-        .store
-        .store_receipt(
-            &NewReceipt {
-                id: receipt_id.clone(),
-                subject: claims.subject.as_str().to_owned(),
-                key_version: claims.subject.key_version(),
-                notice_id: notice.id.clone(),
-                notice_version,
-                jws: jws.clone(),
-            },
-            &Actor::customer(),
-        )
-        .await?;
-    Ok(Saved {
-        receipt_id,
-        receipt: jws,
-        notice_id: notice.id,
-        notice_version,
-        records: purposes
-            .into_iter()
-            .map(|p| SavedRecord {
-                id: p.record_id,
-                purpose: p.purpose,
-                basis: p.basis,
-                status: p.status,
-            })
-            .collect(),
-        gpc_objections,
-    })
 }
 
 /// The receipt `receipt_id` of the link's person, as the JWS.
 pub async fn receipt(state: &AppState, token: &str, receipt_id: &str) -> Result<String, FormError> {
-    let claims = claims(state, token)?;
+    let claims = claims(state, token).await?;
     let not_found = || FormError::NotFound("there is no such receipt for this link".to_owned());
     if !crate::receipts::is_receipt_id(receipt_id) {
         return Err(not_found());

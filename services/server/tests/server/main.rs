@@ -30,6 +30,7 @@ mod no_secrets;
 mod notices_api;
 mod notices_page;
 mod privacy_form;
+mod privacy_links;
 mod purposes_api;
 mod resilience;
 mod results_api;

@@ -1,4 +1,4 @@
-//! After a full demo run, no raw user id, token secret or pseudonym key is
+//! After a full demo run, no raw user id, token secret, privacy link token or pseudonym key is
 //! anywhere it must not be: the database files, the server's log (at debug
 //! level), every dashboard page, the API's answers, or an export. The demo's
 //! own stdout shows the tokens on purpose (like `token create`) and is the
@@ -121,6 +121,61 @@ async fn a_full_demo_run_leaves_no_raw_id_token_or_key_in_the_database_logs_page
     let lookup = web::submit(&base, &session, "/ui/subjects", &fields).await;
     assert_eq!(lookup.status().as_u16(), 200);
     seen.push(("the subject desk".to_owned(), lookup.text().await.unwrap()));
+    // A privacy link for a demo person: its token must not show up in the
+    // log (the request log names routes, not paths), the database (only
+    // its hash is kept), the audit log or the API's answers.
+    let notice = serde_json::json!({"id": "demo-notice", "purposes": ["analytics.storefront.ab_testing"],
+        "languages": {"en": {"title": "Your choices", "body": "We test the shop.",
+        "purposes": {"analytics.storefront.ab_testing": "Test versions of the shop."}}}});
+    let created = client
+        .post(format!("{base}/api/v1/notices"))
+        .bearer_auth(&tokens[0])
+        .json(&notice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let issued: serde_json::Value = client
+        .post(format!("{base}/api/v1/privacy-links"))
+        .bearer_auth(&tokens[4])
+        .json(&serde_json::json!({"user_id": "demo1-user0000002", "notice": "demo-notice"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link_token = issued["url"]
+        .as_str()
+        .and_then(|u| u.strip_prefix("/privacy/"))
+        .expect("a privacy link")
+        .to_owned();
+    let form = client
+        .get(format!("{base}/privacy/{link_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status().as_u16(), 200);
+    let choices = serde_json::json!({"notice_version": 1,
+        "choices": [{"purpose": "analytics.storefront.ab_testing", "allow": false}]});
+    for (path, status) in [
+        (format!("/api/v1/privacy/{link_token}"), 200),
+        (format!("/api/v1/privacy/{link_token}/choices"), 201),
+        (format!("/api/v1/privacy/{link_token}x"), 404),
+        (format!("/privacy/{link_token}/receipts/not-a-receipt"), 404),
+    ] {
+        let request = if path.ends_with("/choices") {
+            client.post(format!("{base}{path}")).json(&choices)
+        } else {
+            client.get(format!("{base}{path}"))
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        seen.push((
+            "a privacy link's answer".to_owned(),
+            response.text().await.unwrap(),
+        ));
+    }
     for (path, role) in [
         ("/api/v1/experiments/demo-pilot-1/results", 2),
         ("/api/v1/experiments/demo-pilot-1/eligibility", 0),
@@ -171,6 +226,10 @@ async fn a_full_demo_run_leaves_no_raw_id_token_or_key_in_the_database_logs_page
     let secrets: Vec<(&str, String)> = std::iter::once(("a raw user id", "demo1-user".to_owned()))
         .chain(std::iter::once(("the pseudonym key", KEY_HEX.to_owned())))
         .chain(std::iter::once(("the audit key", AUDIT_KEY_HEX.to_owned())))
+        .chain(std::iter::once((
+            "a privacy link token",
+            link_token.clone(),
+        )))
         .chain(tokens.iter().map(|t| {
             // The secret half of `pgt_<id>_<secret>`.
             ("a token secret", t.rsplit('_').next().unwrap().to_owned())

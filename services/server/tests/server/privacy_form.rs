@@ -11,12 +11,12 @@ use crate::support::{Design, TestApp, assert_json_error, pseudonym, web};
 use pilotgate_domain::Role;
 use serde_json::{Value, json};
 
-const USER: &str = "customer-42@example.com";
+pub const USER: &str = "customer-42@example.com";
 
 /// Registers the purposes, creates the notice `shop-testing` with both the
 /// A/B testing purpose and the content profiling purpose, and returns a
 /// privacy link for [`USER`].
-async fn notice_and_link(app: &TestApp) -> String {
+pub async fn notice_and_link(app: &TestApp) -> String {
     register_template_purposes(app).await;
     let mut body = notice_from_template(app, "shop-testing", "ab-testing").await;
     body["purposes"] = json!([
@@ -33,7 +33,7 @@ async fn notice_and_link(app: &TestApp) -> String {
     link(app, USER).await
 }
 
-async fn link(app: &TestApp, user: &str) -> String {
+pub async fn link(app: &TestApp, user: &str) -> String {
     let issued = app
         .post_ok(
             "/api/v1/privacy-links",
@@ -44,7 +44,7 @@ async fn link(app: &TestApp, user: &str) -> String {
     issued["url"].as_str().unwrap().to_owned()
 }
 
-async fn history(app: &TestApp) -> Vec<Value> {
+pub async fn history(app: &TestApp) -> Vec<Value> {
     let path = format!("/api/v1/subjects/{}/consents", pseudonym(USER));
     app.get_json(&path, Some(Role::Compliance)).await["history"]
         .as_array()
@@ -52,7 +52,7 @@ async fn history(app: &TestApp) -> Vec<Value> {
         .clone()
 }
 
-async fn get_form(app: &TestApp, url: &str) -> (u16, String, reqwest::header::HeaderMap) {
+pub async fn get_form(app: &TestApp, url: &str) -> (u16, String, reqwest::header::HeaderMap) {
     let response = web::client()
         .get(format!("{}{url}", app.address))
         .send()
@@ -63,7 +63,12 @@ async fn get_form(app: &TestApp, url: &str) -> (u16, String, reqwest::header::He
     (status, response.text().await.unwrap(), headers)
 }
 
-async fn post_form(app: &TestApp, url: &str, fields: &[(&str, &str)], gpc: bool) -> (u16, String) {
+pub async fn post_form(
+    app: &TestApp,
+    url: &str,
+    fields: &[(&str, &str)],
+    gpc: bool,
+) -> (u16, String) {
     let mut request = web::client()
         .post(format!("{}{url}", app.address))
         .form(fields);
@@ -554,52 +559,3 @@ api_story!(
         assert_eq!(outcome["refused"][0]["reason"], "withdrawn", "{outcome}");
     }
 );
-
-api_story!(a_retired_purpose_is_no_longer_offered_on_the_form, |app| {
-    let url = notice_and_link(&app).await;
-    let token = url.trim_start_matches("/privacy/");
-    app.post_ok(
-        "/api/v1/purposes/personalize.content.profiling/retire",
-        Role::Compliance,
-        json!({"reason": "no more personalised content"}),
-    )
-    .await;
-    let form = app
-        .get_json(&format!("/api/v1/privacy/{token}"), None)
-        .await;
-    let offered: Vec<(String, bool)> = form["purposes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["purpose"].as_str().unwrap_or_default().to_owned(),
-                p["offered"].as_bool().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        offered,
-        vec![
-            ("analytics.storefront.ab_testing".to_owned(), true),
-            ("personalize.content.profiling".to_owned(), false)
-        ],
-        "{form}"
-    );
-    let retired = json!({"notice_version": 1, "choices": [{"purpose": "personalize.content.profiling", "allow": true}]});
-    let refused = app
-        .client
-        .post(format!("{}/api/v1/privacy/{token}/choices", app.address))
-        .json(&retired)
-        .send()
-        .await
-        .unwrap();
-    let body = assert_json_error(refused, 422).await;
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("no longer offered")
-    );
-    assert!(history(&app).await.is_empty(), "nothing was recorded");
-});

@@ -1,5 +1,5 @@
 //! The customer's consent form, `/privacy/{token}`: public (no session), its
-//! only authority the signed link. Shows, saves (the CSRF field is an HMAC of
+//! only authority the link's opaque token. Shows, saves (the CSRF field is an HMAC of
 //! the token) and hands out receipts through `service::privacy`, as the API
 //! twin `/api/v1/privacy/{token}` does. The one page that may be framed
 //! (CSP `frame-ancestors`, `PILOTGATE_PRIVACY_FRAME_ANCESTORS`, default `*`).
@@ -13,7 +13,7 @@ use pilotgate_dashboards::{Template, urls};
 
 use crate::routes::privacy::{LanguageQuery, accept_language, sends_gpc};
 use crate::service::ServiceError;
-use crate::service::privacy::{self, Choice, CurrentChoice, FormError, FormState, Saved};
+use crate::service::privacy::{self, Choice, CurrentChoice, FormError, FormState, Limit, Saved};
 use crate::signing::{form_token, form_token_matches};
 use crate::startup::AppState;
 use pilotgate_store::StoreError;
@@ -112,7 +112,7 @@ fn model(state: &AppState, token: &str, form: &FormState) -> view::PrivacyPage {
             })
             .collect(),
         action: urls::privacy(token),
-        form_token: form_token(token, &form.claims, &state.keys),
+        form_token: form_token(token, form.claims.subject.key_version(), &state.keys),
         notice_version: form.version.version,
         purposes: form
             .purposes
@@ -126,7 +126,15 @@ fn model(state: &AppState, token: &str, form: &FormState) -> view::PrivacyPage {
                 view::PrivacyChoice {
                     field: format!("c{i}"),
                     sentence: p.sentence.clone(),
-                    offered: p.offered,
+                    offered: p.may_refuse,
+                    may_allow: p.may_allow,
+                    limit: match p.limit {
+                        None => None,
+                        Some(Limit::NoticeTooOld { .. }) => Some(view::ChoiceLimit::NoticeTooOld),
+                        Some(Limit::Retired | Limit::Unknown) => {
+                            Some(view::ChoiceLimit::NotOffered)
+                        }
+                    },
                     current: view::current_text(
                         &form.language,
                         since.as_deref(),
@@ -152,17 +160,21 @@ pub async fn page(
     }
 }
 
-/// The choices of a posted form: `all=allow|refuse` chooses for every offered
-/// purpose; otherwise each `cN` field that is `allow` or `refuse`.
+/// The choices of a posted form: `all=allow` allows every purpose that may
+/// be allowed, `all=refuse` refuses every purpose on the form (retired ones
+/// the person had a record for included); otherwise each `cN` field that is
+/// `allow` or `refuse` (a "yes" that is not offered is refused by the save).
 fn choices_of(form: &FormState, fields: &HashMap<String, String>) -> Vec<Choice> {
     let all = fields.get("all").map(String::as_str).unwrap_or_default();
     form.purposes
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.offered)
+        .filter(|(_, p)| p.may_refuse)
         .filter_map(|(i, p)| {
             let value = match all {
-                "allow" | "refuse" => all,
+                "allow" if p.may_allow => all,
+                "allow" => return None,
+                "refuse" => all,
                 _ => fields.get(&format!("c{i}")).map(String::as_str)?,
             };
             let allow = match value {
@@ -191,7 +203,12 @@ pub async fn save(
         Err(error) => return error_page(&state, &error),
     };
     let presented = fields.get("csrf").map(String::as_str).unwrap_or_default();
-    if !form_token_matches(token, &form.claims, &state.keys, presented) {
+    if !form_token_matches(
+        token,
+        form.claims.subject.key_version(),
+        &state.keys,
+        presented,
+    ) {
         return error_page(&state, &FormError::Forbidden);
     }
     let shown = fields
