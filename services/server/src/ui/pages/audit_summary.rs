@@ -38,6 +38,20 @@ fn target_text(target: &str) -> String {
     }
 }
 
+/// The strings of the array `field`, if any.
+fn strings(details: &Value, field: &str) -> Vec<String> {
+    details
+        .get(field)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn number(details: &Value, field: &str) -> Option<u64> {
     details.get(field).and_then(Value::as_u64)
 }
@@ -141,6 +155,54 @@ pub fn summarize(action: &str, target: &str, details: &Value) -> String {
             )
         }
         "purpose.create" => format!("registered {what}"),
+        "purpose.update" => {
+            let narrowing = strings(details, "narrowing");
+            let returned = strings(details, "returned_to_draft");
+            let mut sentence = format!(
+                "changed {what} (version {})",
+                number(details, "version").unwrap_or(0)
+            );
+            if !narrowing.is_empty() {
+                sentence.push_str(&format!(": {}", narrowing.join("; ")));
+            }
+            if !returned.is_empty() {
+                sentence.push_str(&format!("; sent back to draft: {}", returned.join(", ")));
+            }
+            sentence
+        }
+        "purpose.retire" => format!(
+            "retired {what}: '{}'",
+            text(details, "reason").unwrap_or_default()
+        ),
+        "purpose.assess" => format!(
+            "recorded legitimate-interest assessment v{} of {what}: {}, reviewed by {} on {}",
+            number(details, "version").unwrap_or(0),
+            text(details, "outcome").unwrap_or("unknown"),
+            text(details, "reviewer").unwrap_or("unknown"),
+            text(details, "reviewed_on").unwrap_or("unknown")
+        ),
+        "experiment.returned_to_draft" => format!(
+            "sent {what}{version} back to draft: {}",
+            text(details, "reason").unwrap_or_default()
+        ),
+        "notice.create" | "notice.publish" => format!(
+            "{} {what} version {} ({})",
+            if action == "notice.create" {
+                "created"
+            } else {
+                "published"
+            },
+            number(details, "version").unwrap_or(0),
+            strings(details, "languages").join(", ")
+        ),
+        "privacy_link.issue" => format!(
+            "issued privacy link {} for {what} to subject {}",
+            text(details, "link").unwrap_or_default(),
+            short(text(details, "subject").unwrap_or_default())
+        ),
+        "consent.receipt" => format!("signed consent {what}"),
+        "data_category.create" => format!("added {what} to the data inventory"),
+        "data_category.update" => format!("changed {what} in the data inventory"),
         "token.create" => format!(
             "issued a token for {} (role {})",
             named(target, "token").unwrap_or(target),
@@ -196,13 +258,30 @@ mod tests {
             summarize("token.create", "token:dana", &json!({"role": "compliance"})),
             "issued a token for dana (role compliance)"
         );
+        assert_eq!(
+            summarize(
+                "purpose.update",
+                "purpose:analytics.shop",
+                &json!({"version": 2, "narrowing": ["the minimum notice version rose from 1 to 2"],
+                    "returned_to_draft": ["a", "b"]})
+            ),
+            "changed purpose analytics.shop (version 2): the minimum notice version rose from 1 to 2; sent back to draft: a, b"
+        );
+        assert_eq!(
+            summarize(
+                "notice.publish",
+                "notice:shop",
+                &json!({"version": 3, "languages": ["de", "en"]})
+            ),
+            "published notice shop version 3 (de, en)"
+        );
     }
 
     #[test]
     fn an_unknown_action_names_itself_and_its_target() {
         assert_eq!(
-            summarize("notice.publish", "notice:shop", &json!({})),
-            "notice.publish on notice shop"
+            summarize("notice.withdraw", "notice:shop", &json!({})),
+            "notice.withdraw on notice shop"
         );
     }
 }
