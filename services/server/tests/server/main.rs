@@ -32,6 +32,7 @@ mod privacy_form;
 mod purposes_api;
 mod resilience;
 mod results_api;
+mod rules_in_force;
 mod trust;
 mod ui;
 mod workspace;
