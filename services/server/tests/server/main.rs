@@ -30,6 +30,7 @@ mod no_secrets;
 mod notices_api;
 mod privacy_form;
 mod purposes_api;
+mod record_checks;
 mod resilience;
 mod results_api;
 mod rules_in_force;
