@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::text::PlainText;
@@ -81,6 +82,8 @@ pub enum AssessmentError {
     Reviewer,
     #[error("reviewed_on must be a date, YYYY-MM-DD")]
     Date,
+    #[error("reviewed_on may not be in the future: give the day the review was made")]
+    FutureDate,
     #[error("outcome must be positive or negative")]
     Outcome,
 }
@@ -89,8 +92,9 @@ pub enum AssessmentError {
 pub const MAX_TEXT: usize = 4000;
 
 impl Assessment {
-    /// Checks every field, naming the first that is wrong.
-    pub fn validate(&self) -> Result<(), AssessmentError> {
+    /// Checks every field, naming the first that is wrong; the review must
+    /// have been made by `today` (a later day is not a review made).
+    pub fn validate(&self, today: NaiveDate) -> Result<(), AssessmentError> {
         let texts = [
             ("purpose_test", &self.purpose_test),
             ("necessity_test", &self.necessity_test),
@@ -102,10 +106,13 @@ impl Assessment {
             PlainText::lines(text, MAX_TEXT).map_err(|_| AssessmentError::Text(field))?;
         }
         PlainText::line(&self.reviewer, 200).map_err(|_| AssessmentError::Reviewer)?;
-        chrono::NaiveDate::parse_from_str(&self.reviewed_on, "%Y-%m-%d")
+        let reviewed_on = NaiveDate::parse_from_str(&self.reviewed_on, "%Y-%m-%d")
             .map_err(|_| AssessmentError::Date)?;
         if self.reviewed_on.len() != 10 {
             return Err(AssessmentError::Date);
+        }
+        if reviewed_on > today {
+            return Err(AssessmentError::FutureDate);
         }
         Ok(())
     }
@@ -147,18 +154,45 @@ mod tests {
         assert_eq!(assessment(AssessmentOutcome::Negative).reference(3), None);
     }
 
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, 3).unwrap()
+    }
+
+    #[test]
+    fn a_review_is_dated_today_or_earlier() {
+        let mut a = assessment(AssessmentOutcome::Positive);
+        for day in ["2026-12-03", "2020-01-01"] {
+            a.reviewed_on = day.to_owned();
+            assert_eq!(a.validate(today()), Ok(()), "{day}");
+        }
+        for day in ["2026-12-04", "9999-12-31"] {
+            a.reviewed_on = day.to_owned();
+            assert_eq!(
+                a.validate(today()),
+                Err(AssessmentError::FutureDate),
+                "{day}"
+            );
+        }
+    }
+
     #[test]
     fn every_test_must_be_written_and_the_date_real() {
-        assert_eq!(assessment(AssessmentOutcome::Positive).validate(), Ok(()));
+        assert_eq!(
+            assessment(AssessmentOutcome::Positive).validate(today()),
+            Ok(())
+        );
         let mut a = assessment(AssessmentOutcome::Positive);
         a.balancing.safeguards = " ".to_owned();
-        assert_eq!(a.validate(), Err(AssessmentError::Text("safeguards")));
+        assert_eq!(
+            a.validate(today()),
+            Err(AssessmentError::Text("safeguards"))
+        );
         let mut a = assessment(AssessmentOutcome::Positive);
         a.reviewed_on = "2026-02-30".to_owned();
-        assert_eq!(a.validate(), Err(AssessmentError::Date));
+        assert_eq!(a.validate(today()), Err(AssessmentError::Date));
         let mut a = assessment(AssessmentOutcome::Positive);
         a.reviewer = "Dana\u{7}".to_owned();
-        assert_eq!(a.validate(), Err(AssessmentError::Reviewer));
+        assert_eq!(a.validate(today()), Err(AssessmentError::Reviewer));
         assert_eq!(
             "maybe".parse::<AssessmentOutcome>(),
             Err(AssessmentError::Outcome)

@@ -19,6 +19,18 @@ pub const MAX_NAME: usize = 100;
 pub const MAX_DESCRIPTION: usize = 1000;
 /// The longest retention ceiling, in days (ten years).
 pub const MAX_CEILING_DAYS: u32 = 3650;
+/// The category of special-category data (Art. 9): always prohibited for
+/// pilots and always of the `special` class, whatever its row says.
+pub const SPECIAL_CATEGORY: &str = "special_category";
+/// The category of children's data (Art. 8): always prohibited for pilots,
+/// whatever its row says.
+pub const CHILDREN: &str = "children";
+
+/// Whether `key` is one of the categories pilots may never use, whatever
+/// the inventory says of it ([`SPECIAL_CATEGORY`], [`CHILDREN`]).
+pub fn is_pinned_prohibited(key: &str) -> bool {
+    key == SPECIAL_CATEGORY || key == CHILDREN
+}
 
 /// A category key: 1 to 64 of `a-z`, `0-9` and `_`, starting with a letter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -191,8 +203,10 @@ impl InventoryError {
 
 impl DataCategory {
     /// Checks every rule of a category: plain-text name and description,
-    /// a retention ceiling of 1 to [`MAX_CEILING_DAYS`] days, and a
-    /// special-class category is prohibited for pilots (Art. 9).
+    /// a retention ceiling of 1 to [`MAX_CEILING_DAYS`] days, a
+    /// special-class category is prohibited for pilots (Art. 9), and the
+    /// built-in special-category and children's categories stay prohibited
+    /// (special-category data stays of the `special` class).
     pub fn validate(&self) -> Result<(), InventoryError> {
         if let Err(e) = PlainText::line(&self.name, MAX_NAME) {
             return Err(InventoryError::new("name", &e.to_string()));
@@ -210,6 +224,18 @@ impl DataCategory {
                 &format!("must be 1 to {MAX_CEILING_DAYS} days, or absent for no ceiling"),
             ));
         }
+        if self.key.as_str() == SPECIAL_CATEGORY && self.sensitivity != Sensitivity::Special {
+            return Err(InventoryError::new(
+                "sensitivity",
+                "special-category data (Art. 9) is always of the special class",
+            ));
+        }
+        if self.key.as_str() == CHILDREN && !self.prohibited {
+            return Err(InventoryError::new(
+                "prohibited",
+                "children's data (Art. 8) is always prohibited for pilots",
+            ));
+        }
         if self.sensitivity == Sensitivity::Special && !self.prohibited {
             return Err(InventoryError::new(
                 "prohibited",
@@ -219,9 +245,15 @@ impl DataCategory {
         Ok(())
     }
 
+    /// Whether pilots may use the category: it is not prohibited, and not
+    /// one of the categories pinned as prohibited whatever its row says.
+    pub fn permitted_for_pilots(&self) -> bool {
+        !self.prohibited && !is_pinned_prohibited(self.key.as_str())
+    }
+
     /// Why pilots may not use the category, ending "…: refused for pilots".
     fn refusal(&self) -> String {
-        if self.sensitivity == Sensitivity::Special {
+        if self.sensitivity == Sensitivity::Special || self.key.as_str() == SPECIAL_CATEGORY {
             "is special-category data (Art. 9): refused for pilots".to_owned()
         } else {
             format!(
@@ -238,20 +270,34 @@ fn find<'a>(vocabulary: &'a [DataCategory], key: &str) -> Option<&'a DataCategor
 }
 
 /// Every category a design names must be in the inventory and not
-/// prohibited for pilots; the first that is not is the refusal.
+/// prohibited for pilots; the first that is not is the refusal. The
+/// special-category and children's categories are refused whatever their
+/// rows say.
 pub fn check_design_categories(
     categories: &[String],
     vocabulary: &[DataCategory],
 ) -> Result<(), DesignError> {
     for category in categories {
         match find(vocabulary, category) {
+            None if category == SPECIAL_CATEGORY => {
+                return Err(DesignError::new(
+                    "data_categories",
+                    &format!("'{category}' is special-category data (Art. 9): refused for pilots"),
+                ));
+            }
+            None if category == CHILDREN => {
+                return Err(DesignError::new(
+                    "data_categories",
+                    &format!("'{category}' is children's data (Art. 8): refused for pilots"),
+                ));
+            }
             None => {
                 return Err(DesignError::new(
                     "data_categories",
                     &format!("'{category}' is not in the data inventory"),
                 ));
             }
-            Some(known) if known.prohibited => {
+            Some(known) if !known.permitted_for_pilots() => {
                 return Err(DesignError::new(
                     "data_categories",
                     &format!("'{category}' {}", known.refusal()),
@@ -326,7 +372,7 @@ pub fn checklist(
             ));
             continue;
         };
-        if category.prohibited {
+        if !category.permitted_for_pilots() {
             items.push(item(Measure::Permitted, false, category.refusal()));
             continue;
         }

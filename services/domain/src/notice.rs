@@ -118,13 +118,17 @@ pub enum NoticeError {
     PurposeSentence(String, String, crate::text::TextError),
     #[error("purposes: '{0}' is not a registered purpose")]
     Unregistered(String),
+    #[error("languages: '{0}' is given twice (language tags are compared without regard to case)")]
+    DuplicateLanguage(String),
+    #[error("purposes: '{0}' is retired: a notice may not ask for it")]
+    Retired(String),
 }
 
 impl NoticeContent {
     /// Checks every rule that needs nothing but the content itself: 1 to 20
-    /// distinct purpose keys; an English text; language tags; a title, body
-    /// and one sentence per purpose in each language, all plain text.
-    /// Language tags are lowercased first.
+    /// distinct purpose keys; an English text; language tags, distinct
+    /// without regard to case; a title, body and one sentence per purpose in
+    /// each language, all plain text. Language tags are lowercased first.
     pub fn checked(mut self) -> Result<NoticeContent, NoticeError> {
         let mut seen = std::collections::BTreeSet::new();
         if self.purposes.is_empty()
@@ -136,10 +140,17 @@ impl NoticeContent {
         for key in &self.purposes {
             PurposeKey::parse(key).map_err(|_| NoticeError::PurposeKey(key.clone()))?;
         }
-        self.languages = std::mem::take(&mut self.languages)
-            .into_iter()
-            .map(|(tag, text)| (tag.to_ascii_lowercase(), text))
-            .collect();
+        let mut languages = BTreeMap::new();
+        for (tag, text) in std::mem::take(&mut self.languages) {
+            let lower = tag.to_ascii_lowercase();
+            if !is_language_tag(&lower) {
+                return Err(NoticeError::Language(tag.chars().take(40).collect()));
+            }
+            if languages.insert(lower.clone(), text).is_some() {
+                return Err(NoticeError::DuplicateLanguage(lower));
+            }
+        }
+        self.languages = languages;
         if !self.languages.contains_key(DEFAULT_LANGUAGE) {
             return Err(NoticeError::NoDefaultLanguage);
         }
@@ -167,16 +178,18 @@ impl NoticeContent {
         Ok(self)
     }
 
-    /// The first purpose of the notice that is not in `registered`, as the error.
-    pub fn all_registered(&self, registered: &[&str]) -> Result<(), NoticeError> {
-        match self
-            .purposes
-            .iter()
-            .find(|p| !registered.contains(&p.as_str()))
-        {
-            Some(missing) => Err(NoticeError::Unregistered(missing.clone())),
-            None => Ok(()),
+    /// The first purpose of the notice that is not in `registered`, or is
+    /// in `retired` (a retired purpose takes no new consent), as the error.
+    pub fn all_registered(&self, registered: &[&str], retired: &[&str]) -> Result<(), NoticeError> {
+        for purpose in &self.purposes {
+            if !registered.contains(&purpose.as_str()) {
+                return Err(NoticeError::Unregistered(purpose.clone()));
+            }
+            if retired.contains(&purpose.as_str()) {
+                return Err(NoticeError::Retired(purpose.clone()));
+            }
         }
+        Ok(())
     }
 
     /// The language to show: the one asked for in the query if the notice
@@ -258,6 +271,42 @@ mod tests {
     }
 
     #[test]
+    fn tags_that_differ_only_by_case_are_one_language_given_twice() {
+        let mut twice = content();
+        let english = twice.languages["en"].clone();
+        twice.languages.insert("En".to_owned(), english);
+        assert_eq!(
+            twice.checked().unwrap_err().to_string(),
+            "languages: 'en' is given twice (language tags are compared without regard to case)"
+        );
+        let mut german = content();
+        let text = german.languages["DE"].clone();
+        german.languages.insert("de".to_owned(), text);
+        assert_eq!(
+            german.checked().unwrap_err(),
+            NoticeError::DuplicateLanguage("de".to_owned())
+        );
+    }
+
+    #[test]
+    fn every_purpose_must_be_registered_and_in_force() {
+        let notice = content().checked().unwrap();
+        let key = "analytics.storefront.ab_testing";
+        assert_eq!(notice.all_registered(&[key], &[]), Ok(()));
+        assert_eq!(
+            notice.all_registered(&[], &[]),
+            Err(NoticeError::Unregistered(key.to_owned()))
+        );
+        assert_eq!(
+            notice
+                .all_registered(&[key], &[key])
+                .unwrap_err()
+                .to_string(),
+            "purposes: 'analytics.storefront.ab_testing' is retired: a notice may not ask for it"
+        );
+    }
+
+    #[test]
     fn each_rule_names_its_field() {
         type Change = Box<dyn Fn(&mut NoticeContent)>;
         let cases: Vec<(Change, &str)> = vec![
@@ -300,7 +349,7 @@ mod tests {
         }
         assert_eq!(
             content()
-                .all_registered(&["other"])
+                .all_registered(&["other"], &[])
                 .unwrap_err()
                 .to_string(),
             "purposes: 'analytics.storefront.ab_testing' is not a registered purpose"

@@ -162,7 +162,9 @@ impl Purpose {
 }
 
 /// What a new version of a purpose takes away from the people a pilot may
-/// use: each change that can make an eligible subject ineligible. A pilot
+/// use, or from how long a pilot may keep their data: each change that can
+/// make an eligible subject ineligible, and a shorter retention (a design
+/// may keep data no longer than its purpose allows). A pilot
 /// that was submitted or approved under the old version goes back to draft
 /// when this is not empty; a running pilot continues under the new rule.
 pub fn narrowing(before: &Purpose, after: &Purpose) -> Vec<String> {
@@ -186,6 +188,12 @@ pub fn narrowing(before: &Purpose, after: &Purpose) -> Vec<String> {
     }
     if before.contract_necessary && !after.contract_necessary {
         reasons.push("it is no longer necessary for a contract".to_owned());
+    }
+    if after.retention_days < before.retention_days {
+        reasons.push(format!(
+            "the retention fell from {} to {} days",
+            before.retention_days, after.retention_days
+        ));
     }
     reasons
 }
@@ -281,7 +289,7 @@ mod tests {
         let before = purpose("analytics.shop.ab", &[Consent, LegitimateInterest]);
         let mut after = before.clone();
         after.description = "new words".to_owned();
-        after.retention_days = 30;
+        after.retention_days = 120;
         after.allowed_bases.insert(Contract);
         assert!(narrowing(&before, &after).is_empty());
         after.min_notice_version = 3;
@@ -296,5 +304,20 @@ mod tests {
         let mut lowered = before.clone();
         lowered.min_notice_version = 0;
         assert!(narrowing(&before, &lowered).is_empty());
+    }
+
+    #[test]
+    fn a_shorter_retention_narrows_and_a_longer_one_does_not() {
+        let before = purpose("analytics.shop.ab", &[LegalBasis::Consent]);
+        let mut shorter = before.clone();
+        shorter.retention_days = 30;
+        assert_eq!(
+            narrowing(&before, &shorter),
+            vec!["the retention fell from 90 to 30 days".to_owned()]
+        );
+        let mut longer = before.clone();
+        longer.retention_days = 365;
+        assert!(narrowing(&before, &longer).is_empty());
+        assert!(narrowing(&before, &before.clone()).is_empty());
     }
 }

@@ -10,7 +10,30 @@ use chrono::{DateTime, Utc};
 use pilotgate_domain::consent::{Channel, ConsentDraft, ConsentStatus, NewConsent};
 use pilotgate_domain::pseudonym::KeyRing;
 use pilotgate_domain::purpose::{LegalBasis, Purpose};
+use pilotgate_store::PurposeRecord;
 use serde::Deserialize;
+
+/// The purpose registry as records are checked against it at the edge: each
+/// purpose by key, and whether it is retired.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    purposes: HashMap<String, (Purpose, bool)>,
+}
+
+impl Registry {
+    /// The registry of `records` (`Store::list_purpose_records`).
+    pub fn new(records: Vec<PurposeRecord>) -> Registry {
+        Registry {
+            purposes: records
+                .into_iter()
+                .map(|r| {
+                    let retired = r.retired_at.is_some();
+                    (r.purpose.key.to_string(), (r.purpose, retired))
+                })
+                .collect(),
+        }
+    }
+}
 
 /// One consent or legal-basis record, as a client describes it.
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
@@ -101,15 +124,18 @@ pub fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, FieldError>
 
 impl ConsentInput {
     /// Turns the input into a ledger record: known purpose, valid enums and
-    /// times, the raw id replaced by its pseudonym under the current key.
+    /// times, no grant for a retired purpose (a denial, withdrawal or
+    /// objection is recorded: a person can always say no), the raw id
+    /// replaced by its pseudonym under the current key.
     pub fn into_record(
         self,
-        purposes: &HashMap<String, Purpose>,
+        registry: &Registry,
         keys: &KeyRing,
         now: DateTime<Utc>,
     ) -> Result<NewConsent, FieldError> {
         check_user_id(&self.user_id)?;
-        let purpose = purposes
+        let (purpose, retired) = registry
+            .purposes
             .get(&self.purpose)
             .ok_or_else(|| FieldError::new("purpose", "is not a registered purpose"))?;
         let basis = self
@@ -120,6 +146,12 @@ impl ConsentInput {
             .status
             .parse::<ConsentStatus>()
             .map_err(|e| FieldError::new("status", e))?;
+        if *retired && status == ConsentStatus::Granted {
+            return Err(FieldError::new(
+                "purpose",
+                "is retired: it takes no new consent",
+            ));
+        }
         let channel = self
             .source
             .channel
@@ -168,7 +200,11 @@ mod tests {
 
     use super::*;
 
-    fn purposes() -> HashMap<String, Purpose> {
+    fn purposes() -> Registry {
+        registry(false)
+    }
+
+    fn registry(retired: bool) -> Registry {
         let purpose = Purpose {
             key: PurposeKey::parse("personalize.content").unwrap(),
             description: "d".to_owned(),
@@ -179,7 +215,9 @@ mod tests {
             contract_necessary: false,
             retention_days: 30,
         };
-        HashMap::from([(purpose.key.to_string(), purpose)])
+        Registry {
+            purposes: HashMap::from([(purpose.key.to_string(), (purpose, retired))]),
+        }
     }
 
     fn input() -> ConsentInput {
@@ -241,6 +279,28 @@ mod tests {
             assert_eq!(error.field, field);
             assert!(!error.reason.contains("alice"), "{error}");
         }
+    }
+
+    #[test]
+    fn a_grant_for_a_retired_purpose_is_refused_and_a_no_is_kept() {
+        let keys = KeyRing::new(vec![PseudonymKey::new(1, vec![3; 32]).unwrap()]).unwrap();
+        let error = input()
+            .into_record(&registry(true), &keys, Utc::now())
+            .unwrap_err();
+        assert_eq!(
+            error,
+            FieldError::new("purpose", "is retired: it takes no new consent")
+        );
+        for status in ["denied", "withdrawn"] {
+            let mut no = input();
+            no.status = status.to_owned();
+            assert!(no.into_record(&registry(true), &keys, Utc::now()).is_ok());
+        }
+        assert!(
+            input()
+                .into_record(&registry(false), &keys, Utc::now())
+                .is_ok()
+        );
     }
 
     #[test]

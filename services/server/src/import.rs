@@ -14,7 +14,7 @@ use pilotgate_domain::Actor;
 use pilotgate_domain::pseudonym::KeyRing;
 use pilotgate_store::Store;
 
-use crate::consent_input::{ConsentInput, FieldError, SourceInput};
+use crate::consent_input::{ConsentInput, FieldError, Registry, SourceInput};
 
 /// Valid rows per transaction: large, because each commit writes every index page it dirtied.
 const BATCH: usize = 10_000;
@@ -87,13 +87,12 @@ pub async fn import_consents(
             .map_err(|e| file_error(format!("cannot read the header row: {e}")))?,
     )
     .map_err(file_error)?;
-    let purposes: HashMap<String, _> = store
-        .list_purposes()
-        .await
-        .map_err(|e| file_error(format!("cannot read the purpose registry: {e}")))?
-        .into_iter()
-        .map(|p| (p.key.to_string(), p))
-        .collect();
+    let purposes = Registry::new(
+        store
+            .list_purpose_records()
+            .await
+            .map_err(|e| file_error(format!("cannot read the purpose registry: {e}")))?,
+    );
 
     let actor = Actor::operator();
     let started = Instant::now();

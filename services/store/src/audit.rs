@@ -332,7 +332,8 @@ impl Core {
 }
 
 /// The actors as recorded that `actor` names: itself, and when it is a bare
-/// token name, that name under every role and at the command line.
+/// name, that name under every role, at the command line, and as the
+/// customer of a privacy link (`customer (privacy link)`).
 fn actor_forms(actor: &str) -> Vec<String> {
     let mut forms = vec![actor.to_owned()];
     if !actor.ends_with(')') {
@@ -342,6 +343,9 @@ fn actor_forms(actor: &str) -> Vec<String> {
                 .map(|role| Actor::token(actor, *role).to_string()),
         );
         forms.push(format!("{actor} (cli)"));
+        if actor == pilotgate_domain::actor::CUSTOMER {
+            forms.push(Actor::customer().to_string());
+        }
     }
     forms
 }

@@ -5,8 +5,8 @@
 use pilotgate_domain::Actor;
 use pilotgate_domain::inventory::{CategoryKey, DataCategory, Measures, Sensitivity};
 use pilotgate_domain::time::to_micros;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::audit::AuditRecord;
 use crate::core::Core;
@@ -77,12 +77,15 @@ impl Core {
     }
 
     /// Replaces the category with `category`'s key and audits the change
-    /// (`data_category.update`, before and after); an unknown key is not found.
+    /// (`data_category.update`, before and after); an unknown key is not
+    /// found. A category that pilots could use and now may not sends the
+    /// submitted and approved pilots that name it back to draft in the same
+    /// transaction (audited each); their keys, sorted.
     pub async fn update_data_category(
         &self,
         category: &DataCategory,
         actor: &Actor,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let key = category.key.as_str();
         let now = to_micros(self.now());
         let mut tx = self.begin_write().await?;
@@ -113,19 +116,54 @@ impl Core {
         .bind(key)
         .execute(&mut *tx)
         .await?;
+        let returned = if before.permitted_for_pilots() && !category.permitted_for_pilots() {
+            let why = format!("the data category {key} is now prohibited for pilots");
+            let keys = waiting_pilots_naming(&mut tx, key).await?;
+            self.return_to_draft(&mut tx, &keys, &why, actor, now)
+                .await?
+        } else {
+            Vec::new()
+        };
         self.append_audit(
             &mut tx,
             AuditRecord {
                 actor,
                 action: "data_category.update",
                 target: format!("data_category:{key}"),
-                details: serde_json::json!({"before": before, "after": category}),
+                details: serde_json::json!({
+                    "before": before,
+                    "after": category,
+                    "returned_to_draft": returned,
+                }),
             },
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(returned)
     }
+}
+
+/// The submitted and approved pilots whose design names the category `key`,
+/// read in `tx`.
+async fn waiting_pilots_naming(
+    tx: &mut AnyConnection,
+    key: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT key, data_categories FROM experiments WHERE state IN ('submitted', 'approved')",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut keys = Vec::new();
+    for row in &rows {
+        let categories: Vec<String> =
+            serde_json::from_str(&row.try_get::<String, _>("data_categories")?)
+                .map_err(|_| corrupt("experiments.data_categories"))?;
+        if categories.iter().any(|c| c == key) {
+            keys.push(row.try_get("key")?);
+        }
+    }
+    Ok(keys)
 }
 
 fn category_from_row(row: &AnyRow) -> Result<DataCategory, StoreError> {

@@ -1,9 +1,9 @@
 //! The purpose registry: each purpose's version in force, its history, its
 //! legitimate-interest assessments, and retirement. A change that narrows
-//! who may be used (a higher minimum notice, a basis removed, a negative
-//! assessment) sends the purpose's submitted and approved pilots back to
-//! draft in the same transaction; running pilots go on under the new rule,
-//! which every later decision reads.
+//! who may be used or for how long (a higher minimum notice, a basis
+//! removed, a shorter retention, a negative assessment) sends the purpose's
+//! submitted and approved pilots back to draft in the same transaction;
+//! running pilots go on under the new rule, which every later decision reads.
 
 use std::collections::BTreeSet;
 
@@ -453,7 +453,7 @@ impl Core {
     }
 
     /// Sends every submitted or approved pilot of `purpose` back to draft
-    /// with `why`, voiding its approval; one audit entry per pilot.
+    /// with `why` ([`Core::return_to_draft`]).
     async fn return_pilots_to_draft(
         &self,
         tx: &mut AnyConnection,
@@ -462,38 +462,13 @@ impl Core {
         actor: &Actor,
         now: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "UPDATE experiments SET state = 'draft', returned_at = $1, returned_reason = $2, updated_at = $1 \
-             WHERE purpose = $3 AND state IN ('submitted', 'approved') RETURNING key, state, design_version",
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT key FROM experiments WHERE purpose = $1 AND state IN ('submitted', 'approved')",
         )
-        .bind(now)
-        .bind(why)
         .bind(purpose)
         .fetch_all(&mut *tx)
         .await?;
-        let mut keys = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let key: String = row.try_get("key")?;
-            let version: i64 = row.try_get("design_version")?;
-            let voided = crate::experiments::void_approvals(tx, &key, now).await?;
-            self.append_audit(
-                tx,
-                AuditRecord {
-                    actor,
-                    action: "experiment.returned_to_draft",
-                    target: format!("experiment:{key}"),
-                    details: serde_json::json!({
-                        "reason": why,
-                        "design_version": version,
-                        "approval_voided": voided > 0,
-                    }),
-                },
-            )
-            .await?;
-            keys.push(key);
-        }
-        keys.sort();
-        Ok(keys)
+        self.return_to_draft(tx, &keys, why, actor, now).await
     }
 }
 

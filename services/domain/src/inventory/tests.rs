@@ -267,3 +267,89 @@ fn unknown_and_prohibited_categories_are_one_unmet_line_each() {
     assert!(items[0].evidence.starts_with("not in the data inventory"));
     assert!(items[1].evidence.contains("Art. 9"));
 }
+
+#[test]
+fn the_special_category_and_children_stay_prohibited_whatever_an_edit_says() {
+    let vocabulary = vocabulary();
+    let special = vocabulary[2].clone();
+    let children = vocabulary[3].clone();
+    assert_eq!(special.validate(), Ok(()));
+    assert_eq!(children.validate(), Ok(()));
+    let mut lowered = special.clone();
+    lowered.sensitivity = Sensitivity::Low;
+    lowered.prohibited = false;
+    assert_eq!(
+        lowered.validate().unwrap_err().to_string(),
+        "sensitivity: special-category data (Art. 9) is always of the special class"
+    );
+    lowered.prohibited = true;
+    assert_eq!(lowered.validate().unwrap_err().field, "sensitivity");
+    let mut allowed = children.clone();
+    allowed.prohibited = false;
+    assert_eq!(
+        allowed.validate().unwrap_err().to_string(),
+        "prohibited: children's data (Art. 8) is always prohibited for pilots"
+    );
+    allowed.sensitivity = Sensitivity::Low;
+    assert_eq!(allowed.validate().unwrap_err().field, "prohibited");
+    // Another category may be lowered freely.
+    let mut device = vocabulary[1].clone();
+    device.prohibited = true;
+    assert_eq!(device.validate(), Ok(()));
+}
+
+#[test]
+fn a_design_may_not_name_the_pinned_categories_whatever_their_rows_say() {
+    // Rows edited before the rule existed, or written around it.
+    let mut edited = vocabulary();
+    for category in &mut edited[2..] {
+        category.sensitivity = Sensitivity::Low;
+        category.prohibited = false;
+    }
+    assert!(!edited[2].permitted_for_pilots() && !edited[3].permitted_for_pilots());
+    assert!(edited[0].permitted_for_pilots());
+    let special = check_design_categories(&names(&["device", "special_category"]), &edited)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        special,
+        "data_categories: 'special_category' is special-category data (Art. 9): refused for pilots"
+    );
+    let children = check_design_categories(&names(&["children"]), &edited)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        children
+            .ends_with("'children' is prohibited for pilots (Children's data): refused for pilots"),
+        "{children}"
+    );
+    // Without their rows, too.
+    let without: Vec<DataCategory> = vocabulary().into_iter().take(2).collect();
+    assert_eq!(
+        check_design_categories(&names(&["children"]), &without)
+            .unwrap_err()
+            .to_string(),
+        "data_categories: 'children' is children's data (Art. 8): refused for pilots"
+    );
+    assert!(
+        check_design_categories(&names(&["special_category"]), &without)
+            .unwrap_err()
+            .to_string()
+            .contains("(Art. 9): refused for pilots")
+    );
+    // The checklist says the same.
+    let categories = names(&["special_category", "children"]);
+    let pilot = PilotFacts {
+        data_categories: &categories,
+        retention_days: 30,
+        design_version: 1,
+        sign_off: None,
+    };
+    let items = checklist(&pilot, &edited, &deployment(None));
+    assert_eq!(items.len(), 2);
+    assert!(
+        items
+            .iter()
+            .all(|i| i.measure == Measure::Permitted && !i.met)
+    );
+}

@@ -1,14 +1,12 @@
 //! Appending consent and legal-basis records to the ledger, one or up to 1000 at a time.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpResponse, post, web};
 use serde::Serialize;
 
 use pilotgate_domain::Role;
 
 use crate::auth::Caller;
-use crate::consent_input::{ConsentInput, FieldError};
+use crate::consent_input::{ConsentInput, FieldError, Registry};
 use crate::error::extractors::redact_values;
 use crate::error::{ApiError, ErrorBody};
 use crate::startup::AppState;
@@ -115,13 +113,7 @@ pub async fn append(
             values.len()
         )));
     }
-    let purposes: HashMap<String, _> = state
-        .store
-        .list_purposes()
-        .await?
-        .into_iter()
-        .map(|p| (p.key.to_string(), p))
-        .collect();
+    let purposes = Registry::new(state.store.list_purpose_records().await?);
     let now = state.store.now();
     let mut valid = Vec::with_capacity(values.len());
     let mut positions = Vec::with_capacity(values.len());

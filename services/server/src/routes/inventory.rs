@@ -42,7 +42,9 @@ pub async fn create(
 
 /// Replaces a category (audited as `data_category.update`, before and
 /// after). Pilots designed already keep their categories; their checklist
-/// follows the new measures.
+/// follows the new measures. A category made prohibited sends the submitted
+/// and approved pilots that name it back to draft (audited each). The
+/// special-category and children's categories stay prohibited (422).
 #[utoipa::path(put, path = "/api/v1/data-categories/{key}", tag = "inventory", request_body = CategoryInput, params(("key" = String, Path)), security(("bearer" = [])), responses(
     (status = 200, body = CategoryView),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),

@@ -212,7 +212,8 @@ pub fn no_such_pilot(key: &str) -> pilotgate_store::StoreError {
 
 /// `submit`, `start` or `stop` of pilot `key` by `actor` (audited by the
 /// store); when `seen` names the design version the caller showed, a design
-/// changed since is a conflict, decided in the same transaction.
+/// changed since is a conflict, decided in the same transaction. A submit or
+/// start of a design that no longer fits the rules in force is a conflict.
 pub async fn transition(
     store: &Store,
     actor: &Actor,
@@ -221,30 +222,40 @@ pub async fn transition(
     seen: Option<i64>,
 ) -> Result<Experiment, ServiceError> {
     if matches!(action, Action::Submit | Action::Start) {
-        refuse_if_purpose_retired(store, key).await?;
+        refuse_unless_design_fits(store, key).await?;
     }
     Ok(store
         .transition_experiment_at(key, action, seen, actor)
         .await?)
 }
 
-/// A pilot whose purpose is retired cannot be submitted, approved or started
-/// (409); retiring sent it back to draft, and it stays there.
-async fn refuse_if_purpose_retired(store: &Store, key: &str) -> Result<(), ServiceError> {
+/// A pilot is submitted, approved and started only while its design fits
+/// the rules in force now, not those it was designed under (409 otherwise):
+/// its purpose is not retired (retiring sent it back to draft, and it stays
+/// there), the design fits the purpose as it is now (a shorter retention, a
+/// special category), and it names only categories the inventory permits
+/// now (one made prohibited since is refused).
+async fn refuse_unless_design_fits(store: &Store, key: &str) -> Result<(), ServiceError> {
     let pilot = find(store, key).await?;
-    let retired = store
-        .purpose_record(pilot.design.purpose.as_str())
-        .await?
-        .is_some_and(|p| p.retired_at.is_some());
-    if retired {
-        return Err(ServiceError::Store(pilotgate_store::StoreError::Conflict(
-            format!(
-                "the purpose '{}' of this pilot is retired: choose another purpose",
-                pilot.design.purpose
-            ),
+    let conflict =
+        |message: String| ServiceError::Store(pilotgate_store::StoreError::Conflict(message));
+    let design = &pilot.design;
+    let Some(record) = store.purpose_record(design.purpose.as_str()).await? else {
+        return Err(conflict(
+            "the design no longer fits: purpose: is not a registered purpose; edit it".to_owned(),
+        ));
+    };
+    if record.retired_at.is_some() {
+        return Err(conflict(format!(
+            "the purpose '{}' of this pilot is retired: choose another purpose",
+            design.purpose
         )));
     }
-    Ok(())
+    let vocabulary = store.list_data_categories().await?;
+    design
+        .check_purpose(&record.purpose)
+        .and_then(|()| check_design_categories(&design.data_categories, &vocabulary))
+        .map_err(|e| conflict(format!("the design no longer fits: {e}; edit it")))
 }
 
 /// Approves or denies version `design_version` of pilot `key` with the
@@ -262,7 +273,7 @@ pub async fn decide(
     let comment = PlainText::lines(comment, MAX_COMMENT)
         .map_err(|e| ServiceError::invalid("comment", format!("give the reasoning: {e}")))?;
     if action == Action::Approve {
-        refuse_if_purpose_retired(store, key).await?;
+        refuse_unless_design_fits(store, key).await?;
     }
     Ok(store
         .decide_experiment(key, action, design_version, comment.as_str(), actor)

@@ -40,15 +40,22 @@ pub fn template(key: &str) -> Option<NoticeTemplate> {
     templates().into_iter().find(|t| t.key == key)
 }
 
-/// Checks the content, then that every purpose it asks for is registered.
+/// Checks the content, then that every purpose it asks for is registered
+/// and not retired.
 async fn checked(store: &Store, content: NoticeContent) -> Result<NoticeContent, ServiceError> {
     let content = content
         .checked()
         .map_err(|e| ServiceError::Unprocessable(e.to_string()))?;
-    let purposes = store.list_purposes().await?;
-    let registered: Vec<&str> = purposes.iter().map(|p| p.key.as_str()).collect();
+    let purposes = store.list_purpose_records().await?;
+    let key = |p: &pilotgate_store::PurposeRecord| p.purpose.key.as_str().to_owned();
+    let registered: Vec<String> = purposes.iter().map(key).collect();
+    let retired: Vec<String> = purposes
+        .iter()
+        .filter(|p| p.retired_at.is_some())
+        .map(key)
+        .collect();
     content
-        .all_registered(&registered)
+        .all_registered(&as_strs(&registered), &as_strs(&retired))
         .map_err(|e| ServiceError::Unprocessable(e.to_string()))?;
     Ok(content)
 }
@@ -80,6 +87,10 @@ pub async fn publish(
     })?;
     let content = checked(store, content).await?;
     Ok(store.publish_notice_version(&id, &content, actor).await?)
+}
+
+fn as_strs(keys: &[String]) -> Vec<&str> {
+    keys.iter().map(String::as_str).collect()
 }
 
 /// At most 64 characters of a text a client sent, for a message.

@@ -349,7 +349,13 @@ pub async fn retire(
 }
 
 impl AssessmentInput {
-    fn into_assessment(self) -> Result<Assessment, ServiceError> {
+    /// The assessment this input describes, checked; `now` is the store's
+    /// clock. A review day is in the future when it has not begun anywhere
+    /// yet: the latest calendar day is UTC+14's.
+    fn into_assessment(
+        self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Assessment, ServiceError> {
         let outcome = self
             .outcome
             .parse::<AssessmentOutcome>()
@@ -366,8 +372,9 @@ impl AssessmentInput {
             reviewer: self.reviewer,
             reviewed_on: self.reviewed_on,
         };
+        let latest_today = (now + chrono::TimeDelta::hours(14)).date_naive();
         assessment
-            .validate()
+            .validate(latest_today)
             .map_err(|e| ServiceError::Unprocessable(e.to_string()))?;
         Ok(assessment)
     }
@@ -381,7 +388,7 @@ pub async fn assess(
     input: AssessmentInput,
 ) -> Result<AssessmentView, ServiceError> {
     let current = find(store, key).await?;
-    let assessment = input.into_assessment()?;
+    let assessment = input.into_assessment(store.now())?;
     let recorded = store
         .record_assessment(current.purpose.key.as_str(), &assessment, actor)
         .await?;

@@ -371,7 +371,7 @@ api_story!(a_retired_purpose_takes_nobody_new, |app| {
     assert_eq!(new["reason"], "purpose_retired");
     let again = app.assign("running", "in@example.com").await;
     assert_eq!(again["variant"], held["variant"]);
-    // No new consent; a withdrawal is still recorded.
+    // No new consent (the record's error); a withdrawal is still recorded.
     let consent = app
         .post(
             "/api/v1/consents",
@@ -379,7 +379,7 @@ api_story!(a_retired_purpose_takes_nobody_new, |app| {
             grant("third@example.com", PURPOSE, "consent", "granted", 1),
         )
         .await;
-    assert_json_error(consent, 409).await;
+    assert_json_error(consent, 422).await;
     app.post_ok(
         "/api/v1/consents",
         Role::Ingest,

@@ -264,6 +264,54 @@ impl Core {
         self.experiment(key).await?.ok_or_else(|| not_found(key))
     }
 
+    /// Sends each pilot of `keys` that is submitted or approved back to draft
+    /// with `why` (a rule it was designed under changed), voiding its
+    /// approval; one `experiment.returned_to_draft` audit entry per pilot, in
+    /// `tx`. The keys of the pilots sent back, sorted.
+    pub(crate) async fn return_to_draft(
+        &self,
+        tx: &mut AnyConnection,
+        keys: &[String],
+        why: &str,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        let mut returned = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let row = sqlx::query(
+                "UPDATE experiments SET state = 'draft', returned_at = $1, returned_reason = $2, updated_at = $1 \
+                 WHERE key = $3 AND state IN ('submitted', 'approved') RETURNING design_version",
+            )
+            .bind(now)
+            .bind(why)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else { continue };
+            let version: i64 = row.try_get("design_version")?;
+            let voided = void_approvals(tx, key, now).await?;
+            self.append_audit(
+                tx,
+                AuditRecord {
+                    actor,
+                    action: "experiment.returned_to_draft",
+                    target: format!("experiment:{key}"),
+                    details: serde_json::json!({
+                        "reason": why,
+                        "design_version": version,
+                        "approval_voided": voided > 0,
+                    }),
+                },
+            )
+            .await?;
+            returned.push(key.clone());
+        }
+        Ok(returned)
+    }
+
     /// The state and design version of pilot `key`, read inside `tx` with the
     /// row locked until it ends (PostgreSQL `FOR UPDATE`; SQLite's write
     /// transaction holds the database already).
@@ -413,13 +461,9 @@ async fn insert_variants(tx: &mut AnyConnection, design: &Design) -> Result<(), 
     Ok(())
 }
 
-/// Voids the approval in force of pilot `key` at `now` (an edit, or a change
-/// of its purpose); how many were voided.
-pub(crate) async fn void_approvals(
-    tx: &mut AnyConnection,
-    key: &str,
-    now: i64,
-) -> Result<u64, StoreError> {
+/// Voids the approval in force of pilot `key` at `now` (an edit, or a rule
+/// it was designed under changed); how many were voided.
+async fn void_approvals(tx: &mut AnyConnection, key: &str, now: i64) -> Result<u64, StoreError> {
     Ok(sqlx::query(
         "UPDATE approvals SET voided_at = $1 WHERE experiment_key = $2 AND voided_at IS NULL",
     )

@@ -6,8 +6,6 @@
 
 mod lifecycle;
 
-pub(crate) use lifecycle::void_approvals;
-
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};

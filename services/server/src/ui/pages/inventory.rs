@@ -31,7 +31,7 @@ pub(super) async fn category_options(
         .list_data_categories()
         .await?
         .into_iter()
-        .filter(|c| !c.prohibited)
+        .filter(|c| c.permitted_for_pilots())
         .map(|c| view::CategoryOption {
             key: c.key.to_string(),
             name: c.name,
