@@ -40,6 +40,7 @@ mod refusals;
 mod reports;
 mod sessions;
 mod tokens;
+mod reconsent;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -69,6 +70,7 @@ pub use purposes::{PurposeRecord, PurposeUpdate, PurposeVersion, RecordedAssessm
 pub use reports::{CovariateSums, DailySums};
 pub use sessions::StoredSession;
 pub use tokens::{NewToken, StoredCredential, TokenRecord};
+pub use reconsent::ReconsentAsks;
 
 /// The handle to pilotgate's database. Cheap to clone. Every operation that
 /// needs no feature state is a method of [`Core`], reached through `Deref`.

@@ -14,3 +14,4 @@ pub mod privacy;
 pub mod purposes;
 pub mod results;
 pub mod subjects;
+pub mod reconsent;

@@ -13,6 +13,7 @@ pub mod purposes;
 pub mod results;
 pub mod subjects;
 pub mod tokens;
+pub mod reconsent;
 
 use pilotgate_store::StoreError;
 
