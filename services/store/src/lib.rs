@@ -36,11 +36,11 @@ mod links;
 mod notices;
 mod privacy_links;
 mod purposes;
+mod reconsent;
 mod refusals;
 mod reports;
 mod sessions;
 mod tokens;
-mod reconsent;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -67,10 +67,10 @@ pub use keys::KeyState;
 pub use notices::{NewReceipt, NoticeVersion, StoredNotice};
 pub use privacy_links::{NewPrivacyLink, StoredPrivacyLink};
 pub use purposes::{PurposeRecord, PurposeUpdate, PurposeVersion, RecordedAssessment};
+pub use reconsent::ReconsentAsks;
 pub use reports::{CovariateSums, DailySums};
 pub use sessions::StoredSession;
 pub use tokens::{NewToken, StoredCredential, TokenRecord};
-pub use reconsent::ReconsentAsks;
 
 /// The handle to pilotgate's database. Cheap to clone. Every operation that
 /// needs no feature state is a method of [`Core`], reached through `Deref`.

@@ -93,7 +93,9 @@ impl Core {
                     LAG(c.status) OVER (PARTITION BY c.subject, c.purpose ORDER BY c.effective_from, c.id) AS prev_status, \
                     LAG(c.notice_version) OVER (PARTITION BY c.subject, c.purpose ORDER BY c.effective_from, c.id) AS prev_notice, \
                     LAG(c.expires_at) OVER (PARTITION BY c.subject, c.purpose ORDER BY c.effective_from, c.id) AS prev_expires \
-                FROM consent_records c) \
+                FROM consent_records c \
+                WHERE c.subject IN (SELECT subject FROM consent_records \
+                    WHERE effective_from >= $1 AND effective_from < $2)) \
              SELECT o.purpose, o.effective_from FROM ordered o JOIN purposes p ON p.key = o.purpose \
              WHERE o.effective_from >= $1 AND o.effective_from < $2 \
                AND o.basis = 'consent' AND o.status = 'granted' AND o.notice_version >= p.min_notice_version \

@@ -242,3 +242,19 @@ pub fn csv(report: &ReconsentReport) -> String {
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_expiry_or_a_stale_notice_asks_again() {
+        for reason in Reason::ALL {
+            assert_eq!(
+                asks_again(&Eligibility::Ineligible(reason)),
+                matches!(reason, Reason::Expired | Reason::StaleNotice),
+                "{reason:?}"
+            );
+        }
+    }
+}
