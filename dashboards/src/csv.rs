@@ -2,7 +2,7 @@
 //! view. Fields are quoted by RFC 4180 rules, and text that a spreadsheet
 //! would run as a formula is defused.
 
-use crate::pages::EligibilityRow;
+use crate::pages::{EligibilityRow, ReconsentRow};
 
 /// The header line of the eligibility report.
 const HEADER: &str = "variant,basis,notice_version,subjects";
@@ -23,6 +23,31 @@ pub fn eligibility_csv(rows: &[EligibilityRow]) -> String {
             text_field(&row.basis),
             notice,
             row.subjects.to_string(),
+        ];
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The header line of the re-consent report.
+const RECONSENT_HEADER: &str = "purpose,day,expired,stale_notice,asked,links_issued,came_back";
+
+/// The re-consent report: a header line, then one line per purpose and day,
+/// each line ended by CRLF.
+pub fn reconsent_csv(rows: &[ReconsentRow]) -> String {
+    let mut out = String::with_capacity(RECONSENT_HEADER.len() + 2 + rows.len() * 60);
+    out.push_str(RECONSENT_HEADER);
+    out.push_str("\r\n");
+    for row in rows {
+        let fields = [
+            text_field(&row.purpose),
+            text_field(&row.day),
+            row.expired.to_string(),
+            row.stale_notice.to_string(),
+            row.asked.to_string(),
+            row.links_issued.to_string(),
+            row.came_back.to_string(),
         ];
         out.push_str(&fields.join(","));
         out.push_str("\r\n");

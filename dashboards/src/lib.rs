@@ -15,7 +15,7 @@ pub mod urls;
 mod view;
 
 pub use askama::Template;
-pub use csv::eligibility_csv;
+pub use csv::{eligibility_csv, reconsent_csv};
 pub use layout::{Chrome, NavLink, SignedInUser};
 pub use pages::*;
 pub use view::{Badge, CountMatrix, CountRow, Estimate, ExperimentState, Tone};

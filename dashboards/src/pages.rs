@@ -30,7 +30,7 @@ pub use compliance::{
     EligibilityRow, VariantCount, VariantWeight,
 };
 pub use confirm::ConfirmPage;
-pub use consents::{ConsentsPage, PurposeConsents};
+pub use consents::{ConsentsPage, PurposeConsents, ReconsentRow};
 pub use design::CategoryOption;
 pub use design::{DesignFields, DesignPage, PlanSummary, PurposeOption};
 pub use error::ErrorPage;

@@ -53,6 +53,9 @@ pub fn notices_from_template(key: &str) -> String {
     format!("{NOTICES}?template={}", encode_component(key))
 }
 
+/// The re-consent report (per purpose and day) as CSV, linked from the consents page.
+pub const CONSENTS_RECONSENT_CSV: &str = "/ui/consents/reconsent.csv";
+
 /// The customer's consent form behind a privacy link (`token` is URL-safe base64).
 pub fn privacy(token: &str) -> String {
     format!("/privacy/{}", encode_component(token))
@@ -192,6 +195,7 @@ pub mod patterns {
     pub const PRIVACY: &str = "/privacy/{token}";
     /// A consent receipt of the form, as a file.
     pub const PRIVACY_RECEIPT: &str = "/privacy/{token}/receipts/{receipt_id}";
+    pub use super::CONSENTS_RECONSENT_CSV;
 }
 
 #[cfg(test)]

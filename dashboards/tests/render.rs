@@ -304,7 +304,18 @@ fn consents_page() -> ConsentsPage {
             ]),
             stale_notice: 4_321,
             expired: 880,
+            reconsent: vec![ReconsentRow {
+                purpose: "personalize.content.profiling".to_owned(),
+                day: "2025-03-02".to_owned(),
+                expired: 880,
+                stale_notice: 4_321,
+                asked: 12,
+                links_issued: 10,
+                came_back: 3,
+            }],
         }],
+        reconsent_days: 14,
+        reconsent_csv: "/ui/consents/reconsent.csv".to_owned(),
     }
 }
 

@@ -167,6 +167,12 @@ pub const PERMISSIONS: &[RoutePermission] = &[
     // Authorized by the link's signed token alone (see `service::privacy`).
     route("GET", "/api/v1/privacy/{token}", Public),
     route("POST", "/api/v1/privacy/{token}/choices", Public),
+    route("POST", "/api/v1/eligibility/check", Roles(&[Ingest])),
+    route(
+        "GET",
+        "/api/v1/legal-basis-map/reconsent",
+        Roles(&[Compliance, Analyst]),
+    ),
 ];
 
 /// The route pattern a request's path belongs to, found once per request.
@@ -271,6 +277,7 @@ pub const PAGES: &[RoutePermission] = &[
     route("GET", pages::PRIVACY, Public),
     route("POST", pages::PRIVACY, Public),
     route("GET", pages::PRIVACY_RECEIPT, Public),
+    route("GET", pages::CONSENTS_RECONSENT_CSV, Public),
 ];
 
 /// Every route of both tables.

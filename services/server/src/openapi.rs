@@ -58,6 +58,8 @@ use crate::routes;
         routes::privacy::issue,
         routes::privacy::show_form,
         routes::privacy::choose,
+        routes::reconsent::check,
+        routes::reconsent::reconsent_report,
     ),
     components(schemas(crate::error::ErrorBody, crate::service::results::DownloadFormat)),
     modifiers(&BearerAuth),

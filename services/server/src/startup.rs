@@ -245,7 +245,9 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::notices::publish)
         .service(routes::privacy::issue)
         .service(routes::privacy::show_form)
-        .service(routes::privacy::choose);
+        .service(routes::privacy::choose)
+        .service(routes::reconsent::check)
+        .service(routes::reconsent::reconsent_report);
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

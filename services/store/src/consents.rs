@@ -264,16 +264,18 @@ impl Core {
     }
 
     /// Subjects per purpose, basis and status of the record in force at `at`,
-    /// and per purpose how many granted consents expired or predate the minimum notice.
+    /// and per purpose how many granted consents expired or predate the
+    /// minimum notice (erased subjects left out: nobody may ask them again).
     pub async fn legal_basis_map(&self, at: DateTime<Utc>) -> Result<LegalBasisMap, StoreError> {
         let rows = sqlx::query(
             "WITH ranked AS ( \
                 SELECT c.purpose, c.basis, c.status, c.expires_at, c.notice_version, \
+                       CASE WHEN EXISTS (SELECT 1 FROM erasures e WHERE e.subject = c.subject) THEN 0 ELSE 1 END AS askable, \
                        ROW_NUMBER() OVER (PARTITION BY c.subject, c.purpose ORDER BY c.effective_from DESC, c.id DESC) AS rn \
                 FROM consent_records c WHERE c.effective_from <= $1) \
              SELECT r.purpose, r.basis, r.status, COUNT(*) AS subjects, \
-                SUM(CASE WHEN r.basis = 'consent' AND r.status = 'granted' AND r.expires_at IS NOT NULL AND r.expires_at <= $1 THEN 1 ELSE 0 END) AS expired, \
-                SUM(CASE WHEN r.basis = 'consent' AND r.status = 'granted' AND r.notice_version < p.min_notice_version THEN 1 ELSE 0 END) AS stale \
+                SUM(CASE WHEN r.basis = 'consent' AND r.status = 'granted' AND r.askable = 1 AND r.expires_at IS NOT NULL AND r.expires_at <= $1 THEN 1 ELSE 0 END) AS expired, \
+                SUM(CASE WHEN r.basis = 'consent' AND r.status = 'granted' AND r.askable = 1 AND r.notice_version < p.min_notice_version THEN 1 ELSE 0 END) AS stale \
              FROM ranked r JOIN purposes p ON p.key = r.purpose \
              WHERE r.rn = 1 GROUP BY r.purpose, r.basis, r.status ORDER BY r.purpose, r.basis, r.status",
         )

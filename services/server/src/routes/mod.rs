@@ -12,5 +12,6 @@ pub mod legal_basis_map;
 pub mod notices;
 pub mod privacy;
 pub mod purposes;
+pub mod reconsent;
 pub mod results;
 pub mod subjects;

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod privacy;
 pub mod privacy_save;
 pub mod purposes;
+pub mod reconsent;
 pub mod results;
 pub mod subjects;
 pub mod tokens;

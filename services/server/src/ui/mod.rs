@@ -127,6 +127,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             patterns::PRIVACY_RECEIPT,
             web::get().to(pages::privacy::receipt),
+        )
+        .route(
+            patterns::CONSENTS_RECONSENT_CSV,
+            web::get().to(pages::consents::reconsent_csv),
         );
 }
 

@@ -32,6 +32,7 @@ mod notices_page;
 mod privacy_form;
 mod privacy_links;
 mod purposes_api;
+mod reconsent;
 mod record_checks;
 mod resilience;
 mod results_api;

@@ -268,6 +268,7 @@ pub(crate) enum AppendTable {
     RefusalCounters,
     SubjectLinks,
     UiSessions,
+    ReconsentCounters,
 }
 
 impl AppendTable {
@@ -278,6 +279,7 @@ impl AppendTable {
             AppendTable::RefusalCounters => "refusal_counters",
             AppendTable::SubjectLinks => "subject_links",
             AppendTable::UiSessions => "ui_sessions",
+            AppendTable::ReconsentCounters => "reconsent_counters",
         }
     }
 

@@ -1,11 +1,13 @@
 //! The consent overview: per purpose, who may be used on which basis, and
-//! who must be asked again (the legal-basis map).
+//! who must be asked again (the legal-basis map), with the re-consent
+//! report over the last days as charts and a CSV download.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use pilotgate_dashboards as view;
 use pilotgate_dashboards::urls;
 
+use crate::service::reconsent::{self, DEFAULT_DAYS};
 use crate::startup::AppState;
 use crate::ui::{Session, UiError, html};
 
@@ -19,6 +21,9 @@ pub async fn page(session: Session, state: web::Data<AppState>) -> Result<HttpRe
     let purposes = state
         .store
         .list_purposes()
+        .await
+        .map_err(|e| session.fail(e))?;
+    let report = reconsent::report(&state, DEFAULT_DAYS)
         .await
         .map_err(|e| session.fail(e))?;
     let purposes = purposes
@@ -44,6 +49,20 @@ pub async fn page(session: Session, state: web::Data<AppState>) -> Result<HttpRe
                 ),
                 stale_notice: need.map_or(0, |n| u64::try_from(n.stale_notice).unwrap_or(0)),
                 expired: need.map_or(0, |n| u64::try_from(n.expired).unwrap_or(0)),
+                reconsent: report
+                    .days
+                    .iter()
+                    .filter(|d| d.purpose == key)
+                    .map(|d| view::ReconsentRow {
+                        purpose: d.purpose.clone(),
+                        day: d.day.clone(),
+                        expired: count(d.expired),
+                        stale_notice: count(d.stale_notice),
+                        asked: count(d.asked),
+                        links_issued: count(d.links_issued),
+                        came_back: count(d.came_back),
+                    })
+                    .collect(),
                 purpose: key,
             }
         })
@@ -53,6 +72,25 @@ pub async fn page(session: Session, state: web::Data<AppState>) -> Result<HttpRe
         &view::ConsentsPage {
             chrome: session.chrome("Consents", urls::CONSENTS),
             purposes,
+            reconsent_days: DEFAULT_DAYS,
+            reconsent_csv: urls::CONSENTS_RECONSENT_CSV.to_owned(),
         },
     ))
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// The re-consent report as CSV: the page's twin of
+/// `GET /api/v1/legal-basis-map/reconsent?format=csv`.
+pub async fn reconsent_csv(
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, UiError> {
+    session.may_read("/api/v1/legal-basis-map/reconsent")?;
+    let report = reconsent::report(&state, DEFAULT_DAYS)
+        .await
+        .map_err(|e| session.fail(e))?;
+    Ok(crate::routes::reconsent::csv_response(&report))
 }
