@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use crate::audit::AuditRecord;
 use crate::core::Core;
-use crate::error::StoreError;
+use crate::error::{StoreError, corrupt};
 
 /// Microseconds in a day.
 const DAY_MICROS: i64 = 86_400_000_000;
@@ -38,6 +38,13 @@ pub struct StoredSummary {
     pub purged_at: DateTime<Utc>,
     /// JSON written by the server's purge service.
     pub summary: String,
+}
+
+impl StoredSummary {
+    /// The summary read as `T`.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
+        serde_json::from_str(&self.summary).map_err(|_| corrupt("result_summaries.summary"))
+    }
 }
 
 fn count(value: i64) -> u64 {

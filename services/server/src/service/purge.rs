@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use pilotgate_domain::Actor;
 use pilotgate_domain::experiment::Metric;
-use pilotgate_store::{CovariateSums, DailySums, RawCounts, Store};
+use pilotgate_store::{CovariateSums, DailySums, RawCounts, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::ServiceError;
@@ -53,13 +53,34 @@ pub struct PilotPurge {
 pub async fn kept_aggregates(
     store: &Store,
     key: &str,
-) -> Result<Option<(DateTime<Utc>, KeptAggregates)>, ServiceError> {
+) -> Result<Option<(DateTime<Utc>, KeptAggregates)>, StoreError> {
     match store.result_summary(key).await? {
         None => Ok(None),
-        Some(stored) => {
-            let kept = serde_json::from_str(&stored.summary).map_err(ServiceError::internal)?;
-            Ok(Some((stored.purged_at, kept)))
-        }
+        Some(stored) => Ok(Some((stored.purged_at, stored.parse()?))),
+    }
+}
+
+/// Per variant: `(variant, assigned, withdrawn)`, from the raw assignments
+/// or, once purged, from the counts kept.
+pub async fn assignment_counts(
+    store: &Store,
+    key: &str,
+) -> Result<Vec<(String, u64, u64)>, StoreError> {
+    match kept_aggregates(store, key).await? {
+        Some((_, kept)) => Ok(kept.counts),
+        None => store.assignment_counts(key).await,
+    }
+}
+
+/// The eligibility breakdown (per variant, basis and notice version), from
+/// the raw assignments or, once purged, from the breakdown kept.
+pub async fn eligibility_breakdown(
+    store: &Store,
+    key: &str,
+) -> Result<Vec<(String, String, Option<i64>, i64)>, StoreError> {
+    match kept_aggregates(store, key).await? {
+        Some((_, kept)) => Ok(kept.eligibility),
+        None => store.eligibility_breakdown(key).await,
     }
 }
 

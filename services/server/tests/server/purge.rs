@@ -55,6 +55,8 @@ async fn stopped_pilot(app: &TestApp, key: &str, retention_days: u32, offset: us
         json!({"records": records}),
     )
     .await;
+    // Every event carries a value: on PostgreSQL a batch mixing events with
+    // and without one can fail to bind (a known ingest problem, reported).
     let mut events = Vec::new();
     for (i, user) in users.iter().enumerate() {
         app.post_ok(
@@ -65,10 +67,10 @@ async fn stopped_pilot(app: &TestApp, key: &str, retention_days: u32, offset: us
         .await;
         let now = chrono::Utc::now().to_rfc3339();
         if i % 3 == 0 {
-            events.push(json!({"event_id": format!("{key}-p{i}"), "user_id": user, "name": "purchase", "occurred_at": now}));
+            events.push(json!({"event_id": format!("{key}-p{i}"), "user_id": user, "name": "purchase", "value": 1.0, "occurred_at": now}));
         }
         if i % 7 == 0 {
-            events.push(json!({"event_id": format!("{key}-r{i}"), "user_id": user, "name": "refund", "occurred_at": now}));
+            events.push(json!({"event_id": format!("{key}-r{i}"), "user_id": user, "name": "refund", "value": 1.0, "occurred_at": now}));
         }
         for k in 0..(i % 3) {
             events.push(
@@ -228,6 +230,42 @@ api_story!(
             assert_eq!(after["raw_data_purged_on"], json!(today));
             assert_close(before, after, "results");
         }
+        // The pages say so: the results page and the memo with a banner,
+        // the compliance view with what went and when.
+        let analyst = app.sign_in(&app.tokens[&Role::Analyst]).await;
+        let (status, page) = app.page(&analyst, "/ui/experiments/hero").await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains(&format!("Raw data purged on {today}")),
+            "{page}"
+        );
+        assert!(!page.contains("No results yet"));
+        let (status, memo) = app.page(&analyst, "/ui/experiments/hero/memo").await;
+        assert_eq!(status, 200);
+        assert!(memo.contains(&format!("Raw data purged on {today}")));
+        let (_, fresh_page) = app.page(&analyst, "/ui/experiments/fresh").await;
+        assert!(!fresh_page.contains("Raw data purged"));
+        let compliance = app.sign_in(&app.tokens[&Role::Compliance]).await;
+        let (status, view) = app
+            .page(&compliance, "/ui/experiments/hero/compliance")
+            .await;
+        assert_eq!(status, 200);
+        assert!(
+            view.contains(&format!(
+                "raw data purged on {today}: 60 assignments and {} events deleted",
+                hero_raw.1
+            )),
+            "{view}"
+        );
+        let (_, fresh_view) = app
+            .page(&compliance, "/ui/experiments/fresh/compliance")
+            .await;
+        let due = (chrono::Utc::now() + chrono::Duration::days(90)).format("%Y-%m-%d");
+        assert!(
+            fresh_view.contains(&format!("{due} (90 days after the stop)")),
+            "{fresh_view}"
+        );
+
         let audits = purge_audits(&app).await;
         assert_eq!(audits.len(), 1);
         assert_eq!(audits[0]["target"], "experiment:hero");
