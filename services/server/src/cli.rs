@@ -270,10 +270,11 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
     match command {
         Command::Serve => {
             let purge_every = crate::purge_job::interval_from_env()?;
+            let proof_days = crate::purge_job::proof_keeping_days_from_env()?;
             let application = Application::build(&config)
                 .await
                 .map_err(|e| e.to_string())?;
-            application.schedule_purge(purge_every);
+            application.schedule_purge(purge_every, proof_days);
             let host = config
                 .bind
                 .rsplit_once(':')

@@ -9,7 +9,7 @@ use pilotgate_domain::Actor;
 use pilotgate_store::Store;
 
 use crate::config::Config;
-use crate::service::purge::{PilotPurge, purge_expired};
+use crate::service::purge::{LedgerReduction, PilotPurge, purge_expired, reduce_ledger};
 use crate::startup::open_store_with_keys;
 
 /// Arguments of `pilotgate purge`.
@@ -49,6 +49,27 @@ fn line(outcome: &PilotPurge, dry_run: bool) -> String {
     )
 }
 
+fn ledger_line(ledger: &LedgerReduction, dry_run: bool, proof_days: u32) -> String {
+    format!(
+        "{} the consent records of {} subjects with no purpose left, last recorded over {proof_days} days ago: {} records",
+        if dry_run { "would reduce" } else { "reduced" },
+        ledger.subjects,
+        ledger.records
+    )
+}
+
+/// `PILOTGATE_PROOF_KEEPING_DAYS`: how long after a subject's last record
+/// its full consent records are kept once no purpose is left (default 1095).
+pub fn proof_keeping_days_from_env() -> Result<u32, String> {
+    match std::env::var("PILOTGATE_PROOF_KEEPING_DAYS") {
+        Ok(text) if !text.trim().is_empty() => text
+            .trim()
+            .parse()
+            .map_err(|_| "PILOTGATE_PROOF_KEEPING_DAYS must be a whole number of days".to_owned()),
+        _ => Ok(pilotgate_domain::ledger_reduction::DEFAULT_PROOF_KEEPING_DAYS),
+    }
+}
+
 /// Runs `pilotgate purge`: one line per pilot on stdout, then a total on stderr.
 pub async fn run_cli(args: PurgeArgs, config: &Config) -> Result<ExitCode, String> {
     let as_of = match &args.as_of {
@@ -65,10 +86,21 @@ pub async fn run_cli(args: PurgeArgs, config: &Config) -> Result<ExitCode, Strin
         println!("{}", line(p, dry_run));
     })
     .await;
+    let proof_days = proof_keeping_days_from_env()?;
+    let ledger = match outcome {
+        Ok(_) => Some(reduce_ledger(&store, &Actor::operator(), as_of, proof_days, dry_run).await),
+        Err(_) => None,
+    };
     if !dry_run {
         crate::cli::anchor_after(config, &store).await;
     }
     let done = outcome.map_err(|e| e.to_string())?;
+    if let Some(ledger) = ledger {
+        let ledger = ledger.map_err(|e| e.to_string())?;
+        if ledger.subjects > 0 {
+            println!("{}", ledger_line(&ledger, dry_run, proof_days));
+        }
+    }
     eprintln!(
         "{} {} pilot(s) stopped past their retention as of {}",
         if dry_run { "would purge" } else { "purged" },
@@ -114,7 +146,7 @@ const START_DELAY: Duration = Duration::from_secs(60);
 
 /// Purges every `interval` inside `serve`, the first time `START_DELAY`
 /// (or the interval, when shorter) after start-up.
-pub fn spawn_purging(store: Store, interval: Duration) {
+pub fn spawn_purging(store: Store, interval: Duration, proof_days: u32) {
     tokio::spawn(async move {
         tokio::time::sleep(START_DELAY.min(interval)).await;
         let mut tick = tokio::time::interval(interval);
@@ -133,6 +165,16 @@ pub fn spawn_purging(store: Store, interval: Duration) {
             .await;
             if let Err(error) = outcome {
                 tracing::error!(%error, "the retention purge failed");
+                continue;
+            }
+            match reduce_ledger(&store, &scheduler(), store.now(), proof_days, false).await {
+                Ok(done) if done.subjects > 0 => tracing::info!(
+                    subjects = done.subjects,
+                    records = done.records,
+                    "ledger reduction"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "the ledger reduction failed"),
             }
         }
     });

@@ -158,9 +158,9 @@ impl Application {
     }
 
     /// Runs the retention purge every `every` (`None`: never) beside the server.
-    pub fn schedule_purge(&self, every: Option<std::time::Duration>) {
+    pub fn schedule_purge(&self, every: Option<std::time::Duration>, proof_days: u32) {
         if let Some(every) = every {
-            crate::purge_job::spawn_purging(self.store.clone(), every);
+            crate::purge_job::spawn_purging(self.store.clone(), every, proof_days);
         }
     }
 

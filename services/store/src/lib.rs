@@ -66,7 +66,7 @@ pub use experiments::{ApprovalRecord, Experiment, ReturnedToDraft};
 pub use keys::KeyState;
 pub use notices::{NewReceipt, NoticeVersion, StoredNotice};
 pub use privacy_links::{NewPrivacyLink, StoredPrivacyLink};
-pub use purge::{PurgeCandidate, RawCounts, StoredSummary};
+pub use purge::{LedgerSubject, PurgeCandidate, RawCounts, StoredSummary};
 pub use purposes::{PurposeRecord, PurposeUpdate, PurposeVersion, RecordedAssessment};
 pub use reports::{CovariateSums, DailySums};
 pub use sessions::StoredSession;

@@ -198,3 +198,113 @@ impl Core {
             .collect()
     }
 }
+
+/// A subject of the ledger whose records still carry free text, with the
+/// latest record per purpose and when its last record was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSubject {
+    pub subject: String,
+    pub last_recorded: DateTime<Utc>,
+    pub latest: Vec<pilotgate_domain::ledger_reduction::LatestRecord>,
+    /// Its records that still carry free text.
+    pub records: u64,
+}
+
+impl Core {
+    /// The subjects whose last record was made before `before` and whose
+    /// records are not all reduced yet, with their latest record per purpose.
+    pub async fn ledger_reduction_candidates(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<LedgerSubject>, StoreError> {
+        use pilotgate_domain::ledger_reduction::{LatestRecord, REDUCED_METHOD};
+        let rows = sqlx::query(
+            "SELECT subject, MAX(recorded_at) AS last, \
+               SUM(CASE WHEN source_method <> $2 OR proof_ref IS NOT NULL THEN 1 ELSE 0 END) AS open \
+             FROM consent_records GROUP BY subject \
+             HAVING MAX(recorded_at) < $1 AND MAX(collected_at) < $1 \
+               AND SUM(CASE WHEN source_method <> $2 OR proof_ref IS NOT NULL THEN 1 ELSE 0 END) > 0 \
+             ORDER BY subject",
+        )
+        .bind(to_micros(before))
+        .bind(REDUCED_METHOD)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut subjects = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let subject: String = row.try_get("subject")?;
+            let latest = sqlx::query(
+                "SELECT status, expires_at FROM consent_records c WHERE c.subject = $1 AND NOT EXISTS (\
+                   SELECT 1 FROM consent_records d WHERE d.subject = c.subject AND d.purpose = c.purpose \
+                   AND (d.effective_from > c.effective_from OR (d.effective_from = c.effective_from AND d.id > c.id)))",
+            )
+            .bind(&subject)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(LatestRecord {
+                    status: r
+                        .try_get::<String, _>("status")?
+                        .parse()
+                        .map_err(|_| corrupt("consent_records.status"))?,
+                    expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(from_micros),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            subjects.push(LedgerSubject {
+                subject,
+                last_recorded: from_micros(row.try_get("last")?),
+                latest,
+                records: count(row.try_get("open")?),
+            });
+        }
+        Ok(subjects)
+    }
+
+    /// Reduces every record of `subjects` in one transaction (`proof_ref`
+    /// dropped, `source_method` made `reduced`), audited as `ledger.reduce`
+    /// with the counts only. Returns how many records changed.
+    pub async fn reduce_ledger(
+        &self,
+        subjects: &[String],
+        actor: &Actor,
+        details: serde_json::Value,
+    ) -> Result<u64, StoreError> {
+        use pilotgate_domain::ledger_reduction::REDUCED_METHOD;
+        if subjects.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        let mut records = 0;
+        for chunk in subjects.chunks(100) {
+            let sql = format!(
+                "UPDATE consent_records SET proof_ref = NULL, source_method = $1 \
+                 WHERE subject IN ({}) AND (source_method <> $1 OR proof_ref IS NOT NULL)",
+                crate::db::numbered(2, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(REDUCED_METHOD);
+            for subject in chunk {
+                query = query.bind(subject);
+            }
+            records += query.execute(&mut *tx).await?.rows_affected();
+        }
+        let mut details = details;
+        if let Some(map) = details.as_object_mut() {
+            map.insert("subjects".to_owned(), serde_json::json!(subjects.len()));
+            map.insert("records".to_owned(), serde_json::json!(records));
+        }
+        self.append_audit(
+            &mut tx,
+            AuditRecord {
+                actor,
+                action: "ledger.reduce",
+                target: "ledger".to_owned(),
+                details,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(records)
+    }
+}

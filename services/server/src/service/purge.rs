@@ -178,3 +178,44 @@ async fn aggregates(
         deleted,
     })
 }
+
+/// What a ledger reduction did (or, dry, would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LedgerReduction {
+    pub subjects: u64,
+    pub records: u64,
+}
+
+/// Reduces the consent records of every subject with no purpose left whose
+/// last record is older than `proof_keeping_days` at `as_of` (see
+/// `pilotgate_domain::ledger_reduction`), in one audited transaction
+/// (`ledger.reduce`, counts only); `dry_run` only counts.
+pub async fn reduce_ledger(
+    store: &Store,
+    actor: &Actor,
+    as_of: DateTime<Utc>,
+    proof_keeping_days: u32,
+    dry_run: bool,
+) -> Result<LedgerReduction, ServiceError> {
+    use pilotgate_domain::ledger_reduction::reducible;
+    let before = as_of - chrono::Duration::days(i64::from(proof_keeping_days));
+    let due: Vec<_> = store
+        .ledger_reduction_candidates(before)
+        .await?
+        .into_iter()
+        .filter(|s| reducible(&s.latest, s.last_recorded, as_of, proof_keeping_days))
+        .collect();
+    let mut done = LedgerReduction {
+        subjects: due.len() as u64,
+        records: due.iter().map(|s| s.records).sum(),
+    };
+    if !dry_run && !due.is_empty() {
+        let subjects: Vec<String> = due.into_iter().map(|s| s.subject).collect();
+        let details = serde_json::json!({
+            "as_of": as_of.to_rfc3339(),
+            "proof_keeping_days": proof_keeping_days,
+        });
+        done.records = store.reduce_ledger(&subjects, actor, details).await?;
+    }
+    Ok(done)
+}

@@ -354,3 +354,121 @@ api_story!(
         assert_eq!(purge_audits(&app).await.len(), 3);
     }
 );
+
+api_story!(
+    the_ledger_of_subjects_with_no_purpose_left_is_reduced_after_the_proof_period,
+    |app| {
+        use crate::support::pseudonym;
+        app.register_purpose().await;
+        let record = |user: &str, status: &str, expires: Option<String>| {
+            let mut r = json!({"user_id": user, "purpose": "personalize.content", "basis": "consent", "status": status,
+                "notice_id": "pn", "notice_version": 1, "source": {"channel": "app", "method": "tap on the banner"},
+                "collected_at": chrono::Utc::now().to_rfc3339(), "proof_ref": format!("ticket for {status}")});
+            if let Some(at) = expires {
+                r["expires_at"] = json!(at);
+            }
+            r
+        };
+        let soon = (chrono::Utc::now() + chrono::Duration::days(10)).to_rfc3339();
+        let records = vec![
+            record("gone@example.com", "granted", None),
+            record("kept@example.com", "granted", None),
+            record("lapsed@example.com", "granted", Some(soon)),
+        ];
+        app.post_ok(
+            "/api/v1/consents",
+            Role::Ingest,
+            json!({"records": records}),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        app.post_ok(
+            "/api/v1/consents",
+            Role::Ingest,
+            record("gone@example.com", "withdrawn", None),
+        )
+        .await;
+        let history = async |user: &str| {
+            app.db
+                .store
+                .consent_history(&[pseudonym(user)])
+                .await
+                .unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+
+        // A 30-day proof-keeping period (1095 days by default), so that the
+        // remaining grant has not expired yet when the others are reduced.
+        let purge = |when: &str, dry: bool| {
+            let mut command = pilotgate(dir.path(), Some(&app.db.url));
+            command
+                .env("PILOTGATE_PROOF_KEEPING_DAYS", "30")
+                .args(["purge", "--as-of", when]);
+            if dry {
+                command.arg("--dry-run");
+            }
+            run(&mut command)
+        };
+        // Within the proof-keeping period: nothing.
+        let early = purge(&as_of(20), false);
+        assert!(early.status.success(), "{}", text(&early.stderr));
+        assert_eq!(text(&early.stdout), "");
+
+        let when = as_of(40);
+        let dry = purge(&when, true);
+        assert!(dry.status.success(), "{}", text(&dry.stderr));
+        assert_eq!(
+            text(&dry.stdout).trim(),
+            "would reduce the consent records of 2 subjects with no purpose left, last recorded over 30 days ago: 3 records"
+        );
+        assert!(
+            history("gone@example.com")
+                .await
+                .iter()
+                .all(|r| r.proof_ref.is_some())
+        );
+
+        let reduce = purge(&when, false);
+        assert!(reduce.status.success(), "{}", text(&reduce.stderr));
+        assert!(text(&reduce.stdout).starts_with("reduced the consent records of 2 subjects"));
+        for user in ["gone@example.com", "lapsed@example.com"] {
+            for r in history(user).await {
+                assert_eq!(r.proof_ref, None, "{user}");
+                assert_eq!(r.source_method, "reduced");
+                assert_eq!(r.notice_id, "pn");
+                assert_eq!(r.subject, pseudonym(user));
+            }
+        }
+        let gone = history("gone@example.com").await;
+        assert_eq!(gone.len(), 2, "the history stays");
+        assert_eq!(gone[1].status.as_str(), "withdrawn");
+        let kept = history("kept@example.com").await;
+        assert_eq!(kept[0].proof_ref.as_deref(), Some("ticket for granted"));
+        assert_eq!(kept[0].source_method, "tap on the banner");
+
+        let audits: Vec<_> = app
+            .db
+            .store
+            .list_audit_before(None, 1_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "ledger.reduce")
+            .collect();
+        assert_eq!(audits.len(), 1);
+        let details: Value = serde_json::from_str(&audits[0].details).unwrap();
+        assert_eq!(
+            (details["subjects"].as_u64(), details["records"].as_u64()),
+            (Some(2), Some(3))
+        );
+        assert!(!audits[0].details.contains(&pseudonym("gone@example.com")));
+
+        let again = purge(&when, false);
+        assert!(again.status.success());
+        assert_eq!(
+            text(&again.stdout),
+            "",
+            "reduced records are not reduced again"
+        );
+    }
+);
