@@ -157,6 +157,7 @@ fn results_page(name: &str) -> ResultsPage {
         cuped: false,
         lookback_days: 28,
         cuped_note: None,
+        raw_data_purged_on: None,
     }
 }
 
@@ -230,6 +231,8 @@ fn compliance_page(can_decide: bool) -> CompliancePage {
             },
         ],
         erasures: 17,
+        next_purge: "2025-06-01 (90 days after the stop)".to_owned(),
+        purged_so_far: "nothing yet".to_owned(),
         audit_trail: vec![AuditTrailEntry {
             at: "2025-03-01 09:30 UTC".to_owned(),
             actor: "Sam Ortiz".to_owned(),

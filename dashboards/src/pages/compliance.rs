@@ -45,6 +45,10 @@ pub struct CompliancePage {
     /// The risk checklist: each measure the data inventory requires of the
     /// design's categories, met or not, with the evidence.
     pub checklist: Vec<ChecklistRow>,
+    /// The retention purge: when the pilot's raw data goes (or went).
+    pub next_purge: String,
+    /// What the retention purge deleted of this pilot so far.
+    pub purged_so_far: String,
 }
 
 /// One required measure of one data category, judged.

@@ -68,6 +68,9 @@ pub struct ResultsPage {
     pub lookback_days: u32,
     /// What CUPED achieved, or why it is not available.
     pub cuped_note: Option<String>,
+    /// `YYYY-MM-DD` when the pilot's raw data was purged (its retention
+    /// ended): the results shown come from the aggregates kept.
+    pub raw_data_purged_on: Option<String>,
 }
 
 /// One treatment variant's relative uplift over the users assigned up to

@@ -11,6 +11,7 @@ pub mod eligibility;
 pub mod event_id;
 pub mod experiment;
 pub mod inventory;
+pub mod ledger_reduction;
 pub mod notice;
 pub mod pseudonym;
 pub mod purpose;

@@ -74,6 +74,8 @@ enum Command {
     /// Check consent receipts that the consent form handed out.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
+    /// Purge the raw data of pilots stopped longer ago than their retention, keeping their results.
+    Purge(crate::purge_job::PurgeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,9 +269,12 @@ pub fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
     match command {
         Command::Serve => {
+            let purge_every = crate::purge_job::interval_from_env()?;
+            let proof_days = crate::purge_job::proof_keeping_days_from_env()?;
             let application = Application::build(&config)
                 .await
                 .map_err(|e| e.to_string())?;
+            application.schedule_purge(purge_every, proof_days);
             let host = config
                 .bind
                 .rsplit_once(':')
@@ -417,6 +422,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                 }
             }
         }
+        Command::Purge(args) => crate::purge_job::run_cli(args, &config).await,
         Command::Receipt(ReceiptCommand::Verify { file }) => {
             // Read only: no database, and no key file made where none is.
             let keys = crate::keys::read_key_ring(&config).map_err(|e| e.to_string())?;
@@ -453,7 +459,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
 
 /// Anchors the audit chain after a command that wrote to it; a failure is a
 /// warning (the command itself succeeded).
-async fn anchor_after(config: &Config, store: &pilotgate_store::Store) {
+pub(crate) async fn anchor_after(config: &Config, store: &pilotgate_store::Store) {
     if let Err(error) = AnchorFile::new(config.audit_anchor_path())
         .anchor_now(store)
         .await

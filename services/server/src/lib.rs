@@ -15,6 +15,7 @@ pub mod keys;
 pub mod metrics;
 pub mod network;
 pub mod openapi;
+pub mod purge_job;
 pub mod receipts;
 pub mod routes;
 pub mod service;

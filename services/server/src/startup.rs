@@ -157,6 +157,13 @@ impl Application {
         self.server.handle()
     }
 
+    /// Runs the retention purge every `every` (`None`: never) beside the server.
+    pub fn schedule_purge(&self, every: Option<std::time::Duration>, proof_days: u32) {
+        if let Some(every) = every {
+            crate::purge_job::spawn_purging(self.store.clone(), every, proof_days);
+        }
+    }
+
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port

@@ -14,7 +14,7 @@ use crate::error::StoreError;
 /// (not withdrawn) subjects assigned that day and, per metric asked for, the
 /// sum and the sum of squares of their per-user outcomes (converted 0/1 for
 /// a binary metric, the summed event values for a sum metric).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DailySums {
     pub variant: String,
     /// The UTC day of the assignments, counted from the epoch.
@@ -112,7 +112,7 @@ impl Core {
 
 /// One assignment day of one variant with a pre-period covariate: the sums
 /// of the per-user outcome `y` and covariate `x` that CUPED needs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CovariateSums {
     pub variant: String,
     /// The UTC day of the assignments, counted from the epoch.

@@ -75,9 +75,7 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     let experiment = find_experiment(&state, &path).await?;
     let key = experiment.design.key.as_str();
-    let cohorts = state
-        .store
-        .eligibility_breakdown(key)
+    let cohorts = crate::service::purge::eligibility_breakdown(&state.store, key)
         .await?
         .into_iter()
         .map(
@@ -93,9 +91,7 @@ pub async fn show(
     for (stage, reason, _day, count) in state.store.refusal_counts(key).await? {
         *refusals.entry((stage, reason)).or_default() += count;
     }
-    let assignments = state
-        .store
-        .assignment_counts(key)
+    let assignments = crate::service::purge::assignment_counts(&state.store, key)
         .await?
         .into_iter()
         .map(|(variant, assigned, withdrawn)| {

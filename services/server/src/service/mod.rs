@@ -9,6 +9,7 @@ pub mod notices;
 pub mod plan;
 pub mod privacy;
 pub mod privacy_save;
+pub mod purge;
 pub mod purposes;
 pub mod reconsent;
 pub mod results;

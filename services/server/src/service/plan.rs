@@ -189,8 +189,7 @@ pub async fn plan_with(
 
 /// Subjects ever assigned to pilot `key`, withdrawn ones included.
 pub async fn assigned_total(store: &Store, key: &str) -> Result<u64, ServiceError> {
-    Ok(store
-        .assignment_counts(key)
+    Ok(super::purge::assignment_counts(store, key)
         .await?
         .iter()
         .map(|(_, total, _)| *total)

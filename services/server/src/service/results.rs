@@ -70,6 +70,10 @@ pub struct ResultsView {
     /// Present when the metric was CUPED-adjusted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cuped: Option<CupedView>,
+    /// `YYYY-MM-DD` when the pilot's raw assignments and events were purged
+    /// (its retention ran out): the results come from the aggregates kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_data_purged_on: Option<String>,
 }
 
 /// The analysis over the users assigned on or before one UTC day, with every
@@ -139,9 +143,22 @@ pub async fn compute_results(
     let window = design
         .attribution_window_hours
         .map(|h| i64::from(h) * 3_600_000_000);
-    let daily = store
-        .daily_outcome_sums(design.key.as_str(), &metrics, window)
-        .await?;
+    let kept = super::purge::kept_aggregates(store, design.key.as_str()).await?;
+    let daily = match &kept {
+        Some((_, kept)) => {
+            if kept.metrics != metrics.iter().map(|m| m.event.clone()).collect::<Vec<_>>() {
+                return Err(ServiceError::internal(
+                    "the kept aggregates name other metrics than the design",
+                ));
+            }
+            kept.daily.clone()
+        }
+        None => {
+            store
+                .daily_outcome_sums(design.key.as_str(), &metrics, window)
+                .await?
+        }
+    };
     let lookback_days = params.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS);
     if !(1..=365).contains(&lookback_days) {
         return Err(ServiceError::invalid(
@@ -150,15 +167,33 @@ pub async fn compute_results(
         ));
     }
     let covariate = if params.cuped {
-        let sums = store
-            .daily_covariate_sums(
-                design.key.as_str(),
-                design.purpose.as_str(),
-                &metric,
-                window,
-                i64::from(lookback_days) * DAY_MICROS,
-            )
-            .await?;
+        let sums = match &kept {
+            Some((_, kept)) => kept
+                .covariate
+                .iter()
+                .find(|(event, _)| kept.lookback_days == lookback_days && *event == metric.event)
+                .map(|(_, sums)| sums.clone())
+                .ok_or_else(|| {
+                    ServiceError::invalid(
+                        "cuped",
+                        format!(
+                            "the pilot's raw data was purged; only the {}-day pre-period was kept",
+                            kept.lookback_days
+                        ),
+                    )
+                })?,
+            None => {
+                store
+                    .daily_covariate_sums(
+                        design.key.as_str(),
+                        design.purpose.as_str(),
+                        &metric,
+                        window,
+                        i64::from(lookback_days) * DAY_MICROS,
+                    )
+                    .await?
+            }
+        };
         let reduction = variance_reduction(&sums).ok_or_else(|| {
             ServiceError::invalid(
                 "cuped",
@@ -172,7 +207,13 @@ pub async fn compute_results(
     } else {
         None
     };
-    let counts = store.assignment_counts(design.key.as_str()).await?;
+    let (counts, raw_data_purged_on) = match &kept {
+        Some((purged_at, kept)) => (
+            kept.counts.clone(),
+            Some(purged_at.format("%Y-%m-%d").to_string()),
+        ),
+        None => (store.assignment_counts(design.key.as_str()).await?, None),
+    };
     let control = design.variants[0].key.clone();
     let weights: Vec<(String, f64)> = design
         .variants
@@ -296,6 +337,7 @@ pub async fn compute_results(
                 lookback_days,
                 variance_reduction: reduction,
             }),
+            raw_data_purged_on,
         })
     })
     .await

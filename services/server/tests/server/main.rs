@@ -31,6 +31,7 @@ mod notices_api;
 mod notices_page;
 mod privacy_form;
 mod privacy_links;
+mod purge;
 mod purposes_api;
 mod reconsent;
 mod record_checks;

@@ -33,8 +33,7 @@ async fn eligibility_rows(
     store: &Store,
     key: &str,
 ) -> Result<Vec<view::EligibilityRow>, StoreError> {
-    Ok(store
-        .eligibility_breakdown(key)
+    Ok(crate::service::purge::eligibility_breakdown(store, key)
         .await?
         .into_iter()
         .map(|(variant, basis, notice, subjects)| view::EligibilityRow {
@@ -98,8 +97,9 @@ pub(crate) async fn compliance_model(
     let key = experiment.design.key.as_str().to_owned();
     let eligibility = eligibility_rows(store, &key).await?;
     let refusals = store.refusal_counts(&key).await?;
-    let counts = store.assignment_counts(&key).await?;
+    let counts = crate::service::purge::assignment_counts(store, &key).await?;
     let erasures = store.erasure_count().await?;
+    let (next_purge, purged_so_far) = purge_texts(store, experiment).await?;
     let trail = store
         .list_audit(&AuditQuery {
             after: None,
@@ -201,6 +201,8 @@ pub(crate) async fn compliance_model(
         can_decide,
         // The page handler adds the risk checklist (the memo shows none).
         checklist: Vec::new(),
+        next_purge,
+        purged_so_far,
     })
 }
 
@@ -306,4 +308,36 @@ fn refusal_matrix(counters: Vec<(String, String, String, i64)>) -> view::CountMa
         matrix.rows.sort_by(|a, b| a.label.cmp(&b.label));
     }
     matrix
+}
+
+/// The compliance view's retention lines: when the pilot's raw data goes
+/// (stopped_at + retention_days) and what the purge deleted so far.
+async fn purge_texts(
+    store: &Store,
+    experiment: &pilotgate_store::Experiment,
+) -> Result<(String, String), StoreError> {
+    let days = experiment.design.retention_days;
+    let kept =
+        crate::service::purge::kept_aggregates(store, experiment.design.key.as_str()).await?;
+    Ok(match kept {
+        Some((at, kept)) => (
+            "none: done".to_owned(),
+            format!(
+                "raw data purged on {}: {} assignments and {} events deleted; the results come from the aggregates kept",
+                at.format("%Y-%m-%d"),
+                kept.deleted.assignments,
+                kept.deleted.events
+            ),
+        ),
+        None => (
+            match experiment.stopped_at {
+                Some(stopped) => format!(
+                    "{} ({days} days after the stop)",
+                    (stopped + chrono::Duration::days(i64::from(days))).format("%Y-%m-%d")
+                ),
+                None => format!("{days} days after the pilot stops"),
+            },
+            "nothing yet".to_owned(),
+        ),
+    })
 }

@@ -38,11 +38,25 @@ pub async fn page(
         .iter()
         .map(|e| e.design.key.as_str().to_owned())
         .collect();
-    let totals = state
+    let mut totals = state
         .store
         .assignment_totals(&keys)
         .await
         .map_err(|e| session.fail(e))?;
+    // Purged pilots count from the aggregates kept.
+    let purged = state
+        .store
+        .purged_pilots()
+        .await
+        .map_err(|e| session.fail(e))?;
+    for (key, _) in purged.iter().filter(|(key, _)| keys.contains(key)) {
+        let counts = crate::service::purge::assignment_counts(&state.store, key)
+            .await
+            .map_err(|e| session.fail(e))?;
+        let assigned = counts.iter().map(|(_, n, _)| n).sum();
+        let withdrawn = counts.iter().map(|(_, _, gone)| gone).sum();
+        totals.insert(key.clone(), (assigned, withdrawn));
+    }
     let rows = experiments
         .into_iter()
         .map(|experiment| {

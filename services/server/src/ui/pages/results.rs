@@ -283,6 +283,7 @@ pub(crate) async fn results_model(
                 pilotgate_dashboards::format::percent(c.variance_reduction)
             )
         }),
+        raw_data_purged_on: results.raw_data_purged_on.clone(),
     })
 }
 
@@ -419,6 +420,7 @@ fn empty_page(
         cuped: false,
         lookback_days: service::results::DEFAULT_LOOKBACK_DAYS,
         cuped_note: None,
+        raw_data_purged_on: None,
     }
 }
 
