@@ -450,3 +450,57 @@ api_story!(
         }
     }
 );
+
+api_story!(
+    event_batches_with_and_without_values_are_all_stored,
+    |app| {
+        // PostgreSQL caches a statement per row count; a batch whose values
+        // are all missing must not make a later batch with values fail.
+        app.start_pilot(crate::support::Design::new("mixed").json())
+            .await;
+        let users: Vec<String> = (0..6).map(|i| format!("mixed{i}@example.com")).collect();
+        let records: Vec<Value> = users
+            .iter()
+            .map(|u| json!({"user_id": u, "purpose": "personalize.content", "basis": "consent", "status": "granted",
+                "notice_id": "pn", "notice_version": 1, "source": {"channel": "app", "method": "tap"},
+                "collected_at": "2026-01-01T00:00:00Z"}))
+            .collect();
+        app.post_ok(
+            "/api/v1/consents",
+            Role::Ingest,
+            json!({"records": records}),
+        )
+        .await;
+        for user in &users {
+            app.assign("mixed", user).await;
+        }
+        let now = chrono::Utc::now().to_rfc3339();
+        let batch = |round: usize, with_value: [bool; 2]| {
+            let events: Vec<Value> = (0..2)
+                .map(|i| {
+                    let mut event = json!({"event_id": format!("m{round}-{i}"), "user_id": users[round * 2 + i],
+                        "name": "purchase", "occurred_at": now});
+                    if with_value[i] {
+                        event["value"] = json!(2.5);
+                    }
+                    event
+                })
+                .collect();
+            json!({"events": events})
+        };
+        for (round, with_value) in [[false, false], [true, true], [false, true]]
+            .into_iter()
+            .enumerate()
+        {
+            let stored = app
+                .post("/api/v1/events", Role::Ingest, batch(round, with_value))
+                .await;
+            assert_eq!(
+                stored.status(),
+                200,
+                "round {round}: {}",
+                stored.text().await.unwrap()
+            );
+        }
+    }
+);

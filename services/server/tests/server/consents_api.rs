@@ -568,3 +568,46 @@ async fn key_rotation_keeps_every_version_findable_on_sqlite() {
 async fn key_rotation_keeps_every_version_findable_on_postgres() {
     key_rotation_story(pilotgate_store::Dialect::Postgres).await;
 }
+
+api_story!(
+    consent_batches_with_and_without_expiry_are_all_stored,
+    |app| {
+        // Legitimate-interest records carry no expiry, consents do: batches
+        // of the same size mixing both must all be stored (PostgreSQL
+        // caches a statement per row count).
+        register_purposes(&app).await;
+        let record = |user: String, basis: &str| {
+            json!({"user_id": user, "purpose": "analytics.reporting.ab_testing", "basis": basis, "status": "granted",
+                "notice_id": "privacy-notice", "notice_version": 2,
+                "source": {"channel": "banner", "method": "click"}, "collected_at": "2026-01-01T00:00:00Z"})
+        };
+        for (round, bases) in [
+            ["legitimate_interest", "legitimate_interest"],
+            ["consent", "consent"],
+            ["legitimate_interest", "consent"],
+            ["consent", "legitimate_interest"],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let records: Vec<Value> = bases
+                .iter()
+                .enumerate()
+                .map(|(i, basis)| record(format!("exp{round}-{i}@example.com"), basis))
+                .collect();
+            let stored = app
+                .post(
+                    "/api/v1/consents",
+                    Role::Ingest,
+                    json!({"records": records}),
+                )
+                .await;
+            assert_eq!(
+                stored.status(),
+                201,
+                "round {round}: {}",
+                stored.text().await.unwrap()
+            );
+        }
+    }
+);

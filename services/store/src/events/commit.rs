@@ -381,7 +381,30 @@ async fn insert_events(
     rows: &[(&Held, &EventDraft)],
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let values = dialect.value_rows(rows.len(), 7);
+    // PostgreSQL: an absent value is bound as NaN and turned into NULL by
+    // the statement, so the parameter is a float8 in every row of every
+    // batch. A NULL binds with another type, and a cached statement prepared
+    // for one mix of NULLs and numbers refused the next mix ("incorrect
+    // binary data format", a 500). JSON has no NaN, so no value is lost.
+    let values = match dialect {
+        Dialect::Sqlite => dialect.value_rows(rows.len(), 7),
+        Dialect::Postgres => (0..rows.len())
+            .map(|r| {
+                let n = r * 7;
+                format!(
+                    "(${}, ${}, ${}, ${}, NULLIF(${}, 'NaN'::float8), ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
     let (sql, conn) = tx.append(
         AppendTable::Events,
         &format!(
@@ -397,7 +420,10 @@ async fn insert_events(
             .bind(&holding.subject)
             .bind(&event.event_id)
             .bind(&event.name)
-            .bind(event.value)
+            .bind(match dialect {
+                Dialect::Sqlite => event.value,
+                Dialect::Postgres => Some(event.value.unwrap_or(f64::NAN)),
+            })
             .bind(to_micros(event.occurred_at))
             .bind(to_micros(now));
     }
