@@ -22,4 +22,5 @@ pub mod signing;
 pub mod startup;
 pub mod telemetry;
 pub mod throttle;
+pub mod tls;
 pub mod ui;
