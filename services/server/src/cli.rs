@@ -281,7 +281,11 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                 .map_or(config.bind.as_str(), |(host, _)| host);
             tracing::info!(
                 database = %redact_url(&config.database_url),
-                address = %format!("http://{host}:{}", application.port()),
+                address = %format!(
+                    "{}://{host}:{}",
+                    if config.serves_https() { "https" } else { "http" },
+                    application.port()
+                ),
                 port = application.port(),
                 "pilotgate is serving"
             );

@@ -40,6 +40,17 @@ pub struct Config {
     /// (`PILOTGATE_ENCRYPTED_AT_REST`, e.g. "LUKS volume /var/lib"); the
     /// pilots' risk checklist shows it as evidence. `None`: not declared.
     pub encrypted_at_rest: Option<String>,
+    /// The `sslmode` of the PostgreSQL connection (`PILOTGATE_DATABASE_SSLMODE`),
+    /// added to the database URL when it does not say it.
+    pub database_sslmode: Option<String>,
+    /// The CA (PEM) the PostgreSQL server's certificate must be signed by
+    /// (`PILOTGATE_DATABASE_CA_FILE`); without a mode it means `verify-full`.
+    pub database_ca_file: Option<PathBuf>,
+    /// The PEM certificate chain `serve` speaks HTTPS with (`PILOTGATE_TLS_CERT_FILE`);
+    /// given with the key, cookies are `Secure` and responses carry HSTS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of that certificate (`PILOTGATE_TLS_KEY_FILE`).
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -65,6 +76,10 @@ impl Default for Config {
             audit_key_file: None,
             audit_anchor_file: None,
             encrypted_at_rest: None,
+            database_sslmode: None,
+            database_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -74,11 +89,34 @@ impl Config {
     pub fn network(&self) -> Network {
         Network {
             trusted_proxies: self.trusted_proxies.clone(),
-            public_https: self
-                .public_url
-                .as_deref()
-                .is_some_and(|url| url.to_ascii_lowercase().starts_with("https://")),
+            public_https: self.serves_https()
+                || self
+                    .public_url
+                    .as_deref()
+                    .is_some_and(|url| url.to_ascii_lowercase().starts_with("https://")),
         }
+    }
+
+    /// Whether `serve` speaks HTTPS itself (a certificate and its key are given).
+    pub fn serves_https(&self) -> bool {
+        self.tls_cert_file.is_some() && self.tls_key_file.is_some()
+    }
+
+    /// Adds the database TLS settings to the URL (see `tls::database_url_with_tls`)
+    /// and checks that the HTTPS certificate comes with its key.
+    fn settle_tls(mut self, origin: &str) -> Result<Config, ConfigError> {
+        self.database_url = crate::tls::database_url_with_tls(
+            &self.database_url,
+            self.database_sslmode.as_deref(),
+            self.database_ca_file.as_deref(),
+        )
+        .map_err(|e| ConfigError(format!("{origin}{e}")))?;
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(ConfigError(format!(
+                "{origin}the TLS certificate and key (PILOTGATE_TLS_CERT_FILE, PILOTGATE_TLS_KEY_FILE) go together"
+            )));
+        }
+        Ok(self)
     }
 
     /// The audit key file in use.
@@ -122,6 +160,10 @@ impl fmt::Debug for Config {
             .field("audit_key_file", &self.audit_key_file)
             .field("audit_anchor_file", &self.audit_anchor_file)
             .field("encrypted_at_rest", &self.encrypted_at_rest)
+            .field("database_sslmode", &self.database_sslmode)
+            .field("database_ca_file", &self.database_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .finish()
     }
 }
@@ -140,6 +182,10 @@ struct FileConfig {
     audit_key_file: Option<PathBuf>,
     audit_anchor_file: Option<PathBuf>,
     encrypted_at_rest: Option<String>,
+    database_sslmode: Option<String>,
+    database_ca_file: Option<PathBuf>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used, said in one line.
@@ -156,7 +202,7 @@ impl Config {
             None => Some(PathBuf::from("pilotgate.toml")).filter(|p| p.exists()),
         };
         let mut config = match file {
-            Some(path) => Config::from_file(&path)?,
+            Some(path) => Config::read_file(&path)?,
             None => Config::default(),
         };
         if let Some(url) = env("PILOTGATE_DATABASE_URL") {
@@ -192,6 +238,18 @@ impl Config {
             config.encrypted_at_rest =
                 Some(check_encrypted_at_rest("PILOTGATE_ENCRYPTED_AT_REST", how)?);
         }
+        if let Some(mode) = env("PILOTGATE_DATABASE_SSLMODE") {
+            config.database_sslmode = Some(mode);
+        }
+        if let Some(path) = env("PILOTGATE_DATABASE_CA_FILE") {
+            config.database_ca_file = Some(PathBuf::from(path));
+        }
+        if let Some(path) = env("PILOTGATE_TLS_CERT_FILE") {
+            config.tls_cert_file = Some(PathBuf::from(path));
+        }
+        if let Some(path) = env("PILOTGATE_TLS_KEY_FILE") {
+            config.tls_key_file = Some(PathBuf::from(path));
+        }
         if let Some(format) = env("PILOTGATE_LOG_FORMAT") {
             config.log_format = match format.as_str() {
                 "text" => LogFormat::Text,
@@ -203,11 +261,17 @@ impl Config {
                 }
             };
         }
-        Ok(config)
+        config.settle_tls("")
     }
 
-    /// The defaults overridden by the keys of the TOML file at `path`.
+    /// The defaults overridden by the keys of the TOML file at `path`, with
+    /// the file's database TLS settings added to its database URL.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::read_file(path)?.settle_tls(&format!("{}: ", path.display()))
+    }
+
+    /// The file's keys as they are (the environment may still change them).
+    fn read_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError(format!(
                 "{}: cannot read the configuration file: {e}",
@@ -245,6 +309,10 @@ impl Config {
                     check_encrypted_at_rest(&format!("{}: encrypted_at_rest", path.display()), how)
                 })
                 .transpose()?,
+            database_sslmode: file.database_sslmode,
+            database_ca_file: file.database_ca_file,
+            tls_cert_file: file.tls_cert_file,
+            tls_key_file: file.tls_key_file,
         })
     }
 }

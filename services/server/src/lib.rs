@@ -23,4 +23,5 @@ pub mod signing;
 pub mod startup;
 pub mod telemetry;
 pub mod throttle;
+pub mod tls;
 pub mod ui;

@@ -5,7 +5,8 @@ use std::net::TcpListener;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::http::header::STRICT_TRANSPORT_SECURITY;
+use actix_web::middleware::{Condition, DefaultHeaders, Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use pilotgate_domain::pseudonym::KeyRing;
 use pilotgate_store::Store;
@@ -18,6 +19,9 @@ use crate::keys::attach_keys;
 use crate::metrics::{self, Metrics};
 use crate::openapi;
 use crate::routes;
+
+/// The `Strict-Transport-Security` of every response when `serve` speaks HTTPS: one year.
+pub const HSTS: &str = "max-age=31536000";
 
 /// What every handler may reach.
 #[derive(Debug)]
@@ -56,6 +60,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyLoadError),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(String),
     #[error("cannot listen on {bind}: {source}")]
     Bind {
         bind: String,
@@ -98,6 +104,14 @@ impl Application {
             bind: config.bind.clone(),
             source,
         };
+        // HTTPS when a certificate and key are given: read them before binding.
+        let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                Some(crate::tls::server_config(cert, key).map_err(StartupError::Tls)?)
+            }
+            _ => None,
+        };
+        let hsts = tls.is_some();
         let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
         let event_ids = store
@@ -136,11 +150,19 @@ impl Application {
                 .wrap(from_fn(auth::authorize))
                 .wrap(from_fn(limit_body))
                 .wrap(from_fn(metrics::observe))
+                // Served over HTTPS: browsers must not come back over HTTP.
+                .wrap(Condition::new(
+                    hsts,
+                    DefaultHeaders::new().add((STRICT_TRANSPORT_SECURITY, HSTS)),
+                ))
                 .configure(routes_of_the_service)
                 .configure(crate::ui::routes)
                 .default_service(web::to(not_found))
-        })
-        .listen(listener)
+        });
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls),
+            None => server.listen(listener),
+        }
         .map_err(bind_error)?
         .shutdown_timeout(10)
         .run();

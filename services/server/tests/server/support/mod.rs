@@ -1,5 +1,6 @@
 //! A spawned application on a fresh database, with a token for every role.
 
+pub mod certs;
 pub mod chromium;
 pub mod process;
 pub mod web;
