@@ -167,6 +167,21 @@ pub const PERMISSIONS: &[RoutePermission] = &[
     // Authorized by the link's signed token alone (see `service::privacy`).
     route("GET", "/api/v1/privacy/{token}", Public),
     route("POST", "/api/v1/privacy/{token}/choices", Public),
+    route("GET", "/api/v1/recipients", Roles(&[Compliance, Analyst])),
+    route("POST", "/api/v1/recipients", Roles(&[Compliance])),
+    route(
+        "POST",
+        "/api/v1/experiments/{key}/exports",
+        Roles(&[Analyst]),
+    ),
+    route(
+        "GET",
+        "/api/v1/experiments/{key}/exports",
+        Roles(&[Analyst, Compliance]),
+    ),
+    route("POST", "/api/v1/exports/{id}/approve", Only(&[Compliance])),
+    route("POST", "/api/v1/exports/{id}/deny", Only(&[Compliance])),
+    route("GET", "/api/v1/exports/{id}/download", Roles(&[Analyst])),
 ];
 
 /// The route pattern a request's path belongs to, found once per request.
