@@ -345,7 +345,7 @@ pub async fn download(
         .export_request(id)
         .await?
         .ok_or_else(|| StoreError::NotFound("no export request has this id".to_owned()))?;
-    pilotgate_store::check_downloadable(&request, actor, store.now())?;
+    pilotgate_store::check_downloadable(&request, Some(actor), store.now())?;
     let experiment = store
         .experiment(&request.experiment_key)
         .await?
@@ -406,7 +406,9 @@ pub async fn download(
         "download": request.downloads + 1,
         "max_downloads": request.max_downloads,
     });
-    let entry = store.record_export_download(id, actor, manifest).await?;
+    let entry = store
+        .record_export_download(id, actor, true, manifest)
+        .await?;
     Ok(ExportFile {
         body,
         filename: format!(
