@@ -230,6 +230,8 @@ fn compliance_page(can_decide: bool) -> CompliancePage {
             },
         ],
         erasures: 17,
+        break_glass: Vec::new(),
+        exports: Vec::new(),
         audit_trail: vec![AuditTrailEntry {
             at: "2025-03-01 09:30 UTC".to_owned(),
             actor: "Sam Ortiz".to_owned(),

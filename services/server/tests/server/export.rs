@@ -216,3 +216,34 @@ async fn the_host_exports_only_an_approved_request_or_under_break_glass_audited_
         .await;
     assert_eq!(listed["exports"][0]["downloads"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_glass_export_shows_in_red_on_the_compliance_view() {
+    let app = TestApp::spawn(pilotgate_store::Dialect::Sqlite)
+        .await
+        .unwrap();
+    app.start_pilot(Design::new("hero").json()).await;
+    let cookie = app.sign_in(&app.tokens[&Role::Compliance].clone()).await;
+    let (status, before) = app.page(&cookie, "/ui/experiments/hero/compliance").await;
+    assert_eq!(status, 200);
+    assert!(!before.contains("tone-negative\" role=\"alert\""));
+    let dir = tempfile::tempdir().unwrap();
+    let glass = run(pilotgate(dir.path(), Some(&app.db.url))
+        .args([
+            "export",
+            "--break-glass",
+            "incident 42",
+            "--experiment",
+            "hero",
+            "--out",
+        ])
+        .arg(dir.path().join("glass")));
+    assert!(glass.status.success(), "{}", text(&glass.stderr));
+    let (status, after) = app.page(&cookie, "/ui/experiments/hero/compliance").await;
+    assert_eq!(status, 200);
+    assert!(
+        after.contains("<div class=\"banner tone-negative\" role=\"alert\"><p>Break-glass export"),
+        "{after}"
+    );
+    assert!(after.contains("incident 42"));
+}
