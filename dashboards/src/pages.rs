@@ -25,6 +25,7 @@ mod subjects;
 
 pub use audit::{AuditFilterFields, AuditPage, AuditRow, ChainStatus};
 pub use compliance::ChecklistRow;
+pub use compliance::ExportRow;
 pub use compliance::{
     ApprovalDecision, ApprovalRecord, AuditTrailEntry, CompliancePage, DesignSummary,
     EligibilityRow, VariantCount, VariantWeight,

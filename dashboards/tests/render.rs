@@ -233,6 +233,8 @@ fn compliance_page(can_decide: bool) -> CompliancePage {
         erasures: 17,
         next_purge: "2025-06-01 (90 days after the stop)".to_owned(),
         purged_so_far: "nothing yet".to_owned(),
+        break_glass: Vec::new(),
+        exports: Vec::new(),
         audit_trail: vec![AuditTrailEntry {
             at: "2025-03-01 09:30 UTC".to_owned(),
             actor: "Sam Ortiz".to_owned(),

@@ -38,6 +38,10 @@ pub struct CompliancePage {
     pub erasures: u64,
     /// The experiment's audit entries, newest first.
     pub audit_trail: Vec<AuditTrailEntry>,
+    /// Exports taken on the host without an approved request (break-glass), newest first.
+    pub break_glass: Vec<AuditTrailEntry>,
+    /// The experiment's export requests, newest first.
+    pub exports: Vec<ExportRow>,
     /// Whether the signed-in user may approve or deny (compliance role, none
     /// of the design's creator, editors or submitters, experiment submitted).
     /// The server decides.
@@ -216,6 +220,19 @@ pub struct AuditTrailEntry {
 struct ShareView {
     key: String,
     share: String,
+}
+
+/// One export request of the experiment, as the compliance view lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRow {
+    pub recipient: String,
+    pub format: String,
+    pub requested_by: String,
+    pub reason: String,
+    /// pending, approved or denied.
+    pub state: String,
+    /// e.g. `1 of 3`.
+    pub downloads: String,
 }
 
 impl CompliancePage {

@@ -173,6 +173,21 @@ pub const PERMISSIONS: &[RoutePermission] = &[
         "/api/v1/legal-basis-map/reconsent",
         Roles(&[Compliance, Analyst]),
     ),
+    route("GET", "/api/v1/recipients", Roles(&[Compliance, Analyst])),
+    route("POST", "/api/v1/recipients", Roles(&[Compliance])),
+    route(
+        "POST",
+        "/api/v1/experiments/{key}/exports",
+        Roles(&[Analyst]),
+    ),
+    route(
+        "GET",
+        "/api/v1/experiments/{key}/exports",
+        Roles(&[Analyst, Compliance]),
+    ),
+    route("POST", "/api/v1/exports/{id}/approve", Only(&[Compliance])),
+    route("POST", "/api/v1/exports/{id}/deny", Only(&[Compliance])),
+    route("GET", "/api/v1/exports/{id}/download", Roles(&[Analyst])),
 ];
 
 /// The route pattern a request's path belongs to, found once per request.

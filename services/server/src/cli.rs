@@ -48,6 +48,17 @@ enum Command {
         /// csv or parquet.
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
+        /// An approved export request of the pilot (counts as one of its downloads).
+        #[arg(
+            long,
+            required_unless_present = "break_glass",
+            conflicts_with = "break_glass"
+        )]
+        export_id: Option<String>,
+        /// Export without an approved request, for this reason: audited
+        /// first and shown in red to compliance.
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
     },
     /// Write a pilot's scale-decision memo (the page `/ui/experiments/KEY/memo`)
     /// to an HTML file, audited first.
@@ -335,15 +346,23 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             experiment,
             out,
             format,
+            export_id,
+            break_glass,
         } => {
-            let (store, _) = open_store_with_keys(&config)
+            let authority = match (export_id, break_glass) {
+                (Some(id), _) => crate::export::ExportAuthority::Approved(id),
+                (None, Some(reason)) => crate::export::ExportAuthority::BreakGlass(reason),
+                (None, None) => return Err("--export-id or --break-glass is needed".to_owned()),
+            };
+            let (store, keys) = open_store_with_keys(&config)
                 .await
                 .map_err(|e| e.to_string())?;
             let format = match format {
                 ExportFormat::Csv => FileFormat::Csv,
                 ExportFormat::Parquet => FileFormat::Parquet,
             };
-            let summary = export_experiment(&store, &experiment, &out, format).await;
+            let summary =
+                export_experiment(&store, &keys, &experiment, &out, format, &authority).await;
             anchor_after(&config, &store).await;
             let summary = summary?;
             eprintln!("{summary}");

@@ -2,21 +2,39 @@
 //! pilot's assignments and events in the `pilotgate analyze` input format,
 //! pseudonymized, without withdrawn or erased subjects) and `pilotgate memo`
 //! (the scale-decision memo as HTML); each audited before it is written.
+//!
+//! A pilot's data leaves the host only for an approved export request
+//! (`--export-id`: counted as one of its downloads, audited as
+//! `export.download`, with subject ids derived for its recipient) or under
+//! `--break-glass REASON`, audited as `export.break_glass` before anything
+//! is read.
 
 use std::collections::HashSet;
 use std::path::Path;
 
 use pilotgate_analysis::export::{AssignmentColumns, EventColumns, FileFormat, write_export};
 use pilotgate_domain::Actor;
+use pilotgate_domain::pseudonym::KeyRing;
 use pilotgate_domain::time::to_micros;
 use pilotgate_store::Store;
+
+/// What allows an export from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportAuthority {
+    /// An approved export request of the pilot (its id).
+    Approved(String),
+    /// An emergency, with its reason: audited first, shown to compliance.
+    BreakGlass(String),
+}
 
 /// Writes the export of `experiment` into `out` and returns a one-line summary.
 pub async fn export_experiment(
     store: &Store,
+    keys: &KeyRing,
     experiment: &str,
     out: &Path,
     format: FileFormat,
+    authority: &ExportAuthority,
 ) -> Result<String, String> {
     if store
         .experiment(experiment)
@@ -26,6 +44,39 @@ pub async fn export_experiment(
     {
         return Err(format!("no pilot has the key '{experiment}'"));
     }
+    let recipient = match authority {
+        ExportAuthority::BreakGlass(reason) => {
+            let reason = pilotgate_domain::text::PlainText::line(reason, 500)
+                .ok()
+                .filter(|r| !r.as_str().trim().is_empty())
+                .ok_or("--break-glass needs a reason of one line (at most 500 characters)")?;
+            store
+                .record_audit(
+                    &Actor::operator(),
+                    "export.break_glass",
+                    format!("experiment:{experiment}"),
+                    serde_json::json!({"reason": reason.as_str(), "format": format.extension()}),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            None
+        }
+        ExportAuthority::Approved(id) => {
+            let request = store
+                .export_request(id)
+                .await
+                .map_err(|e| e.to_string())?
+                .filter(|r| r.experiment_key == experiment)
+                .ok_or_else(|| format!("no export request of '{experiment}' has this id"))?;
+            pilotgate_store::check_downloadable(&request, None, store.now())
+                .map_err(|e| e.to_string())?;
+            Some(request.recipient)
+        }
+    };
+    let subject_of = |pseudonym: &str| match &recipient {
+        Some(name) => crate::service::exports::recipient_subject(keys, name, pseudonym),
+        None => pseudonym.to_owned(),
+    };
     let assignments = store
         .assignments_of(experiment)
         .await
@@ -46,7 +97,7 @@ pub async fn export_experiment(
     let subjects: HashSet<&str> = kept.iter().map(|a| a.subject.as_str()).collect();
     let mut assignment_columns = AssignmentColumns::default();
     for a in &kept {
-        assignment_columns.subject.push(a.subject.clone());
+        assignment_columns.subject.push(subject_of(&a.subject));
         assignment_columns.variant.push(a.variant.clone());
         assignment_columns
             .assigned_at
@@ -57,7 +108,7 @@ pub async fn export_experiment(
         .iter()
         .filter(|e| subjects.contains(e.subject.as_str()))
     {
-        event_columns.subject.push(e.subject.clone());
+        event_columns.subject.push(subject_of(&e.subject));
         event_columns.event.push(e.name.clone());
         event_columns.value.push(e.value);
         event_columns.occurred_at.push(to_micros(e.occurred_at));
@@ -68,20 +119,35 @@ pub async fn export_experiment(
     );
     // Audited before any byte is written: an export that is not in the audit
     // log never leaves the database.
-    let entry = store
-        .record_audit(
-            &Actor::operator(),
-            "experiment.export",
-            format!("experiment:{experiment}"),
-            serde_json::json!({
-                "format": format.extension(),
-                "assignments": assignment_count,
-                "events": event_count,
-                "withdrawn_left_out": withdrawn,
-            }),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let details = serde_json::json!({
+        "format": format.extension(),
+        "assignments": assignment_count,
+        "events": event_count,
+        "withdrawn_left_out": withdrawn,
+    });
+    let entry = match authority {
+        ExportAuthority::Approved(id) => {
+            let mut manifest = details;
+            manifest["export"] = serde_json::json!(id);
+            manifest["pilot"] = serde_json::json!(experiment);
+            manifest["recipient"] = serde_json::json!(recipient);
+            manifest["via"] = serde_json::json!("cli");
+            store
+                .record_export_download(id, &Actor::operator(), false, manifest)
+                .await
+        }
+        ExportAuthority::BreakGlass(_) => {
+            store
+                .record_audit(
+                    &Actor::operator(),
+                    "experiment.export",
+                    format!("experiment:{experiment}"),
+                    details,
+                )
+                .await
+        }
+    }
+    .map_err(|e| e.to_string())?;
     let out_dir = out.to_owned();
     let (assignments_path, events_path) = tokio::task::spawn_blocking(move || {
         write_export(&out_dir, format, &assignment_columns, &event_columns)

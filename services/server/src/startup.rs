@@ -276,7 +276,14 @@ fn routes_of_the_service(config: &mut web::ServiceConfig) {
         .service(routes::privacy::show_form)
         .service(routes::privacy::choose)
         .service(routes::reconsent::check)
-        .service(routes::reconsent::reconsent_report);
+        .service(routes::reconsent::reconsent_report)
+        .service(routes::exports::register)
+        .service(routes::exports::list_recipients)
+        .service(routes::exports::request)
+        .service(routes::exports::list)
+        .service(routes::exports::approve)
+        .service(routes::exports::deny)
+        .service(routes::exports::download);
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

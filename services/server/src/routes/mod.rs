@@ -6,6 +6,7 @@ pub mod consents;
 pub mod eligibility;
 pub mod events;
 pub mod experiments;
+pub mod exports;
 pub mod health;
 pub mod inventory;
 pub mod legal_basis_map;

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod experiments;
+pub mod exports;
 pub mod inventory;
 pub mod notices;
 pub mod plan;

@@ -19,6 +19,7 @@ mod demo;
 mod desk;
 mod experiments_api;
 mod export;
+mod exports_api;
 mod faults;
 mod fuzz_import;
 mod hostile;

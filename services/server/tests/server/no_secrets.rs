@@ -210,7 +210,15 @@ async fn a_full_demo_run_leaves_no_raw_id_token_or_key_in_the_database_logs_page
         let exported = run(pilotgate(dir.path(), Some(&url))
             .env("PILOTGATE_PSEUDONYM_KEY", &key)
             .env("PILOTGATE_AUDIT_KEY", AUDIT_KEY_HEX)
-            .args(["export", "--experiment", "demo-pilot-1", "--format", format])
+            .args([
+                "export",
+                "--break-glass",
+                "secrets check",
+                "--experiment",
+                "demo-pilot-1",
+                "--format",
+                format,
+            ])
             .arg("--out")
             .arg(&out));
         assert!(exported.status.success(), "{}", text(&exported.stderr));

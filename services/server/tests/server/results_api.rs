@@ -100,7 +100,14 @@ api_story!(
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("export");
         let export = run(pilotgate(dir.path(), Some(&app.db.url))
-            .args(["export", "--experiment", "hero", "--out"])
+            .args([
+                "export",
+                "--break-glass",
+                "offline check",
+                "--experiment",
+                "hero",
+                "--out",
+            ])
             .arg(&out));
         assert!(export.status.success(), "{}", text(&export.stderr));
         let analyze = |args: &[&str]| -> Value {

@@ -967,9 +967,11 @@ async fn the_database_its_wal_and_exports_are_readable_by_their_owner_only() {
     let out = app.files.path().join("exports").join("hero");
     pilotgate_server::export::export_experiment(
         &app.db.store,
+        &app.keys,
         "hero",
         &out,
         pilotgate_analysis::export::FileFormat::Csv,
+        &pilotgate_server::export::ExportAuthority::BreakGlass("file modes".to_owned()),
     )
     .await
     .unwrap();
@@ -988,9 +990,11 @@ api_story!(an_export_is_audited_before_its_files_are_written, |app| {
     std::fs::write(&blocker, "").unwrap();
     let error = pilotgate_server::export::export_experiment(
         &app.db.store,
+        &app.keys,
         "hero",
         &blocker.join("out"),
         pilotgate_analysis::export::FileFormat::Csv,
+        &pilotgate_server::export::ExportAuthority::BreakGlass("audit order".to_owned()),
     )
     .await
     .unwrap_err();

@@ -844,7 +844,14 @@ api_story!(
         let dir = tempfile::tempdir().unwrap();
         for key in ["prior", "later"] {
             let exported = run(pilotgate(dir.path(), Some(&app.db.url))
-                .args(["export", "--experiment", key, "--out"])
+                .args([
+                    "export",
+                    "--break-glass",
+                    "workspace check",
+                    "--experiment",
+                    key,
+                    "--out",
+                ])
                 .arg(dir.path().join(key)));
             assert!(exported.status.success(), "{}", text(&exported.stderr));
         }

@@ -107,6 +107,7 @@ pub(crate) async fn compliance_model(
             target: Some(format!("experiment:{key}")),
         })
         .await?;
+    let exports = store.export_requests_of(&key).await?;
     let design = &experiment.design;
     let purpose = store
         .purpose_record(design.purpose.as_str())
@@ -188,6 +189,28 @@ pub(crate) async fn compliance_model(
             })
             .collect(),
         erasures,
+        break_glass: trail
+            .iter()
+            .rev()
+            .filter(|e| e.action == "export.break_glass")
+            .map(|e| view::AuditTrailEntry {
+                at: when(pilotgate_domain::time::from_micros(e.at)),
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                summary: e.details.chars().take(200).collect(),
+            })
+            .collect(),
+        exports: exports
+            .into_iter()
+            .map(|r| view::ExportRow {
+                downloads: format!("{} of {}", r.downloads, r.max_downloads),
+                recipient: r.recipient,
+                format: r.format,
+                requested_by: r.requested_by,
+                reason: r.reason,
+                state: r.state,
+            })
+            .collect(),
         audit_trail: trail
             .iter()
             .rev()
