@@ -84,7 +84,7 @@ pub struct ReportParams {
 /// notice), the asks, the links issued, and the consents that came back.
 /// Counts only.
 #[utoipa::path(get, path = "/api/v1/legal-basis-map/reconsent", tag = "consents", params(ReportParams), security(("bearer" = [])), responses(
-    (status = 200, body = ReconsentReport, description = "JSON, or text/csv with format=csv"),
+    (status = 200, description = "JSON, or text/csv with format=csv", content((ReconsentReport = "application/json"), (String = "text/csv"))),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
 ))]
