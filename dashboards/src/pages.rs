@@ -25,6 +25,7 @@ mod subjects;
 
 pub use audit::{AuditFilterFields, AuditPage, AuditRow, ChainStatus};
 pub use compliance::ChecklistRow;
+pub use compliance::ExportDecision;
 pub use compliance::ExportRow;
 pub use compliance::{
     ApprovalDecision, ApprovalRecord, AuditTrailEntry, CompliancePage, DesignSummary,
@@ -42,7 +43,7 @@ pub use notices::{
     LanguageFields, NoticeForm, NoticeRow, NoticeVersionRow, NoticesPage, PurposeChoice,
     TemplateLink, language_name,
 };
-pub use pilot::{DecisionNote, PilotAction, PilotPanel};
+pub use pilot::{DecisionNote, PilotAction, PilotExportRow, PilotExports, PilotPanel};
 pub use privacy::{ChoiceLimit, LanguageLink, PrivacyChoice, PrivacyPage, SavedNote, current_text};
 pub use purposes::{
     AssessmentRow, BASES, PurposeFields, PurposePage, PurposeSummary, PurposeVersionRow,

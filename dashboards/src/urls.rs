@@ -147,6 +147,29 @@ pub const SUBJECT_ERASE: &str = "/ui/subjects/erase";
 /// The desk's erasure itself, answered with its receipt (POST).
 pub const SUBJECT_ERASURE: &str = "/ui/subjects/erasure";
 
+/// The export request form's target of a pilot.
+pub fn pilot_exports(key: &str) -> String {
+    format!("{}/exports", results(key))
+}
+
+/// The governed exports' pages.
+pub const EXPORTS: &str = "/ui/exports";
+
+/// The download of approved export `id` (GET, an attachment).
+pub fn export_download(id: &str) -> String {
+    format!("{EXPORTS}/{}/download", encode_component(id))
+}
+
+/// The approval form's target of export request `id`.
+pub fn export_approve(id: &str) -> String {
+    format!("{EXPORTS}/{}/approve", encode_component(id))
+}
+
+/// The denial form's target of export request `id`.
+pub fn export_deny(id: &str) -> String {
+    format!("{EXPORTS}/{}/deny", encode_component(id))
+}
+
 /// The route patterns of the pages, as the server registers them and its
 /// permission table lists them (`{key}` is one path segment).
 pub mod patterns {
@@ -196,6 +219,14 @@ pub mod patterns {
     /// A consent receipt of the form, as a file.
     pub const PRIVACY_RECEIPT: &str = "/privacy/{token}/receipts/{receipt_id}";
     pub use super::CONSENTS_RECONSENT_CSV;
+    /// A pilot's export request form's target.
+    pub const PILOT_EXPORTS: &str = "/ui/experiments/{key}/exports";
+    /// The download of an approved export.
+    pub const EXPORT_DOWNLOAD: &str = "/ui/exports/{id}/download";
+    /// The approval form's target of an export request.
+    pub const EXPORT_APPROVE: &str = "/ui/exports/{id}/approve";
+    /// The denial form's target of an export request.
+    pub const EXPORT_DENY: &str = "/ui/exports/{id}/deny";
 }
 
 #[cfg(test)]
@@ -248,5 +279,10 @@ mod tests {
                 .replace("{token}", "t")
                 .replace("{receipt_id}", "r")
         );
+        assert_eq!(pilot_exports("k"), fill(patterns::PILOT_EXPORTS));
+        let id = |pattern: &str| pattern.replace("{id}", "e");
+        assert_eq!(export_download("e"), id(patterns::EXPORT_DOWNLOAD));
+        assert_eq!(export_approve("e"), id(patterns::EXPORT_APPROVE));
+        assert_eq!(export_deny("e"), id(patterns::EXPORT_DENY));
     }
 }

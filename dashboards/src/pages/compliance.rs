@@ -225,6 +225,8 @@ struct ShareView {
 /// One export request of the experiment, as the compliance view lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportRow {
+    /// The request's id (for its forms' targets).
+    pub id: String,
     pub recipient: String,
     pub format: String,
     pub requested_by: String,
@@ -233,6 +235,16 @@ pub struct ExportRow {
     pub state: String,
     /// e.g. `1 of 3`.
     pub downloads: String,
+    /// The approve and deny forms' targets, for a pending request and a
+    /// role that may decide on it.
+    pub decide: Option<ExportDecision>,
+}
+
+/// The targets of the approve and deny forms of one export request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportDecision {
+    pub approve_action: String,
+    pub deny_action: String,
 }
 
 impl CompliancePage {

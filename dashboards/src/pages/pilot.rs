@@ -30,6 +30,38 @@ pub struct PilotPanel {
     /// Why there are no results to show yet, in a sentence; `None` when the
     /// results below are shown.
     pub empty: Option<String>,
+    /// The pilot's governed exports, when this role may list them.
+    pub exports: Option<PilotExports>,
+}
+
+/// The export requests of a pilot and, for a role that may ask for one,
+/// the request form.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PilotExports {
+    /// The request form's target; `None` when this role may not ask.
+    pub request_action: Option<String>,
+    /// The recipients that may receive the pilot's purpose (contract in force).
+    pub recipients: Vec<String>,
+    /// The formats one may ask for.
+    pub formats: Vec<String>,
+    /// The requests, newest first.
+    pub rows: Vec<PilotExportRow>,
+}
+
+/// One export request as the pilot's page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PilotExportRow {
+    pub recipient: String,
+    pub format: String,
+    pub requested_by: String,
+    pub reason: String,
+    /// pending, approved or denied.
+    pub state: String,
+    /// e.g. `1 of 3`.
+    pub downloads: String,
+    /// The download link, for the requester of an approved, unexpired
+    /// export with downloads left.
+    pub download_href: Option<String>,
 }
 
 /// One lifecycle button.

@@ -293,6 +293,10 @@ pub const PAGES: &[RoutePermission] = &[
     route("POST", pages::PRIVACY, Public),
     route("GET", pages::PRIVACY_RECEIPT, Public),
     route("GET", pages::CONSENTS_RECONSENT_CSV, Public),
+    route("POST", pages::PILOT_EXPORTS, Public),
+    route("GET", pages::EXPORT_DOWNLOAD, Public),
+    route("POST", pages::EXPORT_APPROVE, Public),
+    route("POST", pages::EXPORT_DENY, Public),
 ];
 
 /// Every route of both tables.

@@ -131,7 +131,20 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route(
             patterns::CONSENTS_RECONSENT_CSV,
             web::get().to(pages::consents::reconsent_csv),
-        );
+        )
+        .route(
+            patterns::PILOT_EXPORTS,
+            web::post().to(pages::exports::request),
+        )
+        .route(
+            patterns::EXPORT_DOWNLOAD,
+            web::get().to(pages::exports::download),
+        )
+        .route(
+            patterns::EXPORT_APPROVE,
+            web::post().to(pages::exports::approve),
+        )
+        .route(patterns::EXPORT_DENY, web::post().to(pages::exports::deny));
 }
 
 /// An HTML response with `status`.

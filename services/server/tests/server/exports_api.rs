@@ -14,7 +14,7 @@ const USERS: usize = 12;
 
 /// A running pilot `hero` with `USERS` assigned subjects, one withdrawn,
 /// and a purchase for every third.
-async fn pilot_with_data(app: &TestApp) -> Vec<String> {
+pub(crate) async fn pilot_with_data(app: &TestApp) -> Vec<String> {
     app.start_pilot(Design::new("hero").json()).await;
     let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
     let users: Vec<String> = (0..USERS)
@@ -42,7 +42,7 @@ async fn pilot_with_data(app: &TestApp) -> Vec<String> {
     users
 }
 
-async fn register_recipient(app: &TestApp, name: &str, purposes: Value, formats: Value) {
+pub(crate) async fn register_recipient(app: &TestApp, name: &str, purposes: Value, formats: Value) {
     let expires = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
     let response = app
         .post(

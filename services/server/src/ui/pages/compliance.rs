@@ -71,6 +71,9 @@ pub async fn page(
     let mut page = compliance_model(&state.store, &experiment, chrome, can_decide)
         .await
         .map_err(fail)?;
+    for row in &mut page.exports {
+        row.decide = super::exports::decision_of(&session, &row.id, &row.state);
+    }
     let deployment =
         service::inventory::deployment(&state.keys, state.encrypted_at_rest.as_deref());
     page.checklist = service::inventory::pilot_checklist(&state.store, &deployment, &experiment)
@@ -209,6 +212,8 @@ pub(crate) async fn compliance_model(
                 requested_by: r.requested_by,
                 reason: r.reason,
                 state: r.state,
+                id: r.id,
+                decide: None,
             })
             .collect(),
         audit_trail: trail

@@ -6,6 +6,7 @@ pub mod compliance;
 pub mod consents;
 pub mod design;
 pub mod experiments;
+pub mod exports;
 pub mod inventory;
 pub mod lifecycle;
 pub mod memo;

@@ -356,7 +356,9 @@ async fn pilot_panel(
         }
         .to_owned()
     });
+    let exports = super::exports::panel(session, state, experiment).await?;
     Ok(view::PilotPanel {
+        exports,
         owner: design.owner.clone(),
         hypothesis: design.hypothesis.clone(),
         purpose: design.purpose.to_string(),
