@@ -19,6 +19,7 @@ mod notices;
 mod pilot;
 mod privacy;
 mod purposes;
+mod recipients;
 mod results;
 mod sign_in;
 mod subjects;
@@ -49,6 +50,7 @@ pub use purposes::{
     AssessmentRow, BASES, PurposeFields, PurposePage, PurposeSummary, PurposeVersionRow,
     PurposesPage,
 };
+pub use recipients::{RecipientFields, RecipientRow, RecipientsPage};
 pub use results::{
     BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
     PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,

@@ -20,6 +20,7 @@ mod desk;
 mod experiments_api;
 mod export;
 mod exports_api;
+mod exports_browser;
 mod exports_pages;
 mod faults;
 mod fuzz_import;
