@@ -38,6 +38,7 @@ pub struct SegmentRow {
 }
 
 /// A row as the template shows it.
+#[derive(Debug)]
 pub struct SegmentRowView {
     pub value: String,
     pub variant: String,

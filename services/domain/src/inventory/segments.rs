@@ -69,6 +69,7 @@ impl Values {
             Values::CountryCode => {
                 value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())
             }
+            Values::LegalBases => LegalBasis::ALL.iter().any(|b| b.as_str() == value),
         }
     }
 }

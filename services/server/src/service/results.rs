@@ -418,7 +418,7 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
     let decision = decide(&DecisionInput {
         primary: &primary,
         guardrails: &guardrails,
-        mde: design.mde,
+        mde,
         planned_per_variant: planned_sample_size.map(|n| n as u64),
         withdrawal_imbalance: imbalance,
     });

@@ -116,17 +116,24 @@ pub(super) fn segment_results(
             .map(str::to_owned)
     };
     let mut by_value: BTreeMap<(usize, String), (Option<String>, Slices)> = BTreeMap::new();
-    let mut slot = |value: Option<String>| -> &mut Slices {
+    fn slot(
+        by_value: &mut BTreeMap<(usize, String), (Option<String>, Slices)>,
+        dimension: Dimension,
+        value: Option<String>,
+    ) -> &mut Slices {
         &mut by_value
             .entry(order_key(dimension, &value))
             .or_insert_with(|| (value, Default::default()))
             .1
-    };
+    }
     for (of, sums) in daily {
-        slot(value_of(&of)).0.push(sums);
+        slot(&mut by_value, dimension, value_of(&of)).0.push(sums);
     }
     for (of, variant, assigned, withdrawn) in counts {
-        let totals = slot(value_of(&of)).1.entry(variant).or_default();
+        let totals = slot(&mut by_value, dimension, value_of(&of))
+            .1
+            .entry(variant)
+            .or_default();
         totals.0 += assigned;
         totals.1 += withdrawn;
     }
