@@ -426,7 +426,7 @@ api_story!(the_csv_the_page_and_the_memo_carry_the_segments, |app| {
         "four device values (one of them unsent) × one treatment"
     );
     assert!(
-        page.contains("&amp;segment=device_type"),
+        page.contains("segment=device_type\" download>"),
         "the downloads keep the segment"
     );
 
