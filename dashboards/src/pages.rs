@@ -21,6 +21,7 @@ mod privacy;
 mod purposes;
 mod recipients;
 mod results;
+mod segments;
 mod sign_in;
 mod subjects;
 
@@ -35,6 +36,7 @@ pub use compliance::{
 pub use confirm::ConfirmPage;
 pub use consents::{ConsentsPage, PurposeConsents, ReconsentRow};
 pub use design::CategoryOption;
+pub use design::SegmentOption;
 pub use design::{DesignFields, DesignPage, PlanSummary, PurposeOption};
 pub use error::ErrorPage;
 pub use experiments::{Approval, ExperimentRow, ExperimentsPage};
@@ -55,6 +57,7 @@ pub use results::{
     BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
     PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,
 };
+pub use segments::{SegmentRow, SegmentTable};
 pub use sign_in::SignInPage;
 pub use subjects::{
     AssignmentRow, ErasureRow, EventCountRow, LedgerRow, PersonView, PseudonymRow, PurposeHistory,

@@ -158,6 +158,9 @@ fn results_page(name: &str) -> ResultsPage {
         lookback_days: 28,
         cuped_note: None,
         raw_data_purged_on: None,
+        segment_options: vec!["device_type".to_owned()],
+        segment: None,
+        segment_table: None,
     }
 }
 
@@ -551,6 +554,12 @@ fn design_page() -> DesignPage {
             name: "Orders".to_owned(),
             sensitivity: "moderate".to_owned(),
         }],
+        segment_options: vec![SegmentOption {
+            key: "device_type".to_owned(),
+            description: "The kind of device.".to_owned(),
+            values: "desktop, mobile".to_owned(),
+            category: Some("device".to_owned()),
+        }],
         errors: [("mde".to_owned(), "must be a number".to_owned())].into(),
         general_error: None,
         plan: Some(PlanSummary {
@@ -629,6 +638,7 @@ fn the_memo_is_one_printable_page_with_the_chain_head() {
         printed_at: "2025-03-03 09:00 UTC".to_owned(),
         audit_entries: 12_345,
         audit_hash: "ab".repeat(32),
+        segment_tables: Vec::new(),
     };
     let html = memo.render().unwrap();
     assert!(html.contains("@media print"));
@@ -887,4 +897,78 @@ fn subject_desk_takes_the_id_in_a_post_body_and_shows_the_proof() {
     assert!(html.contains("<code>withdrawn</code>"));
     // Lookup, download and erase, plus sign-out.
     assert_eq!(assert_post_forms_carry_csrf(&html), 4);
+}
+
+fn segment_table() -> SegmentTable {
+    let row =
+        |value: Option<&str>, variant: &str, p: Option<f64>, adjusted: Option<f64>| SegmentRow {
+            value: value.map(str::to_owned),
+            variant: variant.to_owned(),
+            users: 1_200,
+            mean: Some(0.1),
+            relative_uplift: p.map(|_| Estimate {
+                value: 0.05,
+                lower: -0.01,
+                upper: 0.11,
+            }),
+            p_value: p,
+            adjusted_p_value: adjusted,
+            note: None,
+        };
+    SegmentTable {
+        segment: "device_type".to_owned(),
+        correction: "benjamini_hochberg".to_owned(),
+        adjusted: true,
+        family_size: 2,
+        binary: true,
+        rows: vec![
+            row(Some("mobile"), "control", None, None),
+            row(Some("mobile"), "b", Some(0.0123), Some(0.0246)),
+            SegmentRow {
+                note: Some("a variant has nobody".to_owned()),
+                ..row(None, "", None, None)
+            },
+        ],
+    }
+}
+
+#[test]
+fn the_results_page_shows_the_chosen_segment_with_adjusted_p_values_and_keeps_it_in_downloads() {
+    let mut page = results_page("Checkout");
+    page.segment = Some("device_type".to_owned());
+    page.segment_table = Some(segment_table());
+    let html = page.render().unwrap();
+    assert!(
+        html.contains("<option value=\"device_type\" selected>"),
+        "the selector keeps the choice"
+    );
+    assert!(html.contains("Per segment · device_type"));
+    assert!(html.contains("Benjamini–Hochberg across 2 comparisons"));
+    assert!(
+        html.contains("(not sent)"),
+        "the people without the attribute have a row"
+    );
+    assert!(html.contains("a variant has nobody"));
+    assert!(
+        html.contains("segment=device_type"),
+        "downloads carry the segment"
+    );
+    assert!(html.contains(&pilotgate_dashboards::format::p_value(0.0246)));
+}
+
+#[test]
+fn the_memo_shows_every_pre_registered_segment() {
+    let memo = MemoPage {
+        chrome: Chrome::anonymous("Memo", ""),
+        results: results_page("Checkout"),
+        compliance: compliance_page(false),
+        printed_at: "2025-03-03 09:00 UTC".to_owned(),
+        audit_entries: 1,
+        audit_hash: "ab".repeat(32),
+        segment_tables: vec![segment_table()],
+    };
+    let html = memo.render().unwrap();
+    assert!(html.contains("Pre-registered segments"));
+    assert!(html.contains("Adjusted p-value"));
+    assert!(html.contains(&pilotgate_dashboards::format::p_value(0.0246)));
 }

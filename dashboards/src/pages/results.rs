@@ -71,6 +71,12 @@ pub struct ResultsPage {
     /// `YYYY-MM-DD` when the pilot's raw data was purged (its retention
     /// ended): the results shown come from the aggregates kept.
     pub raw_data_purged_on: Option<String>,
+    /// The segments the design pre-registered (the selector's options).
+    pub segment_options: Vec<String>,
+    /// The segment shown, if one was chosen.
+    pub segment: Option<String>,
+    /// The chosen segment's table.
+    pub segment_table: Option<super::segments::SegmentTable>,
 }
 
 /// One treatment variant's relative uplift over the users assigned up to
@@ -375,7 +381,14 @@ impl ResultsPage {
         if self.cuped {
             href.push_str(&format!("&cuped=on&lookback_days={}", self.lookback_days));
         }
+        if let Some(segment) = &self.segment {
+            href.push_str(&format!("&segment={}", urls::encode_component(segment)));
+        }
         href
+    }
+
+    fn segment_chosen(&self, name: &str) -> bool {
+        self.segment.as_deref() == Some(name)
     }
 
     fn memo_href(&self) -> String {

@@ -5,10 +5,11 @@
 
 use pilotgate_domain::experiment::{Metric, MetricKind};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::core::Core;
 use crate::db::numbered;
-use crate::error::StoreError;
+use crate::error::{StoreError, corrupt};
 
 /// What one assignment day of a pilot adds up to in one variant: the kept
 /// (not withdrawn) subjects assigned that day and, per metric asked for, the
@@ -45,6 +46,46 @@ impl Core {
         metrics: &[Metric],
         window_micros: Option<i64>,
     ) -> Result<Vec<DailySums>, StoreError> {
+        let rows = self
+            .outcome_sums(experiment_key, metrics, window_micros, false)
+            .await?;
+        Ok(rows.into_iter().map(|(_, sums)| sums).collect())
+    }
+
+    /// [`Core::daily_outcome_sums`] split further by what segments are made
+    /// of: the assignment's legal basis and its stored attributes. A few
+    /// rows per variant, day and combination of segment values.
+    pub async fn segment_outcome_sums(
+        &self,
+        experiment_key: &str,
+        metrics: &[Metric],
+        window_micros: Option<i64>,
+    ) -> Result<Vec<(SegmentOf, DailySums)>, StoreError> {
+        let rows = self
+            .outcome_sums(experiment_key, metrics, window_micros, true)
+            .await?;
+        rows.into_iter()
+            .map(|(of, sums)| Ok((of.ok_or_else(|| corrupt("assignments.basis"))?, sums)))
+            .collect()
+    }
+
+    /// The query of both: grouped by variant and day, and by the segment
+    /// columns when `by_segment`.
+    async fn outcome_sums(
+        &self,
+        experiment_key: &str,
+        metrics: &[Metric],
+        window_micros: Option<i64>,
+        by_segment: bool,
+    ) -> Result<Vec<(Option<SegmentOf>, DailySums)>, StoreError> {
+        let (segment_columns, segment_groups) = if by_segment {
+            (
+                ", a.basis AS basis, COALESCE(a.segments, '') AS segments",
+                ", a.basis, a.segments",
+            )
+        } else {
+            ("", "")
+        };
         let per_user = metrics
             .iter()
             .enumerate()
@@ -71,7 +112,7 @@ impl Core {
             .join(", ");
         let names = numbered(3, metrics.len());
         let sql = format!(
-            "SELECT a.variant AS variant, a.assigned_at / {DAY_MICROS} AS day, COUNT(*) AS users, {sums} \
+            "SELECT a.variant AS variant, a.assigned_at / {DAY_MICROS} AS day, COUNT(*) AS users, {sums}{segment_columns} \
              FROM assignments a LEFT JOIN (\
                SELECT e.subject AS subject, {per_user} FROM events e \
                JOIN assignments b ON b.experiment_key = e.experiment_key AND b.subject = e.subject \
@@ -80,7 +121,7 @@ impl Core {
                GROUP BY e.subject\
              ) o ON o.subject = a.subject \
              WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL \
-             GROUP BY a.variant, a.assigned_at / {DAY_MICROS} ORDER BY day, variant"
+             GROUP BY a.variant, a.assigned_at / {DAY_MICROS}{segment_groups} ORDER BY day, variant"
         );
         let mut query = sqlx::query(&sql)
             .bind(experiment_key)
@@ -99,15 +140,46 @@ impl Core {
                         ))
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
-                Ok(DailySums {
+                let of = if by_segment {
+                    Some(segment_of(row)?)
+                } else {
+                    None
+                };
+                let sums = DailySums {
                     variant: row.try_get("variant")?,
                     day: row.try_get("day")?,
                     users: row.try_get("users")?,
                     per_metric,
-                })
+                };
+                Ok((of, sums))
             })
             .collect()
     }
+}
+
+/// The `basis` and `segments` columns of a row grouped by them.
+fn segment_of(row: &AnyRow) -> Result<SegmentOf, StoreError> {
+    Ok(SegmentOf {
+        basis: row.try_get("basis")?,
+        attributes: Some(row.try_get::<String, _>("segments")?).filter(|text| !text.is_empty()),
+    })
+}
+
+/// The `assigned` and `withdrawn` counts of a row.
+fn assigned_and_withdrawn(row: &AnyRow) -> Result<(u64, u64), StoreError> {
+    let count = |column: &str| -> Result<u64, StoreError> {
+        Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+    };
+    Ok((count("assigned")?, count("withdrawn")?))
+}
+
+/// What a group of assignments' segment values are made of: the legal
+/// basis of their proof and the attributes stored with them (see
+/// `inventory::segments::Attributes::from_stored`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SegmentOf {
+    pub basis: String,
+    pub attributes: Option<String>,
 }
 
 /// One assignment day of one variant with a pre-period covariate: the sums
@@ -209,13 +281,34 @@ impl Core {
         .await?;
         rows.iter()
             .map(|row| {
-                let count = |column: &str| -> Result<u64, StoreError> {
-                    Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
-                };
+                let (assigned, withdrawn) = assigned_and_withdrawn(row)?;
+                Ok((row.try_get("variant")?, assigned, withdrawn))
+            })
+            .collect()
+    }
+
+    /// [`Core::assignment_counts`] per segment make-up: `(of, variant,
+    /// assigned, withdrawn)`.
+    pub async fn segment_assignment_counts(
+        &self,
+        experiment_key: &str,
+    ) -> Result<Vec<(SegmentOf, String, u64, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT basis, COALESCE(segments, '') AS segments, variant, COUNT(*) AS assigned, \
+             COUNT(withdrawn_at) AS withdrawn FROM assignments \
+             WHERE experiment_key = $1 GROUP BY basis, segments, variant ORDER BY variant",
+        )
+        .bind(experiment_key)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let (assigned, withdrawn) = assigned_and_withdrawn(row)?;
                 Ok((
+                    segment_of(row)?,
                     row.try_get("variant")?,
-                    count("assigned")?,
-                    count("withdrawn")?,
+                    assigned,
+                    withdrawn,
                 ))
             })
             .collect()

@@ -10,9 +10,10 @@ use crate::service::results::{self, DownloadParams, ResultsParams, compute_resul
 use crate::startup::AppState;
 
 /// The analysis of a pilot's metric from its stored assignments and events,
-/// excluding withdrawn and erased subjects, with the decision and its reasons.
+/// excluding withdrawn and erased subjects, with the decision and its
+/// reasons; with `segment`, per value of a pre-registered segment too.
 #[utoipa::path(get, path = "/api/v1/experiments/{key}/results", tag = "results", params(("key" = String, Path), ResultsParams), security(("bearer" = [])), responses(
-    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`, `planned_sample_size_per_variant`, `cumulative` (by assignment day), and `raw_data_purged_on` (YYYY-MM-DD) once the retention purge replaced the raw data by its aggregates", body = Object),
+    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`, `planned_sample_size_per_variant`, `cumulative` (by assignment day), `raw_data_purged_on` (YYYY-MM-DD) once the retention purge replaced the raw data by its aggregates, and with `segment`, `segments`: per value of the pre-registered segment, the results built like the whole pilot's and each treatment's p-value with its adjusted value (Holm or Benjamini–Hochberg across segment values × variants; a guardrail's are not adjusted)", body = Object),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
 ))]

@@ -14,6 +14,7 @@ pub mod purge;
 pub mod purposes;
 pub mod reconsent;
 pub mod results;
+pub mod segments;
 pub mod subjects;
 pub mod tokens;
 

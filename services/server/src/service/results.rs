@@ -13,13 +13,14 @@ use pilotgate_analysis::report::{
 };
 use pilotgate_analysis::stats::{Method, Prior, check_srm};
 use pilotgate_domain::experiment::{Metric, MetricKind};
-use pilotgate_store::{Experiment, Store};
+use pilotgate_store::{CovariateSums, DailySums, Experiment, Store};
 use serde::{Deserialize, Serialize};
 
 use super::ServiceError;
+pub use super::segments::SegmentResults;
 
 /// Query of the results.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsParams {
     /// The metric's event name: the primary metric (default) or a guardrail.
@@ -35,6 +36,11 @@ pub struct ResultsParams {
     pub cuped: bool,
     /// The CUPED pre-period, in days (default 28, at most 365).
     pub lookback_days: Option<u32>,
+    /// A segment the design pre-registered: the results add `segments`, the
+    /// metric per segment value with p-values adjusted across segment
+    /// values and variants (Holm or Benjamini–Hochberg, as designed; a
+    /// guardrail's are not adjusted). 422 for any other segment.
+    pub segment: Option<String>,
 }
 
 /// The CUPED pre-period's default length, in days.
@@ -74,6 +80,9 @@ pub struct ResultsView {
     /// (its retention ran out): the results come from the aggregates kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_data_purged_on: Option<String>,
+    /// Present when a segment was asked for: the results per segment value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<SegmentResults>,
 }
 
 /// The analysis over the users assigned on or before one UTC day, with every
@@ -159,6 +168,29 @@ pub async fn compute_results(
                 .await?
         }
     };
+    let segment_source = match &params.segment {
+        None => None,
+        Some(name) => {
+            let dimension = super::segments::declared(&design, name)?;
+            if params.cuped {
+                return Err(ServiceError::invalid(
+                    "cuped",
+                    "segment results are not CUPED-adjusted; ask for one or the other",
+                ));
+            }
+            if kept.is_some() {
+                return Err(ServiceError::invalid(
+                    "segment",
+                    "the pilot's raw data was purged; segment results were not kept",
+                ));
+            }
+            let daily = store
+                .segment_outcome_sums(design.key.as_str(), &metrics, window)
+                .await?;
+            let counts = store.segment_assignment_counts(design.key.as_str()).await?;
+            Some((dimension, design.segment_correction, daily, counts))
+        }
+    };
     let lookback_days = params.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS);
     if !(1..=365).contains(&lookback_days) {
         return Err(ServiceError::invalid(
@@ -221,128 +253,192 @@ pub async fn compute_results(
         .map(|v| (v.key.clone(), v.weight))
         .collect();
 
-    let metric_for_cuped = metric.clone();
-    let results = tokio::task::spawn_blocking(move || -> Result<ResultsView, ServiceError> {
-        let metric = metric_for_cuped;
-        let mut withdrawn: BTreeMap<String, u64> =
-            weights.iter().map(|(v, _)| (v.clone(), 0)).collect();
-        let mut assigned: BTreeMap<String, u64> = withdrawn.clone();
-        for (variant, total, gone) in &counts {
-            *assigned.entry(variant.clone()).or_default() += total;
-            *withdrawn.entry(variant.clone()).or_default() += gone;
-        }
-        let options = AnalyzeOptions {
-            method,
-            control,
-            alpha,
-            weights,
-        };
-        let analyze = |index: usize| {
-            let m = &metrics[index];
-            let sums = daily
+    let input = ViewInput {
+        metrics,
+        metric,
+        method,
+        control,
+        alpha,
+        weights,
+        mde: design.mde,
+        planned_sample_size,
+        daily,
+        counts,
+        covariate,
+        lookback_days,
+        raw_data_purged_on,
+    };
+    let segment_input = segment_source.map(|source| (source, input.clone()));
+    let mut results = tokio::task::spawn_blocking(move || build_view(input))
+        .await
+        .map_err(ServiceError::internal)??;
+    if let Some(((dimension, correction, daily, counts), input)) = segment_input {
+        results.segments = Some(
+            tokio::task::spawn_blocking(move || {
+                super::segments::segment_results(dimension, correction, daily, counts, &input)
+            })
+            .await
+            .map_err(ServiceError::internal)??,
+        );
+    }
+    Ok(results)
+}
+
+/// What one results view is computed from: the design's figures and the
+/// database's sums (of the whole pilot, or of one segment value).
+#[derive(Debug, Clone)]
+pub(super) struct ViewInput {
+    pub(super) metrics: Vec<Metric>,
+    /// The metric asked for (the primary metric or a guardrail).
+    pub(super) metric: Metric,
+    pub(super) method: Method,
+    pub(super) control: String,
+    pub(super) alpha: f64,
+    pub(super) weights: Vec<(String, f64)>,
+    pub(super) mde: f64,
+    pub(super) planned_sample_size: Option<i64>,
+    pub(super) daily: Vec<DailySums>,
+    /// Per variant: `(variant, assigned, withdrawn)`.
+    pub(super) counts: Vec<(String, u64, u64)>,
+    pub(super) covariate: Option<(Vec<CovariateSums>, f64)>,
+    pub(super) lookback_days: u32,
+    pub(super) raw_data_purged_on: Option<String>,
+}
+
+/// The results view of `input`: the one builder of the whole pilot's view
+/// and of each segment value's (run off the async runtime).
+pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> {
+    let ViewInput {
+        metrics,
+        metric,
+        method,
+        control,
+        alpha,
+        weights,
+        mde,
+        planned_sample_size,
+        daily,
+        counts,
+        covariate,
+        lookback_days,
+        raw_data_purged_on,
+    } = input;
+    let mut withdrawn: BTreeMap<String, u64> =
+        weights.iter().map(|(v, _)| (v.clone(), 0)).collect();
+    let mut assigned: BTreeMap<String, u64> = withdrawn.clone();
+    for (variant, total, gone) in &counts {
+        *assigned.entry(variant.clone()).or_default() += total;
+        *withdrawn.entry(variant.clone()).or_default() += gone;
+    }
+    let options = AnalyzeOptions {
+        method,
+        control,
+        alpha,
+        weights,
+    };
+    let analyze = |index: usize| {
+        let m = &metrics[index];
+        let sums = daily
+            .iter()
+            .map(|d| {
+                let (sum, sum_squares) = d.per_metric[index];
+                let users = u64::try_from(d.users).unwrap_or(0);
+                let sums = VariantSums::plain(&d.variant, users, sum, sum_squares);
+                (d.day, sums)
+            })
+            .collect();
+        analyze_daily_sums(sums, &m.event, outcome_of(m.kind), &options)
+            .map_err(|e| ServiceError::Unprocessable(e.to_string()))
+    };
+    let requested = metrics.iter().position(|m| *m == metric).unwrap_or(0);
+    let (mut primary, primary_days) = analyze(0)?;
+    let (report, days) = match &covariate {
+        Some((sums, _)) => {
+            let daily = sums
                 .iter()
                 .map(|d| {
-                    let (sum, sum_squares) = d.per_metric[index];
-                    let users = u64::try_from(d.users).unwrap_or(0);
-                    let sums = VariantSums::plain(&d.variant, users, sum, sum_squares);
+                    let sums = VariantSums {
+                        variant: d.variant.clone(),
+                        users: u64::try_from(d.users).unwrap_or(0),
+                        sum: d.sum,
+                        sum_squares: d.sum_squares,
+                        x_sum: d.x_sum,
+                        x_sum_squares: d.x_sum_squares,
+                        xy_sum: d.xy_sum,
+                    };
                     (d.day, sums)
                 })
                 .collect();
-            analyze_daily_sums(sums, &m.event, outcome_of(m.kind), &options)
-                .map_err(|e| ServiceError::Unprocessable(e.to_string()))
-        };
-        let requested = metrics.iter().position(|m| *m == metric).unwrap_or(0);
-        let (mut primary, primary_days) = analyze(0)?;
-        let (report, days) = match &covariate {
-            Some((sums, _)) => {
-                let daily = sums
-                    .iter()
-                    .map(|d| {
-                        let sums = VariantSums {
-                            variant: d.variant.clone(),
-                            users: u64::try_from(d.users).unwrap_or(0),
-                            sum: d.sum,
-                            sum_squares: d.sum_squares,
-                            x_sum: d.x_sum,
-                            x_sum_squares: d.x_sum_squares,
-                            xy_sum: d.xy_sum,
-                        };
-                        (d.day, sums)
-                    })
-                    .collect();
-                let adjusted = analyze_daily_sums_with(
-                    daily,
-                    &metric.event,
-                    outcome_of(metric.kind),
-                    &options,
-                    true,
-                )
-                .map_err(|e| ServiceError::Unprocessable(e.to_string()))?;
-                if requested == 0 {
-                    // The decision reads the analysis shown.
-                    primary = adjusted.0.clone();
-                }
-                adjusted
+            let adjusted = analyze_daily_sums_with(
+                daily,
+                &metric.event,
+                outcome_of(metric.kind),
+                &options,
+                true,
+            )
+            .map_err(|e| ServiceError::Unprocessable(e.to_string()))?;
+            if requested == 0 {
+                // The decision reads the analysis shown.
+                primary = adjusted.0.clone();
             }
-            None if requested == 0 => (primary.clone(), primary_days),
-            None => analyze(requested)?,
-        };
-        let cumulative = days
-            .into_iter()
-            .map(|point| CumulativeView {
-                day: day_label(point.day),
-                users: point
-                    .report
-                    .variants
-                    .iter()
-                    .map(|v| (v.variant.clone(), v.users))
-                    .collect(),
-                comparisons: point.report.comparisons,
-            })
-            .collect();
-        let guardrails = (1..metrics.len())
-            .map(|index| analyze(index).map(|(whole, _)| whole))
-            .collect::<Result<Vec<_>, _>>()?;
-        let total_withdrawn: u64 = withdrawn.values().sum();
-        let imbalance = (total_withdrawn > 0)
-            .then(|| {
-                let counts: Vec<u64> = withdrawn.values().copied().collect();
-                let expected: Vec<f64> = assigned.values().map(|n| *n as f64).collect();
-                check_srm(&counts, &expected).ok()
-            })
-            .flatten()
-            .map(|c| SrmReport {
-                chi2: c.chi2,
-                p_value: c.p_value,
-                mismatch: c.mismatch,
-            });
-        let decision = decide(&DecisionInput {
-            primary: &primary,
-            guardrails: &guardrails,
-            mde: design.mde,
-            planned_per_variant: planned_sample_size.map(|n| n as u64),
-            withdrawal_imbalance: imbalance,
-        });
-        Ok(ResultsView {
-            report,
-            decision,
-            guardrails,
-            withdrawn: WithdrawnView {
-                by_variant: withdrawn,
-                imbalance,
-            },
-            planned_sample_size_per_variant: planned_sample_size,
-            cumulative,
-            cuped: covariate.map(|(_, reduction)| CupedView {
-                lookback_days,
-                variance_reduction: reduction,
-            }),
-            raw_data_purged_on,
+            adjusted
+        }
+        None if requested == 0 => (primary.clone(), primary_days),
+        None => analyze(requested)?,
+    };
+    let cumulative = days
+        .into_iter()
+        .map(|point| CumulativeView {
+            day: day_label(point.day),
+            users: point
+                .report
+                .variants
+                .iter()
+                .map(|v| (v.variant.clone(), v.users))
+                .collect(),
+            comparisons: point.report.comparisons,
         })
+        .collect();
+    let guardrails = (1..metrics.len())
+        .map(|index| analyze(index).map(|(whole, _)| whole))
+        .collect::<Result<Vec<_>, _>>()?;
+    let total_withdrawn: u64 = withdrawn.values().sum();
+    let imbalance = (total_withdrawn > 0)
+        .then(|| {
+            let counts: Vec<u64> = withdrawn.values().copied().collect();
+            let expected: Vec<f64> = assigned.values().map(|n| *n as f64).collect();
+            check_srm(&counts, &expected).ok()
+        })
+        .flatten()
+        .map(|c| SrmReport {
+            chi2: c.chi2,
+            p_value: c.p_value,
+            mismatch: c.mismatch,
+        });
+    let decision = decide(&DecisionInput {
+        primary: &primary,
+        guardrails: &guardrails,
+        mde,
+        planned_per_variant: planned_sample_size.map(|n| n as u64),
+        withdrawal_imbalance: imbalance,
+    });
+    Ok(ResultsView {
+        report,
+        decision,
+        guardrails,
+        withdrawn: WithdrawnView {
+            by_variant: withdrawn,
+            imbalance,
+        },
+        planned_sample_size_per_variant: planned_sample_size,
+        cumulative,
+        cuped: covariate.map(|(_, reduction)| CupedView {
+            lookback_days,
+            variance_reduction: reduction,
+        }),
+        raw_data_purged_on,
+        segments: None,
     })
-    .await
-    .map_err(ServiceError::internal)??;
-    Ok(results)
 }
 
 /// The share of the outcome's within-variant variance the covariate
@@ -408,6 +504,9 @@ pub struct DownloadParams {
     pub cuped: bool,
     /// The CUPED pre-period in days.
     pub lookback_days: Option<u32>,
+    /// A pre-registered segment: the CSV then has one row per segment value
+    /// and variant, with the adjusted p-value; the JSON adds `segments`.
+    pub segment: Option<String>,
 }
 
 /// A file to hand out.
@@ -437,12 +536,17 @@ pub async fn download(
             alpha: params.alpha,
             cuped: params.cuped,
             lookback_days: params.lookback_days,
+            segment: params.segment.clone(),
         },
     )
     .await?;
     let key = experiment.design.key.as_str();
+    let csv = match &results.segments {
+        Some(segments) => segments.csv(),
+        None => results.report.csv(),
+    };
     let (body, content_type, extension) = match params.format {
-        DownloadFormat::Csv => (results.report.csv(), "text/csv; charset=utf-8", "csv"),
+        DownloadFormat::Csv => (csv, "text/csv; charset=utf-8", "csv"),
         DownloadFormat::Json => (
             serde_json::to_string_pretty(&results).map_err(ServiceError::internal)?,
             "application/json",
@@ -461,6 +565,7 @@ pub async fn download(
                 "method": results.report.method.as_str(),
                 "alpha": results.report.alpha,
                 "variants": results.report.variants.len(),
+                "segment": results.segments.as_ref().map(|s| s.segment.as_str()),
                 "sha256": sha256,
             }),
         )

@@ -43,6 +43,7 @@ mod record_checks;
 mod resilience;
 mod results_api;
 mod rules_in_force;
+mod segments_api;
 mod trust;
 mod ui;
 mod workspace;

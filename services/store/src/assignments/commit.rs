@@ -43,16 +43,17 @@ pub(crate) type Ledger = (Vec<RecordFacts>, bool);
 /// The insert of `rows` assignments (see [`assignment_values`]).
 fn insert_assignments_sql(dialect: Dialect, rows: usize) -> String {
     format!(
-        "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version) \
+        "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version, segments) \
          VALUES {}",
-        dialect.value_rows(rows, 8)
+        dialect.value_rows(rows, 9)
     )
 }
 
-/// The values of `rows` for [`insert_assignments_sql`].
-fn assignment_values(rows: &[&Assignment]) -> Vec<Value> {
+/// The values of `rows` for [`insert_assignments_sql`]: each assignment with
+/// its stored segment attributes.
+fn assignment_values(rows: &[(Assignment, Option<String>)]) -> Vec<Value> {
     rows.iter()
-        .flat_map(|a| {
+        .flat_map(|(a, segments)| {
             [
                 Value::Text(a.experiment_key.clone()),
                 Value::Text(a.subject.clone()),
@@ -62,6 +63,7 @@ fn assignment_values(rows: &[&Assignment]) -> Vec<Value> {
                 Value::Text(a.basis.as_str().to_owned()),
                 Value::Integer(a.consent_record_id),
                 Value::Integer(a.notice_version.map(i64::from)),
+                Value::OptionalText(segments.clone()),
             ]
         })
         .collect()
@@ -281,6 +283,8 @@ pub(crate) struct PendingAssignment {
     pub(crate) candidates: Vec<Pseudonym>,
     /// What the request said besides the ledger (a GPC signal), for this call only.
     pub(crate) signals: Signals,
+    /// The segment attributes to store with a first assignment (`Attributes::stored`).
+    pub(crate) attributes: Option<String>,
 }
 
 impl PendingAssignment {
@@ -341,13 +345,13 @@ impl AssignContext {
         let mut holdings =
             read_holdings(&mut tx, core.dialect, &subjects, &pilots_of(batch)).await?;
         let mut cached = Cached::default();
-        let mut new_rows: Vec<Assignment> = Vec::new();
+        let mut new_rows: Vec<(Assignment, Option<String>)> = Vec::new();
         let mut links: Vec<(Named, Vec<Pseudonym>)> = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         for pending in batch {
             let ruling = rule(pending, &mut holdings, now, &mut cached);
             if let Ruling::New(assignment, older) = &ruling {
-                new_rows.push(assignment.clone());
+                new_rows.push((assignment.clone(), pending.attributes.clone()));
                 if !older.is_empty() {
                     links.push((
                         (assignment.subject.clone(), assignment.key_version),
@@ -364,11 +368,10 @@ impl AssignContext {
         // uniqueness would fail the whole group, storing nothing of it.
         let mut statements = AppendBatch::default();
         for chunk in new_rows.chunks(INSERT_CHUNK) {
-            let rows: Vec<&Assignment> = chunk.iter().collect();
             statements.push(
                 AppendTable::Assignments,
-                insert_assignments_sql(core.dialect, rows.len()),
-                assignment_values(&rows),
+                insert_assignments_sql(core.dialect, chunk.len()),
+                assignment_values(chunk),
             )?;
         }
         for ((experiment_key, refusal), count) in refusals {
@@ -441,6 +444,7 @@ mod tests {
                 target: target.clone(),
                 candidates: vec![pseudonym(user)],
                 signals: Default::default(),
+                attributes: None,
             };
             let bob = match commit(store, &[call("bob")]).await.unwrap()[..] {
                 [

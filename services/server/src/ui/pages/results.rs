@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{plan_summary, state_of, when};
 use crate::service::results::{
-    CumulativeView, DownloadFormat, DownloadParams, ResultsParams, compute_results,
+    CumulativeView, DownloadFormat, DownloadParams, ResultsParams, SegmentResults, compute_results,
 };
 use crate::service::{self, ServiceError};
 use crate::startup::AppState;
@@ -31,8 +31,17 @@ pub struct ResultsQuery {
     /// A checked checkbox sends `on`.
     cuped: Option<String>,
     lookback_days: Option<u32>,
+    /// A pre-registered segment; empty means none.
+    segment: Option<String>,
     /// The plan's expected visitors a day.
     daily_visitors: Option<f64>,
+}
+
+impl ResultsQuery {
+    /// The segment asked for, if any (the selector's "none" sends it empty).
+    fn segment(&self) -> Option<String> {
+        self.segment.clone().filter(|s| !s.is_empty())
+    }
 }
 
 /// The α values the page offers besides the pre-registered one.
@@ -134,6 +143,7 @@ pub async fn page(
         alpha: query.alpha,
         cuped: query.cuped.is_some(),
         lookback_days: query.lookback_days,
+        segment: query.segment(),
     };
     let chrome = session.chrome(&design.name, urls::EXPERIMENTS);
     let page = match results_model(
@@ -284,7 +294,68 @@ pub(crate) async fn results_model(
             )
         }),
         raw_data_purged_on: results.raw_data_purged_on.clone(),
+        segment_options: segment_options(design),
+        segment: results.segments.as_ref().map(|s| s.segment.clone()),
+        segment_table: results
+            .segments
+            .as_ref()
+            .map(|s| segment_table(s, report.kind == Outcome::Binary)),
     })
+}
+
+fn segment_options(design: &pilotgate_domain::experiment::Design) -> Vec<String> {
+    design
+        .segments
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect()
+}
+
+/// The segment results as the page's table: per value, a row per variant,
+/// or one row saying why the value has no results.
+pub(crate) fn segment_table(segments: &SegmentResults, binary: bool) -> view::SegmentTable {
+    let mut rows = Vec::new();
+    for value in &segments.values {
+        let Some(results) = &value.results else {
+            rows.push(view::SegmentRow {
+                value: value.value.clone(),
+                variant: String::new(),
+                users: value.assigned,
+                mean: None,
+                relative_uplift: None,
+                p_value: None,
+                adjusted_p_value: None,
+                note: value.unavailable.clone(),
+            });
+            continue;
+        };
+        for variant in &results.report.variants {
+            let comparison = results
+                .report
+                .comparisons
+                .iter()
+                .find(|c| c.variant == variant.variant);
+            let adjusted = value.p_values.iter().find(|p| p.variant == variant.variant);
+            rows.push(view::SegmentRow {
+                value: value.value.clone(),
+                variant: variant.variant.clone(),
+                users: variant.users,
+                mean: variant.mean,
+                relative_uplift: comparison.and_then(|c| estimate(&c.relative)),
+                p_value: adjusted.and_then(|p| p.p_value),
+                adjusted_p_value: adjusted.and_then(|p| p.adjusted_p_value),
+                note: None,
+            });
+        }
+    }
+    view::SegmentTable {
+        segment: segments.segment.clone(),
+        correction: segments.correction.clone(),
+        adjusted: segments.adjusted,
+        family_size: segments.family_size,
+        binary,
+        rows,
+    }
 }
 
 /// The top of the pilot's page: the design in brief, compliance's decision,
@@ -423,6 +494,9 @@ fn empty_page(
         lookback_days: service::results::DEFAULT_LOOKBACK_DAYS,
         cuped_note: None,
         raw_data_purged_on: None,
+        segment_options: segment_options(design),
+        segment: None,
+        segment_table: None,
     }
 }
 
@@ -473,6 +547,7 @@ async fn download(
         .map_err(fail)?;
     let params = DownloadParams {
         format,
+        segment: query.segment(),
         metric: query.metric,
         method: query.method,
         alpha: query.alpha,
