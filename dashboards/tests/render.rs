@@ -863,6 +863,7 @@ fn subjects_page(person: bool) -> SubjectsPage {
                 notice_version: "v3".to_owned(),
                 decided_at: "2025-03-01 11:00 UTC".to_owned(),
                 withdrawn_at: "2025-03-02 09:00 UTC".to_owned(),
+                segments: "device_type=mobile".to_owned(),
             }],
             events: vec![EventCountRow {
                 experiment: "hero".to_owned(),

@@ -173,6 +173,26 @@ api_story!(
             .await;
         assert_eq!(by_basis["segments"]["values"][0]["value"], "consent");
         assert_eq!(by_basis["segments"]["values"][0]["assigned"], 2);
+
+        // What is held about the person (Art. 15) includes the attributes.
+        for (user, held) in [
+            (&users[0], json!("device_type=mobile")),
+            (&users[1], Value::Null),
+        ] {
+            let document = app
+                .get_json(
+                    &format!(
+                        "/api/v1/subjects/{}/access",
+                        crate::support::pseudonym(user)
+                    ),
+                    Some(Role::Compliance),
+                )
+                .await;
+            assert_eq!(
+                document["versions"][0]["assignments"][0]["segment_attributes"], held,
+                "{document}"
+            );
+        }
     }
 );
 
