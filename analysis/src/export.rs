@@ -58,6 +58,26 @@ pub struct EventColumns {
     pub occurred_at: Vec<i64>,
 }
 
+/// The CUPED covariate per subject, as `pilotgate analyze --covariate`
+/// reads it (`subject,value`; a subject left out has the value 0).
+#[derive(Debug, Default, Clone)]
+pub struct CovariateColumns {
+    pub subject: Vec<String>,
+    pub value: Vec<f64>,
+}
+
+impl CovariateColumns {
+    pub(crate) fn frame(&self) -> PolarsResult<DataFrame> {
+        DataFrame::new(
+            self.subject.len(),
+            vec![
+                Column::new("subject".into(), &self.subject),
+                Column::new("value".into(), &self.value),
+            ],
+        )
+    }
+}
+
 fn utc_micros(name: &str, micros: &[i64]) -> Column {
     Series::new(name.into(), micros)
         .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
@@ -113,6 +133,18 @@ pub fn write_export(
     write_frame(&assignments_path, format, assignments.frame())?;
     write_frame(&events_path, format, events.frame())?;
     Ok((assignments_path, events_path))
+}
+
+/// Writes `covariate.EXT` into `dir` (made by [`write_export`] first),
+/// readable by its owner only; returns its path.
+pub fn write_covariate(
+    dir: &Path,
+    format: FileFormat,
+    covariate: &CovariateColumns,
+) -> Result<PathBuf, ExportError> {
+    let path = dir.join(format!("covariate.{}", format.extension()));
+    write_frame(&path, format, covariate.frame())?;
+    Ok(path)
 }
 
 fn write_frame(

@@ -50,7 +50,7 @@ pub use purposes::{
     PurposesPage,
 };
 pub use results::{
-    BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
+    Attrition, AttritionRow, BalanceCheck, Decision, LeeRow, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
     PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,
 };
 pub use sign_in::SignInPage;

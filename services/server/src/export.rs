@@ -1,6 +1,7 @@
 //! Files that leave the database from the host: `pilotgate export` (a
 //! pilot's assignments and events in the `pilotgate analyze` input format,
-//! pseudonymized, without withdrawn or erased subjects) and `pilotgate memo`
+//! pseudonymized, without withdrawn or erased subjects, and with
+//! `--covariate-days` the CUPED covariate file the results' CUPED uses) and `pilotgate memo`
 //! (the scale-decision memo as HTML); each audited before it is written.
 //!
 //! A pilot's data leaves the host only for an approved export request
@@ -12,7 +13,9 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use pilotgate_analysis::export::{AssignmentColumns, EventColumns, FileFormat, write_export};
+use pilotgate_analysis::export::{
+    AssignmentColumns, CovariateColumns, EventColumns, FileFormat, write_covariate, write_export,
+};
 use pilotgate_domain::Actor;
 use pilotgate_domain::pseudonym::KeyRing;
 use pilotgate_domain::time::to_micros;
@@ -36,13 +39,31 @@ pub async fn export_experiment(
     format: FileFormat,
     authority: &ExportAuthority,
 ) -> Result<String, String> {
-    if store
+    export_experiment_with(store, keys, experiment, out, format, authority, None).await
+}
+
+/// [`export_experiment`], with `covariate_days`: also `covariate.EXT`, the
+/// primary metric over each kept subject's events in that many days before
+/// its assignment (from the other pilots of the purpose), as the results'
+/// CUPED computes it, for `pilotgate analyze --covariate`.
+pub async fn export_experiment_with(
+    store: &Store,
+    keys: &KeyRing,
+    experiment: &str,
+    out: &Path,
+    format: FileFormat,
+    authority: &ExportAuthority,
+    covariate_days: Option<u32>,
+) -> Result<String, String> {
+    let Some(found) = store
         .experiment(experiment)
         .await
         .map_err(|e| e.to_string())?
-        .is_none()
-    {
+    else {
         return Err(format!("no pilot has the key '{experiment}'"));
+    };
+    if covariate_days.is_some_and(|days| !(1..=365).contains(&days)) {
+        return Err("--covariate-days must be 1 to 365".to_owned());
     }
     let recipient = match authority {
         ExportAuthority::BreakGlass(reason) => {
@@ -113,18 +134,46 @@ pub async fn export_experiment(
         event_columns.value.push(e.value);
         event_columns.occurred_at.push(to_micros(e.occurred_at));
     }
+    let covariate = match covariate_days {
+        None => None,
+        Some(days) => {
+            let design = &found.design;
+            let rows = store
+                .subject_covariates(
+                    experiment,
+                    design.purpose.as_str(),
+                    &design.primary_metric,
+                    i64::from(days) * 86_400_000_000,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut columns = CovariateColumns::default();
+            for (subject, value) in rows {
+                columns.subject.push(subject_of(&subject));
+                columns.value.push(value);
+            }
+            Some((days, columns))
+        }
+    };
     let (assignment_count, event_count) = (
         assignment_columns.subject.len(),
         event_columns.subject.len(),
     );
     // Audited before any byte is written: an export that is not in the audit
     // log never leaves the database.
-    let details = serde_json::json!({
+    let mut details = serde_json::json!({
         "format": format.extension(),
         "assignments": assignment_count,
         "events": event_count,
         "withdrawn_left_out": withdrawn,
     });
+    if let Some((days, columns)) = &covariate {
+        details["covariate"] = serde_json::json!({
+            "metric": found.design.primary_metric.event,
+            "lookback_days": days,
+            "subjects": columns.subject.len(),
+        });
+    }
     let entry = match authority {
         ExportAuthority::Approved(id) => {
             let mut manifest = details;
@@ -150,7 +199,11 @@ pub async fn export_experiment(
     .map_err(|e| e.to_string())?;
     let out_dir = out.to_owned();
     let (assignments_path, events_path) = tokio::task::spawn_blocking(move || {
-        write_export(&out_dir, format, &assignment_columns, &event_columns)
+        let paths = write_export(&out_dir, format, &assignment_columns, &event_columns)?;
+        if let Some((_, columns)) = &covariate {
+            write_covariate(&out_dir, format, columns)?;
+        }
+        Ok(paths)
     })
     .await
     .map_err(|e| format!("the export was interrupted: {e}"))?

@@ -72,7 +72,7 @@ pub use privacy_links::{NewPrivacyLink, StoredPrivacyLink};
 pub use purge::{LedgerSubject, PurgeCandidate, RawCounts, StoredSummary};
 pub use purposes::{PurposeRecord, PurposeUpdate, PurposeVersion, RecordedAssessment};
 pub use reconsent::ReconsentAsks;
-pub use reports::{CovariateSums, DailySums};
+pub use reports::{AttritionDay, CovariateSums, DailySums};
 pub use sessions::StoredSession;
 pub use tokens::{NewToken, StoredCredential, TokenRecord};
 
@@ -177,9 +177,16 @@ impl Store {
         now: DateTime<Utc>,
         signals: Signals,
     ) -> Result<AssignOutcome, StoreError> {
-        self.assigner
+        let outcome = self
+            .assigner
             .assign(&self.core, target, candidates, now, signals)
-            .await
+            .await?;
+        if let (AssignOutcome::Ineligible(_), Some(current)) = (&outcome, candidates.first()) {
+            self.core
+                .count_refused_bucket(target, current, now)
+                .await?;
+        }
+        Ok(outcome)
     }
 
     /// Records a batch. Concurrent batches are stored together in one

@@ -12,7 +12,7 @@ use crate::startup::AppState;
 /// The analysis of a pilot's metric from its stored assignments and events,
 /// excluding withdrawn and erased subjects, with the decision and its reasons.
 #[utoipa::path(get, path = "/api/v1/experiments/{key}/results", tag = "results", params(("key" = String, Path), ResultsParams), security(("bearer" = [])), responses(
-    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`, `planned_sample_size_per_variant`, `cumulative` (by assignment day), and `raw_data_purged_on` (YYYY-MM-DD) once the retention purge replaced the raw data by its aggregates", body = Object),
+    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`, `planned_sample_size_per_variant`, `cumulative` (by assignment day), `cuped` (`lookback_days`, `variance_reduction`) when CUPED-adjusted (every method), `sequential_srm` (`bayes_factor`, anytime-valid `p_value`, `mismatch`: the Dirichlet-multinomial test beside the chi-square `srm`), `attrition` (`by_variant` assigned/withdrawn/objected/erased, `imbalance`, the daily `series`, and `lee_bounds` per variant when the variants kept different shares; the decision is `not_decidable` when attrition is imbalanced and the bounds include 0), and `raw_data_purged_on` (YYYY-MM-DD) once the retention purge replaced the raw data by its aggregates", body = Object),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
 ))]

@@ -1,7 +1,9 @@
 //! The results of a pilot's metric, as the results endpoint answers them and
 //! the results page shows them: the `pilotgate analyze` report from the
-//! database's per-variant, per-day sums, its guardrails, the decision, and
-//! the withdrawn subjects left out. The statistics run off the async runtime.
+//! database's per-variant, per-day sums, its guardrails, the decision, the
+//! withdrawn subjects left out, the attrition (with Lee bounds when it
+//! differs between variants) and the anytime-valid SRM check beside the
+//! chi-square one. The statistics run off the async runtime.
 
 use std::collections::BTreeMap;
 
@@ -11,12 +13,15 @@ use pilotgate_analysis::report::{
     AnalyzeOptions, ComparisonReport, Report, SrmReport, analyze_daily_sums,
     analyze_daily_sums_with,
 };
-use pilotgate_analysis::stats::{Method, Prior, check_srm};
+use pilotgate_analysis::stats::{
+    Method, Prior, SRM_P_THRESHOLD, check_srm, sequential_srm,
+};
 use pilotgate_domain::experiment::{Metric, MetricKind};
 use pilotgate_store::{Experiment, Store};
 use serde::{Deserialize, Serialize};
 
 use super::ServiceError;
+use super::attrition::{AttritionQuery, AttritionView, attrition};
 
 /// Query of the results.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -64,6 +69,11 @@ pub struct ResultsView {
     pub decision: Decision,
     pub guardrails: Vec<Report>,
     pub withdrawn: WithdrawnView,
+    /// Every subject lost per variant (withdrawn, objected, erased), its
+    /// balance test, the daily series and the Lee bounds.
+    pub attrition: AttritionView,
+    /// The anytime-valid SRM check over the daily looks, beside `srm`.
+    pub sequential_srm: Option<SequentialSrmView>,
     pub planned_sample_size_per_variant: Option<i64>,
     /// The metric's analysis cumulated by assignment day, oldest first.
     pub cumulative: Vec<CumulativeView>,
@@ -74,6 +84,19 @@ pub struct ResultsView {
     /// (its retention ran out): the results come from the aggregates kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_data_purged_on: Option<String>,
+}
+
+/// The anytime-valid sample ratio check (Lindon & Malek's
+/// Dirichlet-multinomial test) over the users per variant at the end of
+/// each assignment day: safe to read every day.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SequentialSrmView {
+    /// The Bayes factor against the expected split at the last day.
+    pub bayes_factor: f64,
+    /// The smallest `1 / BF` over the days so far, capped at 1.
+    pub p_value: f64,
+    /// True when `p_value` is below the chi-square badge's threshold (0.001).
+    pub mismatch: bool,
 }
 
 /// The analysis over the users assigned on or before one UTC day, with every
@@ -221,6 +244,22 @@ pub async fn compute_results(
         .map(|v| (v.key.clone(), v.weight))
         .collect();
 
+    let variant_keys: Vec<String> = design.variants.iter().map(|v| v.key.clone()).collect();
+    let variant_weights: Vec<f64> = design.variants.iter().map(|v| v.weight).collect();
+    let (attrition, lee_for_decision) = attrition(
+        store,
+        &AttritionQuery {
+            key: design.key.as_str(),
+            variants: &variant_keys,
+            weights: &variant_weights,
+            purged_counts: kept.as_ref().map(|(_, kept)| kept.counts.as_slice()),
+            window_micros: window,
+        },
+        &metric,
+        &design.primary_metric,
+    )
+    .await?;
+
     let metric_for_cuped = metric.clone();
     let results = tokio::task::spawn_blocking(move || -> Result<ResultsView, ServiceError> {
         let metric = metric_for_cuped;
@@ -235,7 +274,7 @@ pub async fn compute_results(
             method,
             control,
             alpha,
-            weights,
+            weights: weights.clone(),
         };
         let analyze = |index: usize| {
             let m = &metrics[index];
@@ -287,6 +326,30 @@ pub async fn compute_results(
             None if requested == 0 => (primary.clone(), primary_days),
             None => analyze(requested)?,
         };
+        let looks: Vec<Vec<u64>> = days
+            .iter()
+            .map(|point| {
+                weights
+                    .iter()
+                    .map(|(variant, _)| {
+                        point
+                            .report
+                            .variants
+                            .iter()
+                            .find(|v| &v.variant == variant)
+                            .map_or(0, |v| v.users)
+                    })
+                    .collect()
+            })
+            .collect();
+        let split: Vec<f64> = weights.iter().map(|(_, w)| *w).collect();
+        let sequential = sequential_srm(&looks, &split, SRM_P_THRESHOLD)
+            .ok()
+            .map(|c| SequentialSrmView {
+                bayes_factor: c.bayes_factor,
+                p_value: c.p_value,
+                mismatch: c.mismatch,
+            });
         let cumulative = days
             .into_iter()
             .map(|point| CumulativeView {
@@ -321,7 +384,8 @@ pub async fn compute_results(
             guardrails: &guardrails,
             mde: design.mde,
             planned_per_variant: planned_sample_size.map(|n| n as u64),
-            withdrawal_imbalance: imbalance,
+            withdrawal_imbalance: attrition.imbalance,
+            lee_bounds: &lee_for_decision,
         });
         Ok(ResultsView {
             report,
@@ -331,6 +395,8 @@ pub async fn compute_results(
                 by_variant: withdrawn,
                 imbalance,
             },
+            attrition,
+            sequential_srm: sequential,
             planned_sample_size_per_variant: planned_sample_size,
             cumulative,
             cuped: covariate.map(|(_, reduction)| CupedView {
