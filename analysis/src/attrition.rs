@@ -191,9 +191,21 @@ mod tests {
     fn the_series_cumulates_assignments_and_losses_per_day() {
         let variants = vec!["control".to_owned(), "v1".to_owned()];
         let daily = vec![
-            ("2026-01-01".to_owned(), "control".to_owned(), counts(10, 0, 0, 0)),
-            ("2026-01-01".to_owned(), "v1".to_owned(), counts(10, 1, 0, 0)),
-            ("2026-01-02".to_owned(), "v1".to_owned(), counts(10, 0, 2, 1)),
+            (
+                "2026-01-01".to_owned(),
+                "control".to_owned(),
+                counts(10, 0, 0, 0),
+            ),
+            (
+                "2026-01-01".to_owned(),
+                "v1".to_owned(),
+                counts(10, 1, 0, 0),
+            ),
+            (
+                "2026-01-02".to_owned(),
+                "v1".to_owned(),
+                counts(10, 0, 2, 1),
+            ),
         ];
         let series = attrition_series(&variants, &daily);
         assert_eq!(series.len(), 2);

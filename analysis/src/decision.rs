@@ -419,7 +419,11 @@ mod tests {
             (kept.outcome, kept.variant.as_deref()),
             (Verdict::Scale, Some("v1"))
         );
-        assert!(kept.reasons[0].contains("keep the sign"), "{:?}", kept.reasons);
+        assert!(
+            kept.reasons[0].contains("keep the sign"),
+            "{:?}",
+            kept.reasons
+        );
         let balanced = decide(&DecisionInput {
             primary: &positive,
             guardrails: &[],
@@ -432,7 +436,11 @@ mod tests {
             }),
             lee_bounds: &[("v1".to_owned(), Some([-0.03, 0.19]))],
         });
-        assert_eq!(balanced.outcome, Verdict::Scale, "balanced attrition decides as usual");
+        assert_eq!(
+            balanced.outcome,
+            Verdict::Scale,
+            "balanced attrition decides as usual"
+        );
     }
 
     #[test]

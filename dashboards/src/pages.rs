@@ -50,8 +50,9 @@ pub use purposes::{
     PurposesPage,
 };
 pub use results::{
-    Attrition, AttritionRow, BalanceCheck, Decision, LeeRow, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
-    PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,
+    Attrition, AttritionRow, BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, LeeRow,
+    Method, MetricKind, MetricOption, PowerProgress, ResultsPage, Significance, UpliftSeries,
+    VariantResult,
 };
 pub use sign_in::SignInPage;
 pub use subjects::{

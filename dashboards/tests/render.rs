@@ -430,7 +430,9 @@ fn results_page_shows_formatted_numbers_and_charts() {
     assert!(html.contains("Sample ratio OK (anytime-valid)"));
     assert!(html.contains("Refusals independent of the variant (p = 0.610)"));
     assert!(
-        html.contains("<td class=\"num\">+3.42%</td><td class=\"num\">[\u{2212}0.120%, +7.01%]</td>"),
+        html.contains(
+            "<td class=\"num\">+3.42%</td><td class=\"num\">[\u{2212}0.120%, +7.01%]</td>"
+        ),
         "the estimate beside its Lee bounds"
     );
     assert!(html.contains("<th scope=\"row\">2026-01-05</th><td class=\"num\">0.400%</td>"));

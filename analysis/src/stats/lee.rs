@@ -29,7 +29,11 @@ impl TrimGroup {
 
     fn mean(&self) -> f64 {
         let kept = self.kept() as f64;
-        self.outcomes.iter().map(|(v, n)| v * *n as f64).sum::<f64>() / kept
+        self.outcomes
+            .iter()
+            .map(|(v, n)| v * *n as f64)
+            .sum::<f64>()
+            / kept
     }
 
     /// The mean after removing `share` of the kept subjects from the top
@@ -110,15 +114,22 @@ pub fn lee_bounds(control: &TrimGroup, variant: &TrimGroup) -> Result<LeeBounds,
     // The lowest effect pairs the lowest variant mean with the highest
     // control mean, and the other way round.
     let absolute = [low_variant - high_control, high_variant - low_control];
-    let relative = (low_control > 0.0)
-        .then(|| [low_variant / high_control - 1.0, high_variant / low_control - 1.0]);
+    let relative = (low_control > 0.0).then(|| {
+        [
+            low_variant / high_control - 1.0,
+            high_variant / low_control - 1.0,
+        ]
+    });
     let bounds = LeeBounds {
         trimmed,
         trimmed_share: share,
         absolute,
         relative,
     };
-    let all_finite = absolute.iter().chain(relative.iter().flatten()).all(|x| x.is_finite());
+    let all_finite = absolute
+        .iter()
+        .chain(relative.iter().flatten())
+        .all(|x| x.is_finite());
     if all_finite {
         Ok(bounds)
     } else {
@@ -154,7 +165,10 @@ mod tests {
         assert!(close(bounds.absolute[0], 0.0), "{bounds:?}");
         assert!(close(bounds.absolute[1], 2.0), "{bounds:?}");
         let relative = bounds.relative.unwrap();
-        assert!(close(relative[0], 0.0) && close(relative[1], 2.0 / 4.5), "{bounds:?}");
+        assert!(
+            close(relative[0], 0.0) && close(relative[1], 2.0 / 4.5),
+            "{bounds:?}"
+        );
     }
 
     #[test]
@@ -177,7 +191,10 @@ mod tests {
         assert!(close(bounds.trimmed_share, 1.0 / 3.0));
         assert!(close(bounds.absolute[0], 0.4 - 0.5), "{bounds:?}");
         assert!(close(bounds.absolute[1], 0.4 - 0.0), "{bounds:?}");
-        assert_eq!(bounds.relative, None, "the control may be trimmed to a mean of 0");
+        assert_eq!(
+            bounds.relative, None,
+            "the control may be trimmed to a mean of 0"
+        );
 
         // A share that is not a whole number of subjects: control 3 assigned,
         // 3 kept (0, 3, 6); variant 4 assigned, 3 kept, each 1. p = 1/4 of
@@ -196,7 +213,10 @@ mod tests {
         assert!(close(bounds.absolute[0], 1.0 - 4.0), "{bounds:?}");
         assert!(close(bounds.absolute[1], 1.0 - 2.0), "{bounds:?}");
         let relative = bounds.relative.unwrap();
-        assert!(close(relative[0], -0.75) && close(relative[1], -0.5), "{bounds:?}");
+        assert!(
+            close(relative[0], -0.75) && close(relative[1], -0.5),
+            "{bounds:?}"
+        );
     }
 
     #[test]

@@ -25,9 +25,9 @@ pub use bayesian::{GaussianPrior, Prior};
 pub use cuped::{AdjustedInterval, compare_adjusted, pooled_theta};
 pub use effect::Effect;
 pub use error::{Arm, StatsError};
+pub use lee::{LeeBounds, TrimGroup, lee_bounds};
 pub use moments::{ArmMoments, RegressionAdjusted, SampleStatistic, StatisticKind};
 pub use multiple::{benjamini_hochberg, holm};
-pub use lee::{LeeBounds, TrimGroup, lee_bounds};
 pub use srm::{SRM_P_THRESHOLD, SampleRatioCheck, check_srm};
 pub use srm_sequential::{SequentialSrmCheck, sequential_srm};
 

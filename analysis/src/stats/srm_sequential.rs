@@ -143,7 +143,10 @@ mod tests {
         let balanced = sequential_srm(&[vec![5_000, 5_030]], &[1.0, 1.0], 0.001).unwrap();
         assert!(!balanced.mismatch, "{balanced:?}");
         let unequal = sequential_srm(&[vec![2_000, 6_000]], &[1.0, 3.0], 0.001).unwrap();
-        assert!(!unequal.mismatch, "a 1:3 split that follows its weights: {unequal:?}");
+        assert!(
+            !unequal.mismatch,
+            "a 1:3 split that follows its weights: {unequal:?}"
+        );
     }
 
     #[test]
@@ -170,9 +173,9 @@ mod tests {
             if sequential_srm(&looks, &[1.0, 1.0], alpha).unwrap().mismatch {
                 sequential_alarms += 1;
             }
-            let any_chi_square = looks.iter().any(|l| {
-                crate::stats::check_srm(l, &[1.0, 1.0]).unwrap().p_value < alpha
-            });
+            let any_chi_square = looks
+                .iter()
+                .any(|l| crate::stats::check_srm(l, &[1.0, 1.0]).unwrap().p_value < alpha);
             chi_square_alarms += usize::from(any_chi_square);
         }
         let rate = f64::from(sequential_alarms) / f64::from(pilots);

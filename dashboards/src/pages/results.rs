@@ -544,7 +544,9 @@ impl ResultsPage {
                     .estimate
                     .map_or_else(|| "\u{2014}".to_owned(), signed_percent),
                 bounds: match &row.bounds {
-                    Ok([low, high]) => format!("[{}, {}]", signed_percent(*low), signed_percent(*high)),
+                    Ok([low, high]) => {
+                        format!("[{}, {}]", signed_percent(*low), signed_percent(*high))
+                    }
                     Err(why) => why.clone(),
                 },
                 trimmed: row.trimmed.clone(),

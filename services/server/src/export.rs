@@ -203,7 +203,7 @@ pub async fn export_experiment_with(
         if let Some((_, columns)) = &covariate {
             write_covariate(&out_dir, format, columns)?;
         }
-        Ok(paths)
+        Ok::<_, pilotgate_analysis::export::ExportError>(paths)
     })
     .await
     .map_err(|e| format!("the export was interrupted: {e}"))?

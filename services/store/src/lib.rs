@@ -182,9 +182,7 @@ impl Store {
             .assign(&self.core, target, candidates, now, signals)
             .await?;
         if let (AssignOutcome::Ineligible(_), Some(current)) = (&outcome, candidates.first()) {
-            self.core
-                .count_refused_bucket(target, current, now)
-                .await?;
+            self.core.count_refused_bucket(target, current, now).await?;
         }
         Ok(outcome)
     }

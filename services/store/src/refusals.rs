@@ -5,7 +5,6 @@
 //! would have had, for the check that refusals do not depend on it.
 
 use chrono::{DateTime, Utc};
-use pilotgate_domain::bucketing::{choose_variant, hash_v2};
 use pilotgate_domain::pseudonym::Pseudonym;
 use pilotgate_domain::refusal::{Refusal, Stage};
 
@@ -45,12 +44,7 @@ impl Core {
         subject: &Pseudonym,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let weights: Vec<f64> = target.variants.iter().map(|v| v.weight).collect();
-        let Some(index) = choose_variant(
-            hash_v2(&target.seed, subject.as_str()),
-            target.coverage,
-            &weights,
-        ) else {
+        let Some(variant) = target.bucket(subject) else {
             return Ok(());
         };
         let mut statements = AppendBatch::default();
@@ -63,7 +57,7 @@ impl Core {
             ),
             vec![
                 Value::Text(target.key.clone()),
-                Value::Text(target.variants[index].key.clone()),
+                Value::Text(variant.key.clone()),
                 Value::Text(day_of(at)),
                 Value::Integer(Some(1)),
             ],

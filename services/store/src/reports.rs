@@ -142,19 +142,14 @@ impl Core {
         lookback_micros: i64,
     ) -> Result<Vec<CovariateSums>, StoreError> {
         let per_user = per_user_outcome(metric.kind);
+        let outcome = outcome_sql(per_user);
         let pre_period = pre_period_sql(per_user, ["$1", "$3", "$4", "$5"]);
         let sql = format!(
             "SELECT a.variant AS variant, a.assigned_at / {DAY_MICROS} AS day, COUNT(*) AS users, \
                SUM(COALESCE(o.y, 0.0)) AS s, SUM(COALESCE(o.y, 0.0) * COALESCE(o.y, 0.0)) AS q, \
                SUM(COALESCE(p.x, 0.0)) AS xs, SUM(COALESCE(p.x, 0.0) * COALESCE(p.x, 0.0)) AS xq, \
                SUM(COALESCE(o.y, 0.0) * COALESCE(p.x, 0.0)) AS xy \
-             FROM assignments a LEFT JOIN (\
-               SELECT e.subject AS subject, {per_user} AS y FROM events e \
-               JOIN assignments b ON b.experiment_key = e.experiment_key AND b.subject = e.subject \
-               WHERE e.experiment_key = $1 AND e.name = $3 \
-                 AND e.occurred_at >= b.assigned_at AND ($2 < 0 OR e.occurred_at < b.assigned_at + $2) \
-               GROUP BY e.subject\
-             ) o ON o.subject = a.subject LEFT JOIN ({pre_period}) p ON p.subject = a.subject \
+             FROM assignments a LEFT JOIN ({outcome}) o ON o.subject = a.subject LEFT JOIN ({pre_period}) p ON p.subject = a.subject \
              WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL \
              GROUP BY a.variant, a.assigned_at / {DAY_MICROS} ORDER BY day, variant"
         );
@@ -190,6 +185,19 @@ fn per_user_outcome(kind: MetricKind) -> &'static str {
         MetricKind::Binary => "CAST(CASE WHEN COUNT(*) > 0 THEN 1 ELSE 0 END AS DOUBLE PRECISION)",
         MetricKind::Sum => "COALESCE(SUM(COALESCE(e.value, 0.0)), 0.0)",
     }
+}
+
+/// The outcome `y` per subject of pilot `$1` with events of metric `$3`
+/// under the attribution rules (at or after the assignment, and before its
+/// end when the window `$2` is not negative).
+fn outcome_sql(per_user: &str) -> String {
+    format!(
+        "SELECT e.subject AS subject, {per_user} AS y FROM events e \
+         JOIN assignments b ON b.experiment_key = e.experiment_key AND b.subject = e.subject \
+         WHERE e.experiment_key = $1 AND e.name = $3 \
+           AND e.occurred_at >= b.assigned_at AND ($2 < 0 OR e.occurred_at < b.assigned_at + $2) \
+         GROUP BY e.subject"
+    )
 }
 
 /// The CUPED covariate `x` per subject of a pilot that has any: the metric
@@ -402,16 +410,10 @@ impl Core {
         metric: &Metric,
         window_micros: Option<i64>,
     ) -> Result<Vec<(String, f64, u64)>, StoreError> {
-        let per_user = per_user_outcome(metric.kind);
+        let outcome = outcome_sql(per_user_outcome(metric.kind));
         let sql = format!(
             "SELECT a.variant AS variant, COALESCE(o.y, 0.0) AS y, COUNT(*) AS subjects \
-             FROM assignments a LEFT JOIN (\
-               SELECT e.subject AS subject, {per_user} AS y FROM events e \
-               JOIN assignments b ON b.experiment_key = e.experiment_key AND b.subject = e.subject \
-               WHERE e.experiment_key = $1 AND e.name = $3 \
-                 AND e.occurred_at >= b.assigned_at AND ($2 < 0 OR e.occurred_at < b.assigned_at + $2) \
-               GROUP BY e.subject\
-             ) o ON o.subject = a.subject \
+             FROM assignments a LEFT JOIN ({outcome}) o ON o.subject = a.subject \
              WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL \
              GROUP BY a.variant, COALESCE(o.y, 0.0) ORDER BY variant, y"
         );

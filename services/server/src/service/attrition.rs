@@ -18,6 +18,9 @@ use serde::Serialize;
 
 use super::ServiceError;
 
+/// Below this p-value of the attrition balance test the Lee bounds are computed.
+pub const LEE_BOUNDS_P: f64 = 0.05;
+
 /// The attrition of a pilot.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttritionView {
@@ -30,7 +33,7 @@ pub struct AttritionView {
     /// The loss cumulated per day, oldest first (empty once purged).
     pub series: Vec<AttritionPoint>,
     /// The Lee bounds of the metric shown, per variant against the control,
-    /// when the variants kept different shares of their subjects.
+    /// when the attrition balance test gives p < 0.05.
     pub lee_bounds: Vec<LeeBoundsView>,
     /// Refused assignment calls per variant the subject would have had.
     pub refusals: RefusalCheckView,
@@ -62,6 +65,7 @@ pub struct LeeBoundsView {
 }
 
 /// What the attrition computation needs of the pilot.
+#[derive(Debug)]
 pub struct AttritionQuery<'a> {
     pub key: &'a str,
     /// The design's variants, control first, and their weights.
@@ -121,14 +125,10 @@ pub async fn attrition(
         }
     };
     let imbalance = attrition_balance(&by_variant);
-    let shares_differ = {
-        let shares: Vec<f64> = by_variant
-            .values()
-            .filter(|c| c.assigned > 0)
-            .map(|c| c.kept() as f64 / c.assigned as f64)
-            .collect();
-        shares.windows(2).any(|w| w[0] != w[1])
-    };
+    // Attrition "differs" when its balance test gives p < 0.05 (a lenient
+    // signal; the decision acts only below 0.001): only then are the
+    // outcome distributions read, which costs another pass over the events.
+    let shares_differ = imbalance.is_some_and(|check| check.p_value < LEE_BOUNDS_P);
     let (mut shown_bounds, mut primary_bounds) = (Vec::new(), Vec::new());
     if shares_differ {
         shown_bounds = bounds_of(store, query, &by_variant, shown).await?;

@@ -13,9 +13,7 @@ use pilotgate_analysis::report::{
     AnalyzeOptions, ComparisonReport, Report, SrmReport, analyze_daily_sums,
     analyze_daily_sums_with,
 };
-use pilotgate_analysis::stats::{
-    Method, Prior, SRM_P_THRESHOLD, check_srm, sequential_srm,
-};
+use pilotgate_analysis::stats::{Method, Prior, SRM_P_THRESHOLD, check_srm, sequential_srm};
 use pilotgate_domain::experiment::{Metric, MetricKind};
 use pilotgate_store::{Experiment, Store};
 use serde::{Deserialize, Serialize};

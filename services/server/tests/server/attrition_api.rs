@@ -16,12 +16,8 @@ fn record(user: &str, status: &str, at: &str) -> Value {
 
 async fn say(app: &TestApp, records: Vec<Value>) {
     for chunk in records.chunks(500) {
-        app.post_ok(
-            "/api/v1/consents",
-            Role::Ingest,
-            json!({"records": chunk}),
-        )
-        .await;
+        app.post_ok("/api/v1/consents", Role::Ingest, json!({"records": chunk}))
+            .await;
     }
 }
 
@@ -47,7 +43,10 @@ api_story!(
         let users: Vec<String> = (0..300).map(|i| format!("leaver{i}@example.com")).collect();
         say(
             &app,
-            users.iter().map(|u| record(u, "granted", &earlier)).collect(),
+            users
+                .iter()
+                .map(|u| record(u, "granted", &earlier))
+                .collect(),
         )
         .await;
         let mut events = Vec::new();
@@ -101,7 +100,9 @@ api_story!(
         // Ten people without consent are refused; they count under the
         // variant they would have had.
         for i in 0..10 {
-            let refused = app.assign("hero", &format!("stranger{i}@example.com")).await;
+            let refused = app
+                .assign("hero", &format!("stranger{i}@example.com"))
+                .await;
             assert_eq!(refused["eligible"], false);
         }
 
@@ -112,10 +113,17 @@ api_story!(
         for variant in ["control", "v1"] {
             let got = &attrition["by_variant"][variant];
             for cause in ["withdrawn", "objected", "erased"] {
-                assert_eq!(got[cause], expected[variant][cause], "{variant} {cause}: {got}");
+                assert_eq!(
+                    got[cause], expected[variant][cause],
+                    "{variant} {cause}: {got}"
+                );
             }
             let assigned = variant_of.iter().filter(|v| *v == variant).count();
-            assert_eq!(got["assigned"], json!(assigned), "{variant}: erased ones included");
+            assert_eq!(
+                got["assigned"],
+                json!(assigned),
+                "{variant}: erased ones included"
+            );
         }
         assert_eq!(
             attrition["imbalance"]["mismatch"], true,
@@ -136,7 +144,9 @@ api_story!(
                 .find(|v| v["variant"] == variant)
                 .unwrap();
             (
-                attrition["by_variant"][variant]["assigned"].as_f64().unwrap(),
+                attrition["by_variant"][variant]["assigned"]
+                    .as_f64()
+                    .unwrap(),
                 row["users"].as_f64().unwrap(),
                 row["sum"].as_f64().unwrap(),
             )
@@ -193,7 +203,10 @@ api_story!(
         let users: Vec<String> = (0..120).map(|i| format!("stayer{i}@example.com")).collect();
         say(
             &app,
-            users.iter().map(|u| record(u, "granted", &earlier)).collect(),
+            users
+                .iter()
+                .map(|u| record(u, "granted", &earlier))
+                .collect(),
         )
         .await;
         for user in &users {
