@@ -15,7 +15,7 @@ fn record(user: &str, status: &str, at: &str) -> Value {
 }
 
 async fn say(app: &TestApp, records: Vec<Value>) {
-    for chunk in records.chunks(500) {
+    for chunk in records.chunks(100) {
         app.post_ok("/api/v1/consents", Role::Ingest, json!({"records": chunk}))
             .await;
     }
@@ -61,8 +61,8 @@ api_story!(
         app.post_ok("/api/v1/events", Role::Ingest, json!({"events": events}))
             .await;
 
-        // v1 loses every fifth of its subjects (withdrawn, objected and
-        // erased in turn); the control loses two.
+        // v1 loses every third of its subjects, converted or not (withdrawn,
+        // objected and erased in turn); the control loses two.
         let now = chrono::Utc::now().to_rfc3339();
         let (mut lost_v1, mut lost_control) = (0, 0);
         let mut expected = json!({
@@ -73,7 +73,7 @@ api_story!(
         for (i, user) in users.iter().enumerate() {
             let variant = variant_of[i].as_str();
             let cause = match variant {
-                "v1" if i % 5 == 0 => {
+                "v1" if i % 3 == 0 => {
                     lost_v1 += 1;
                     ["withdrawn", "objected", "erased"][lost_v1 % 3]
                 }
@@ -132,7 +132,7 @@ api_story!(
         let series = attrition["series"].as_array().unwrap();
         let last = &series.last().unwrap()["variants"]["v1"];
         assert_eq!(last["assigned"], attrition["by_variant"]["v1"]["assigned"]);
-        assert!(last["lost_share"].as_f64().unwrap() > 0.15, "{last}");
+        assert!(last["lost_share"].as_f64().unwrap() > 0.25, "{last}");
 
         // The Lee bounds beside the estimate, as computed by hand from the
         // counts the results report.
@@ -161,7 +161,11 @@ api_story!(
                 "{bounds} vs {want:?}"
             );
         }
-        assert!(want[0] < 0.0 && want[1] > 0.0, "{want:?}");
+        assert!(
+            want[0] < 0.0 && want[1] > 0.0,
+            "{want:?}: {} {attrition}",
+            results["variants"]
+        );
         assert_eq!(results["decision"]["outcome"], "not_decidable");
         let reason = results["decision"]["reasons"][0].as_str().unwrap();
         assert!(
