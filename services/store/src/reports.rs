@@ -319,7 +319,7 @@ impl Core {
 /// One day of one variant's attrition: the subjects assigned that day (with
 /// the erased ones counted on the day of their erasure, their assignment
 /// being gone) and those lost that day, by cause.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AttritionDay {
     /// `YYYY-MM-DD` (UTC).
     pub day: String,

@@ -13,7 +13,7 @@ use pilotgate_analysis::attrition::{
 use pilotgate_analysis::report::SrmReport;
 use pilotgate_analysis::stats::{Arm, TrimGroup, lee_bounds};
 use pilotgate_domain::experiment::Metric;
-use pilotgate_store::Store;
+use pilotgate_store::{AttritionDay, Store};
 use serde::Serialize;
 
 use super::ServiceError;
@@ -30,7 +30,7 @@ pub struct AttritionView {
     /// a mismatch makes the decision `not_decidable` unless the Lee bounds
     /// keep the sign of the effect.
     pub imbalance: Option<SrmReport>,
-    /// The loss cumulated per day, oldest first (empty once purged).
+    /// The loss cumulated per day, oldest first (kept by the purge).
     pub series: Vec<AttritionPoint>,
     /// The Lee bounds of the metric shown, per variant against the control,
     /// when the attrition balance test gives p < 0.05.
@@ -73,6 +73,9 @@ pub struct AttritionQuery<'a> {
     pub weights: &'a [f64],
     /// `(variant, assigned, withdrawn)` kept when the raw data was purged.
     pub purged_counts: Option<&'a [(String, u64, u64)]>,
+    /// The attrition per day kept when the raw data was purged (empty when
+    /// purged before it was kept).
+    pub purged_attrition: &'a [AttritionDay],
     pub window_micros: Option<i64>,
 }
 
@@ -84,7 +87,14 @@ pub async fn attrition(
     shown: &Metric,
     primary: &Metric,
 ) -> Result<(AttritionView, Vec<(String, Option<[f64; 2]>)>), ServiceError> {
-    let days = store.attrition_by_day(query.key).await?;
+    // A purge keeps the attrition as it was; none can follow (the purged
+    // pilot has no assignment left to withdraw or erase).
+    let whole = query.purged_counts.is_none() || !query.purged_attrition.is_empty();
+    let days = if query.purged_attrition.is_empty() {
+        store.attrition_by_day(query.key).await?
+    } else {
+        query.purged_attrition.to_vec()
+    };
     let mut by_variant: BTreeMap<String, AttritionCounts> = query
         .variants
         .iter()
@@ -106,13 +116,14 @@ pub async fn attrition(
         let total = by_variant.entry(variant.clone()).or_default();
         total.assigned += counts.assigned;
         total.erased += counts.erased;
-        if query.purged_counts.is_none() {
+        if whole {
             total.withdrawn += counts.withdrawn;
             total.objected += counts.objected;
         }
     }
     let series = match query.purged_counts {
-        None => attrition_series(query.variants, &daily),
+        _ if whole => attrition_series(query.variants, &daily),
+        None => Vec::new(),
         Some(kept) => {
             // The raw assignments are gone: the counts kept at the purge
             // (which do not tell objections apart) and the erasures.

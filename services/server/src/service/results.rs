@@ -251,6 +251,9 @@ pub async fn compute_results(
             variants: &variant_keys,
             weights: &variant_weights,
             purged_counts: kept.as_ref().map(|(_, kept)| kept.counts.as_slice()),
+            purged_attrition: kept
+                .as_ref()
+                .map_or(&[], |(_, kept)| kept.attrition.as_slice()),
             window_micros: window,
         },
         &metric,
