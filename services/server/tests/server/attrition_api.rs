@@ -21,6 +21,23 @@ async fn say(app: &TestApp, records: Vec<Value>) {
     }
 }
 
+/// Starts the pilot `hero` and grants consent to `n` people named from
+/// `prefix`, whom it returns.
+async fn granted_pilot(app: &TestApp, prefix: &str, n: usize) -> Vec<String> {
+    app.start_pilot(Design::new("hero").json()).await;
+    let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
+    let users: Vec<String> = (0..n).map(|i| format!("{prefix}{i}@example.com")).collect();
+    say(
+        app,
+        users
+            .iter()
+            .map(|u| record(u, "granted", &earlier))
+            .collect(),
+    )
+    .await;
+    users
+}
+
 /// The Lee bounds of the relative lift for a binary metric, by hand:
 /// `(assigned, kept, converted)` per arm; the arm that kept the larger share
 /// loses that excess share of its kept subjects, from the top or the bottom.
@@ -38,17 +55,7 @@ fn binary_lee_bounds(control: (f64, f64, f64), variant: (f64, f64, f64)) -> [f64
 api_story!(
     differential_attrition_is_counted_bounded_and_not_decidable,
     |app| {
-        app.start_pilot(Design::new("hero").json()).await;
-        let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
-        let users: Vec<String> = (0..300).map(|i| format!("leaver{i}@example.com")).collect();
-        say(
-            &app,
-            users
-                .iter()
-                .map(|u| record(u, "granted", &earlier))
-                .collect(),
-        )
-        .await;
+        let users = granted_pilot(&app, "leaver", 300).await;
         let mut events = Vec::new();
         let mut variant_of = Vec::new();
         for (i, user) in users.iter().enumerate() {
@@ -202,17 +209,7 @@ api_story!(
 api_story!(
     even_attrition_leaves_the_decision_to_the_usual_rules,
     |app| {
-        app.start_pilot(Design::new("hero").json()).await;
-        let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
-        let users: Vec<String> = (0..120).map(|i| format!("stayer{i}@example.com")).collect();
-        say(
-            &app,
-            users
-                .iter()
-                .map(|u| record(u, "granted", &earlier))
-                .collect(),
-        )
-        .await;
+        let users = granted_pilot(&app, "stayer", 120).await;
         for user in &users {
             app.assign("hero", user).await;
         }
