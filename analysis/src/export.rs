@@ -59,6 +59,26 @@ pub struct EventColumns {
     pub occurred_at: Vec<i64>,
 }
 
+/// The CUPED covariate per subject, as `pilotgate analyze --covariate`
+/// reads it (`subject,value`; a subject left out has the value 0).
+#[derive(Debug, Default, Clone)]
+pub struct CovariateColumns {
+    pub subject: Vec<String>,
+    pub value: Vec<f64>,
+}
+
+impl CovariateColumns {
+    pub(crate) fn frame(&self) -> PolarsResult<DataFrame> {
+        DataFrame::new(
+            self.subject.len(),
+            vec![
+                Column::new("subject".into(), &self.subject),
+                Column::new("value".into(), &self.value),
+            ],
+        )
+    }
+}
+
 fn utc_micros(name: &str, micros: &[i64]) -> Column {
     Series::new(name.into(), micros)
         .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
@@ -183,6 +203,8 @@ pub struct EncodedExport {
     pub format: FileFormat,
     pub assignments: Vec<u8>,
     pub events: Vec<u8>,
+    /// `covariate.EXT`, when asked for (see [`encode_covariate`]).
+    pub covariate: Option<Vec<u8>>,
 }
 
 /// Encodes the two tables of a pilot's export.
@@ -200,6 +222,7 @@ pub fn encode_export(
         format,
         assignments: table("assignments", assignments.frame())?,
         events: table("events", events.frame())?,
+        covariate: None,
     })
 }
 
@@ -232,7 +255,8 @@ pub fn write_export(
     write_encoded(dir, &encoded)
 }
 
-/// Writes an encoded export's two files into `dir`, as `write_export` does.
+/// Writes an encoded export's files into `dir`, as `write_export` does
+/// (and `covariate.EXT` when the export carries one).
 pub fn write_encoded(
     dir: &Path,
     export: &EncodedExport,
@@ -250,7 +274,18 @@ pub fn write_encoded(
     let events_path = dir.join(format!("events.{extension}"));
     write_file(&assignments_path, &export.assignments)?;
     write_file(&events_path, &export.events)?;
+    if let Some(covariate) = &export.covariate {
+        write_file(&dir.join(format!("covariate.{extension}")), covariate)?;
+    }
     Ok((assignments_path, events_path))
+}
+
+/// Encodes the covariate table (`covariate.EXT` beside the export's two).
+pub fn encode_covariate(format: FileFormat, covariate: &CovariateColumns) -> Result<Vec<u8>, String> {
+    covariate
+        .frame()
+        .and_then(|frame| encode(format, frame))
+        .map_err(|e| format!("cannot make the covariate table: {e}"))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {

@@ -54,8 +54,9 @@ pub use purposes::{
 };
 pub use recipients::{RecipientFields, RecipientRow, RecipientsPage};
 pub use results::{
-    BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
-    PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,
+    Attrition, AttritionRow, BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, LeeRow,
+    Method, MetricKind, MetricOption, PowerProgress, ResultsPage, Significance, UpliftSeries,
+    VariantResult,
 };
 pub use segments::{SegmentRow, SegmentTable};
 pub use sign_in::SignInPage;

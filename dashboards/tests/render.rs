@@ -84,9 +84,42 @@ fn results_page(name: &str) -> ResultsPage {
             p_value: 0.412,
             flagged: false,
         },
+        sequential_srm: BalanceCheck {
+            p_value: 1.0,
+            flagged: false,
+        },
         withdrawal_balance: BalanceCheck {
             p_value: 0.0004,
             flagged: true,
+        },
+        attrition: Attrition {
+            variants: vec![
+                AttritionRow {
+                    variant: "control".to_owned(),
+                    assigned: 100_400,
+                    withdrawn: 300,
+                    objected: 60,
+                    erased: 40,
+                },
+                AttritionRow {
+                    variant: "treatment-b".to_owned(),
+                    assigned: 100_900,
+                    withdrawn: 700,
+                    objected: 120,
+                    erased: 80,
+                },
+            ],
+            days: vec![("2026-01-05".to_owned(), vec![0.004, 0.009])],
+            lee_bounds: vec![LeeRow {
+                variant: "treatment-b".to_owned(),
+                estimate: Some(0.0342),
+                bounds: Ok([-0.0012, 0.0701]),
+                trimmed: "0.5% of the variant's kept subjects".to_owned(),
+            }],
+            refusal_check: Some(BalanceCheck {
+                p_value: 0.61,
+                flagged: false,
+            }),
         },
         withdrawn_excluded: 1_234,
         power: vec![
@@ -396,7 +429,16 @@ fn results_page_shows_formatted_numbers_and_charts() {
     );
     assert!(html.contains("Decision: Scale"));
     assert!(html.contains("Sample ratio OK (p = 0.412)"));
-    assert!(html.contains("Withdrawal imbalance (p &#60; 0.001)"));
+    assert!(html.contains("Attrition imbalance (p &#60; 0.001)"));
+    assert!(html.contains("Sample ratio OK (anytime-valid)"));
+    assert!(html.contains("Refusals independent of the variant (p = 0.610)"));
+    assert!(
+        html.contains(
+            "<td class=\"num\">+3.42%</td><td class=\"num\">[\u{2212}0.120%, +7.01%]</td>"
+        ),
+        "the estimate beside its Lee bounds"
+    );
+    assert!(html.contains("<th scope=\"row\">2026-01-05</th><td class=\"num\">0.400%</td>"));
     assert!(html.contains("1,234 withdrawn subjects were excluded"));
     assert!(html.contains("100,000 of 120,000 (83.3%)"));
     assert!(html.contains("95% confidence interval"));

@@ -44,8 +44,13 @@ pub struct ResultsPage {
     pub decision_reasons: Vec<String>,
     /// The sample ratio mismatch check.
     pub srm: BalanceCheck,
-    /// The check for withdrawals unevenly spread over variants.
+    /// The anytime-valid sample ratio check over the daily looks.
+    pub sequential_srm: BalanceCheck,
+    /// The check for lost subjects (withdrawn, objected, erased) unevenly
+    /// spread over variants.
     pub withdrawal_balance: BalanceCheck,
+    /// Every subject lost per variant, day by day, and the Lee bounds.
+    pub attrition: Attrition,
     /// Withdrawn subjects excluded from this analysis, over all variants.
     pub withdrawn_excluded: u64,
     /// Users so far against the planned sample size, per variant.
@@ -167,8 +172,10 @@ pub enum Decision {
     DoNotScale,
     /// Not enough evidence yet.
     KeepRunning,
-    /// The data cannot be trusted (sample ratio or withdrawal imbalance).
+    /// The data cannot be trusted (sample ratio mismatch).
     Invalid,
+    /// Attrition differs between variants and the Lee bounds include 0.
+    NotDecidable,
 }
 
 impl Decision {
@@ -179,6 +186,7 @@ impl Decision {
             Decision::DoNotScale => "Do not scale",
             Decision::KeepRunning => "Keep running",
             Decision::Invalid => "Invalid",
+            Decision::NotDecidable => "Not decidable",
         }
     }
 
@@ -188,7 +196,7 @@ impl Decision {
             Decision::Scale => Tone::Active,
             Decision::DoNotScale => Tone::Negative,
             Decision::KeepRunning => Tone::Info,
-            Decision::Invalid => Tone::Warning,
+            Decision::Invalid | Decision::NotDecidable => Tone::Warning,
         }
     }
 
@@ -203,8 +211,67 @@ impl Decision {
             Decision::Invalid => {
                 "The data failed a health check, so the results cannot be trusted."
             }
+            Decision::NotDecidable => {
+                "The variants lost different shares of their subjects, and under the worst case that loss allows the effect could go either way."
+            }
         }
     }
+}
+
+/// The subjects each variant lost and what that allows about the effect.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Attrition {
+    /// One row per variant, the control first.
+    pub variants: Vec<AttritionRow>,
+    /// The share lost per variant (in the order of `variants`) at the end of
+    /// each day, oldest first.
+    pub days: Vec<(String, Vec<f64>)>,
+    /// Per treatment variant: its relative estimate and the Lee bounds of
+    /// the relative effect, when the variants kept different shares.
+    pub lee_bounds: Vec<LeeRow>,
+    /// Refused assignment calls per variant the subject would have had,
+    /// tested against the split; `None` with no refusal.
+    pub refusal_check: Option<BalanceCheck>,
+}
+
+/// One variant's attrition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttritionRow {
+    pub variant: String,
+    pub assigned: u64,
+    pub withdrawn: u64,
+    pub objected: u64,
+    pub erased: u64,
+}
+
+/// One treatment variant's estimate beside its Lee bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeeRow {
+    pub variant: String,
+    /// The relative estimate shown in the results table.
+    pub estimate: Option<f64>,
+    /// The Lee bounds of the relative effect, or why there are none.
+    pub bounds: Result<[f64; 2], String>,
+    /// The share of the trimmed arm's kept subjects trimmed, and which arm.
+    pub trimmed: String,
+}
+
+/// The texts of one attrition row.
+pub struct AttritionRowView {
+    pub variant: String,
+    pub assigned: String,
+    pub withdrawn: String,
+    pub objected: String,
+    pub erased: String,
+    pub lost_share: String,
+}
+
+/// The texts of one Lee row.
+pub struct LeeRowView {
+    pub variant: String,
+    pub estimate: String,
+    pub bounds: String,
+    pub trimmed: String,
 }
 
 /// A balance check (sample ratio, withdrawals) and whether it failed.
@@ -432,11 +499,79 @@ impl ResultsPage {
         balance_badge(&self.srm, "Sample ratio mismatch", "Sample ratio OK")
     }
 
+    pub(crate) fn sequential_srm_badge(&self) -> Badge {
+        balance_badge(
+            &self.sequential_srm,
+            "Sample ratio mismatch (anytime-valid)",
+            "Sample ratio OK (anytime-valid)",
+        )
+    }
+
+    pub(crate) fn attrition_rows(&self) -> Vec<AttritionRowView> {
+        self.attrition
+            .variants
+            .iter()
+            .map(|row| {
+                let lost = row.withdrawn + row.objected + row.erased;
+                AttritionRowView {
+                    variant: row.variant.clone(),
+                    assigned: thousands(row.assigned),
+                    withdrawn: thousands(row.withdrawn),
+                    objected: thousands(row.objected),
+                    erased: thousands(row.erased),
+                    lost_share: if row.assigned == 0 {
+                        "\u{2014}".to_owned()
+                    } else {
+                        percent(lost as f64 / row.assigned as f64)
+                    },
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn refusal_badge(&self) -> Option<Badge> {
+        self.attrition.refusal_check.as_ref().map(|check| {
+            balance_badge(
+                check,
+                "Refusals depend on the variant",
+                "Refusals independent of the variant",
+            )
+        })
+    }
+
+    pub(crate) fn attrition_days(&self) -> Vec<(String, Vec<String>)> {
+        self.attrition
+            .days
+            .iter()
+            .map(|(day, shares)| (day.clone(), shares.iter().map(|s| percent(*s)).collect()))
+            .collect()
+    }
+
+    pub(crate) fn lee_rows(&self) -> Vec<LeeRowView> {
+        self.attrition
+            .lee_bounds
+            .iter()
+            .map(|row| LeeRowView {
+                variant: row.variant.clone(),
+                estimate: row
+                    .estimate
+                    .map_or_else(|| "\u{2014}".to_owned(), signed_percent),
+                bounds: match &row.bounds {
+                    Ok([low, high]) => {
+                        format!("[{}, {}]", signed_percent(*low), signed_percent(*high))
+                    }
+                    Err(why) => why.clone(),
+                },
+                trimmed: row.trimmed.clone(),
+            })
+            .collect()
+    }
+
     pub(crate) fn withdrawal_badge(&self) -> Badge {
         balance_badge(
             &self.withdrawal_balance,
-            "Withdrawal imbalance",
-            "Withdrawals balanced",
+            "Attrition imbalance",
+            "Attrition balanced",
         )
     }
 

@@ -13,7 +13,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use pilotgate_analysis::export::{
-    AssignmentColumns, EventColumns, FileFormat, encode_export, write_encoded,
+    AssignmentColumns, CovariateColumns, EventColumns, FileFormat, encode_covariate,
+    encode_export, write_encoded,
 };
 use pilotgate_domain::Actor;
 use pilotgate_domain::pseudonym::KeyRing;
@@ -39,11 +40,30 @@ pub async fn export_experiment(
     format: FileFormat,
     authority: &ExportAuthority,
 ) -> Result<String, String> {
+    export_experiment_with(store, keys, experiment, out, format, authority, None).await
+}
+
+/// [`export_experiment`], with `covariate_days`: also `covariate.EXT`, the
+/// primary metric over each kept subject's events in that many days before
+/// its assignment (from the other pilots of the purpose), as the results'
+/// CUPED computes it, for `pilotgate analyze --covariate`.
+pub async fn export_experiment_with(
+    store: &Store,
+    keys: &KeyRing,
+    experiment: &str,
+    out: &Path,
+    format: FileFormat,
+    authority: &ExportAuthority,
+    covariate_days: Option<u32>,
+) -> Result<String, String> {
     let pilot = store
         .experiment(experiment)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no pilot has the key '{experiment}'"))?;
+    if covariate_days.is_some_and(|days| !(1..=365).contains(&days)) {
+        return Err("--covariate-days must be 1 to 365".to_owned());
+    }
     let approved = match authority {
         ExportAuthority::BreakGlass(reason) => {
             let reason = pilotgate_domain::text::PlainText::line(reason, 500)
@@ -115,6 +135,27 @@ pub async fn export_experiment(
         event_columns.value.push(e.value);
         event_columns.occurred_at.push(to_micros(e.occurred_at));
     }
+    let covariate = match covariate_days {
+        None => None,
+        Some(days) => {
+            let design = &pilot.design;
+            let rows = store
+                .subject_covariates(
+                    experiment,
+                    design.purpose.as_str(),
+                    &design.primary_metric,
+                    i64::from(days) * 86_400_000_000,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut columns = CovariateColumns::default();
+            for (subject, value) in rows {
+                columns.subject.push(subject_of(&subject));
+                columns.value.push(value);
+            }
+            Some((days, columns))
+        }
+    };
     let (assignment_count, event_count) = (
         assignment_columns.subject.len(),
         event_columns.subject.len(),
@@ -125,12 +166,17 @@ pub async fn export_experiment(
     }
     // Made in memory and hashed first: the audit entry names the bytes that
     // will be written, and it is written before any of them is.
+    let covariate_columns = covariate.as_ref().map(|(_, columns)| columns.clone());
     let encoded = tokio::task::spawn_blocking(move || {
-        encode_export(format, &assignment_columns, &event_columns)
+        let mut encoded = encode_export(format, &assignment_columns, &event_columns)?;
+        encoded.covariate = covariate_columns
+            .map(|columns| encode_covariate(format, &columns))
+            .transpose()?;
+        Ok::<_, String>(encoded)
     })
     .await
     .map_err(|e| format!("the export was interrupted: {e}"))??;
-    let details = serde_json::json!({
+    let mut details = serde_json::json!({
         "pilot": experiment,
         "purpose": pilot.design.purpose.as_str(),
         "format": format.extension(),
@@ -143,6 +189,14 @@ pub async fn export_experiment(
             "events": hex::encode(Sha256::digest(&encoded.events)),
         },
     });
+    if let (Some((days, columns)), Some(bytes)) = (&covariate, &encoded.covariate) {
+        details["covariate"] = serde_json::json!({
+            "metric": pilot.design.primary_metric.event,
+            "lookback_days": days,
+            "subjects": columns.subject.len(),
+        });
+        details["sha256"]["covariate"] = serde_json::json!(hex::encode(Sha256::digest(bytes)));
+    }
     let entry = match &approved {
         Some(request) => {
             let mut manifest = details;

@@ -73,7 +73,7 @@ pub use privacy_links::{NewPrivacyLink, StoredPrivacyLink};
 pub use purge::{LedgerSubject, PurgeCandidate, RawCounts, StoredSummary};
 pub use purposes::{PurposeRecord, PurposeUpdate, PurposeVersion, RecordedAssessment};
 pub use reconsent::ReconsentAsks;
-pub use reports::{CovariateSums, DailySums, SegmentOf};
+pub use reports::{AttritionDay, CovariateSums, DailySums, SegmentOf};
 pub use sessions::StoredSession;
 pub use tokens::{NewToken, StoredCredential, TokenRecord};
 
@@ -193,9 +193,14 @@ impl Store {
         signals: Signals,
         attributes: &Attributes,
     ) -> Result<AssignOutcome, StoreError> {
-        self.assigner
+        let outcome = self
+            .assigner
             .assign(&self.core, target, candidates, now, signals, attributes)
-            .await
+            .await?;
+        if let (AssignOutcome::Ineligible(_), Some(current)) = (&outcome, candidates.first()) {
+            self.core.count_refused_bucket(target, current, now).await?;
+        }
+        Ok(outcome)
     }
 
     /// Records a batch. Concurrent batches are stored together in one

@@ -2,6 +2,7 @@
 //! API's routes and the dashboards' pages alike, so that the two cannot
 //! disagree. Handlers only translate HTTP to these calls and back.
 
+pub mod attrition;
 pub mod audit;
 pub mod experiments;
 pub mod exports;

@@ -1,7 +1,9 @@
 //! The results of a pilot's metric, as the results endpoint answers them and
 //! the results page shows them: the `pilotgate analyze` report from the
-//! database's per-variant, per-day sums, its guardrails, the decision, and
-//! the withdrawn subjects left out. The statistics run off the async runtime.
+//! database's per-variant, per-day sums, its guardrails, the decision, the
+//! withdrawn subjects left out, the attrition (with Lee bounds when it
+//! differs between variants) and the anytime-valid SRM check beside the
+//! chi-square one. The statistics run off the async runtime.
 
 use std::collections::BTreeMap;
 
@@ -11,12 +13,13 @@ use pilotgate_analysis::report::{
     AnalyzeOptions, ComparisonReport, Report, SrmReport, analyze_daily_sums,
     analyze_daily_sums_with,
 };
-use pilotgate_analysis::stats::{Method, Prior, check_srm};
+use pilotgate_analysis::stats::{Method, Prior, SRM_P_THRESHOLD, check_srm, sequential_srm};
 use pilotgate_domain::experiment::{Metric, MetricKind};
 use pilotgate_store::{CovariateSums, DailySums, Experiment, Store};
 use serde::{Deserialize, Serialize};
 
 use super::ServiceError;
+use super::attrition::{AttritionQuery, AttritionView, attrition};
 pub use super::segments::SegmentResults;
 
 /// Query of the results.
@@ -70,6 +73,11 @@ pub struct ResultsView {
     pub decision: Decision,
     pub guardrails: Vec<Report>,
     pub withdrawn: WithdrawnView,
+    /// Every subject lost per variant (withdrawn, objected, erased), its
+    /// balance test, the daily series and the Lee bounds.
+    pub attrition: AttritionView,
+    /// The anytime-valid SRM check over the daily looks, beside `srm`.
+    pub sequential_srm: Option<SequentialSrmView>,
     pub planned_sample_size_per_variant: Option<i64>,
     /// The metric's analysis cumulated by assignment day, oldest first.
     pub cumulative: Vec<CumulativeView>,
@@ -83,6 +91,19 @@ pub struct ResultsView {
     /// Present when a segment was asked for: the results per segment value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<SegmentResults>,
+}
+
+/// The anytime-valid sample ratio check (Lindon & Malek's
+/// Dirichlet-multinomial test) over the users per variant at the end of
+/// each assignment day: safe to read every day.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SequentialSrmView {
+    /// The Bayes factor against the expected split at the last day.
+    pub bayes_factor: f64,
+    /// The smallest `1 / BF` over the days so far, capped at 1.
+    pub p_value: f64,
+    /// True when `p_value` is below the chi-square badge's threshold (0.001).
+    pub mismatch: bool,
 }
 
 /// The analysis over the users assigned on or before one UTC day, with every
@@ -253,6 +274,25 @@ pub async fn compute_results(
         .map(|v| (v.key.clone(), v.weight))
         .collect();
 
+    let variant_keys: Vec<String> = design.variants.iter().map(|v| v.key.clone()).collect();
+    let variant_weights: Vec<f64> = design.variants.iter().map(|v| v.weight).collect();
+    let (attrition, lee_for_decision) = attrition(
+        store,
+        &AttritionQuery {
+            key: design.key.as_str(),
+            variants: &variant_keys,
+            weights: &variant_weights,
+            purged_counts: kept.as_ref().map(|(_, kept)| kept.counts.as_slice()),
+            purged_attrition: kept
+                .as_ref()
+                .map_or(&[], |(_, kept)| kept.attrition.as_slice()),
+            window_micros: window,
+        },
+        &metric,
+        &design.primary_metric,
+    )
+    .await?;
+
     let input = ViewInput {
         metrics,
         metric,
@@ -267,6 +307,8 @@ pub async fn compute_results(
         covariate,
         lookback_days,
         raw_data_purged_on,
+        attrition,
+        lee_for_decision,
     };
     let segment_input = segment_source.map(|source| (source, input.clone()));
     let mut results = tokio::task::spawn_blocking(move || build_view(input))
@@ -303,6 +345,11 @@ pub(super) struct ViewInput {
     pub(super) covariate: Option<(Vec<CovariateSums>, f64)>,
     pub(super) lookback_days: u32,
     pub(super) raw_data_purged_on: Option<String>,
+    /// The whole pilot's attrition (a segment value's view shows it too:
+    /// attrition is checked over the pilot), and the Lee bounds the
+    /// decision reads.
+    pub(super) attrition: AttritionView,
+    pub(super) lee_for_decision: Vec<(String, Option<[f64; 2]>)>,
 }
 
 /// The results view of `input`: the one builder of the whole pilot's view
@@ -322,6 +369,8 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
         covariate,
         lookback_days,
         raw_data_purged_on,
+        attrition,
+        lee_for_decision,
     } = input;
     let mut withdrawn: BTreeMap<String, u64> =
         weights.iter().map(|(v, _)| (v.clone(), 0)).collect();
@@ -334,7 +383,7 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
         method,
         control,
         alpha,
-        weights,
+        weights: weights.clone(),
     };
     let analyze = |index: usize| {
         let m = &metrics[index];
@@ -386,6 +435,30 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
         None if requested == 0 => (primary.clone(), primary_days),
         None => analyze(requested)?,
     };
+    let looks: Vec<Vec<u64>> = days
+        .iter()
+        .map(|point| {
+            weights
+                .iter()
+                .map(|(variant, _)| {
+                    point
+                        .report
+                        .variants
+                        .iter()
+                        .find(|v| &v.variant == variant)
+                        .map_or(0, |v| v.users)
+                })
+                .collect()
+        })
+        .collect();
+    let split: Vec<f64> = weights.iter().map(|(_, w)| *w).collect();
+    let sequential = sequential_srm(&looks, &split, SRM_P_THRESHOLD)
+        .ok()
+        .map(|c| SequentialSrmView {
+            bayes_factor: c.bayes_factor,
+            p_value: c.p_value,
+            mismatch: c.mismatch,
+        });
     let cumulative = days
         .into_iter()
         .map(|point| CumulativeView {
@@ -420,7 +493,8 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
         guardrails: &guardrails,
         mde,
         planned_per_variant: planned_sample_size.map(|n| n as u64),
-        withdrawal_imbalance: imbalance,
+        withdrawal_imbalance: attrition.imbalance,
+        lee_bounds: &lee_for_decision,
     });
     Ok(ResultsView {
         report,
@@ -430,6 +504,8 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
             by_variant: withdrawn,
             imbalance,
         },
+        attrition,
+        sequential_srm: sequential,
         planned_sample_size_per_variant: planned_sample_size,
         cumulative,
         cuped: covariate.map(|(_, reduction)| CupedView {

@@ -10,6 +10,7 @@ mod support;
 mod analyze_cli;
 mod api;
 mod assign_api;
+mod attrition_api;
 mod audit_page;
 mod browser;
 mod cli;

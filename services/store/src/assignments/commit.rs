@@ -18,7 +18,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use pilotgate_domain::bucketing::{choose_variant, hash_v2};
 use pilotgate_domain::eligibility::{
     Eligibility, Proof, Reason, RecordFacts, Signals, eligible_under,
 };
@@ -243,19 +242,14 @@ pub(crate) fn rule(
         return Ruling::Retired;
     }
     let current = &pending.candidates[0];
-    let weights: Vec<f64> = target.variants.iter().map(|v| v.weight).collect();
-    let Some(index) = choose_variant(
-        hash_v2(&target.seed, current.as_str()),
-        target.coverage,
-        &weights,
-    ) else {
+    let Some(variant) = target.bucket(current) else {
         return Ruling::NotInTraffic;
     };
     let assignment = Assignment {
         experiment_key: target.key.clone(),
         subject: current.to_string(),
         key_version: current.key_version(),
-        variant: target.variants[index].key.clone(),
+        variant: variant.key.clone(),
         assigned_at: now,
         basis: proof.basis,
         consent_record_id: Some(proof.record_id),

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use pilotgate_domain::bucketing::{choose_variant, hash_v2};
 use pilotgate_domain::eligibility::{Eligibility, Reason, Signals, eligible_under};
 use pilotgate_domain::experiment::{State, Variant};
 use pilotgate_domain::inventory::segments::{Attributes, Dimension};
@@ -42,6 +43,20 @@ pub struct AssignmentTarget {
     pub purpose_retired: bool,
     /// The segments the design declared: the only attributes an assignment takes.
     pub segments: Vec<Dimension>,
+}
+
+impl AssignmentTarget {
+    /// The variant `subject` falls into by the pilot's hash, or `None` when
+    /// out of its traffic (GrowthBook's bucketing).
+    pub(crate) fn bucket(&self, subject: &Pseudonym) -> Option<&Variant> {
+        let weights: Vec<f64> = self.variants.iter().map(|v| v.weight).collect();
+        choose_variant(
+            hash_v2(&self.seed, subject.as_str()),
+            self.coverage,
+            &weights,
+        )
+        .map(|index| &self.variants[index])
+    }
 }
 
 /// A stored assignment and its proof.

@@ -249,24 +249,30 @@ pub(crate) async fn results_model(
             Verdict::DoNotScale => view::Decision::DoNotScale,
             Verdict::KeepRunning => view::Decision::KeepRunning,
             Verdict::Invalid => view::Decision::Invalid,
+            Verdict::NotDecidable => view::Decision::NotDecidable,
         },
         decision_reasons: results.decision.reasons.clone(),
         srm: view::BalanceCheck {
             p_value: report.srm.as_ref().map_or(1.0, |s| s.p_value),
             flagged: report.srm.as_ref().is_some_and(|s| s.mismatch),
         },
+        sequential_srm: view::BalanceCheck {
+            p_value: results.sequential_srm.as_ref().map_or(1.0, |s| s.p_value),
+            flagged: results.sequential_srm.as_ref().is_some_and(|s| s.mismatch),
+        },
         withdrawal_balance: view::BalanceCheck {
             p_value: results
-                .withdrawn
+                .attrition
                 .imbalance
                 .as_ref()
                 .map_or(1.0, |s| s.p_value),
             flagged: results
-                .withdrawn
+                .attrition
                 .imbalance
                 .as_ref()
                 .is_some_and(|s| s.mismatch),
         },
+        attrition: attrition_of(&results),
         withdrawn_excluded: withdrawn.values().copied().sum(),
         power: report
             .variants
@@ -456,6 +462,71 @@ async fn pilot_panel(
     })
 }
 
+/// The attrition section: the counts per variant (design order), the share
+/// lost per day, and each variant's relative estimate beside its Lee bounds.
+fn attrition_of(results: &service::results::ResultsView) -> view::Attrition {
+    let attrition = &results.attrition;
+    let order: Vec<&String> = attrition.by_variant.keys().collect();
+    view::Attrition {
+        variants: attrition
+            .by_variant
+            .iter()
+            .map(|(variant, c)| view::AttritionRow {
+                variant: variant.clone(),
+                assigned: c.assigned,
+                withdrawn: c.withdrawn,
+                objected: c.objected,
+                erased: c.erased,
+            })
+            .collect(),
+        days: attrition
+            .series
+            .iter()
+            .map(|point| {
+                let shares = order
+                    .iter()
+                    .map(|v| point.variants.get(*v).map_or(0.0, |c| c.lost_share))
+                    .collect();
+                (point.day.clone(), shares)
+            })
+            .collect(),
+        lee_bounds: attrition
+            .lee_bounds
+            .iter()
+            .map(|b| view::LeeRow {
+                variant: b.variant.clone(),
+                estimate: results
+                    .report
+                    .comparisons
+                    .iter()
+                    .find(|c| c.variant == b.variant)
+                    .and_then(|c| c.relative.as_ref())
+                    .map(|r| r.estimate),
+                bounds: match (b.relative, &b.note) {
+                    (Some(bounds), _) => Ok(bounds),
+                    (None, Some(note)) => Err(note.clone()),
+                    (None, None) => {
+                        Err("the trimmed control mean can be 0, so no relative bound".to_owned())
+                    }
+                },
+                trimmed: format!(
+                    "{} of the {}'s kept subjects",
+                    pilotgate_dashboards::format::percent(b.trimmed_share),
+                    b.trimmed
+                ),
+            })
+            .collect(),
+        refusal_check: attrition
+            .refusals
+            .independence
+            .as_ref()
+            .map(|check| view::BalanceCheck {
+                p_value: check.p_value,
+                flagged: check.mismatch,
+            }),
+    }
+}
+
 /// The pilot's page without results: the panel says why.
 fn empty_page(
     session: &Session,
@@ -482,7 +553,9 @@ fn empty_page(
         decision: view::Decision::KeepRunning,
         decision_reasons: Vec::new(),
         srm: no_check,
+        sequential_srm: no_check,
         withdrawal_balance: no_check,
+        attrition: view::Attrition::default(),
         withdrawn_excluded: 0,
         power: Vec::new(),
         variants: Vec::new(),
