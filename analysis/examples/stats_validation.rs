@@ -115,10 +115,7 @@ fn main() -> ExitCode {
         all.extend(figures);
     }
 
-    let banded: Vec<&Figure> = all
-        .iter()
-        .filter(|f| f.band != Band::Context)
-        .collect();
+    let banded: Vec<&Figure> = all.iter().filter(|f| f.band != Band::Context).collect();
     let inside = banded.iter().filter(|f| f.within(0.0)).count();
     let _ = writeln!(
         out,
@@ -146,9 +143,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Config, String> 
         lift: 0.05,
     };
     while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = value
             .parse::<u64>()
             .map_err(|_| format!("{flag}: '{value}' is not a whole number"))?;
@@ -210,7 +205,9 @@ fn check_label(check: Check) -> &'static str {
 
 /// The rows of the A/A and coverage figures.
 fn table(figures: &[Figure]) -> String {
-    let mut out = String::from("| metric | CUPED | method | measured | rate | band | in band | sims | seed |\n");
+    let mut out = String::from(
+        "| metric | CUPED | method | measured | rate | band | in band | sims | seed |\n",
+    );
     out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for figure in figures {
         let _ = writeln!(

@@ -77,13 +77,13 @@ impl Sampler {
     fn user(&self, rng: &mut StdRng, lift: f64) -> (f64, f64) {
         match self.population {
             Population::Conversion => {
-                let p = 0.5 * rng.sample(&self.beta);
+                let p = 0.5 * rng.sample(self.beta);
                 let x = (0..8).filter(|_| rng.random::<f64>() < p).count() as f64;
                 let y = f64::from(u8::from(rng.random::<f64>() < p * (1.0 + lift)));
                 (x, y)
             }
             Population::Revenue => {
-                let rate = rng.sample(&self.gamma);
+                let rate = rng.sample(self.gamma);
                 let x = self.spend(rng, rate);
                 let y = self.spend(rng, rate * (1.0 + lift));
                 (x, y)
@@ -98,7 +98,7 @@ impl Sampler {
             Ok(poisson) => rng.sample(poisson),
             Err(_) => 0,
         };
-        (0..purchases).map(|_| rng.sample(&self.value)).sum()
+        (0..purchases).map(|_| rng.sample(self.value)).sum()
     }
 }
 
@@ -264,9 +264,11 @@ impl Figure {
 /// scenario's name (FNV-1a), so that one scenario's draws do not depend on
 /// which others run.
 pub fn scenario_seed(seed: u64, scenario: &str) -> u64 {
-    scenario.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+    scenario
+        .bytes()
+        .fold(seed ^ 0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 /// One simulated pilot: per assignment day, each variant's sums.
@@ -359,8 +361,13 @@ fn tally(
         let daily = simulate_pilot(&mut rng, &sampler, config.pilot, lift);
         for (cuped, row) in tallies.iter_mut().enumerate() {
             for ((_, method), tally) in METHODS.iter().zip(row.iter_mut()) {
-                let (whole, days) =
-                    analyze(&daily, population.outcome(), *method, config.alpha, cuped == 1);
+                let (whole, days) = analyze(
+                    &daily,
+                    population.outcome(),
+                    *method,
+                    config.alpha,
+                    cuped == 1,
+                );
                 tally.end += u64::from(hit(relative(&whole)));
                 let looks: Vec<bool> = days.iter().map(|d| hit(relative(&d.report))).collect();
                 tally.every_look += u64::from(over_days(&looks));
@@ -461,7 +468,11 @@ pub fn coverage(config: &Config, population: Population) -> Vec<Figure> {
                 Band::Context
             };
             figures.push(figure(Check::Coverage, tally.end, end_band));
-            figures.push(figure(Check::CoveredAtEveryLook, tally.every_look, every_band));
+            figures.push(figure(
+                Check::CoveredAtEveryLook,
+                tally.every_look,
+                every_band,
+            ));
         }
     }
     figures
@@ -492,7 +503,13 @@ pub fn power(config: &Config, design: &Design) -> Vec<Figure> {
             (0, VariantSums::plain(CONTROL, planned, control, control)),
             (0, VariantSums::plain(TREATMENT, planned, treated, treated)),
         ];
-        let (whole, _) = analyze(&daily, Outcome::Binary, Method::Frequentist, design.alpha, false);
+        let (whole, _) = analyze(
+            &daily,
+            Outcome::Binary,
+            Method::Frequentist,
+            design.alpha,
+            false,
+        );
         relative_hits += u64::from(excludes_zero(relative(&whole)));
         absolute_hits += u64::from(excludes_zero(absolute(&whole)));
     }
