@@ -145,15 +145,24 @@ impl Design {
             .ceil() as u64
     }
 
-    /// The power of a two-sided test at `alpha` on the relative lift with
-    /// the delta-method variance the service uses, at `n` users per arm
-    /// (normal approximation; the far tail is left out as the planner does).
+    /// The power of the relative interval at `n` users per arm (normal
+    /// approximation, the far tail left out as the planner does). Its lower
+    /// bound is above 0 when the observed difference `d` exceeds
+    /// `z sqrt((q(1-q) + p(1-p) r²) / n)`, with `r = 1 + d/p` the observed
+    /// ratio: the delta-method variance is read at that boundary (a fixed
+    /// point), not at the true lift.
     pub fn relative_test_power(&self, n: u64) -> f64 {
         let (p, q) = (self.baseline, self.baseline * (1.0 + self.mde));
         let n = n as f64;
-        let standard_error = ((q * (1.0 - q) + p * (1.0 - p) * (q / p).powi(2)) / n).sqrt() / p;
         let standard = Normal::standard();
-        standard.cdf(self.mde / standard_error - standard.inverse_cdf(1.0 - self.alpha / 2.0))
+        let z = standard.inverse_cdf(1.0 - self.alpha / 2.0);
+        let mut boundary = 0.0;
+        for _ in 0..100 {
+            let ratio = 1.0 + boundary / p;
+            boundary = z * ((q * (1.0 - q) + p * (1.0 - p) * ratio * ratio) / n).sqrt();
+        }
+        let spread = ((q * (1.0 - q) + p * (1.0 - p)) / n).sqrt();
+        standard.cdf((q - p - boundary) / spread)
     }
 }
 
