@@ -41,7 +41,7 @@ fi
 {
   echo "## Statistics validation, $(nproc) cores, $build build"
   echo
-  echo "Command: \`bench/stats_validation.sh $sims $seed\` (the simulation: analysis/tests/validation/mod.rs)."
+  echo "Command: \`$([ "$build" = release ] || echo "BUILD=$build ")bench/stats_validation.sh $sims $seed\` (the simulation: analysis/tests/validation/mod.rs)."
   echo
   echo "$tables"
 } | tee "$out"
