@@ -397,35 +397,48 @@ pub fn false_positives(config: &Config, population: Population) -> Vec<Figure> {
     let tallies = tally(config, population, 0.0, seed, excludes_zero, |looks| {
         looks.contains(&true)
     });
+    let end_band = Band::Around {
+        target: config.alpha,
+        tolerance: 0.015,
+    };
+    let at_most = Band::AtMost(config.alpha);
+    let checks = [Check::FalsePositive, Check::EverCrossed];
+    figures_of(config, population, seed, &tallies, checks, |sequential| {
+        if sequential {
+            [at_most, at_most]
+        } else {
+            [end_band, Band::Context]
+        }
+    })
+}
+
+/// The figures of tallies: per CUPED setting and method, the end's and the
+/// daily looks' `checks` with the bands `bands(sequential)` gives.
+fn figures_of(
+    config: &Config,
+    population: Population,
+    seed: u64,
+    tallies: &[[Tally; 3]; 2],
+    checks: [Check; 2],
+    bands: impl Fn(bool) -> [Band; 2],
+) -> Vec<Figure> {
     let mut figures = Vec::new();
     for (cuped, row) in tallies.iter().enumerate() {
         for ((name, method), tally) in METHODS.iter().zip(row) {
             let sequential = matches!(method, Method::Sequential { .. });
-            let figure = |check, hits, band| Figure {
-                check,
-                scenario: population.label().to_owned(),
-                cuped: cuped == 1,
-                method: name,
-                hits,
-                trials: config.sims,
-                band,
-                seed,
-            };
-            let end_band = if sequential {
-                Band::AtMost(config.alpha)
-            } else {
-                Band::Around {
-                    target: config.alpha,
-                    tolerance: 0.015,
-                }
-            };
-            let peeking_band = if sequential {
-                Band::AtMost(config.alpha)
-            } else {
-                Band::Context
-            };
-            figures.push(figure(Check::FalsePositive, tally.end, end_band));
-            figures.push(figure(Check::EverCrossed, tally.every_look, peeking_band));
+            let hits = [tally.end, tally.every_look];
+            for ((check, hits), band) in checks.into_iter().zip(hits).zip(bands(sequential)) {
+                figures.push(Figure {
+                    check,
+                    scenario: population.label().to_owned(),
+                    cuped: cuped == 1,
+                    method: name,
+                    hits,
+                    trials: config.sims,
+                    band,
+                    seed,
+                });
+            }
         }
     }
     figures
@@ -449,42 +462,19 @@ pub fn coverage(config: &Config, population: Population) -> Vec<Figure> {
         |looks| !looks.contains(&false),
     );
     let level = 1.0 - config.alpha;
-    let mut figures = Vec::new();
-    for (cuped, row) in tallies.iter().enumerate() {
-        for ((name, method), tally) in METHODS.iter().zip(row) {
-            let sequential = matches!(method, Method::Sequential { .. });
-            let figure = |check, hits, band| Figure {
-                check,
-                scenario: population.label().to_owned(),
-                cuped: cuped == 1,
-                method: name,
-                hits,
-                trials: config.sims,
-                band,
-                seed,
-            };
-            let end_band = if sequential {
-                Band::AtLeast(level)
-            } else {
-                Band::Around {
-                    target: level,
-                    tolerance: 0.02,
-                }
-            };
-            let every_band = if sequential {
-                Band::AtLeast(level)
-            } else {
-                Band::Context
-            };
-            figures.push(figure(Check::Coverage, tally.end, end_band));
-            figures.push(figure(
-                Check::CoveredAtEveryLook,
-                tally.every_look,
-                every_band,
-            ));
+    let end_band = Band::Around {
+        target: level,
+        tolerance: 0.02,
+    };
+    let at_least = Band::AtLeast(level);
+    let checks = [Check::Coverage, Check::CoveredAtEveryLook];
+    figures_of(config, population, seed, &tallies, checks, |sequential| {
+        if sequential {
+            [at_least, at_least]
+        } else {
+            [end_band, Band::Context]
         }
-    }
-    figures
+    })
 }
 
 /// (c) Pilots of a binary design stopped at the planned users per variant,
