@@ -281,7 +281,10 @@ pub fn write_encoded(
 }
 
 /// Encodes the covariate table (`covariate.EXT` beside the export's two).
-pub fn encode_covariate(format: FileFormat, covariate: &CovariateColumns) -> Result<Vec<u8>, String> {
+pub fn encode_covariate(
+    format: FileFormat,
+    covariate: &CovariateColumns,
+) -> Result<Vec<u8>, String> {
     covariate
         .frame()
         .and_then(|frame| encode(format, frame))

@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use pilotgate_analysis::export::{
-    AssignmentColumns, CovariateColumns, EventColumns, FileFormat, encode_covariate,
-    encode_export, write_encoded,
+    AssignmentColumns, CovariateColumns, EventColumns, FileFormat, encode_covariate, encode_export,
+    write_encoded,
 };
 use pilotgate_domain::Actor;
 use pilotgate_domain::pseudonym::KeyRing;
