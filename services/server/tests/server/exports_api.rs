@@ -94,6 +94,22 @@ async fn download(app: &TestApp, id: &str) -> (Vec<u8>, i64) {
     (response.bytes().await.unwrap().to_vec(), audit_id)
 }
 
+/// The `export.download` audit entries, newest first.
+pub(crate) async fn downloads_audited(app: &TestApp) -> Vec<pilotgate_domain::audit::AuditEntry> {
+    app.db
+        .store
+        .filtered_audit(
+            &AuditFilter {
+                action: Some("export.download".to_owned()),
+                ..AuditFilter::default()
+            },
+            AuditCursor::Before(None),
+            20,
+        )
+        .await
+        .unwrap()
+}
+
 fn subjects_of(file: &[u8]) -> HashSet<String> {
     let mut reader = csv::Reader::from_reader(file);
     assert_eq!(
@@ -146,19 +162,7 @@ api_story!(
 
         let (file, audit_id) = download(&app, &id).await;
         let digest = hex::encode(sha2::Sha256::digest(&file));
-        let entries = app
-            .db
-            .store
-            .filtered_audit(
-                &AuditFilter {
-                    action: Some("export.download".to_owned()),
-                    ..AuditFilter::default()
-                },
-                AuditCursor::Before(None),
-                10,
-            )
-            .await
-            .unwrap();
+        let entries = crate::exports_api::downloads_audited(&app).await;
         assert_eq!(entries.len(), 1);
         let entry = &entries[0];
         assert_eq!(entry.id, audit_id);
@@ -219,19 +223,7 @@ api_story!(
             )
             .await;
         assert_json_error(fourth, 409).await;
-        let downloads = app
-            .db
-            .store
-            .filtered_audit(
-                &AuditFilter {
-                    action: Some("export.download".to_owned()),
-                    ..AuditFilter::default()
-                },
-                AuditCursor::Before(None),
-                10,
-            )
-            .await
-            .unwrap();
+        let downloads = crate::exports_api::downloads_audited(&app).await;
         assert_eq!(
             downloads.len(),
             4,
@@ -482,19 +474,7 @@ api_story!(a_parquet_export_holds_the_same_rows_as_the_csv_one, |app| {
         String::from_utf8(as_csv).unwrap(),
         String::from_utf8(csv).unwrap()
     );
-    let entries = app
-        .db
-        .store
-        .filtered_audit(
-            &AuditFilter {
-                action: Some("export.download".to_owned()),
-                ..AuditFilter::default()
-            },
-            AuditCursor::Before(None),
-            10,
-        )
-        .await
-        .unwrap();
+    let entries = crate::exports_api::downloads_audited(&app).await;
     let manifest: Value = serde_json::from_str(&entries[1].details).unwrap();
     assert_eq!(manifest["format"], "parquet");
     assert_eq!(

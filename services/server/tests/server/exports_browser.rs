@@ -16,7 +16,6 @@ use crate::journey::{fill, shoot, sign_in, sign_out, text_of};
 use crate::support::chromium::Browser;
 use crate::support::pseudonym;
 use pilotgate_domain::Role;
-use pilotgate_store::{AuditCursor, AuditFilter};
 use serde_json::Value;
 use sha2::Digest;
 
@@ -215,19 +214,7 @@ api_story!(
         .expect("the browser session");
 
         // Each download was audited first, its manifest naming its bytes.
-        let entries = app
-            .db
-            .store
-            .filtered_audit(
-                &AuditFilter {
-                    action: Some("export.download".to_owned()),
-                    ..AuditFilter::default()
-                },
-                AuditCursor::Before(None),
-                20,
-            )
-            .await
-            .unwrap();
+        let entries = crate::exports_api::downloads_audited(&app).await;
         assert_eq!(entries.len(), 4, "four downloads, four entries");
         for (name, id, downloads) in &seen.files {
             let mut manifests: Vec<Value> = entries
