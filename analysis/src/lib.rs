@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decision;
+pub mod disclosure;
 pub mod export;
 pub mod input;
 pub mod pipeline;

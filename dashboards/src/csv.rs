@@ -8,7 +8,7 @@ use crate::pages::{EligibilityRow, ReconsentRow};
 const HEADER: &str = "variant,basis,notice_version,subjects";
 
 /// The eligibility report: a header line, then one line per row, each line
-/// ended by CRLF.
+/// ended by CRLF; a count withheld by small-cell suppression reads `suppressed`.
 pub fn eligibility_csv(rows: &[EligibilityRow]) -> String {
     let mut out = String::with_capacity(HEADER.len() + 2 + rows.len() * 40);
     out.push_str(HEADER);
@@ -22,7 +22,9 @@ pub fn eligibility_csv(rows: &[EligibilityRow]) -> String {
             text_field(&row.variant),
             text_field(&row.basis),
             notice,
-            row.subjects.to_string(),
+            row.subjects
+                .value()
+                .map_or_else(|| crate::view::SUPPRESSED.to_owned(), |n| n.to_string()),
         ];
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
@@ -84,7 +86,7 @@ mod tests {
             variant: variant.to_owned(),
             basis: basis.to_owned(),
             notice_version,
-            subjects,
+            subjects: crate::view::Count::Shown(subjects),
         }
     }
 

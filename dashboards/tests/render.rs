@@ -46,9 +46,9 @@ fn results_page(name: &str) -> ResultsPage {
         let mean = conversions as f64 / users as f64;
         VariantResult {
             variant: key.to_owned(),
-            users,
-            conversions: Some(conversions),
-            mean,
+            users: Count::Shown(users),
+            conversions: Some(Count::Shown(conversions)),
+            mean: Some(mean),
             absolute_uplift: relative
                 .map(|e| estimate(e.value * 0.05, e.lower * 0.05, e.upper * 0.05)),
             relative_uplift: relative,
@@ -80,29 +80,31 @@ fn results_page(name: &str) -> ResultsPage {
             "The interval for treatment-b lies above the minimum detectable effect.".to_owned(),
             "No guardrail was harmed.".to_owned(),
         ],
-        srm: BalanceCheck {
+        srm: Some(BalanceCheck {
             p_value: 0.412,
             flagged: false,
-        },
-        withdrawal_balance: BalanceCheck {
+        }),
+        withdrawal_balance: Some(BalanceCheck {
             p_value: 0.0004,
             flagged: true,
-        },
-        withdrawn_excluded: 1_234,
+        }),
+        withdrawn_excluded: Count::Shown(1_234),
+        min_cell: 10,
+        suppressed: false,
         power: vec![
             PowerProgress {
                 variant: "control".to_owned(),
-                users: 100_000,
+                users: Count::Shown(100_000),
                 planned: 120_000,
             },
             PowerProgress {
                 variant: "treatment-b".to_owned(),
-                users: 100_000,
+                users: Count::Shown(100_000),
                 planned: 120_000,
             },
             PowerProgress {
                 variant: "treatment-c".to_owned(),
-                users: 99_874,
+                users: Count::Shown(99_874),
                 planned: 120_000,
             },
         ],
@@ -206,13 +208,13 @@ fn compliance_page(can_decide: bool) -> CompliancePage {
                 variant: "control".to_owned(),
                 basis: "consent".to_owned(),
                 notice_version: Some(3),
-                subjects: 49_512,
+                subjects: Count::Shown(49_512),
             },
             EligibilityRow {
                 variant: "treatment-b".to_owned(),
                 basis: "consent".to_owned(),
                 notice_version: Some(3),
-                subjects: 50_488,
+                subjects: Count::Shown(50_488),
             },
         ],
         refusals: CountMatrix::from_cells([
@@ -223,14 +225,15 @@ fn compliance_page(can_decide: bool) -> CompliancePage {
         withdrawals: vec![
             VariantCount {
                 variant: "control".to_owned(),
-                count: 610,
+                count: Count::Shown(610),
             },
             VariantCount {
                 variant: "treatment-b".to_owned(),
-                count: 624,
+                count: Count::Shown(624),
             },
         ],
-        erasures: 17,
+        erasures: Count::Shown(17),
+        assigned_total: Count::Shown(100_000),
         next_purge: "2025-06-01 (90 days after the stop)".to_owned(),
         purged_so_far: "nothing yet".to_owned(),
         break_glass: Vec::new(),
@@ -278,7 +281,7 @@ fn experiments_page() -> ExperimentsPage {
                     by: "Sam Ortiz".to_owned(),
                     at: "2025-03-02 11:00 UTC".to_owned(),
                 }),
-                users_so_far: 12_345,
+                users_so_far: Count::Shown(12_345),
                 users_planned: Some(20_000),
             },
             ExperimentRow {
@@ -288,7 +291,7 @@ fn experiments_page() -> ExperimentsPage {
                 purpose: "personalize.content.profiling".to_owned(),
                 owner: "Mia Chen".to_owned(),
                 approval: None,
-                users_so_far: 0,
+                users_so_far: Count::Shown(0),
                 users_planned: None,
             },
         ],

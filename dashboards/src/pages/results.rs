@@ -12,7 +12,7 @@ use crate::format::{
 use crate::layout::Chrome;
 use crate::pages::pilot::PilotPanel;
 use crate::urls;
-use crate::view::{Badge, Estimate, ExperimentState, Tone};
+use crate::view::{Badge, Count, Estimate, ExperimentState, SUPPRESSED, Tone};
 
 /// Everything the results page shows for one metric under one method.
 #[derive(Debug, Clone, Template)]
@@ -42,12 +42,18 @@ pub struct ResultsPage {
     pub decision: Decision,
     /// Why, in sentences, e.g. "The interval lies above the MDE.".
     pub decision_reasons: Vec<String>,
-    /// The sample ratio mismatch check.
-    pub srm: BalanceCheck,
-    /// The check for withdrawals unevenly spread over variants.
-    pub withdrawal_balance: BalanceCheck,
+    /// The sample ratio mismatch check; `None` when withheld (a variant's
+    /// users are suppressed).
+    pub srm: Option<BalanceCheck>,
+    /// The check for withdrawals unevenly spread over variants; `None` when
+    /// withheld (a variant's withdrawals are suppressed) or nobody withdrew.
+    pub withdrawal_balance: Option<BalanceCheck>,
     /// Withdrawn subjects excluded from this analysis, over all variants.
-    pub withdrawn_excluded: u64,
+    pub withdrawn_excluded: Count,
+    /// The minimum cell size `k` the figures were released under.
+    pub min_cell: u64,
+    /// Whether some figure of the page is suppressed (a note then says why).
+    pub suppressed: bool,
     /// Users so far against the planned sample size, per variant.
     pub power: Vec<PowerProgress>,
     /// One row per variant, the control first.
@@ -248,11 +254,11 @@ pub struct VariantResult {
     /// The variant's key, e.g. `control`.
     pub variant: String,
     /// Users analysed.
-    pub users: u64,
+    pub users: Count,
     /// Users who converted, for binary metrics.
-    pub conversions: Option<u64>,
-    /// The rate (binary) or mean (sum) per user.
-    pub mean: f64,
+    pub conversions: Option<Count>,
+    /// The rate (binary) or mean (sum) per user; `None` when suppressed.
+    pub mean: Option<f64>,
     /// The difference to the control, `None` for the control itself.
     pub absolute_uplift: Option<Estimate>,
     /// The relative difference to the control, as a share.
@@ -416,26 +422,45 @@ impl ResultsPage {
     }
 
     pub(crate) fn srm_badge(&self) -> Badge {
-        balance_badge(&self.srm, "Sample ratio mismatch", "Sample ratio OK")
+        match &self.srm {
+            Some(check) => balance_badge(check, "Sample ratio mismatch", "Sample ratio OK"),
+            None => Badge::new("Sample ratio check suppressed", Tone::Neutral),
+        }
     }
 
     pub(crate) fn withdrawal_badge(&self) -> Badge {
-        balance_badge(
-            &self.withdrawal_balance,
-            "Withdrawal imbalance",
-            "Withdrawals balanced",
-        )
+        match &self.withdrawal_balance {
+            Some(check) => balance_badge(check, "Withdrawal imbalance", "Withdrawals balanced"),
+            None if self.withdrawn_excluded == Count::Shown(0) => {
+                Badge::new("No withdrawals", Tone::Active)
+            }
+            None => Badge::new("Withdrawal balance check suppressed", Tone::Neutral),
+        }
     }
 
     pub(crate) fn withdrawn_text(&self) -> String {
         match self.withdrawn_excluded {
-            0 => "No withdrawn subjects were excluded.".to_owned(),
-            1 => "1 withdrawn subject was excluded from this analysis.".to_owned(),
-            n => format!(
+            Count::Shown(0) => "No withdrawn subjects were excluded.".to_owned(),
+            Count::Shown(1) => "1 withdrawn subject was excluded from this analysis.".to_owned(),
+            Count::Shown(n) => format!(
                 "{} withdrawn subjects were excluded from this analysis.",
                 thousands(n)
             ),
+            Count::Suppressed => {
+                "The number of withdrawn subjects excluded from this analysis is suppressed."
+                    .to_owned()
+            }
         }
+    }
+
+    /// Why figures read "suppressed", when some do.
+    pub(crate) fn suppression_note(&self) -> Option<String> {
+        self.suppressed.then(|| {
+            format!(
+                "Figures describing fewer than {k} people (< {k}) are suppressed, and so are the figures from which one could be recomputed; statistics over a suppressed group are withheld.",
+                k = self.min_cell
+            )
+        })
     }
 
     pub(crate) fn power_rows(&self) -> Vec<PowerView> {
@@ -443,9 +468,12 @@ impl ResultsPage {
             .iter()
             .map(|row| PowerView {
                 variant: row.variant.clone(),
-                users: thousands(row.users),
+                users: row.users.text(),
                 planned: thousands(row.planned),
-                progress: Progress::new(row.users, Some(row.planned)),
+                progress: row
+                    .users
+                    .value()
+                    .and_then(|users| Progress::new(users, Some(row.planned))),
             })
             .collect()
     }
@@ -468,11 +496,12 @@ impl ResultsPage {
                 let (relative, relative_interval) = relative_texts(row.relative_uplift);
                 VariantView {
                     variant: row.variant.clone(),
-                    users: thousands(row.users),
-                    conversions: row.conversions.map(thousands).unwrap_or_default(),
-                    mean: match self.metric_kind {
-                        MetricKind::Binary => percent(row.mean),
-                        MetricKind::Sum => significant(row.mean, 3),
+                    users: row.users.text(),
+                    conversions: row.conversions.map(Count::text).unwrap_or_default(),
+                    mean: match (row.mean, self.metric_kind) {
+                        (None, _) => SUPPRESSED.to_owned(),
+                        (Some(mean), MetricKind::Binary) => percent(mean),
+                        (Some(mean), MetricKind::Sum) => significant(mean, 3),
                     },
                     absolute,
                     absolute_interval,

@@ -1,11 +1,15 @@
 //! The legal-basis map: subjects per purpose, basis and status, and who must be asked again.
 
 use actix_web::{HttpResponse, get, web};
-use pilotgate_store::{BasisCount, ReconsentNeed};
+use std::collections::BTreeMap;
+
+use pilotgate_dashboards::CountMatrix;
+use pilotgate_store::ReconsentNeed;
 use serde::Serialize;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::service::disclosure;
 use crate::startup::AppState;
 
 /// Subjects whose record in force has this purpose, basis and status.
@@ -14,7 +18,11 @@ pub struct CountView {
     pub purpose: String,
     pub basis: String,
     pub status: String,
-    pub subjects: i64,
+    /// `null` when fewer than `k` people, or when it would let such a
+    /// count be recomputed from the consents page's totals.
+    pub subjects: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 /// Granted consents of a purpose that no longer hold.
@@ -33,6 +41,8 @@ pub struct LegalBasisMapView {
     pub at: String,
     pub counts: Vec<CountView>,
     pub reconsent: Vec<ReconsentView>,
+    /// The minimum cell size `k` the counts were released under.
+    pub min_cell: u64,
 }
 
 /// Per purpose x basis x status counts of the records in force now, and re-consent needs.
@@ -44,18 +54,25 @@ pub struct LegalBasisMapView {
 pub async fn show(_caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let at = state.store.now();
     let map = state.store.legal_basis_map(at).await?;
+    let mut matrices: BTreeMap<&str, CountMatrix> = BTreeMap::new();
+    let mut counts = Vec::with_capacity(map.counts.len());
+    for c in &map.counts {
+        let matrix = matrices
+            .entry(c.purpose.as_str())
+            .or_insert_with(|| disclosure::basis_matrix(&map.counts, &c.purpose, state.min_cell));
+        let subjects = disclosure::released_cell(matrix, &c.basis, &c.status);
+        counts.push(CountView {
+            purpose: c.purpose.clone(),
+            basis: c.basis.clone(),
+            status: c.status.clone(),
+            subjects,
+            suppressed: subjects.is_none(),
+        });
+    }
     Ok(HttpResponse::Ok().json(LegalBasisMapView {
         at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        counts: map
-            .counts
-            .into_iter()
-            .map(|c: BasisCount| CountView {
-                purpose: c.purpose,
-                basis: c.basis,
-                status: c.status,
-                subjects: c.subjects,
-            })
-            .collect(),
+        counts,
+        min_cell: state.min_cell.get(),
         reconsent: map
             .reconsent
             .into_iter()

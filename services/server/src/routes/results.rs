@@ -12,7 +12,7 @@ use crate::startup::AppState;
 /// The analysis of a pilot's metric from its stored assignments and events,
 /// excluding withdrawn and erased subjects, with the decision and its reasons.
 #[utoipa::path(get, path = "/api/v1/experiments/{key}/results", tag = "results", params(("key" = String, Path), ResultsParams), security(("bearer" = [])), responses(
-    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`, `planned_sample_size_per_variant`, `cumulative` (by assignment day), and `raw_data_purged_on` (YYYY-MM-DD) once the retention purge replaced the raw data by its aggregates", body = Object),
+    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`, `planned_sample_size_per_variant`, `cumulative` (by assignment day), `raw_data_purged_on` (YYYY-MM-DD) once the retention purge replaced the raw data by its aggregates, and `min_cell` (k): a figure describing fewer than k people, or one from which such a figure could be recomputed, is `null` with `\"suppressed\": true` on the object holding it (variant, comparison, cumulative day, withdrawn); statistics over a suppressed group (comparisons, SRM, the withdrawal balance, the decision) are withheld", body = Object),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
 ))]
@@ -24,7 +24,7 @@ pub async fn show(
     params: web::Query<ResultsParams>,
 ) -> Result<HttpResponse, ApiError> {
     let experiment = find_experiment(&state, &path).await?;
-    let results = compute_results(&state.store, &experiment, &params).await?;
+    let results = compute_results(&state.store, &experiment, &params, state.min_cell).await?;
     Ok(HttpResponse::Ok().json(results))
 }
 
@@ -45,7 +45,14 @@ pub async fn download(
     params: web::Query<DownloadParams>,
 ) -> Result<HttpResponse, ApiError> {
     let experiment = find_experiment(&state, &path).await?;
-    let file = results::download(&state.store, &caller.0, &experiment, &params).await?;
+    let file = results::download(
+        &state.store,
+        &caller.0,
+        &experiment,
+        &params,
+        state.min_cell,
+    )
+    .await?;
     Ok(attachment(file))
 }
 

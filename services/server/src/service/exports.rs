@@ -340,6 +340,7 @@ pub async fn download(
     keys: &KeyRing,
     actor: &Actor,
     id: &str,
+    k: pilotgate_analysis::disclosure::MinCell,
 ) -> Result<ExportFile, ServiceError> {
     let request = store
         .export_request(id)
@@ -391,6 +392,19 @@ pub async fn download(
     }
     let body = out.into_inner().map_err(ServiceError::internal)?;
     let sha256 = hex::encode(Sha256::digest(&body));
+    // The manifest is read in the audit log by more people than the
+    // recipient: its counts of people are released under k, as the pilot's
+    // other views release them.
+    let cells = super::disclosure::pilot_cells(store, &request.experiment_key, k).await?;
+    let (basis_counts, assignment_rows) = super::disclosure::release_parts(
+        &bases.values().copied().collect::<Vec<_>>(),
+        cells.analysed_total.is_none(),
+        k,
+    );
+    let bases: BTreeMap<&str, Option<u64>> = bases.keys().copied().zip(basis_counts).collect();
+    let withdrawn = cells.withdrawn_total.filter(|w| *w == withdrawn as u64);
+    let suppressed =
+        assignment_rows.is_none() || withdrawn.is_none() || bases.values().any(Option::is_none);
     let manifest = serde_json::json!({
         "export": request.id,
         "pilot": request.experiment_key,
@@ -400,6 +414,8 @@ pub async fn download(
         "basis_counts": bases,
         "rows": {"assignments": assignment_rows, "events": event_rows},
         "withdrawn_left_out": withdrawn,
+        "min_cell": k.get(),
+        "suppressed": suppressed,
         "sha256": sha256,
         "bytes": body.len(),
         "expires_at": request.expires_at.map(rfc3339),

@@ -3,6 +3,7 @@
 //! disagree. Handlers only translate HTTP to these calls and back.
 
 pub mod audit;
+pub mod disclosure;
 pub mod experiments;
 pub mod exports;
 pub mod inventory;

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use pilotgate_analysis::decision::{Decision, DecisionInput, decide};
+use pilotgate_analysis::decision::{Decision, DecisionInput, Verdict, decide};
+use pilotgate_analysis::disclosure::{self, After, MinCell};
 use pilotgate_analysis::pipeline::{Outcome, VariantSums};
 use pilotgate_analysis::report::{
-    AnalyzeOptions, ComparisonReport, Report, SrmReport, analyze_daily_sums,
+    AnalyzeOptions, ComparisonReport, DayReport, Report, SrmReport, analyze_daily_sums,
     analyze_daily_sums_with,
 };
 use pilotgate_analysis::stats::{Method, Prior, check_srm};
@@ -17,6 +18,7 @@ use pilotgate_store::{Experiment, Store};
 use serde::{Deserialize, Serialize};
 
 use super::ServiceError;
+use super::disclosure::PilotCells;
 
 /// Query of the results.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -51,9 +53,15 @@ pub struct CupedView {
 /// Withdrawn subjects, left out of the analysis.
 #[derive(Debug, Serialize)]
 pub struct WithdrawnView {
-    pub by_variant: BTreeMap<String, u64>,
-    /// Withdrawals per variant tested against the split, like an SRM check.
+    /// `null` where small-cell suppression withholds the count.
+    pub by_variant: BTreeMap<String, Option<u64>>,
+    /// Over every variant; `null` when withheld.
+    pub total: Option<u64>,
+    /// Withdrawals per variant tested against the split, like an SRM check
+    /// (withheld unless every variant's withdrawals are released).
     pub imbalance: Option<SrmReport>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 /// The analyze report of the metric, plus the rest.
@@ -74,6 +82,9 @@ pub struct ResultsView {
     /// (its retention ran out): the results come from the aggregates kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_data_purged_on: Option<String>,
+    /// The minimum cell size `k`: a figure of fewer people is `null` with
+    /// `"suppressed": true` beside it.
+    pub min_cell: u64,
 }
 
 /// The analysis over the users assigned on or before one UTC day, with every
@@ -82,8 +93,13 @@ pub struct ResultsView {
 pub struct CumulativeView {
     /// `YYYY-MM-DD`.
     pub day: String,
-    pub users: BTreeMap<String, u64>,
+    /// `null` where small-cell suppression withholds the day.
+    pub users: BTreeMap<String, Option<u64>>,
     pub comparisons: Vec<ComparisonReport>,
+    /// The day is withheld: it would describe fewer than `k` people, or
+    /// its difference to the next day shown would.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 const DAY_MICROS: i64 = 86_400_000_000;
@@ -100,6 +116,7 @@ pub async fn compute_results(
     store: &Store,
     experiment: &Experiment,
     params: &ResultsParams,
+    k: MinCell,
 ) -> Result<ResultsView, ServiceError> {
     let design = experiment.design.clone();
     let planned_sample_size = experiment.planned_sample_size;
@@ -214,6 +231,7 @@ pub async fn compute_results(
         ),
         None => (store.assignment_counts(design.key.as_str()).await?, None),
     };
+    let cohorts = super::purge::eligibility_breakdown(store, design.key.as_str()).await?;
     let control = design.variants[0].key.clone();
     let weights: Vec<(String, f64)> = design
         .variants
@@ -287,19 +305,6 @@ pub async fn compute_results(
             None if requested == 0 => (primary.clone(), primary_days),
             None => analyze(requested)?,
         };
-        let cumulative = days
-            .into_iter()
-            .map(|point| CumulativeView {
-                day: day_label(point.day),
-                users: point
-                    .report
-                    .variants
-                    .iter()
-                    .map(|v| (v.variant.clone(), v.users))
-                    .collect(),
-                comparisons: point.report.comparisons,
-            })
-            .collect();
         let guardrails = (1..metrics.len())
             .map(|index| analyze(index).map(|(whole, _)| whole))
             .collect::<Result<Vec<_>, _>>()?;
@@ -323,26 +328,177 @@ pub async fn compute_results(
             planned_per_variant: planned_sample_size.map(|n| n as u64),
             withdrawal_imbalance: imbalance,
         });
-        Ok(ResultsView {
-            report,
-            decision,
-            guardrails,
-            withdrawn: WithdrawnView {
-                by_variant: withdrawn,
+        // Everything above used the full data; what follows withholds what
+        // describes fewer than k people before anything leaves.
+        let cells = PilotCells::new(&counts, &cohorts, k);
+        let released = release(
+            Computed {
+                report,
+                days,
+                primary,
+                guardrails,
+                decision,
+                withdrawn,
                 imbalance,
             },
+            &cells,
+            k,
+        );
+        Ok(ResultsView {
+            report: released.report,
+            decision: released.decision,
+            guardrails: released.guardrails,
+            withdrawn: released.withdrawn,
             planned_sample_size_per_variant: planned_sample_size,
-            cumulative,
+            cumulative: released.cumulative,
             cuped: covariate.map(|(_, reduction)| CupedView {
                 lookback_days,
                 variance_reduction: reduction,
             }),
             raw_data_purged_on,
+            min_cell: k.get(),
         })
     })
     .await
     .map_err(ServiceError::internal)??;
     Ok(results)
+}
+
+/// The results as computed from the full data, before suppression.
+struct Computed {
+    report: Report,
+    days: Vec<DayReport>,
+    primary: Report,
+    guardrails: Vec<Report>,
+    decision: Decision,
+    withdrawn: BTreeMap<String, u64>,
+    imbalance: Option<SrmReport>,
+}
+
+/// The results as they may be released.
+struct Released {
+    report: Report,
+    cumulative: Vec<CumulativeView>,
+    guardrails: Vec<Report>,
+    decision: Decision,
+    withdrawn: WithdrawnView,
+}
+
+/// Withholds from `computed` every figure describing fewer than `k` people
+/// and every figure that would let one be recomputed: per variant (users
+/// withheld where the pilot's cells say so, to hide few withdrawals), per
+/// day of the cumulative series (a day goes when it, or its difference to
+/// the next day shown or to the whole, describes fewer than `k` people),
+/// guardrails, withdrawals and their balance test. The decision, computed
+/// from the full data, is released only when every group it weighs is.
+fn release(computed: Computed, cells: &PilotCells, k: MinCell) -> Released {
+    let users_released = |report: &Report| -> Vec<bool> {
+        report
+            .variants
+            .iter()
+            .map(|v| {
+                cells
+                    .variants
+                    .get(&v.variant)
+                    .is_none_or(|c| c.analysed.is_some())
+            })
+            .collect()
+    };
+    let Computed {
+        mut report,
+        mut days,
+        mut primary,
+        mut guardrails,
+        decision,
+        withdrawn,
+        imbalance,
+    } = computed;
+    let whole_counts = disclosure::variant_counts(&report);
+    disclosure::release_report(&mut report, &users_released(&report), k);
+    let after: Vec<After> = report
+        .variants
+        .iter()
+        .zip(&whole_counts)
+        .flat_map(|(variant, counts)| {
+            counts.iter().enumerate().map(|(c, count)| {
+                let shown = if c == 0 {
+                    variant.users.is_some()
+                } else {
+                    !variant.suppressed
+                };
+                if shown {
+                    After::Released(*count)
+                } else {
+                    After::Withheld(*count)
+                }
+            })
+        })
+        .collect();
+    let points: Vec<Vec<u64>> = days
+        .iter()
+        .map(|d| disclosure::variant_counts(&d.report).concat())
+        .collect();
+    let shown_days = disclosure::release_cumulative(&points, &after, k);
+    let cumulative = days
+        .iter_mut()
+        .zip(shown_days)
+        .map(|(point, shown)| {
+            if !shown {
+                disclosure::withhold_report(&mut point.report);
+            }
+            CumulativeView {
+                day: day_label(point.day),
+                users: point
+                    .report
+                    .variants
+                    .iter()
+                    .map(|v| (v.variant.clone(), v.users))
+                    .collect(),
+                comparisons: std::mem::take(&mut point.report.comparisons),
+                suppressed: !shown,
+            }
+        })
+        .collect();
+    disclosure::release_report(&mut primary, &users_released(&primary), k);
+    for guardrail in &mut guardrails {
+        disclosure::release_report(guardrail, &users_released(guardrail), k);
+    }
+    let decision = if primary.suppressed || guardrails.iter().any(|g| g.suppressed) {
+        Decision {
+            outcome: Verdict::KeepRunning,
+            variant: None,
+            reasons: vec![format!(
+                "A variant has fewer than {} people in a figure the decision weighs, so the decision is withheld until each has at least {}.",
+                k.get(),
+                k.get()
+            )],
+        }
+    } else {
+        decision
+    };
+    let by_variant: BTreeMap<String, Option<u64>> = withdrawn
+        .keys()
+        .map(|variant| {
+            let count = match cells.variants.get(variant) {
+                Some(c) => c.withdrawn,
+                None => Some(0),
+            };
+            (variant.clone(), count)
+        })
+        .collect();
+    let withdrawals_shown = by_variant.values().all(Option::is_some);
+    Released {
+        report,
+        cumulative,
+        guardrails,
+        decision,
+        withdrawn: WithdrawnView {
+            by_variant,
+            total: cells.withdrawn_total,
+            imbalance: imbalance.filter(|_| withdrawals_shown),
+            suppressed: !withdrawals_shown || cells.withdrawn_total.is_none(),
+        },
+    }
 }
 
 /// The share of the outcome's within-variant variance the covariate
@@ -426,6 +582,7 @@ pub async fn download(
     actor: &pilotgate_domain::Actor,
     experiment: &Experiment,
     params: &DownloadParams,
+    k: MinCell,
 ) -> Result<Download, ServiceError> {
     use sha2::Digest;
     let results = compute_results(
@@ -438,6 +595,7 @@ pub async fn download(
             cuped: params.cuped,
             lookback_days: params.lookback_days,
         },
+        k,
     )
     .await?;
     let key = experiment.design.key.as_str();

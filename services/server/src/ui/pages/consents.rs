@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, web};
 use pilotgate_dashboards as view;
 use pilotgate_dashboards::urls;
 
+use crate::service::disclosure;
 use crate::service::reconsent::{self, DEFAULT_DAYS};
 use crate::startup::AppState;
 use crate::ui::{Session, UiError, html};
@@ -38,15 +39,7 @@ pub async fn page(session: Session, state: web::Data<AppState>) -> Result<HttpRe
                     .map(|b| b.as_str().to_owned())
                     .collect(),
                 min_notice_version: p.min_notice_version,
-                counts: view::CountMatrix::from_cells(
-                    map.counts.iter().filter(|c| c.purpose == key).map(|c| {
-                        (
-                            c.basis.clone(),
-                            c.status.clone(),
-                            u64::try_from(c.subjects).unwrap_or(0),
-                        )
-                    }),
-                ),
+                counts: disclosure::basis_matrix(&map.counts, &key, state.min_cell),
                 stale_notice: need.map_or(0, |n| u64::try_from(n.stale_notice).unwrap_or(0)),
                 expired: need.map_or(0, |n| u64::try_from(n.expired).unwrap_or(0)),
                 reconsent: report

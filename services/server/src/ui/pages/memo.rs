@@ -11,6 +11,7 @@ use pilotgate_dashboards::urls;
 use pilotgate_store::{Experiment, Store};
 
 use super::compliance::compliance_model;
+use pilotgate_analysis::disclosure::MinCell;
 use super::results::results_model;
 use super::when;
 use crate::service::results::ResultsParams;
@@ -32,7 +33,7 @@ pub async fn page(
         &format!("Memo: {}", experiment.design.name),
         urls::EXPERIMENTS,
     );
-    let memo = memo_model(&state.store, &experiment, chrome)
+    let memo = memo_model(&state.store, &experiment, chrome, state.min_cell)
         .await
         .map_err(fail)?;
     Ok(html(StatusCode::OK, &memo))
@@ -44,6 +45,7 @@ pub async fn memo_model(
     store: &Store,
     experiment: &Experiment,
     chrome: view::Chrome,
+    k: MinCell,
 ) -> Result<view::MemoPage, ServiceError> {
     let design = &experiment.design;
     let pilot = view::PilotPanel {
@@ -64,12 +66,13 @@ pub async fn memo_model(
         store,
         experiment,
         &params,
+        k,
         chrome.clone(),
         pilot,
         vec![design.alpha],
     )
     .await?;
-    let compliance = compliance_model(store, experiment, chrome.clone(), false).await?;
+    let compliance = compliance_model(store, experiment, chrome.clone(), false, k).await?;
     // Read last, so every entry the figures above rest on is counted.
     let head = store.audit_head().await?;
     Ok(view::MemoPage {

@@ -1,13 +1,12 @@
 //! An experiment's results page: the results the API answers
 //! (`service::results`), as tables and charts.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use pilotgate_analysis::decision::{Verdict, guardrail_harmed};
 use pilotgate_analysis::pipeline::Outcome;
-use pilotgate_analysis::report::{EffectReport, MethodName, Report};
+use pilotgate_analysis::disclosure::MinCell;
+use pilotgate_analysis::report::{EffectReport, MethodName, Report, SrmReport};
 use pilotgate_dashboards as view;
 use pilotgate_dashboards::urls;
 use pilotgate_domain::experiment::{Action, State, transition};
@@ -92,9 +91,10 @@ fn variant_rows(report: &Report) -> Vec<view::VariantResult> {
             let absolute = comparison.and_then(|c| c.absolute.clone());
             view::VariantResult {
                 variant: v.variant.clone(),
-                users: v.users,
-                conversions: (report.kind == Outcome::Binary).then(|| v.sum.round() as u64),
-                mean: v.mean.unwrap_or(0.0),
+                users: view::Count::released(v.users),
+                conversions: (report.kind == Outcome::Binary)
+                    .then(|| view::Count::released(v.sum.map(|sum| sum.round() as u64))),
+                mean: (!v.suppressed).then(|| v.mean.unwrap_or(0.0)),
                 absolute_uplift: estimate(&absolute),
                 relative_uplift: estimate(&relative),
                 significance: significance(&relative),
@@ -113,6 +113,7 @@ pub async fn page(
     let experiment = service::experiments::find(&state.store, &path)
         .await
         .map_err(|e| session.fail(e))?;
+    let k = state.min_cell;
     let panel = pilot_panel(&session, &state, &experiment, query.daily_visitors).await?;
     let design = &experiment.design;
     let mut alpha_options: Vec<f64> = ALPHAS.to_vec();
@@ -125,7 +126,7 @@ pub async fn page(
     if panel.empty.is_some() {
         return Ok(html(
             StatusCode::OK,
-            &empty_page(&session, &experiment, panel, alpha_options),
+            &empty_page(&session, &experiment, panel, alpha_options, k),
         ));
     }
     let mut params = ResultsParams {
@@ -140,6 +141,7 @@ pub async fn page(
         &state.store,
         &experiment,
         &params,
+        k,
         chrome.clone(),
         panel.clone(),
         alpha_options.clone(),
@@ -153,6 +155,7 @@ pub async fn page(
                 &state.store,
                 &experiment,
                 &params,
+                k,
                 chrome,
                 panel,
                 alpha_options,
@@ -176,12 +179,13 @@ pub(crate) async fn results_model(
     store: &Store,
     experiment: &Experiment,
     params: &ResultsParams,
+    k: MinCell,
     chrome: view::Chrome,
     pilot: view::PilotPanel,
     alpha_options: Vec<f64>,
 ) -> Result<view::ResultsPage, ServiceError> {
     let design = &experiment.design;
-    let results = compute_results(store, experiment, params).await?;
+    let results = compute_results(store, experiment, params, k).await?;
     let report = &results.report;
     let method = match report.method {
         MethodName::Bayesian => view::Method::Bayesian,
@@ -219,7 +223,10 @@ pub(crate) async fn results_model(
             })
         })
         .collect();
-    let withdrawn: BTreeMap<&String, &u64> = results.withdrawn.by_variant.iter().collect();
+    let suppressed = report.suppressed
+        || results.withdrawn.suppressed
+        || results.cumulative.iter().any(|day| day.suppressed)
+        || results.guardrails.iter().any(|g| g.suppressed);
     Ok(view::ResultsPage {
         chrome,
         experiment_key: design.key.as_str().to_owned(),
@@ -241,29 +248,23 @@ pub(crate) async fn results_model(
             Verdict::Invalid => view::Decision::Invalid,
         },
         decision_reasons: results.decision.reasons.clone(),
-        srm: view::BalanceCheck {
-            p_value: report.srm.as_ref().map_or(1.0, |s| s.p_value),
-            flagged: report.srm.as_ref().is_some_and(|s| s.mismatch),
-        },
-        withdrawal_balance: view::BalanceCheck {
-            p_value: results
-                .withdrawn
-                .imbalance
-                .as_ref()
-                .map_or(1.0, |s| s.p_value),
-            flagged: results
-                .withdrawn
-                .imbalance
-                .as_ref()
-                .is_some_and(|s| s.mismatch),
-        },
-        withdrawn_excluded: withdrawn.values().copied().sum(),
+        srm: balance_check(
+            report.srm.as_ref(),
+            report.variants.iter().any(|v| v.users.is_none()),
+        ),
+        withdrawal_balance: balance_check(
+            results.withdrawn.imbalance.as_ref(),
+            results.withdrawn.suppressed,
+        ),
+        withdrawn_excluded: view::Count::released(results.withdrawn.total),
+        min_cell: results.min_cell,
+        suppressed,
         power: report
             .variants
             .iter()
             .map(|v| view::PowerProgress {
                 variant: v.variant.clone(),
-                users: v.users,
+                users: view::Count::released(v.users),
                 planned: planned.unwrap_or(0),
             })
             .collect(),
@@ -285,6 +286,22 @@ pub(crate) async fn results_model(
         }),
         raw_data_purged_on: results.raw_data_purged_on.clone(),
     })
+}
+
+/// A balance check as the page shows it: `None` when withheld, a passing
+/// check when there was nothing to test.
+fn balance_check(check: Option<&SrmReport>, withheld: bool) -> Option<view::BalanceCheck> {
+    match check {
+        Some(check) => Some(view::BalanceCheck {
+            p_value: check.p_value,
+            flagged: check.mismatch,
+        }),
+        None if withheld => None,
+        None => Some(view::BalanceCheck {
+            p_value: 1.0,
+            flagged: false,
+        }),
+    }
 }
 
 /// The top of the pilot's page: the design in brief, compliance's decision,
@@ -391,6 +408,7 @@ fn empty_page(
     experiment: &Experiment,
     pilot: view::PilotPanel,
     alpha_options: Vec<f64>,
+    state_k: MinCell,
 ) -> view::ResultsPage {
     let design = &experiment.design;
     let no_check = view::BalanceCheck {
@@ -410,9 +428,11 @@ fn empty_page(
         mde: design.mde,
         decision: view::Decision::KeepRunning,
         decision_reasons: Vec::new(),
-        srm: no_check,
-        withdrawal_balance: no_check,
-        withdrawn_excluded: 0,
+        srm: Some(no_check),
+        withdrawal_balance: Some(no_check),
+        withdrawn_excluded: view::Count::Shown(0),
+        min_cell: state_k.get(),
+        suppressed: false,
         power: Vec::new(),
         variants: Vec::new(),
         cumulative_uplift: Vec::new(),
@@ -479,8 +499,14 @@ async fn download(
         cuped: query.cuped.is_some(),
         lookback_days: query.lookback_days,
     };
-    let file = service::results::download(&state.store, &session.actor, &experiment, &params)
-        .await
-        .map_err(fail)?;
+    let file = service::results::download(
+        &state.store,
+        &session.actor,
+        &experiment,
+        &params,
+        state.min_cell,
+    )
+    .await
+    .map_err(fail)?;
     Ok(crate::routes::results::attachment(file))
 }
