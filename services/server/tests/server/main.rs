@@ -42,6 +42,7 @@ mod record_checks;
 mod resilience;
 mod results_api;
 mod rules_in_force;
+mod small_cells;
 mod trust;
 mod ui;
 mod workspace;
