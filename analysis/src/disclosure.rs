@@ -233,7 +233,7 @@ fn reduced_row_echelon(mut rows: Vec<Vec<f64>>) -> Vec<(usize, Vec<f64>)> {
 /// Whether the unit vector of `column` is a combination of the reduced rows.
 fn in_row_space(basis: &[(usize, Vec<f64>)], column: usize) -> bool {
     let width = basis.first().map_or(0, |(_, row)| row.len());
-    let mut rest = vec![0.0; width];
+    let mut rest = vec![0.0_f64; width];
     rest[column] = 1.0;
     for (pivot, row) in basis {
         let factor = rest[*pivot];

@@ -473,7 +473,10 @@ fn degenerate_results_still_render() {
     page.variants.truncate(1);
     page.cumulative_uplift.clear();
     page.guardrails.clear();
-    page.srm.p_value = f64::NAN;
+    page.srm = Some(BalanceCheck {
+        p_value: f64::NAN,
+        flagged: false,
+    });
     page.mde = f64::NAN;
     let html = page.render().unwrap();
     assert!(html.contains("No treatment variants to compare yet"));

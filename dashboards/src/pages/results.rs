@@ -222,7 +222,7 @@ pub struct PowerProgress {
     /// The variant's key.
     pub variant: String,
     /// Users assigned so far.
-    pub users: u64,
+    pub users: Count,
     /// Users planned for this variant.
     pub planned: u64,
 }

@@ -29,7 +29,7 @@ pub struct EligibleCohort {
     pub notice_version: Option<i64>,
     /// `null` when suppressed.
     pub subjects: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// Whether a count here is withheld (`null`) by small-cell suppression.
     pub suppressed: bool,
 }
 
@@ -42,7 +42,7 @@ pub struct RefusalCount {
     pub reason: String,
     /// `null` when suppressed.
     pub count: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// Whether a count here is withheld (`null`) by small-cell suppression.
     pub suppressed: bool,
 }
 
@@ -53,7 +53,7 @@ pub struct VariantAssignments {
     pub assigned: Option<u64>,
     /// `null` when suppressed.
     pub withdrawn: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// Whether a count here is withheld (`null`) by small-cell suppression.
     pub suppressed: bool,
 }
 
@@ -77,8 +77,7 @@ pub struct EligibilityReport {
     pub checklist: Vec<ChecklistLine>,
     /// The minimum cell size `k` the counts were released under.
     pub min_cell: u64,
-    /// Whether any count of the report is suppressed.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// Whether any count of the report is withheld (`null`) by small-cell suppression.
     pub suppressed: bool,
 }
 

@@ -21,7 +21,7 @@ pub struct CountView {
     /// `null` when fewer than `k` people, or when it would let such a
     /// count be recomputed from the consents page's totals.
     pub subjects: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// Whether a count here is withheld (`null`) by small-cell suppression.
     pub suppressed: bool,
 }
 

@@ -369,7 +369,6 @@ pub async fn download(
         "occurred_at",
     ];
     out.write_record(header).map_err(ServiceError::internal)?;
-    let mut assignment_rows = 0u64;
     for a in assignments.iter().filter(|a| a.withdrawn_at.is_none()) {
         let subject = recipient_subject(keys, &request.recipient, &a.subject);
         *bases.entry(a.basis.as_str()).or_default() += 1;
@@ -377,7 +376,6 @@ pub async fn download(
         out.write_record([subject.as_str(), &a.variant, &at, "", "", ""])
             .map_err(ServiceError::internal)?;
         ids.insert(a.subject.clone(), (subject, a.variant.clone()));
-        assignment_rows += 1;
     }
     let mut event_rows = 0u64;
     for e in &events {

@@ -414,7 +414,8 @@ fn release(computed: Computed, cells: &PilotCells, k: MinCell) -> Released {
         imbalance,
     } = computed;
     let whole_counts = disclosure::variant_counts(&report);
-    disclosure::release_report(&mut report, &users_released(&report), k);
+    let shown = users_released(&report);
+    disclosure::release_report(&mut report, &shown, k);
     let after: Vec<After> = report
         .variants
         .iter()
@@ -459,9 +460,11 @@ fn release(computed: Computed, cells: &PilotCells, k: MinCell) -> Released {
             }
         })
         .collect();
-    disclosure::release_report(&mut primary, &users_released(&primary), k);
+    let shown = users_released(&primary);
+    disclosure::release_report(&mut primary, &shown, k);
     for guardrail in &mut guardrails {
-        disclosure::release_report(guardrail, &users_released(guardrail), k);
+        let shown = users_released(guardrail);
+        disclosure::release_report(guardrail, &shown, k);
     }
     let decision = if primary.suppressed || guardrails.iter().any(|g| g.suppressed) {
         Decision {

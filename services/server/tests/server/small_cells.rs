@@ -226,6 +226,7 @@ async fn sweep(app: TestApp) {
                     .all(|c| c["relative"].is_null())));
             }
             let withdrawn = &results["withdrawn"];
+            assert!(truth.withdrawn["control"] < K);
             assert!(withdrawn["by_variant"]["control"].is_null(), "{what}: 2 withdrew");
             assert!(withdrawn["total"].is_null(), "{what}: the total minus 0 tells 2");
             assert_eq!(withdrawn["suppressed"], true);
