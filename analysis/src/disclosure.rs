@@ -149,15 +149,20 @@ impl Figures {
                 .filter(|i| !suppressed[*i])
                 .min_by_key(|i| (self.kept[*i], self.values[*i] == 0, self.values[*i], *i))
         };
-        smallest(&mut self.relations.iter().filter(|r| r.iter().any(|(i, _)| *i == figure)))
-            .or_else(|| {
-                smallest(
-                    &mut self
-                        .relations
-                        .iter()
-                        .filter(|r| r.iter().any(|(i, _)| suppressed[*i])),
-                )
-            })
+        smallest(
+            &mut self
+                .relations
+                .iter()
+                .filter(|r| r.iter().any(|(i, _)| *i == figure)),
+        )
+        .or_else(|| {
+            smallest(
+                &mut self
+                    .relations
+                    .iter()
+                    .filter(|r| r.iter().any(|(i, _)| suppressed[*i])),
+            )
+        })
     }
 
     /// The suppressed figures an onlooker can solve exactly from the
@@ -200,11 +205,9 @@ fn reduced_row_echelon(mut rows: Vec<Vec<f64>>) -> Vec<(usize, Vec<f64>)> {
     let mut pivots = Vec::new();
     let mut top = 0;
     for column in 0..width {
-        let Some(best) = (top..rows.len()).max_by(|a, b| {
-            rows[*a][column]
-                .abs()
-                .total_cmp(&rows[*b][column].abs())
-        }) else {
+        let Some(best) = (top..rows.len())
+            .max_by(|a, b| rows[*a][column].abs().total_cmp(&rows[*b][column].abs()))
+        else {
             break;
         };
         if rows[best][column].abs() < EPSILON {
@@ -457,15 +460,21 @@ mod tests {
 
     #[test]
     fn days_far_enough_apart_are_all_released() {
-        let released =
-            release_cumulative(&[vec![10], vec![20], vec![30]], &[After::Released(30)], k(10));
+        let released = release_cumulative(
+            &[vec![10], vec![20], vec![30]],
+            &[After::Released(30)],
+            k(10),
+        );
         assert_eq!(released, [true, true, true]);
     }
 
     #[test]
     fn no_day_tells_a_withheld_whole() {
-        let released =
-            release_cumulative(&[vec![10], vec![25], vec![30]], &[After::Withheld(30)], k(10));
+        let released = release_cumulative(
+            &[vec![10], vec![25], vec![30]],
+            &[After::Withheld(30)],
+            k(10),
+        );
         assert_eq!(released, [true, false, false]);
     }
 

@@ -431,7 +431,8 @@ impl Report {
                 out,
                 "{:<20} {:>10} {:>14} {:>12}",
                 v.variant,
-                v.users.map_or_else(|| "suppressed".to_owned(), |u| u.to_string()),
+                v.users
+                    .map_or_else(|| "suppressed".to_owned(), |u| u.to_string()),
                 number(v.mean, 6),
                 number(v.variance, 6)
             );

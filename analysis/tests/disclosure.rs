@@ -16,7 +16,11 @@ use proptest::prelude::*;
 struct Ratio(i128, i128);
 
 fn gcd(a: i128, b: i128) -> i128 {
-    if b == 0 { a.abs().max(1) } else { gcd(b, a % b) }
+    if b == 0 {
+        a.abs().max(1)
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 impl Ratio {

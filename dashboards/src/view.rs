@@ -320,7 +320,6 @@ impl CountRow {
     pub fn count(&self, column: usize) -> u64 {
         self.counts.get(column).copied().unwrap_or(0)
     }
-
 }
 
 #[cfg(test)]

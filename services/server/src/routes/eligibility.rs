@@ -98,13 +98,15 @@ pub async fn show(
     let cohorts: Vec<EligibleCohort> = cells
         .cohorts
         .iter()
-        .map(|(variant, basis, notice_version, subjects)| EligibleCohort {
-            variant: variant.clone(),
-            basis: basis.clone(),
-            notice_version: *notice_version,
-            subjects: *subjects,
-            suppressed: subjects.is_none(),
-        })
+        .map(
+            |(variant, basis, notice_version, subjects)| EligibleCohort {
+                variant: variant.clone(),
+                basis: basis.clone(),
+                notice_version: *notice_version,
+                subjects: *subjects,
+                suppressed: subjects.is_none(),
+            },
+        )
         .collect();
     // The per-reason totals are the compliance page's column totals, withheld alike.
     let counters = state.store.refusal_counts(key).await?;
@@ -121,13 +123,12 @@ pub async fn show(
         .map(|(stage, reason)| {
             let column = disclosure::refusal_column(&stage, &reason);
             let index = matrix.columns.iter().position(|c| *c == column);
-            let withheld = index.is_none_or(|i| matrix.withheld.column_totals.get(i) == Some(&true));
+            let withheld =
+                index.is_none_or(|i| matrix.withheld.column_totals.get(i) == Some(&true));
             RefusalCount {
                 stage,
                 reason,
-                count: index
-                    .filter(|_| !withheld)
-                    .map(|i| totals[i]),
+                count: index.filter(|_| !withheld).map(|i| totals[i]),
                 suppressed: withheld,
             }
         })
@@ -147,9 +148,8 @@ pub async fn show(
         })
         .collect();
     let erasures = disclosure::standalone(state.store.erasure_count().await?, k);
-    let suppressed = cells.suppressed
-        || erasures.is_none()
-        || refusals.iter().any(|r| r.suppressed);
+    let suppressed =
+        cells.suppressed || erasures.is_none() || refusals.iter().any(|r| r.suppressed);
     let deployment =
         service::inventory::deployment(&state.keys, state.encrypted_at_rest.as_deref());
     let checklist =

@@ -52,7 +52,10 @@ pub fn withhold(matrix: &mut view::CountMatrix, k: MinCell) {
 /// `stage: reason`, with what small-cell suppression withholds marked. The
 /// compliance page and the eligibility report both read it, so they
 /// withhold the same totals.
-pub fn refusal_matrix(counters: Vec<(String, String, String, i64)>, k: MinCell) -> view::CountMatrix {
+pub fn refusal_matrix(
+    counters: Vec<(String, String, String, i64)>,
+    k: MinCell,
+) -> view::CountMatrix {
     let parse = |day: &str| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok();
     let span = counters
         .first()
@@ -90,18 +93,14 @@ pub fn basis_matrix(
     purpose: &str,
     k: MinCell,
 ) -> view::CountMatrix {
-    let mut matrix = view::CountMatrix::from_cells(
-        counts
-            .iter()
-            .filter(|c| c.purpose == purpose)
-            .map(|c| {
-                (
-                    c.basis.clone(),
-                    c.status.clone(),
-                    u64::try_from(c.subjects).unwrap_or(0),
-                )
-            }),
-    );
+    let mut matrix =
+        view::CountMatrix::from_cells(counts.iter().filter(|c| c.purpose == purpose).map(|c| {
+            (
+                c.basis.clone(),
+                c.status.clone(),
+                u64::try_from(c.subjects).unwrap_or(0),
+            )
+        }));
     withhold(&mut matrix, k);
     matrix
 }

@@ -62,16 +62,27 @@ async fn small_pilot(app: &TestApp) -> Truth {
     app.start_pilot(design.json()).await;
     let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
     let users: Vec<String> = (0..60).map(|i| format!("shopper{i}@example.com")).collect();
-    let records: Vec<Value> = users.iter().map(|u| consent(u, "granted", &earlier)).collect();
-    app.post_ok("/api/v1/consents", Role::Ingest, json!({"records": records}))
-        .await;
+    let records: Vec<Value> = users
+        .iter()
+        .map(|u| consent(u, "granted", &earlier))
+        .collect();
+    app.post_ok(
+        "/api/v1/consents",
+        Role::Ingest,
+        json!({"records": records}),
+    )
+    .await;
     let mut by_variant: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for user in &users {
         let answer = app.assign("small", user).await;
         let variant = answer["variant"].as_str().expect("assigned").to_owned();
         by_variant.entry(variant).or_default().push(user.clone());
     }
-    for stranger in ["nobody1@example.com", "nobody2@example.com", "nobody3@example.com"] {
+    for stranger in [
+        "nobody1@example.com",
+        "nobody2@example.com",
+        "nobody3@example.com",
+    ] {
         let answer = app.assign("small", stranger).await;
         assert!(answer["variant"].is_null(), "no consent, no assignment");
     }
@@ -94,13 +105,19 @@ async fn small_pilot(app: &TestApp) -> Truth {
     for (i, user) in converting.enumerate() {
         events.push(json!({"event_id": format!("p{i}"), "user_id": user, "name": "purchase", "value": 1.0, "occurred_at": now}));
     }
-    events.push(json!({"event_id": "r0", "user_id": treatment[5], "name": "refund", "occurred_at": now}));
+    events.push(
+        json!({"event_id": "r0", "user_id": treatment[5], "name": "refund", "occurred_at": now}),
+    );
     app.post_ok("/api/v1/events", Role::Ingest, json!({"events": events}))
         .await;
     let later = chrono::Utc::now().to_rfc3339();
     for user in control.iter().take(2) {
-        app.post_ok("/api/v1/consents", Role::Ingest, consent(user, "withdrawn", &later))
-            .await;
+        app.post_ok(
+            "/api/v1/consents",
+            Role::Ingest,
+            consent(user, "withdrawn", &later),
+        )
+        .await;
     }
     let count = |users: &Vec<String>, gone: u64| users.len() as u64 - gone;
     Truth {
@@ -216,19 +233,33 @@ async fn sweep(app: TestApp) {
             let treatment = &results["variants"][1];
             assert_eq!(treatment["variant"], "v1");
             assert_eq!(treatment["suppressed"], true, "{what}: few conversions");
-            assert!(treatment["sum"].is_null() && treatment["mean"].is_null(), "{what}");
-            assert_eq!(treatment["users"], truth.analysed["v1"], "{what}: enough users");
+            assert!(
+                treatment["sum"].is_null() && treatment["mean"].is_null(),
+                "{what}"
+            );
+            assert_eq!(
+                treatment["users"], truth.analysed["v1"],
+                "{what}: enough users"
+            );
             assert_eq!(results["comparisons"][0]["suppressed"], true, "{what}");
             assert!(results["comparisons"][0]["relative"].is_null(), "{what}");
             for day in results["cumulative"].as_array().expect("a series") {
-                assert!(day["comparisons"].as_array().is_none_or(|c| c
-                    .iter()
-                    .all(|c| c["relative"].is_null())));
+                assert!(
+                    day["comparisons"]
+                        .as_array()
+                        .is_none_or(|c| c.iter().all(|c| c["relative"].is_null()))
+                );
             }
             let withdrawn = &results["withdrawn"];
             assert!(truth.withdrawn["control"] < K);
-            assert!(withdrawn["by_variant"]["control"].is_null(), "{what}: 2 withdrew");
-            assert!(withdrawn["total"].is_null(), "{what}: the total minus 0 tells 2");
+            assert!(
+                withdrawn["by_variant"]["control"].is_null(),
+                "{what}: 2 withdrew"
+            );
+            assert!(
+                withdrawn["total"].is_null(),
+                "{what}: the total minus 0 tells 2"
+            );
             assert_eq!(withdrawn["suppressed"], true);
             assert!(withdrawn["imbalance"].is_null());
             assert_eq!(results["decision"]["outcome"], "keep_running");
@@ -245,11 +276,12 @@ async fn sweep(app: TestApp) {
     );
 
     // The downloads of the API and of the pages.
-    let cookie = app
-        .sign_in(&app.tokens[&Role::Compliance])
-        .await;
+    let cookie = app.sign_in(&app.tokens[&Role::Compliance]).await;
     for (path, role) in [
-        ("/api/v1/experiments/small/results/download?format=csv", Some(Role::Analyst)),
+        (
+            "/api/v1/experiments/small/results/download?format=csv",
+            Some(Role::Analyst),
+        ),
         ("/ui/experiments/small/results.csv", None),
     ] {
         let body = match role {
@@ -272,19 +304,30 @@ async fn sweep(app: TestApp) {
             }
         }
     }
-    for path in [
-        "/api/v1/experiments/small/results/download?format=json",
-    ] {
-        let body: Value = app.get(path, Some(Role::Analyst)).await.json().await.expect("json");
+    for path in ["/api/v1/experiments/small/results/download?format=json"] {
+        let body: Value = app
+            .get(path, Some(Role::Analyst))
+            .await
+            .json()
+            .await
+            .expect("json");
         assert_no_small_count(path, &body);
     }
-    let (status, body) = app.page(&cookie, "/ui/experiments/small/results.json").await;
+    let (status, body) = app
+        .page(&cookie, "/ui/experiments/small/results.json")
+        .await;
     assert_eq!(status, 200);
-    assert_no_small_count("the results page's JSON download", &serde_json::from_str(&body).expect("json"));
+    assert_no_small_count(
+        "the results page's JSON download",
+        &serde_json::from_str(&body).expect("json"),
+    );
 
     // The eligibility report and the legal-basis map.
     let eligibility: Value = app
-        .get_json("/api/v1/experiments/small/eligibility", Some(Role::Compliance))
+        .get_json(
+            "/api/v1/experiments/small/eligibility",
+            Some(Role::Compliance),
+        )
         .await;
     assert_no_small_count("the eligibility report", &eligibility);
     assert_eq!(eligibility["suppressed"], true);
@@ -339,9 +382,14 @@ async fn sweep(app: TestApp) {
         assert_page_has_no_small_count(&path, &html);
     }
     let (_, results_page) = app.page(&cookie, "/ui/experiments/small").await;
-    assert!(results_page.contains("suppressed"), "the page marks what it withholds");
+    assert!(
+        results_page.contains("suppressed"),
+        "the page marks what it withholds"
+    );
     assert!(results_page.contains(&format!("fewer than {K} people (&lt; {K})")));
-    let (_, csv) = app.page(&cookie, "/ui/experiments/small/compliance.csv").await;
+    let (_, csv) = app
+        .page(&cookie, "/ui/experiments/small/compliance.csv")
+        .await;
     for line in csv.lines().skip(1) {
         let subjects = line.rsplit(',').next().expect("a last field");
         if let Ok(n) = subjects.parse::<u64>() {
@@ -350,7 +398,13 @@ async fn sweep(app: TestApp) {
     }
 
     // The export's manifest, in the audit log.
-    crate::exports_api::register_recipient(&app, "warehouse", json!(["personalize.content"]), json!(["csv"])).await;
+    crate::exports_api::register_recipient(
+        &app,
+        "warehouse",
+        json!(["personalize.content"]),
+        json!(["csv"]),
+    )
+    .await;
     let request = app
         .post_ok(
             "/api/v1/experiments/small/exports",
@@ -366,11 +420,17 @@ async fn sweep(app: TestApp) {
     )
     .await;
     let response = app
-        .get(&format!("/api/v1/exports/{id}/download"), Some(Role::Analyst))
+        .get(
+            &format!("/api/v1/exports/{id}/download"),
+            Some(Role::Analyst),
+        )
         .await;
     assert_eq!(response.status(), 200);
     let audit: Value = app
-        .get_json("/api/v1/audit?action=export.download", Some(Role::Compliance))
+        .get_json(
+            "/api/v1/audit?action=export.download",
+            Some(Role::Compliance),
+        )
         .await;
     let entries = audit["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 1, "{audit}");

@@ -67,9 +67,15 @@ pub async fn page(
         urls::EXPERIMENTS,
     );
     let can_decide = can_decide(&session, experiment.state, &contributors);
-    let mut page = compliance_model(&state.store, &experiment, chrome, can_decide, state.min_cell)
-        .await
-        .map_err(fail)?;
+    let mut page = compliance_model(
+        &state.store,
+        &experiment,
+        chrome,
+        can_decide,
+        state.min_cell,
+    )
+    .await
+    .map_err(fail)?;
     for row in &mut page.exports {
         row.decide = super::exports::decision_of(&session, &row.id, &row.state);
     }
@@ -307,7 +313,6 @@ async fn decide(
     .map_err(|e| session.fail(e))?;
     Ok(see_other(&urls::compliance(key)))
 }
-
 
 /// The compliance view's retention lines: when the pilot's raw data goes
 /// (stopped_at + retention_days) and what the purge deleted so far.

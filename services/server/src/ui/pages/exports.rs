@@ -144,8 +144,8 @@ pub async fn download(
         &path,
         state.min_cell,
     )
-        .await
-        .map_err(|e| session.fail(e))?;
+    .await
+    .map_err(|e| session.fail(e))?;
     Ok(crate::routes::exports::attachment(file))
 }
 

@@ -11,13 +11,13 @@ use pilotgate_dashboards::urls;
 use pilotgate_store::{Experiment, Store};
 
 use super::compliance::compliance_model;
-use pilotgate_analysis::disclosure::MinCell;
 use super::results::results_model;
 use super::when;
 use crate::service::results::ResultsParams;
 use crate::service::{self, ServiceError};
 use crate::startup::AppState;
 use crate::ui::{Session, UiError, html};
+use pilotgate_analysis::disclosure::MinCell;
 
 pub async fn page(
     session: Session,

@@ -4,8 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use pilotgate_analysis::decision::{Verdict, guardrail_harmed};
-use pilotgate_analysis::pipeline::Outcome;
 use pilotgate_analysis::disclosure::MinCell;
+use pilotgate_analysis::pipeline::Outcome;
 use pilotgate_analysis::report::{EffectReport, MethodName, Report, SrmReport};
 use pilotgate_dashboards as view;
 use pilotgate_dashboards::urls;
