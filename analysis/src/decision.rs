@@ -1,8 +1,11 @@
 //! The decision a pilot's results justify: `scale`, `do_not_scale`,
-//! `keep_running` or `invalid`, with every reason spelled out.
+//! `keep_running`, `invalid` or `not_decidable`, with every reason spelled out.
 //!
 //! Rules, per variant against the control, on the primary metric's relative
-//! interval: `invalid` when the split (SRM) or the withdrawals are imbalanced;
+//! interval: `invalid` when the split (SRM) is imbalanced; `not_decidable`
+//! when attrition (withdrawals, objections, erasures) differs between the
+//! variants and the Lee bounds of some variant's effect include 0 (with
+//! bounds that exclude 0, the rules below go on, the bounds named);
 //! `do_not_scale` when the variant is significantly worse, harms a guardrail
 //! (a significant increase of a guardrail event, such as refunds or
 //! unsubscribes), or — with the planned sample size reached — its interval
@@ -23,6 +26,8 @@ pub enum Verdict {
     DoNotScale,
     KeepRunning,
     Invalid,
+    /// Differential attrition leaves the sign of the effect open.
+    NotDecidable,
 }
 
 /// The verdict, the variant it names (for `scale`), and why.
@@ -41,8 +46,11 @@ pub struct DecisionInput<'a> {
     /// The pre-registered minimum detectable effect, relative.
     pub mde: f64,
     pub planned_per_variant: Option<u64>,
-    /// Withdrawn subjects per variant tested against the split, when any withdrew.
+    /// Subjects lost per variant (withdrawn, objected, erased) tested
+    /// against the subjects assigned, when any were lost.
     pub withdrawal_imbalance: Option<SrmReport>,
+    /// The Lee bounds of the relative effect per variant, when attrition differs.
+    pub lee_bounds: &'a [(String, Option<[f64; 2]>)],
 }
 
 fn percent(x: f64) -> String {
@@ -63,15 +71,53 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
     if let Some(srm) = primary.srm.filter(|s| s.mismatch) {
         reasons.push(format!("sample ratio mismatch (chi-square p = {:.2e}): the split does not follow the weights, so the comparison cannot be trusted", srm.p_value));
     }
-    if let Some(imbalance) = input.withdrawal_imbalance.filter(|s| s.mismatch) {
-        reasons.push(format!("withdrawals are imbalanced across variants (p = {:.2e}): excluding them would bias the comparison", imbalance.p_value));
-    }
     if !reasons.is_empty() {
         return Decision {
             outcome: Verdict::Invalid,
             variant: None,
             reasons,
         };
+    }
+    if let Some(imbalance) = input.withdrawal_imbalance.filter(|s| s.mismatch) {
+        let attrition = format!(
+            "attrition differs between variants (p = {:.2e})",
+            imbalance.p_value
+        );
+        let open: Vec<String> = primary
+            .comparisons
+            .iter()
+            .filter_map(|c| {
+                let bounds = input
+                    .lee_bounds
+                    .iter()
+                    .find(|(variant, _)| *variant == c.variant)
+                    .and_then(|(_, b)| *b);
+                match bounds {
+                    Some([low, high]) if low > 0.0 || high < 0.0 => None,
+                    Some([low, high]) => Some(format!(
+                        "{}: the Lee bounds [{}, {}] include 0",
+                        c.variant,
+                        percent(low),
+                        percent(high)
+                    )),
+                    None => Some(format!("{}: the effect cannot be bounded", c.variant)),
+                }
+            })
+            .collect();
+        if !open.is_empty() {
+            reasons.push(format!(
+                "not decidable: differential attrition: {attrition}, so the subjects kept are not comparable; {}",
+                open.join("; ")
+            ));
+            return Decision {
+                outcome: Verdict::NotDecidable,
+                variant: None,
+                reasons,
+            };
+        }
+        reasons.push(format!(
+            "{attrition}, but the Lee bounds of every variant keep the sign of its effect"
+        ));
     }
     let holm_adjusted: Option<Vec<f64>> = {
         let p: Option<Vec<f64>> = primary
@@ -265,6 +311,7 @@ mod tests {
             mde: 0.05,
             planned_per_variant: planned,
             withdrawal_imbalance: None,
+            lee_bounds: &[],
         })
     }
 
@@ -337,18 +384,67 @@ mod tests {
         let invalid = decide_on(&mismatch, &[], None);
         assert_eq!(invalid.outcome, Verdict::Invalid);
         assert!(invalid.reasons[0].contains("sample ratio mismatch"));
-        let withdrawals = decide(&DecisionInput {
+    }
+
+    #[test]
+    fn differential_attrition_is_not_decidable_unless_the_lee_bounds_keep_the_sign() {
+        let positive = report(
+            "signup",
+            vec![("v1", 0.08, [0.02, 0.14], 0.004)],
+            false,
+            20_000,
+        );
+        let imbalanced = Some(SrmReport {
+            chi2: 30.0,
+            p_value: 1e-7,
+            mismatch: true,
+        });
+        let with_bounds = |bounds: Option<[f64; 2]>| {
+            decide(&DecisionInput {
+                primary: &positive,
+                guardrails: &[],
+                mde: 0.05,
+                planned_per_variant: None,
+                withdrawal_imbalance: imbalanced,
+                lee_bounds: &[("v1".to_owned(), bounds)],
+            })
+        };
+        let open = with_bounds(Some([-0.03, 0.19]));
+        assert_eq!(open.outcome, Verdict::NotDecidable);
+        assert!(
+            open.reasons[0].starts_with("not decidable: differential attrition")
+                && open.reasons[0].contains("[-3.00%, +19.00%] include 0"),
+            "{:?}",
+            open.reasons
+        );
+        assert_eq!(with_bounds(None).outcome, Verdict::NotDecidable);
+        let kept = with_bounds(Some([0.01, 0.15]));
+        assert_eq!(
+            (kept.outcome, kept.variant.as_deref()),
+            (Verdict::Scale, Some("v1"))
+        );
+        assert!(
+            kept.reasons[0].contains("keep the sign"),
+            "{:?}",
+            kept.reasons
+        );
+        let balanced = decide(&DecisionInput {
             primary: &positive,
             guardrails: &[],
             mde: 0.05,
             planned_per_variant: None,
             withdrawal_imbalance: Some(SrmReport {
-                chi2: 30.0,
-                p_value: 1e-7,
-                mismatch: true,
+                chi2: 0.1,
+                p_value: 0.7,
+                mismatch: false,
             }),
+            lee_bounds: &[("v1".to_owned(), Some([-0.03, 0.19]))],
         });
-        assert_eq!(withdrawals.outcome, Verdict::Invalid);
+        assert_eq!(
+            balanced.outcome,
+            Verdict::Scale,
+            "balanced attrition decides as usual"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! it data and gets numbers back.
 #![forbid(unsafe_code)]
 
+pub mod attrition;
 pub mod decision;
 pub mod disclosure;
 pub mod export;

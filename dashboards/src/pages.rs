@@ -19,7 +19,9 @@ mod notices;
 mod pilot;
 mod privacy;
 mod purposes;
+mod recipients;
 mod results;
+mod segments;
 mod sign_in;
 mod subjects;
 
@@ -34,6 +36,7 @@ pub use compliance::{
 pub use confirm::ConfirmPage;
 pub use consents::{ConsentsPage, PurposeConsents, ReconsentRow};
 pub use design::CategoryOption;
+pub use design::SegmentOption;
 pub use design::{DesignFields, DesignPage, PlanSummary, PurposeOption};
 pub use error::ErrorPage;
 pub use experiments::{Approval, ExperimentRow, ExperimentsPage};
@@ -49,10 +52,13 @@ pub use purposes::{
     AssessmentRow, BASES, PurposeFields, PurposePage, PurposeSummary, PurposeVersionRow,
     PurposesPage,
 };
+pub use recipients::{RecipientFields, RecipientRow, RecipientsPage};
 pub use results::{
-    BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, Method, MetricKind, MetricOption,
-    PowerProgress, ResultsPage, Significance, UpliftSeries, VariantResult,
+    Attrition, AttritionRow, BalanceCheck, Decision, GuardrailStatus, GuardrailSummary, LeeRow,
+    Method, MetricKind, MetricOption, PowerProgress, ResultsPage, Significance, UpliftSeries,
+    VariantResult,
 };
+pub use segments::{SegmentRow, SegmentTable};
 pub use sign_in::SignInPage;
 pub use subjects::{
     AssignmentRow, ErasureRow, EventCountRow, LedgerRow, PersonView, PseudonymRow, PurposeHistory,

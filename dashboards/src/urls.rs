@@ -40,6 +40,9 @@ pub fn inventory_item(key: &str) -> String {
     format!("{INVENTORY}/{}", encode_component(key))
 }
 
+/// The recipient registry (data contracts).
+pub const RECIPIENTS: &str = "/ui/recipients";
+
 /// The notices: versions, new notices, templates.
 pub const NOTICES: &str = "/ui/notices";
 
@@ -212,6 +215,7 @@ pub mod patterns {
     /// The edit form's target of one category of the inventory.
     pub const INVENTORY_ITEM: &str = "/ui/inventory/{key}";
     pub use super::NOTICES;
+    pub use super::RECIPIENTS;
     /// Publishing a new version of a notice.
     pub const NOTICE_VERSIONS: &str = "/ui/notices/{id}/versions";
     /// The customer's consent form.

@@ -84,10 +84,43 @@ fn results_page(name: &str) -> ResultsPage {
             p_value: 0.412,
             flagged: false,
         }),
+        sequential_srm: BalanceCheck {
+            p_value: 1.0,
+            flagged: false,
+        },
         withdrawal_balance: Some(BalanceCheck {
             p_value: 0.0004,
             flagged: true,
         }),
+        attrition: Attrition {
+            variants: vec![
+                AttritionRow {
+                    variant: "control".to_owned(),
+                    assigned: 100_400,
+                    withdrawn: 300,
+                    objected: 60,
+                    erased: 40,
+                },
+                AttritionRow {
+                    variant: "treatment-b".to_owned(),
+                    assigned: 100_900,
+                    withdrawn: 700,
+                    objected: 120,
+                    erased: 80,
+                },
+            ],
+            days: vec![("2026-01-05".to_owned(), vec![0.004, 0.009])],
+            lee_bounds: vec![LeeRow {
+                variant: "treatment-b".to_owned(),
+                estimate: Some(0.0342),
+                bounds: Ok([-0.0012, 0.0701]),
+                trimmed: "0.5% of the variant's kept subjects".to_owned(),
+            }],
+            refusal_check: Some(BalanceCheck {
+                p_value: 0.61,
+                flagged: false,
+            }),
+        },
         withdrawn_excluded: Count::Shown(1_234),
         min_cell: 10,
         suppressed: false,
@@ -160,6 +193,9 @@ fn results_page(name: &str) -> ResultsPage {
         lookback_days: 28,
         cuped_note: None,
         raw_data_purged_on: None,
+        segment_options: vec!["device_type".to_owned()],
+        segment: None,
+        segment_table: None,
     }
 }
 
@@ -396,7 +432,16 @@ fn results_page_shows_formatted_numbers_and_charts() {
     );
     assert!(html.contains("Decision: Scale"));
     assert!(html.contains("Sample ratio OK (p = 0.412)"));
-    assert!(html.contains("Withdrawal imbalance (p &#60; 0.001)"));
+    assert!(html.contains("Attrition imbalance (p &#60; 0.001)"));
+    assert!(html.contains("Sample ratio OK (anytime-valid)"));
+    assert!(html.contains("Refusals independent of the variant (p = 0.610)"));
+    assert!(
+        html.contains(
+            "<td class=\"num\">+3.42%</td><td class=\"num\">[\u{2212}0.120%, +7.01%]</td>"
+        ),
+        "the estimate beside its Lee bounds"
+    );
+    assert!(html.contains("<th scope=\"row\">2026-01-05</th><td class=\"num\">0.400%</td>"));
     assert!(html.contains("1,234 withdrawn subjects were excluded"));
     assert!(html.contains("100,000 of 120,000 (83.3%)"));
     assert!(html.contains("95% confidence interval"));
@@ -557,6 +602,12 @@ fn design_page() -> DesignPage {
             name: "Orders".to_owned(),
             sensitivity: "moderate".to_owned(),
         }],
+        segment_options: vec![SegmentOption {
+            key: "device_type".to_owned(),
+            description: "The kind of device.".to_owned(),
+            values: "desktop, mobile".to_owned(),
+            category: Some("device".to_owned()),
+        }],
         errors: [("mde".to_owned(), "must be a number".to_owned())].into(),
         general_error: None,
         plan: Some(PlanSummary {
@@ -635,6 +686,7 @@ fn the_memo_is_one_printable_page_with_the_chain_head() {
         printed_at: "2025-03-03 09:00 UTC".to_owned(),
         audit_entries: 12_345,
         audit_hash: "ab".repeat(32),
+        segment_tables: Vec::new(),
     };
     let html = memo.render().unwrap();
     assert!(html.contains("@media print"));
@@ -859,6 +911,7 @@ fn subjects_page(person: bool) -> SubjectsPage {
                 notice_version: "v3".to_owned(),
                 decided_at: "2025-03-01 11:00 UTC".to_owned(),
                 withdrawn_at: "2025-03-02 09:00 UTC".to_owned(),
+                segments: "device_type=mobile".to_owned(),
             }],
             events: vec![EventCountRow {
                 experiment: "hero".to_owned(),
@@ -893,4 +946,78 @@ fn subject_desk_takes_the_id_in_a_post_body_and_shows_the_proof() {
     assert!(html.contains("<code>withdrawn</code>"));
     // Lookup, download and erase, plus sign-out.
     assert_eq!(assert_post_forms_carry_csrf(&html), 4);
+}
+
+fn segment_table() -> SegmentTable {
+    let row =
+        |value: Option<&str>, variant: &str, p: Option<f64>, adjusted: Option<f64>| SegmentRow {
+            value: value.map(str::to_owned),
+            variant: variant.to_owned(),
+            users: Some(1_200),
+            mean: Some(0.1),
+            relative_uplift: p.map(|_| Estimate {
+                value: 0.05,
+                lower: -0.01,
+                upper: 0.11,
+            }),
+            p_value: p,
+            adjusted_p_value: adjusted,
+            note: None,
+        };
+    SegmentTable {
+        segment: "device_type".to_owned(),
+        correction: "benjamini_hochberg".to_owned(),
+        adjusted: true,
+        family_size: 2,
+        binary: true,
+        rows: vec![
+            row(Some("mobile"), "control", None, None),
+            row(Some("mobile"), "b", Some(0.0123), Some(0.0246)),
+            SegmentRow {
+                note: Some("a variant has nobody".to_owned()),
+                ..row(None, "", None, None)
+            },
+        ],
+    }
+}
+
+#[test]
+fn the_results_page_shows_the_chosen_segment_with_adjusted_p_values_and_keeps_it_in_downloads() {
+    let mut page = results_page("Checkout");
+    page.segment = Some("device_type".to_owned());
+    page.segment_table = Some(segment_table());
+    let html = page.render().unwrap();
+    assert!(
+        html.contains("<option value=\"device_type\" selected>"),
+        "the selector keeps the choice"
+    );
+    assert!(html.contains("Per segment · device_type"));
+    assert!(html.contains("Benjamini–Hochberg across 2 comparisons"));
+    assert!(
+        html.contains("(not sent)"),
+        "the people without the attribute have a row"
+    );
+    assert!(html.contains("a variant has nobody"));
+    assert!(
+        html.contains("segment=device_type"),
+        "downloads carry the segment"
+    );
+    assert!(html.contains(&pilotgate_dashboards::format::p_value(0.0246)));
+}
+
+#[test]
+fn the_memo_shows_every_pre_registered_segment() {
+    let memo = MemoPage {
+        chrome: Chrome::anonymous("Memo", ""),
+        results: results_page("Checkout"),
+        compliance: compliance_page(false),
+        printed_at: "2025-03-03 09:00 UTC".to_owned(),
+        audit_entries: 1,
+        audit_hash: "ab".repeat(32),
+        segment_tables: vec![segment_table()],
+    };
+    let html = memo.render().unwrap();
+    assert!(html.contains("Pre-registered segments"));
+    assert!(html.contains("Adjusted p-value"));
+    assert!(html.contains(&pilotgate_dashboards::format::p_value(0.0246)));
 }

@@ -11,10 +11,12 @@ pub mod cuped;
 pub mod effect;
 pub mod error;
 pub mod frequentist;
+pub mod lee;
 pub mod moments;
 pub mod multiple;
 pub mod sequential;
 pub mod srm;
+pub mod srm_sequential;
 
 #[cfg(test)]
 mod test_vectors;
@@ -23,9 +25,11 @@ pub use bayesian::{GaussianPrior, Prior};
 pub use cuped::{AdjustedInterval, compare_adjusted, pooled_theta};
 pub use effect::Effect;
 pub use error::{Arm, StatsError};
+pub use lee::{LeeBounds, TrimGroup, lee_bounds};
 pub use moments::{ArmMoments, RegressionAdjusted, SampleStatistic, StatisticKind};
 pub use multiple::{benjamini_hochberg, holm};
 pub use srm::{SRM_P_THRESHOLD, SampleRatioCheck, check_srm};
+pub use srm_sequential::{SequentialSrmCheck, sequential_srm};
 
 /// The inference method of a comparison.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -36,6 +36,11 @@ pub struct DesignFields {
     /// post one value each; the server joins them).
     pub data_categories: String,
     pub retention_days: String,
+    /// Segment names of the inventory's vocabulary, comma-separated (one
+    /// checkbox each, joined by the server like the categories).
+    pub segments: String,
+    /// `holm` or `benjamini_hochberg`; empty means Holm.
+    pub segment_correction: String,
     /// The planner's input, not part of the design.
     pub daily_visitors: String,
 }
@@ -58,6 +63,17 @@ pub struct CategoryOption {
     pub sensitivity: String,
 }
 
+/// A segment of the inventory's vocabulary, as the form offers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentOption {
+    pub key: String,
+    pub description: String,
+    /// Its values, or their shape, in words.
+    pub values: String,
+    /// The data category the design must declare with it, if any.
+    pub category: Option<String>,
+}
+
 /// The design form.
 #[derive(Debug, Clone, Template)]
 #[template(path = "pages/design.html")]
@@ -74,6 +90,8 @@ pub struct DesignPage {
     pub purposes: Vec<PurposeOption>,
     /// The data inventory's categories that pilots may use.
     pub categories: Vec<CategoryOption>,
+    /// The inventory's segment vocabulary.
+    pub segment_options: Vec<SegmentOption>,
     /// Refusals per form field (`key`, `variants`, `mde`, …).
     pub errors: BTreeMap<String, String>,
     /// A refusal that concerns no one field.
@@ -114,6 +132,15 @@ impl DesignPage {
 
     fn chosen(&self, key: &str) -> bool {
         self.chosen_categories().contains(&key)
+    }
+
+    fn segment_chosen(&self, key: &str) -> bool {
+        self.fields.segments.split(',').any(|s| s.trim() == key)
+    }
+
+    fn correction_is(&self, value: &str) -> bool {
+        let chosen = self.fields.segment_correction.trim();
+        chosen == value || (chosen.is_empty() && value == "holm")
     }
 
     /// Categories the design names that the form does not offer (a design

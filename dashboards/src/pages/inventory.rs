@@ -1,6 +1,8 @@
 //! The data inventory: every category of personal data pilots may name,
 //! its sensitivity class, whether pilots may use it, and the measures it
-//! requires; for compliance, an edit form per category and a create form.
+//! requires; the segment dimensions a design may name, each with its
+//! values and category; for compliance, an edit form per category and a
+//! create form.
 
 use askama::Template;
 
@@ -20,6 +22,8 @@ pub struct InventoryPage {
     pub chrome: Chrome,
     /// Every category, by key.
     pub categories: Vec<CategoryRow>,
+    /// The segment vocabulary: what a design may name as segments.
+    pub segments: Vec<super::design::SegmentOption>,
     /// Whether the signed-in role may add and edit categories (the server decides).
     pub can_edit: bool,
     /// The create form's fields (blank, or as typed when refused).

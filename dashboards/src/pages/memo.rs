@@ -25,6 +25,8 @@ pub struct MemoPage {
     pub audit_entries: u64,
     /// The last entry's hash then.
     pub audit_hash: String,
+    /// The primary metric per value of each pre-registered segment.
+    pub segment_tables: Vec<super::segments::SegmentTable>,
 }
 
 impl MemoPage {

@@ -45,9 +45,14 @@ pub struct ResultsPage {
     /// The sample ratio mismatch check; `None` when withheld (a variant's
     /// users are suppressed).
     pub srm: Option<BalanceCheck>,
-    /// The check for withdrawals unevenly spread over variants; `None` when
-    /// withheld (a variant's withdrawals are suppressed) or nobody withdrew.
+    /// The anytime-valid sample ratio check over the daily looks.
+    pub sequential_srm: BalanceCheck,
+    /// The check for lost subjects (withdrawn, objected, erased) unevenly
+    /// spread over variants; `None` when withheld (a variant's losses are
+    /// suppressed) or nobody was lost.
     pub withdrawal_balance: Option<BalanceCheck>,
+    /// Every subject lost per variant, day by day, and the Lee bounds.
+    pub attrition: Attrition,
     /// Withdrawn subjects excluded from this analysis, over all variants.
     pub withdrawn_excluded: Count,
     /// The minimum cell size `k` the figures were released under.
@@ -77,6 +82,12 @@ pub struct ResultsPage {
     /// `YYYY-MM-DD` when the pilot's raw data was purged (its retention
     /// ended): the results shown come from the aggregates kept.
     pub raw_data_purged_on: Option<String>,
+    /// The segments the design pre-registered (the selector's options).
+    pub segment_options: Vec<String>,
+    /// The segment shown, if one was chosen.
+    pub segment: Option<String>,
+    /// The chosen segment's table.
+    pub segment_table: Option<super::segments::SegmentTable>,
 }
 
 /// One treatment variant's relative uplift over the users assigned up to
@@ -167,8 +178,10 @@ pub enum Decision {
     DoNotScale,
     /// Not enough evidence yet.
     KeepRunning,
-    /// The data cannot be trusted (sample ratio or withdrawal imbalance).
+    /// The data cannot be trusted (sample ratio mismatch).
     Invalid,
+    /// Attrition differs between variants and the Lee bounds include 0.
+    NotDecidable,
 }
 
 impl Decision {
@@ -179,6 +192,7 @@ impl Decision {
             Decision::DoNotScale => "Do not scale",
             Decision::KeepRunning => "Keep running",
             Decision::Invalid => "Invalid",
+            Decision::NotDecidable => "Not decidable",
         }
     }
 
@@ -188,7 +202,7 @@ impl Decision {
             Decision::Scale => Tone::Active,
             Decision::DoNotScale => Tone::Negative,
             Decision::KeepRunning => Tone::Info,
-            Decision::Invalid => Tone::Warning,
+            Decision::Invalid | Decision::NotDecidable => Tone::Warning,
         }
     }
 
@@ -203,8 +217,67 @@ impl Decision {
             Decision::Invalid => {
                 "The data failed a health check, so the results cannot be trusted."
             }
+            Decision::NotDecidable => {
+                "The variants lost different shares of their subjects, and under the worst case that loss allows the effect could go either way."
+            }
         }
     }
+}
+
+/// The subjects each variant lost and what that allows about the effect.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Attrition {
+    /// One row per variant, the control first.
+    pub variants: Vec<AttritionRow>,
+    /// The share lost per variant (in the order of `variants`) at the end of
+    /// each day, oldest first.
+    pub days: Vec<(String, Vec<f64>)>,
+    /// Per treatment variant: its relative estimate and the Lee bounds of
+    /// the relative effect, when the variants kept different shares.
+    pub lee_bounds: Vec<LeeRow>,
+    /// Refused assignment calls per variant the subject would have had,
+    /// tested against the split; `None` with no refusal.
+    pub refusal_check: Option<BalanceCheck>,
+}
+
+/// One variant's attrition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttritionRow {
+    pub variant: String,
+    pub assigned: u64,
+    pub withdrawn: u64,
+    pub objected: u64,
+    pub erased: u64,
+}
+
+/// One treatment variant's estimate beside its Lee bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeeRow {
+    pub variant: String,
+    /// The relative estimate shown in the results table.
+    pub estimate: Option<f64>,
+    /// The Lee bounds of the relative effect, or why there are none.
+    pub bounds: Result<[f64; 2], String>,
+    /// The share of the trimmed arm's kept subjects trimmed, and which arm.
+    pub trimmed: String,
+}
+
+/// The texts of one attrition row.
+pub struct AttritionRowView {
+    pub variant: String,
+    pub assigned: String,
+    pub withdrawn: String,
+    pub objected: String,
+    pub erased: String,
+    pub lost_share: String,
+}
+
+/// The texts of one Lee row.
+pub struct LeeRowView {
+    pub variant: String,
+    pub estimate: String,
+    pub bounds: String,
+    pub trimmed: String,
 }
 
 /// A balance check (sample ratio, withdrawals) and whether it failed.
@@ -381,7 +454,14 @@ impl ResultsPage {
         if self.cuped {
             href.push_str(&format!("&cuped=on&lookback_days={}", self.lookback_days));
         }
+        if let Some(segment) = &self.segment {
+            href.push_str(&format!("&segment={}", urls::encode_component(segment)));
+        }
         href
+    }
+
+    fn segment_chosen(&self, name: &str) -> bool {
+        self.segment.as_deref() == Some(name)
     }
 
     fn memo_href(&self) -> String {
@@ -428,13 +508,81 @@ impl ResultsPage {
         }
     }
 
+    pub(crate) fn sequential_srm_badge(&self) -> Badge {
+        balance_badge(
+            &self.sequential_srm,
+            "Sample ratio mismatch (anytime-valid)",
+            "Sample ratio OK (anytime-valid)",
+        )
+    }
+
+    pub(crate) fn attrition_rows(&self) -> Vec<AttritionRowView> {
+        self.attrition
+            .variants
+            .iter()
+            .map(|row| {
+                let lost = row.withdrawn + row.objected + row.erased;
+                AttritionRowView {
+                    variant: row.variant.clone(),
+                    assigned: thousands(row.assigned),
+                    withdrawn: thousands(row.withdrawn),
+                    objected: thousands(row.objected),
+                    erased: thousands(row.erased),
+                    lost_share: if row.assigned == 0 {
+                        "\u{2014}".to_owned()
+                    } else {
+                        percent(lost as f64 / row.assigned as f64)
+                    },
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn refusal_badge(&self) -> Option<Badge> {
+        self.attrition.refusal_check.as_ref().map(|check| {
+            balance_badge(
+                check,
+                "Refusals depend on the variant",
+                "Refusals independent of the variant",
+            )
+        })
+    }
+
+    pub(crate) fn attrition_days(&self) -> Vec<(String, Vec<String>)> {
+        self.attrition
+            .days
+            .iter()
+            .map(|(day, shares)| (day.clone(), shares.iter().map(|s| percent(*s)).collect()))
+            .collect()
+    }
+
+    pub(crate) fn lee_rows(&self) -> Vec<LeeRowView> {
+        self.attrition
+            .lee_bounds
+            .iter()
+            .map(|row| LeeRowView {
+                variant: row.variant.clone(),
+                estimate: row
+                    .estimate
+                    .map_or_else(|| "\u{2014}".to_owned(), signed_percent),
+                bounds: match &row.bounds {
+                    Ok([low, high]) => {
+                        format!("[{}, {}]", signed_percent(*low), signed_percent(*high))
+                    }
+                    Err(why) => why.clone(),
+                },
+                trimmed: row.trimmed.clone(),
+            })
+            .collect()
+    }
+
     pub(crate) fn withdrawal_badge(&self) -> Badge {
         match &self.withdrawal_balance {
-            Some(check) => balance_badge(check, "Withdrawal imbalance", "Withdrawals balanced"),
+            Some(check) => balance_badge(check, "Attrition imbalance", "Attrition balanced"),
             None if self.withdrawn_excluded == Count::Shown(0) => {
                 Badge::new("No withdrawals", Tone::Active)
             }
-            None => Badge::new("Withdrawal balance check suppressed", Tone::Neutral),
+            None => Badge::new("Attrition balance check suppressed", Tone::Neutral),
         }
     }
 

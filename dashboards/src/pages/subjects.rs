@@ -116,6 +116,8 @@ pub struct AssignmentRow {
     pub decided_at: String,
     /// When a withdrawal or objection ended it; empty while it stands.
     pub withdrawn_at: String,
+    /// The segment attributes stored with it (`device_type=mobile;…`), or "—".
+    pub segments: String,
 }
 
 impl AssignmentRow {

@@ -6,6 +6,8 @@ use crate::Role;
 
 /// The name of [`Actor::customer`].
 pub const CUSTOMER: &str = "customer";
+/// The name of [`Actor::retention_job`].
+pub const RETENTION_JOB: &str = "retention-purge";
 
 /// The author of a change, as written into the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +44,14 @@ impl Actor {
         }
     }
 
+    /// The retention purge that `pilotgate serve` runs on its own schedule.
+    pub fn retention_job() -> Self {
+        Actor {
+            name: RETENTION_JOB.to_owned(),
+            role: None,
+        }
+    }
+
     /// True when the actor holds `role` (admins hold every role).
     pub fn has_role(&self, role: Role) -> bool {
         matches!(self.role, Some(r) if r == role || r == Role::Admin)
@@ -53,6 +63,7 @@ impl fmt::Display for Actor {
         match self.role {
             Some(role) => write!(f, "{} ({role})", self.name),
             None if self.name == CUSTOMER => write!(f, "{} (privacy link)", self.name),
+            None if self.name == RETENTION_JOB => write!(f, "{} (scheduled)", self.name),
             None => write!(f, "{} (cli)", self.name),
         }
     }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::inventory::segments::{Correction, Dimension, check_design_segments};
 use crate::purpose::{Purpose, PurposeKey};
 use crate::{Actor, Role};
 
@@ -116,6 +117,11 @@ pub struct Design {
     pub attribution_window_hours: Option<u32>,
     pub data_categories: Vec<String>,
     pub retention_days: u32,
+    /// The segments results may be broken down by, named before the pilot
+    /// starts (see `inventory::segments`).
+    pub segments: Vec<Dimension>,
+    /// How segment results' p-values are adjusted.
+    pub segment_correction: Correction,
 }
 
 /// A design rule that does not hold: the field and why, in one sentence.
@@ -258,7 +264,7 @@ impl Design {
         if !(1..=3650).contains(&self.retention_days) {
             return fail("retention_days", "must be between 1 and 3650");
         }
-        Ok(())
+        check_design_segments(&self.segments, &self.data_categories)
     }
 
     /// Checks the design against its purpose as registered.

@@ -13,6 +13,8 @@ use serde::Serialize;
 use crate::experiment::DesignError;
 use crate::text::PlainText;
 
+pub mod segments;
+
 /// The longest name of a category, in characters.
 pub const MAX_NAME: usize = 100;
 /// The longest description of a category, in characters.

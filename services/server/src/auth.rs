@@ -285,6 +285,8 @@ pub const PAGES: &[RoutePermission] = &[
     route("GET", pages::INVENTORY, Public),
     route("POST", pages::INVENTORY, Public),
     route("POST", pages::INVENTORY_ITEM, Public),
+    route("GET", pages::RECIPIENTS, Public),
+    route("POST", pages::RECIPIENTS, Public),
     route("GET", pages::NOTICES, Public),
     route("POST", pages::NOTICES, Public),
     route("POST", pages::NOTICE_VERSIONS, Public),

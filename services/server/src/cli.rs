@@ -9,7 +9,7 @@ use pilotgate_store::NewToken;
 use crate::anchor::{Anchor, AnchorFile};
 use crate::config::{Config, redact_url};
 use crate::demo::DemoOptions;
-use crate::export::export_experiment;
+use crate::export::export_experiment_with;
 use crate::import::import_consents;
 use crate::service::tokens::issue_token;
 use crate::startup::{Application, open_store, open_store_with_keys};
@@ -59,6 +59,12 @@ enum Command {
         /// first and shown in red to compliance.
         #[arg(long, value_name = "REASON")]
         break_glass: Option<String>,
+        /// Also write covariate.EXT: the primary metric over each subject's
+        /// events in this many days before its assignment (in the other
+        /// pilots of the purpose), the results' CUPED covariate, for
+        /// `pilotgate analyze --covariate`.
+        #[arg(long, value_name = "DAYS")]
+        covariate_days: Option<u32>,
     },
     /// Write a pilot's scale-decision memo (the page `/ui/experiments/KEY/memo`)
     /// to an HTML file, audited first.
@@ -348,6 +354,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             format,
             export_id,
             break_glass,
+            covariate_days,
         } => {
             let authority = match (export_id, break_glass) {
                 (Some(id), _) => crate::export::ExportAuthority::Approved(id),
@@ -361,8 +368,16 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                 ExportFormat::Csv => FileFormat::Csv,
                 ExportFormat::Parquet => FileFormat::Parquet,
             };
-            let summary =
-                export_experiment(&store, &keys, &experiment, &out, format, &authority).await;
+            let summary = export_experiment_with(
+                &store,
+                &keys,
+                &experiment,
+                &out,
+                format,
+                &authority,
+                covariate_days,
+            )
+            .await;
             anchor_after(&config, &store).await;
             let summary = summary?;
             eprintln!("{summary}");

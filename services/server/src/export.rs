@@ -12,11 +12,15 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use pilotgate_analysis::export::{AssignmentColumns, EventColumns, FileFormat, write_export};
+use pilotgate_analysis::export::{
+    AssignmentColumns, CovariateColumns, EventColumns, FileFormat, encode_covariate, encode_export,
+    write_encoded,
+};
 use pilotgate_domain::Actor;
 use pilotgate_domain::pseudonym::KeyRing;
 use pilotgate_domain::time::to_micros;
 use pilotgate_store::Store;
+use sha2::{Digest, Sha256};
 
 /// What allows an export from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,15 +40,31 @@ pub async fn export_experiment(
     format: FileFormat,
     authority: &ExportAuthority,
 ) -> Result<String, String> {
-    if store
+    export_experiment_with(store, keys, experiment, out, format, authority, None).await
+}
+
+/// [`export_experiment`], with `covariate_days`: also `covariate.EXT`, the
+/// primary metric over each kept subject's events in that many days before
+/// its assignment (from the other pilots of the purpose), as the results'
+/// CUPED computes it, for `pilotgate analyze --covariate`.
+pub async fn export_experiment_with(
+    store: &Store,
+    keys: &KeyRing,
+    experiment: &str,
+    out: &Path,
+    format: FileFormat,
+    authority: &ExportAuthority,
+    covariate_days: Option<u32>,
+) -> Result<String, String> {
+    let pilot = store
         .experiment(experiment)
         .await
         .map_err(|e| e.to_string())?
-        .is_none()
-    {
-        return Err(format!("no pilot has the key '{experiment}'"));
+        .ok_or_else(|| format!("no pilot has the key '{experiment}'"))?;
+    if covariate_days.is_some_and(|days| !(1..=365).contains(&days)) {
+        return Err("--covariate-days must be 1 to 365".to_owned());
     }
-    let recipient = match authority {
+    let approved = match authority {
         ExportAuthority::BreakGlass(reason) => {
             let reason = pilotgate_domain::text::PlainText::line(reason, 500)
                 .ok()
@@ -70,11 +90,13 @@ pub async fn export_experiment(
                 .ok_or_else(|| format!("no export request of '{experiment}' has this id"))?;
             pilotgate_store::check_downloadable(&request, None, store.now())
                 .map_err(|e| e.to_string())?;
-            Some(request.recipient)
+            Some(request)
         }
     };
-    let subject_of = |pseudonym: &str| match &recipient {
-        Some(name) => crate::service::exports::recipient_subject(keys, name, pseudonym),
+    let subject_of = |pseudonym: &str| match &approved {
+        Some(request) => {
+            crate::service::exports::recipient_subject(keys, &request.recipient, pseudonym)
+        }
         None => pseudonym.to_owned(),
     };
     let assignments = store
@@ -113,30 +135,82 @@ pub async fn export_experiment(
         event_columns.value.push(e.value);
         event_columns.occurred_at.push(to_micros(e.occurred_at));
     }
+    let covariate = match covariate_days {
+        None => None,
+        Some(days) => {
+            let design = &pilot.design;
+            let rows = store
+                .subject_covariates(
+                    experiment,
+                    design.purpose.as_str(),
+                    &design.primary_metric,
+                    i64::from(days) * 86_400_000_000,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut columns = CovariateColumns::default();
+            for (subject, value) in rows {
+                columns.subject.push(subject_of(&subject));
+                columns.value.push(value);
+            }
+            Some((days, columns))
+        }
+    };
     let (assignment_count, event_count) = (
         assignment_columns.subject.len(),
         event_columns.subject.len(),
     );
-    // Audited before any byte is written: an export that is not in the audit
-    // log never leaves the database.
-    let details = serde_json::json!({
+    let mut bases: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for a in &kept {
+        *bases.entry(a.basis.as_str()).or_default() += 1;
+    }
+    // Made in memory and hashed first: the audit entry names the bytes that
+    // will be written, and it is written before any of them is.
+    let covariate_columns = covariate.as_ref().map(|(_, columns)| columns.clone());
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut encoded = encode_export(format, &assignment_columns, &event_columns)?;
+        encoded.covariate = covariate_columns
+            .map(|columns| encode_covariate(format, &columns))
+            .transpose()?;
+        Ok::<_, String>(encoded)
+    })
+    .await
+    .map_err(|e| format!("the export was interrupted: {e}"))??;
+    let mut details = serde_json::json!({
+        "pilot": experiment,
+        "purpose": pilot.design.purpose.as_str(),
         "format": format.extension(),
         "assignments": assignment_count,
         "events": event_count,
+        "basis_counts": bases,
         "withdrawn_left_out": withdrawn,
+        "sha256": {
+            "assignments": hex::encode(Sha256::digest(&encoded.assignments)),
+            "events": hex::encode(Sha256::digest(&encoded.events)),
+        },
     });
-    let entry = match authority {
-        ExportAuthority::Approved(id) => {
+    if let (Some((days, columns)), Some(bytes)) = (&covariate, &encoded.covariate) {
+        details["covariate"] = serde_json::json!({
+            "metric": pilot.design.primary_metric.event,
+            "lookback_days": days,
+            "subjects": columns.subject.len(),
+        });
+        details["sha256"]["covariate"] = serde_json::json!(hex::encode(Sha256::digest(bytes)));
+    }
+    let entry = match &approved {
+        Some(request) => {
             let mut manifest = details;
-            manifest["export"] = serde_json::json!(id);
-            manifest["pilot"] = serde_json::json!(experiment);
-            manifest["recipient"] = serde_json::json!(recipient);
+            manifest["export"] = serde_json::json!(request.id);
+            manifest["recipient"] = serde_json::json!(request.recipient);
+            manifest["expires_at"] = serde_json::json!(request.expires_at);
+            manifest["download"] = serde_json::json!(request.downloads + 1);
+            manifest["max_downloads"] = serde_json::json!(request.max_downloads);
             manifest["via"] = serde_json::json!("cli");
             store
-                .record_export_download(id, &Actor::operator(), false, manifest)
+                .record_export_download(&request.id, &Actor::operator(), false, manifest)
                 .await
         }
-        ExportAuthority::BreakGlass(_) => {
+        None => {
             store
                 .record_audit(
                     &Actor::operator(),
@@ -149,12 +223,11 @@ pub async fn export_experiment(
     }
     .map_err(|e| e.to_string())?;
     let out_dir = out.to_owned();
-    let (assignments_path, events_path) = tokio::task::spawn_blocking(move || {
-        write_export(&out_dir, format, &assignment_columns, &event_columns)
-    })
-    .await
-    .map_err(|e| format!("the export was interrupted: {e}"))?
-    .map_err(|e| format!("{e} (the export is audited as entry {})", entry.id))?;
+    let (assignments_path, events_path) =
+        tokio::task::spawn_blocking(move || write_encoded(&out_dir, &encoded))
+            .await
+            .map_err(|e| format!("the export was interrupted: {e}"))?
+            .map_err(|e| format!("{e} (the export is audited as entry {})", entry.id))?;
     Ok(format!(
         "exported {experiment}: {} assignments to {}, {} events to {} ({withdrawn} withdrawn subjects left out)",
         assignment_count,

@@ -23,14 +23,6 @@ pub struct PurgeArgs {
     dry_run: bool,
 }
 
-/// The scheduled job's author in the audit log.
-fn scheduler() -> Actor {
-    Actor {
-        name: "retention-purge".to_owned(),
-        role: None,
-    }
-}
-
 fn line(outcome: &PilotPurge, dry_run: bool) -> String {
     let verb = if dry_run {
         "would purge"
@@ -153,7 +145,7 @@ pub fn spawn_purging(store: Store, interval: Duration, proof_days: u32) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let outcome = purge_expired(&store, &scheduler(), store.now(), false, |p| {
+            let outcome = purge_expired(&store, &Actor::retention_job(), store.now(), false, |p| {
                 tracing::info!(
                     experiment = %p.key,
                     assignments = p.counts.assignments,
@@ -167,7 +159,15 @@ pub fn spawn_purging(store: Store, interval: Duration, proof_days: u32) {
                 tracing::error!(%error, "the retention purge failed");
                 continue;
             }
-            match reduce_ledger(&store, &scheduler(), store.now(), proof_days, false).await {
+            match reduce_ledger(
+                &store,
+                &Actor::retention_job(),
+                store.now(),
+                proof_days,
+                false,
+            )
+            .await
+            {
                 Ok(done) if done.subjects > 0 => tracing::info!(
                     subjects = done.subjects,
                     records = done.records,

@@ -58,6 +58,37 @@ impl Core {
         rows.iter().map(assignment_from_row).collect()
     }
 
+    /// The segment attributes stored with the assignments of `subjects`
+    /// (pilot key, pseudonym, `name=value;…`), for those that have any.
+    pub async fn segment_attributes_of_subjects(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT experiment_key, subject, segments FROM assignments \
+             WHERE experiment_key IN (SELECT key FROM experiments) \
+             AND subject IN ({}) AND segments IS NOT NULL",
+            numbered(1, subjects.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for subject in subjects {
+            query = query.bind(subject);
+        }
+        let rows = query.fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("experiment_key")?,
+                    row.try_get("subject")?,
+                    row.try_get("segments")?,
+                ))
+            })
+            .collect()
+    }
+
     /// How many events each of `subjects` has per pilot (pilots without one
     /// are left out), by pilot key. Events are stored under their
     /// assignment's pseudonym, so only the pilots the pseudonyms are

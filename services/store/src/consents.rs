@@ -132,13 +132,15 @@ impl Core {
                 .chain(record.aliases.iter().map(|a| a.as_str()))
                 .collect();
             let sql = format!(
-                "UPDATE assignments SET withdrawn_at = $1 WHERE experiment_key IN \
+                "UPDATE assignments SET withdrawn_at = $1, withdrawn_as = $3 WHERE experiment_key IN \
                  (SELECT key FROM experiments WHERE purpose = $2) AND subject IN ({}) AND withdrawn_at IS NULL",
-                numbered(3, names.len())
+                numbered(4, names.len())
             );
+            // The status is kept so that attrition tells objections apart.
             let mut query = sqlx::query(&sql)
                 .bind(to_micros(record.effective_from))
-                .bind(record.purpose.as_str());
+                .bind(record.purpose.as_str())
+                .bind(record.status.as_str());
             for name in names {
                 query = query.bind(name);
             }

@@ -86,6 +86,19 @@ impl Core {
                 // Erased before, on its own or as another pseudonym of the person.
                 continue;
             }
+            // Each pilot the pseudonym leaves counts one erasure in its
+            // variant (attrition); nothing else of the assignment is kept.
+            sqlx::query(
+                "INSERT INTO erasure_counters (experiment_key, variant, day, erased) \
+                 SELECT experiment_key, variant, $2, COUNT(*) FROM assignments \
+                 WHERE experiment_key IN (SELECT key FROM experiments) AND subject = $1 \
+                 GROUP BY experiment_key, variant \
+                 ON CONFLICT (experiment_key, variant, day) DO UPDATE SET erased = erasure_counters.erased + excluded.erased",
+            )
+            .bind(pseudonym)
+            .bind(from_micros(now).format("%Y-%m-%d").to_string())
+            .execute(&mut *tx)
+            .await?;
             // Events are stored under their assignment's pseudonym, so the
             // pilots the pseudonym is assigned in name every event it has: the
             // events of those pilots are scanned (they are kept in time order),

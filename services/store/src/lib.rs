@@ -51,6 +51,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pilotgate_domain::eligibility::Signals;
+use pilotgate_domain::inventory::segments::Attributes;
 use pilotgate_domain::pseudonym::Pseudonym;
 
 pub use access::{ErasureRecord, EventCount};
@@ -72,7 +73,7 @@ pub use privacy_links::{NewPrivacyLink, StoredPrivacyLink};
 pub use purge::{LedgerSubject, PurgeCandidate, RawCounts, StoredSummary};
 pub use purposes::{PurposeRecord, PurposeUpdate, PurposeVersion, RecordedAssessment};
 pub use reconsent::ReconsentAsks;
-pub use reports::{CovariateSums, DailySums};
+pub use reports::{AttritionDay, CovariateSums, DailySums, SegmentOf};
 pub use sessions::StoredSession;
 pub use tokens::{NewToken, StoredCredential, TokenRecord};
 
@@ -177,9 +178,29 @@ impl Store {
         now: DateTime<Utc>,
         signals: Signals,
     ) -> Result<AssignOutcome, StoreError> {
-        self.assigner
-            .assign(&self.core, target, candidates, now, signals)
+        self.assign_with_attributes(target, candidates, now, signals, &Attributes::default())
             .await
+    }
+
+    /// [`Store::assign_with`] that keeps, with a first assignment, the
+    /// segment `attributes` the shop sent (parsed against the pilot's
+    /// declared segments: nothing else can be stored).
+    pub async fn assign_with_attributes(
+        &self,
+        target: &AssignmentTarget,
+        candidates: &[Pseudonym],
+        now: DateTime<Utc>,
+        signals: Signals,
+        attributes: &Attributes,
+    ) -> Result<AssignOutcome, StoreError> {
+        let outcome = self
+            .assigner
+            .assign(&self.core, target, candidates, now, signals, attributes)
+            .await?;
+        if let (AssignOutcome::Ineligible(_), Some(current)) = (&outcome, candidates.first()) {
+            self.core.count_refused_bucket(target, current, now).await?;
+        }
+        Ok(outcome)
     }
 
     /// Records a batch. Concurrent batches are stored together in one

@@ -361,6 +361,8 @@ pub fn buy_design(key: &str, purpose: &str, coverage: f64) -> Design {
         attribution_window_hours: None,
         data_categories: vec!["orders".to_owned()],
         retention_days: 30,
+        segments: Vec::new(),
+        segment_correction: Default::default(),
     }
 }
 

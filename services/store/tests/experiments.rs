@@ -42,6 +42,8 @@ fn design(key: &str) -> Design {
         attribution_window_hours: None,
         data_categories: vec!["page views".to_owned()],
         retention_days: 30,
+        segments: Vec::new(),
+        segment_correction: Default::default(),
     }
 }
 

@@ -36,6 +36,8 @@ pub(crate) fn design() -> Design {
         attribution_window_hours: Some(72),
         data_categories: vec!["browsing history".to_owned()],
         retention_days: 90,
+        segments: vec![crate::inventory::segments::Dimension::LegalBasis],
+        segment_correction: Default::default(),
     }
 }
 
@@ -73,6 +75,10 @@ fn each_broken_rule_names_its_field() {
         ),
         (Box::new(|d| d.name = String::new()), "name"),
         (Box::new(|d| d.retention_days = 0), "retention_days"),
+        (
+            Box::new(|d| d.segments = vec![crate::inventory::segments::Dimension::Country]),
+            "segments",
+        ),
         (
             Box::new(|d| d.attribution_window_hours = Some(0)),
             "attribution_window_hours",

@@ -1,7 +1,10 @@
 //! `POST /api/v1/assign`: a variant for an eligible subject of a running pilot.
 
+use std::collections::BTreeMap;
+
 use actix_web::{HttpResponse, post, web};
 use pilotgate_domain::eligibility::Signals;
+use pilotgate_domain::inventory::segments::Attributes;
 use pilotgate_domain::refusal::Refusal;
 use pilotgate_store::AssignOutcome;
 use serde::{Deserialize, Serialize};
@@ -12,12 +15,20 @@ use crate::error::{ApiError, ErrorBody};
 use crate::routes::experiments::no_such_pilot;
 use crate::startup::AppState;
 
-/// Which pilot, and the raw id as the client knows it (pseudonymized on arrival).
+/// Which pilot, the raw id as the client knows it (pseudonymized on
+/// arrival), and the person's values of the pilot's pre-registered segments.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignInput {
     pub experiment: String,
     pub user_id: String,
+    /// Segment values, by segment name: only the segments the pilot's
+    /// design declared (`device_type`, `country`, `new_vs_returning`), each
+    /// with a value the inventory admits (`GET /api/v1/data-categories`,
+    /// `segment_dimensions`). Anything else is refused (422) and nothing is
+    /// stored. Kept with a first assignment; a repeat keeps the first's.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for AssignInput {
@@ -25,6 +36,7 @@ impl std::fmt::Debug for AssignInput {
         f.debug_struct("AssignInput")
             .field("experiment", &self.experiment)
             .field("user_id", &"[redacted]")
+            .field("attributes", &self.attributes.len())
             .finish()
     }
 }
@@ -52,6 +64,7 @@ pub struct AssignView {
 /// for the pilot's compliance report). With `Sec-GPC: 1` (the browser's
 /// Global Privacy Control signal, forwarded by the shop) a subject whose
 /// basis is legitimate interest is refused as objected for this call.
+/// `attributes` names only the pilot's pre-registered segments (422 otherwise).
 #[utoipa::path(post, path = "/api/v1/assign", tag = "assignment", request_body = AssignInput, params(("Sec-GPC" = Option<String>, Header, description = "1: the browser's Global Privacy Control signal")), security(("bearer" = [])), responses(
     (status = 200, body = AssignView),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -75,10 +88,20 @@ pub async fn assign(
         .assignment_target(&body.experiment)
         .await?
         .ok_or_else(|| no_such_pilot(&body.experiment))?;
+    // Checked before anything is decided: an attribute the pilot did not
+    // declare is refused whole, whatever the person's eligibility.
+    let attributes = Attributes::parse(&target.segments, &body.attributes)
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let candidates = state.keys.candidates(&body.user_id);
     let outcome = state
         .store
-        .assign_with(&target, &candidates, state.store.now(), signals)
+        .assign_with_attributes(
+            &target,
+            &candidates,
+            state.store.now(),
+            signals,
+            &attributes,
+        )
         .await?;
     let refused = |refusal: Refusal, ask_again: bool| AssignView {
         experiment: target.key.clone(),

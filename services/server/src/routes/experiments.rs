@@ -73,6 +73,10 @@ pub struct ExperimentView {
     pub attribution_window_hours: Option<u32>,
     pub data_categories: Vec<String>,
     pub retention_days: u32,
+    /// The pre-registered segments (`GET /api/v1/data-categories` lists the vocabulary).
+    pub segments: Vec<String>,
+    /// holm or benjamini_hochberg: how segment results' p-values are adjusted.
+    pub segment_correction: String,
     /// draft, submitted, approved, denied, running or stopped.
     pub state: String,
     pub design_version: i64,
@@ -153,6 +157,8 @@ impl From<&Experiment> for ExperimentView {
             attribution_window_hours: d.attribution_window_hours,
             data_categories: d.data_categories.clone(),
             retention_days: d.retention_days,
+            segments: d.segments.iter().map(|s| s.as_str().to_owned()).collect(),
+            segment_correction: d.segment_correction.as_str().to_owned(),
             state: e.state.as_str().to_owned(),
             design_version: e.design_version,
             created_by: e.created_by.clone(),

@@ -127,12 +127,12 @@ pub async fn deny(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// The approved export as a CSV file, for its requester only, at most 3
+/// The approved export as a CSV or Parquet file (the format requested), for its requester only, at most 3
 /// times before its expiry (then 409). Audited as `export.download` with
 /// the manifest (pilot, purpose, recipient, basis counts, rows, SHA-256,
 /// expiry) before the file is sent; the subject ids are derived for the recipient.
 #[utoipa::path(get, path = "/api/v1/exports/{id}/download", tag = "exports", params(("id" = String, Path)), security(("bearer" = [])), responses(
-    (status = 200, description = "The CSV file, with Content-Disposition: attachment", content_type = "text/csv", body = String),
+    (status = 200, description = "The file, with Content-Disposition: attachment", content((String = "text/csv"), (Vec<u8> = "application/vnd.apache.parquet"))),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 409, description = "Pending, denied, expired or downloaded its allowed number of times", body = ErrorBody),
 ))]

@@ -10,7 +10,8 @@ use crate::service::inventory::{CategoryInput, CategoryList, CategoryView};
 use crate::startup::AppState;
 
 /// The inventory, by key: each category's class, whether pilots may use it,
-/// and the measures it requires.
+/// and the measures it requires; and the segment dimensions a design may
+/// name, each with its values and category.
 #[utoipa::path(get, path = "/api/v1/data-categories", tag = "inventory", security(("bearer" = [])), responses(
     (status = 200, body = CategoryList),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -20,6 +21,7 @@ pub async fn list(_caller: Caller, state: web::Data<AppState>) -> Result<HttpRes
     let categories = service::inventory::list(&state.store).await?;
     Ok(HttpResponse::Ok().json(CategoryList {
         categories: categories.iter().map(CategoryView::from).collect(),
+        segment_dimensions: service::inventory::segment_dimensions(),
     }))
 }
 

@@ -7,6 +7,7 @@ use pilotgate_domain::experiment::{
     Action, Design, DesignError, ExperimentKey, Metric, MetricKind, Variant,
 };
 use pilotgate_domain::inventory::check_design_categories;
+use pilotgate_domain::inventory::segments::{Correction, Dimension};
 use pilotgate_domain::purpose::PurposeKey;
 use pilotgate_domain::text::PlainText;
 use pilotgate_store::{Experiment, Store};
@@ -65,6 +66,15 @@ pub struct DesignInput {
     /// not in it, or prohibited for pilots, is refused.
     pub data_categories: Vec<String>,
     pub retention_days: u32,
+    /// Segments of the inventory's vocabulary (`GET /api/v1/data-categories`,
+    /// `segment_dimensions`) the results may be broken down by; each needs
+    /// its data category declared. Named before the pilot starts: a
+    /// running pilot's design cannot change.
+    #[serde(default)]
+    pub segments: Vec<String>,
+    /// `holm` (default) or `benjamini_hochberg`: how segment results'
+    /// p-values are adjusted.
+    pub segment_correction: Option<String>,
 }
 
 fn unprocessable(error: DesignError) -> ServiceError {
@@ -137,6 +147,22 @@ impl DesignInput {
             attribution_window_hours: self.attribution_window_hours,
             data_categories: self.data_categories,
             retention_days: self.retention_days,
+            segments: self
+                .segments
+                .iter()
+                .map(|name| {
+                    // The name is not echoed: it is whatever the client sent.
+                    name.parse::<Dimension>().map_err(|reason| {
+                        unprocessable(DesignError::new("segments", &format!("a name {reason}")))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            segment_correction: match self.segment_correction.as_deref() {
+                None => Correction::default(),
+                Some(text) => text.parse().map_err(|reason: String| {
+                    unprocessable(DesignError::new("segment_correction", &reason))
+                })?,
+            },
         };
         design.validate().map_err(unprocessable)?;
         let record = store

@@ -3,7 +3,7 @@
 //! and the download of an approved export by its requester, a bounded
 //! number of times before its expiry.
 //!
-//! The file is one CSV, made in memory: a header
+//! The file is one CSV or Parquet table, made in memory: columns
 //! `subject,variant,assigned_at,event,value,occurred_at`, one row per kept
 //! assignment (event columns empty), then one row per event of those
 //! subjects (variant of its subject). Instants are RFC 3339. Withdrawn
@@ -18,9 +18,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
+use pilotgate_analysis::export::{DeliveryColumns, FileFormat};
 use pilotgate_domain::Actor;
 use pilotgate_domain::pseudonym::KeyRing;
 use pilotgate_domain::text::PlainText;
+use pilotgate_domain::time::to_micros;
 use pilotgate_store::{ExportRequest, NewExportRequest, Recipient, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -33,8 +35,6 @@ pub const MAX_DOWNLOADS: i64 = 3;
 pub const DOWNLOAD_DAYS: i64 = 7;
 /// The formats a recipient may accept.
 pub const FORMATS: &[&str] = &["csv", "parquet"];
-/// The formats pilotgate produces today.
-pub const PRODUCED: &[&str] = &["csv"];
 
 /// A recipient system to register.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -250,12 +250,6 @@ pub async fn request(
             "is not a format this recipient accepts",
         ));
     }
-    if !PRODUCED.contains(&input.format.as_str()) {
-        return Err(ServiceError::invalid(
-            "format",
-            "only csv exports are produced for now",
-        ));
-    }
     if recipient.expires_at <= store.now() {
         return Err(ServiceError::invalid(
             "recipient",
@@ -359,22 +353,11 @@ pub async fn download(
         .count();
     let mut ids: HashMap<String, (String, String)> = HashMap::new();
     let mut bases: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let header = [
-        "subject",
-        "variant",
-        "assigned_at",
-        "event",
-        "value",
-        "occurred_at",
-    ];
-    out.write_record(header).map_err(ServiceError::internal)?;
+    let mut table = DeliveryColumns::default();
     for a in assignments.iter().filter(|a| a.withdrawn_at.is_none()) {
         let subject = recipient_subject(keys, &request.recipient, &a.subject);
         *bases.entry(a.basis.as_str()).or_default() += 1;
-        let at = rfc3339(a.assigned_at);
-        out.write_record([subject.as_str(), &a.variant, &at, "", "", ""])
-            .map_err(ServiceError::internal)?;
+        table.push_assignment(subject.clone(), a.variant.clone(), to_micros(a.assigned_at));
         ids.insert(a.subject.clone(), (subject, a.variant.clone()));
     }
     let mut event_rows = 0u64;
@@ -382,13 +365,23 @@ pub async fn download(
         let Some((subject, variant)) = ids.get(&e.subject) else {
             continue;
         };
-        let value = e.value.map(|v| v.to_string()).unwrap_or_default();
-        let at = rfc3339(e.occurred_at);
-        out.write_record([subject.as_str(), variant, "", &e.name, &value, &at])
-            .map_err(ServiceError::internal)?;
+        table.push_event(
+            subject.clone(),
+            variant.clone(),
+            e.name.clone(),
+            e.value,
+            to_micros(e.occurred_at),
+        );
         event_rows += 1;
     }
-    let body = out.into_inner().map_err(ServiceError::internal)?;
+    let format = match request.format.as_str() {
+        "parquet" => FileFormat::Parquet,
+        _ => FileFormat::Csv,
+    };
+    let body = tokio::task::spawn_blocking(move || table.encode(format))
+        .await
+        .map_err(ServiceError::internal)?
+        .map_err(ServiceError::internal)?;
     let sha256 = hex::encode(Sha256::digest(&body));
     // The manifest is read in the audit log by more people than the
     // recipient: its counts of people are released under k, as the pilot's
@@ -426,10 +419,16 @@ pub async fn download(
     Ok(ExportFile {
         body,
         filename: format!(
-            "{}-{}-{}.csv",
-            request.experiment_key, request.recipient, request.id
+            "{}-{}-{}.{}",
+            request.experiment_key,
+            request.recipient,
+            request.id,
+            format.extension()
         ),
-        content_type: "text/csv; charset=utf-8",
+        content_type: match format {
+            FileFormat::Csv => "text/csv; charset=utf-8",
+            FileFormat::Parquet => "application/vnd.apache.parquet",
+        },
         audit_id: entry.id,
     })
 }

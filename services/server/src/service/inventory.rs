@@ -4,6 +4,7 @@
 //! word on encryption at rest).
 
 use pilotgate_domain::Actor;
+use pilotgate_domain::inventory::segments::{Dimension, Source};
 use pilotgate_domain::inventory::{
     CategoryKey, ChecklistItem, DataCategory, DeploymentFacts, Measures, PilotFacts, Sensitivity,
     SignOff, checklist,
@@ -64,10 +65,46 @@ pub struct CategoryView {
     pub required_measures: Vec<String>,
 }
 
-/// The inventory.
+/// A segment dimension of the inventory's vocabulary: what a design may
+/// name in `segments`, and what assignment accepts as an attribute.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SegmentDimensionView {
+    /// `device_type`, `country`, `new_vs_returning` or `legal_basis`.
+    pub key: String,
+    pub description: String,
+    /// The values it admits, or their shape, in words.
+    pub values: String,
+    /// The data category a design must declare to name it; none for the
+    /// legal basis.
+    pub category: Option<String>,
+    /// `attribute` (sent with `POST /api/v1/assign`) or `assignment_basis`
+    /// (the assignment's own legal basis; never sent).
+    pub source: String,
+}
+
+/// The inventory: its categories and its segment vocabulary.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CategoryList {
     pub categories: Vec<CategoryView>,
+    pub segment_dimensions: Vec<SegmentDimensionView>,
+}
+
+/// The segment vocabulary, in its order.
+pub fn segment_dimensions() -> Vec<SegmentDimensionView> {
+    Dimension::ALL
+        .into_iter()
+        .map(|d| SegmentDimensionView {
+            key: d.as_str().to_owned(),
+            description: d.description().to_owned(),
+            values: d.values().describe(),
+            category: d.category().map(str::to_owned),
+            source: match d.source() {
+                Source::Attribute => "attribute",
+                Source::AssignmentBasis => "assignment_basis",
+            }
+            .to_owned(),
+        })
+        .collect()
 }
 
 /// One line of a pilot's risk checklist.

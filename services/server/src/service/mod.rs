@@ -2,6 +2,7 @@
 //! API's routes and the dashboards' pages alike, so that the two cannot
 //! disagree. Handlers only translate HTTP to these calls and back.
 
+pub mod attrition;
 pub mod audit;
 pub mod disclosure;
 pub mod experiments;
@@ -15,6 +16,7 @@ pub mod purge;
 pub mod purposes;
 pub mod reconsent;
 pub mod results;
+pub mod segments;
 pub mod subjects;
 pub mod tokens;
 

@@ -35,6 +35,10 @@ pub struct KeptAggregates {
     pub covariate: Vec<(String, Vec<CovariateSums>)>,
     /// The raw rows the purge deleted.
     pub deleted: RawCounts,
+    /// The attrition per day and variant at the purge (absent from
+    /// aggregates kept before it was added).
+    #[serde(default)]
+    pub attrition: Vec<pilotgate_store::AttritionDay>,
 }
 
 /// What the purge did (or, dry, would do) to one pilot.
@@ -176,6 +180,7 @@ async fn aggregates(
         lookback_days: DEFAULT_LOOKBACK_DAYS,
         covariate,
         deleted,
+        attrition: store.attrition_by_day(key).await?,
     })
 }
 

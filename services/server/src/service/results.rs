@@ -1,7 +1,9 @@
 //! The results of a pilot's metric, as the results endpoint answers them and
 //! the results page shows them: the `pilotgate analyze` report from the
-//! database's per-variant, per-day sums, its guardrails, the decision, and
-//! the withdrawn subjects left out. The statistics run off the async runtime.
+//! database's per-variant, per-day sums, its guardrails, the decision, the
+//! withdrawn subjects left out, the attrition (with Lee bounds when it
+//! differs between variants) and the anytime-valid SRM check beside the
+//! chi-square one. The statistics run off the async runtime.
 
 use std::collections::BTreeMap;
 
@@ -12,16 +14,18 @@ use pilotgate_analysis::report::{
     AnalyzeOptions, ComparisonReport, DayReport, Report, SrmReport, analyze_daily_sums,
     analyze_daily_sums_with,
 };
-use pilotgate_analysis::stats::{Method, Prior, check_srm};
+use pilotgate_analysis::stats::{Method, Prior, SRM_P_THRESHOLD, check_srm, sequential_srm};
 use pilotgate_domain::experiment::{Metric, MetricKind};
-use pilotgate_store::{Experiment, Store};
+use pilotgate_store::{CovariateSums, DailySums, Experiment, Store};
 use serde::{Deserialize, Serialize};
 
 use super::ServiceError;
+use super::attrition::{AttritionQuery, AttritionView, attrition};
 use super::disclosure::PilotCells;
+pub use super::segments::SegmentResults;
 
 /// Query of the results.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsParams {
     /// The metric's event name: the primary metric (default) or a guardrail.
@@ -37,6 +41,11 @@ pub struct ResultsParams {
     pub cuped: bool,
     /// The CUPED pre-period, in days (default 28, at most 365).
     pub lookback_days: Option<u32>,
+    /// A segment the design pre-registered: the results add `segments`, the
+    /// metric per segment value with p-values adjusted across segment
+    /// values and variants (Holm or Benjamini–Hochberg, as designed; a
+    /// guardrail's are not adjusted). 422 for any other segment.
+    pub segment: Option<String>,
 }
 
 /// The CUPED pre-period's default length, in days.
@@ -72,6 +81,11 @@ pub struct ResultsView {
     pub decision: Decision,
     pub guardrails: Vec<Report>,
     pub withdrawn: WithdrawnView,
+    /// Every subject lost per variant (withdrawn, objected, erased), its
+    /// balance test, the daily series and the Lee bounds.
+    pub attrition: AttritionView,
+    /// The anytime-valid SRM check over the daily looks, beside `srm`.
+    pub sequential_srm: Option<SequentialSrmView>,
     pub planned_sample_size_per_variant: Option<i64>,
     /// The metric's analysis cumulated by assignment day, oldest first.
     pub cumulative: Vec<CumulativeView>,
@@ -85,6 +99,22 @@ pub struct ResultsView {
     /// The minimum cell size `k`: a figure of fewer people is `null` with
     /// `"suppressed": true` beside it.
     pub min_cell: u64,
+    /// Present when a segment was asked for: the results per segment value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<SegmentResults>,
+}
+
+/// The anytime-valid sample ratio check (Lindon & Malek's
+/// Dirichlet-multinomial test) over the users per variant at the end of
+/// each assignment day: safe to read every day.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SequentialSrmView {
+    /// The Bayes factor against the expected split at the last day.
+    pub bayes_factor: f64,
+    /// The smallest `1 / BF` over the days so far, capped at 1.
+    pub p_value: f64,
+    /// True when `p_value` is below the chi-square badge's threshold (0.001).
+    pub mismatch: bool,
 }
 
 /// The analysis over the users assigned on or before one UTC day, with every
@@ -176,6 +206,29 @@ pub async fn compute_results(
                 .await?
         }
     };
+    let segment_source = match &params.segment {
+        None => None,
+        Some(name) => {
+            let dimension = super::segments::declared(&design, name)?;
+            if params.cuped {
+                return Err(ServiceError::invalid(
+                    "cuped",
+                    "segment results are not CUPED-adjusted; ask for one or the other",
+                ));
+            }
+            if kept.is_some() {
+                return Err(ServiceError::invalid(
+                    "segment",
+                    "the pilot's raw data was purged; segment results were not kept",
+                ));
+            }
+            let daily = store
+                .segment_outcome_sums(design.key.as_str(), &metrics, window)
+                .await?;
+            let counts = store.segment_assignment_counts(design.key.as_str()).await?;
+            Some((dimension, design.segment_correction, daily, counts))
+        }
+    };
     let lookback_days = params.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS);
     if !(1..=365).contains(&lookback_days) {
         return Err(ServiceError::invalid(
@@ -239,129 +292,256 @@ pub async fn compute_results(
         .map(|v| (v.key.clone(), v.weight))
         .collect();
 
-    let metric_for_cuped = metric.clone();
-    let results = tokio::task::spawn_blocking(move || -> Result<ResultsView, ServiceError> {
-        let metric = metric_for_cuped;
-        let mut withdrawn: BTreeMap<String, u64> =
-            weights.iter().map(|(v, _)| (v.clone(), 0)).collect();
-        let mut assigned: BTreeMap<String, u64> = withdrawn.clone();
-        for (variant, total, gone) in &counts {
-            *assigned.entry(variant.clone()).or_default() += total;
-            *withdrawn.entry(variant.clone()).or_default() += gone;
-        }
-        let options = AnalyzeOptions {
-            method,
-            control,
-            alpha,
-            weights,
-        };
-        let analyze = |index: usize| {
-            let m = &metrics[index];
-            let sums = daily
+    let variant_keys: Vec<String> = design.variants.iter().map(|v| v.key.clone()).collect();
+    let variant_weights: Vec<f64> = design.variants.iter().map(|v| v.weight).collect();
+    let (attrition, lee_for_decision) = attrition(
+        store,
+        &AttritionQuery {
+            key: design.key.as_str(),
+            variants: &variant_keys,
+            weights: &variant_weights,
+            purged_counts: kept.as_ref().map(|(_, kept)| kept.counts.as_slice()),
+            purged_attrition: kept
+                .as_ref()
+                .map_or(&[], |(_, kept)| kept.attrition.as_slice()),
+            window_micros: window,
+        },
+        &metric,
+        &design.primary_metric,
+    )
+    .await?;
+
+    let input = ViewInput {
+        metrics,
+        metric,
+        method,
+        control,
+        alpha,
+        weights,
+        mde: design.mde,
+        planned_sample_size,
+        daily,
+        counts,
+        covariate,
+        lookback_days,
+        raw_data_purged_on,
+        attrition,
+        lee_for_decision,
+        cohorts,
+        k,
+    };
+    let segment_input = segment_source.map(|source| (source, input.clone()));
+    let mut results = tokio::task::spawn_blocking(move || build_view(input))
+        .await
+        .map_err(ServiceError::internal)??;
+    if let Some(((dimension, correction, daily, counts), input)) = segment_input {
+        results.segments = Some(
+            tokio::task::spawn_blocking(move || {
+                super::segments::segment_results(dimension, correction, daily, counts, &input)
+            })
+            .await
+            .map_err(ServiceError::internal)??,
+        );
+    }
+    Ok(results)
+}
+
+/// What one results view is computed from: the design's figures and the
+/// database's sums (of the whole pilot, or of one segment value).
+#[derive(Debug, Clone)]
+pub(super) struct ViewInput {
+    pub(super) metrics: Vec<Metric>,
+    /// The metric asked for (the primary metric or a guardrail).
+    pub(super) metric: Metric,
+    pub(super) method: Method,
+    pub(super) control: String,
+    pub(super) alpha: f64,
+    pub(super) weights: Vec<(String, f64)>,
+    pub(super) mde: f64,
+    pub(super) planned_sample_size: Option<i64>,
+    pub(super) daily: Vec<DailySums>,
+    /// Per variant: `(variant, assigned, withdrawn)`.
+    pub(super) counts: Vec<(String, u64, u64)>,
+    pub(super) covariate: Option<(Vec<CovariateSums>, f64)>,
+    pub(super) lookback_days: u32,
+    pub(super) raw_data_purged_on: Option<String>,
+    /// The whole pilot's attrition (a segment value's view shows it too:
+    /// attrition is checked over the pilot), and the Lee bounds the
+    /// decision reads.
+    pub(super) attrition: AttritionView,
+    pub(super) lee_for_decision: Vec<(String, Option<[f64; 2]>)>,
+    /// The eligibility cohorts, whose sum the released counts must not betray.
+    pub(super) cohorts: Vec<(String, String, Option<i64>, i64)>,
+    pub(super) k: MinCell,
+}
+
+/// The results view of `input`: the one builder of the whole pilot's view
+/// and of each segment value's (run off the async runtime).
+pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> {
+    let ViewInput {
+        metrics,
+        metric,
+        method,
+        control,
+        alpha,
+        weights,
+        mde,
+        planned_sample_size,
+        daily,
+        counts,
+        covariate,
+        lookback_days,
+        raw_data_purged_on,
+        attrition,
+        lee_for_decision,
+        cohorts,
+        k,
+    } = input;
+    let mut withdrawn: BTreeMap<String, u64> =
+        weights.iter().map(|(v, _)| (v.clone(), 0)).collect();
+    let mut assigned: BTreeMap<String, u64> = withdrawn.clone();
+    for (variant, total, gone) in &counts {
+        *assigned.entry(variant.clone()).or_default() += total;
+        *withdrawn.entry(variant.clone()).or_default() += gone;
+    }
+    let options = AnalyzeOptions {
+        method,
+        control,
+        alpha,
+        weights: weights.clone(),
+    };
+    let analyze = |index: usize| {
+        let m = &metrics[index];
+        let sums = daily
+            .iter()
+            .map(|d| {
+                let (sum, sum_squares) = d.per_metric[index];
+                let users = u64::try_from(d.users).unwrap_or(0);
+                let sums = VariantSums::plain(&d.variant, users, sum, sum_squares);
+                (d.day, sums)
+            })
+            .collect();
+        analyze_daily_sums(sums, &m.event, outcome_of(m.kind), &options)
+            .map_err(|e| ServiceError::Unprocessable(e.to_string()))
+    };
+    let requested = metrics.iter().position(|m| *m == metric).unwrap_or(0);
+    let (mut primary, primary_days) = analyze(0)?;
+    let (report, days) = match &covariate {
+        Some((sums, _)) => {
+            let daily = sums
                 .iter()
                 .map(|d| {
-                    let (sum, sum_squares) = d.per_metric[index];
-                    let users = u64::try_from(d.users).unwrap_or(0);
-                    let sums = VariantSums::plain(&d.variant, users, sum, sum_squares);
+                    let sums = VariantSums {
+                        variant: d.variant.clone(),
+                        users: u64::try_from(d.users).unwrap_or(0),
+                        sum: d.sum,
+                        sum_squares: d.sum_squares,
+                        x_sum: d.x_sum,
+                        x_sum_squares: d.x_sum_squares,
+                        xy_sum: d.xy_sum,
+                    };
                     (d.day, sums)
                 })
                 .collect();
-            analyze_daily_sums(sums, &m.event, outcome_of(m.kind), &options)
-                .map_err(|e| ServiceError::Unprocessable(e.to_string()))
-        };
-        let requested = metrics.iter().position(|m| *m == metric).unwrap_or(0);
-        let (mut primary, primary_days) = analyze(0)?;
-        let (report, days) = match &covariate {
-            Some((sums, _)) => {
-                let daily = sums
-                    .iter()
-                    .map(|d| {
-                        let sums = VariantSums {
-                            variant: d.variant.clone(),
-                            users: u64::try_from(d.users).unwrap_or(0),
-                            sum: d.sum,
-                            sum_squares: d.sum_squares,
-                            x_sum: d.x_sum,
-                            x_sum_squares: d.x_sum_squares,
-                            xy_sum: d.xy_sum,
-                        };
-                        (d.day, sums)
-                    })
-                    .collect();
-                let adjusted = analyze_daily_sums_with(
-                    daily,
-                    &metric.event,
-                    outcome_of(metric.kind),
-                    &options,
-                    true,
-                )
-                .map_err(|e| ServiceError::Unprocessable(e.to_string()))?;
-                if requested == 0 {
-                    // The decision reads the analysis shown.
-                    primary = adjusted.0.clone();
-                }
-                adjusted
+            let adjusted = analyze_daily_sums_with(
+                daily,
+                &metric.event,
+                outcome_of(metric.kind),
+                &options,
+                true,
+            )
+            .map_err(|e| ServiceError::Unprocessable(e.to_string()))?;
+            if requested == 0 {
+                // The decision reads the analysis shown.
+                primary = adjusted.0.clone();
             }
-            None if requested == 0 => (primary.clone(), primary_days),
-            None => analyze(requested)?,
-        };
-        let guardrails = (1..metrics.len())
-            .map(|index| analyze(index).map(|(whole, _)| whole))
-            .collect::<Result<Vec<_>, _>>()?;
-        let total_withdrawn: u64 = withdrawn.values().sum();
-        let imbalance = (total_withdrawn > 0)
-            .then(|| {
-                let counts: Vec<u64> = withdrawn.values().copied().collect();
-                let expected: Vec<f64> = assigned.values().map(|n| *n as f64).collect();
-                check_srm(&counts, &expected).ok()
-            })
-            .flatten()
-            .map(|c| SrmReport {
-                chi2: c.chi2,
-                p_value: c.p_value,
-                mismatch: c.mismatch,
-            });
-        let decision = decide(&DecisionInput {
-            primary: &primary,
-            guardrails: &guardrails,
-            mde: design.mde,
-            planned_per_variant: planned_sample_size.map(|n| n as u64),
-            withdrawal_imbalance: imbalance,
-        });
-        // Everything above used the full data; what follows withholds what
-        // describes fewer than k people before anything leaves.
-        let cells = PilotCells::new(&counts, &cohorts, k);
-        let released = release(
-            Computed {
-                report,
-                days,
-                primary,
-                guardrails,
-                decision,
-                withdrawn,
-                imbalance,
-            },
-            &cells,
-            k,
-        );
-        Ok(ResultsView {
-            report: released.report,
-            decision: released.decision,
-            guardrails: released.guardrails,
-            withdrawn: released.withdrawn,
-            planned_sample_size_per_variant: planned_sample_size,
-            cumulative: released.cumulative,
-            cuped: covariate.map(|(_, reduction)| CupedView {
-                lookback_days,
-                variance_reduction: reduction,
-            }),
-            raw_data_purged_on,
-            min_cell: k.get(),
+            adjusted
+        }
+        None if requested == 0 => (primary.clone(), primary_days),
+        None => analyze(requested)?,
+    };
+    let looks: Vec<Vec<u64>> = days
+        .iter()
+        .map(|point| {
+            weights
+                .iter()
+                .map(|(variant, _)| {
+                    point
+                        .report
+                        .variants
+                        .iter()
+                        .find(|v| &v.variant == variant)
+                        .and_then(|v| v.users)
+                        .unwrap_or(0)
+                })
+                .collect()
         })
+        .collect();
+    let split: Vec<f64> = weights.iter().map(|(_, w)| *w).collect();
+    let sequential = sequential_srm(&looks, &split, SRM_P_THRESHOLD)
+        .ok()
+        .map(|c| SequentialSrmView {
+            bayes_factor: c.bayes_factor,
+            p_value: c.p_value,
+            mismatch: c.mismatch,
+        });
+    let guardrails = (1..metrics.len())
+        .map(|index| analyze(index).map(|(whole, _)| whole))
+        .collect::<Result<Vec<_>, _>>()?;
+    let total_withdrawn: u64 = withdrawn.values().sum();
+    let imbalance = (total_withdrawn > 0)
+        .then(|| {
+            let counts: Vec<u64> = withdrawn.values().copied().collect();
+            let expected: Vec<f64> = assigned.values().map(|n| *n as f64).collect();
+            check_srm(&counts, &expected).ok()
+        })
+        .flatten()
+        .map(|c| SrmReport {
+            chi2: c.chi2,
+            p_value: c.p_value,
+            mismatch: c.mismatch,
+        });
+    let decision = decide(&DecisionInput {
+        primary: &primary,
+        guardrails: &guardrails,
+        mde,
+        planned_per_variant: planned_sample_size.map(|n| n as u64),
+        withdrawal_imbalance: attrition.imbalance,
+        lee_bounds: &lee_for_decision,
+    });
+    // Everything above used the full data; what follows withholds what
+    // describes fewer than k people before anything leaves.
+    let cells = PilotCells::new(&counts, &cohorts, k);
+    let released = release(
+        Computed {
+            report,
+            days,
+            primary,
+            guardrails,
+            decision,
+            withdrawn,
+            imbalance,
+        },
+        &cells,
+        k,
+    );
+    Ok(ResultsView {
+        report: released.report,
+        decision: released.decision,
+        guardrails: released.guardrails,
+        withdrawn: released.withdrawn,
+        attrition,
+        sequential_srm: sequential,
+        planned_sample_size_per_variant: planned_sample_size,
+        cumulative: released.cumulative,
+        cuped: covariate.map(|(_, reduction)| CupedView {
+            lookback_days,
+            variance_reduction: reduction,
+        }),
+        raw_data_purged_on,
+        min_cell: k.get(),
+        segments: None,
     })
-    .await
-    .map_err(ServiceError::internal)??;
-    Ok(results)
 }
 
 /// The results as computed from the full data, before suppression.
@@ -567,6 +747,9 @@ pub struct DownloadParams {
     pub cuped: bool,
     /// The CUPED pre-period in days.
     pub lookback_days: Option<u32>,
+    /// A pre-registered segment: the CSV then has one row per segment value
+    /// and variant, with the adjusted p-value; the JSON adds `segments`.
+    pub segment: Option<String>,
 }
 
 /// A file to hand out.
@@ -597,13 +780,18 @@ pub async fn download(
             alpha: params.alpha,
             cuped: params.cuped,
             lookback_days: params.lookback_days,
+            segment: params.segment.clone(),
         },
         k,
     )
     .await?;
     let key = experiment.design.key.as_str();
+    let csv = match &results.segments {
+        Some(segments) => segments.csv(),
+        None => results.report.csv(),
+    };
     let (body, content_type, extension) = match params.format {
-        DownloadFormat::Csv => (results.report.csv(), "text/csv; charset=utf-8", "csv"),
+        DownloadFormat::Csv => (csv, "text/csv; charset=utf-8", "csv"),
         DownloadFormat::Json => (
             serde_json::to_string_pretty(&results).map_err(ServiceError::internal)?,
             "application/json",
@@ -622,6 +810,7 @@ pub async fn download(
                 "method": results.report.method.as_str(),
                 "alpha": results.report.alpha,
                 "variants": results.report.variants.len(),
+                "segment": results.segments.as_ref().map(|s| s.segment.as_str()),
                 "sha256": sha256,
             }),
         )

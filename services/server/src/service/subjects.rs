@@ -122,6 +122,7 @@ async fn document(
     let ledger = store.consent_history(&names).await?;
     let assignments = store.assignments_of_subjects(&names).await?;
     let events = store.event_counts_of_subjects(&names).await?;
+    let attributes = store.segment_attributes_of_subjects(&names).await?;
     let erasures = store.erasures_of_subjects(&names).await?;
     let purposes = store.list_purposes().await?;
     let now = store.now();
@@ -141,7 +142,15 @@ async fn document(
                 assignments: assignments
                     .iter()
                     .filter(|a| &a.subject == pseudonym)
-                    .map(AssignmentProof::from)
+                    .map(|a| AssignmentProof {
+                        segment_attributes: attributes
+                            .iter()
+                            .find(|(pilot, subject, _)| {
+                                *pilot == a.experiment_key && *subject == a.subject
+                            })
+                            .map(|(_, _, held)| held.clone()),
+                        ..AssignmentProof::from(a)
+                    })
                     .collect(),
                 events: events
                     .iter()

@@ -100,6 +100,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
             patterns::SUBJECT_ERASURE,
             web::post().to(pages::subjects::erase),
         )
+        .route(patterns::RECIPIENTS, web::get().to(pages::recipients::page))
+        .route(
+            patterns::RECIPIENTS,
+            web::post().to(pages::recipients::register),
+        )
         .route(patterns::INVENTORY, web::get().to(pages::inventory::page))
         .route(
             patterns::INVENTORY,

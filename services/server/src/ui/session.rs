@@ -171,6 +171,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ),
     (urls::INVENTORY, "Data inventory", "/api/v1/data-categories"),
     (urls::NOTICES, "Notices", "/api/v1/notices"),
+    (urls::RECIPIENTS, "Recipients", "/api/v1/recipients"),
 ];
 
 impl FromRequest for Session {

@@ -215,6 +215,28 @@ async fn the_host_exports_only_an_approved_request_or_under_break_glass_audited_
         .get_json("/api/v1/experiments/hero/exports", Some(Role::Compliance))
         .await;
     assert_eq!(listed["exports"][0]["downloads"], 1);
+    // Its audit entry names the bytes of both files, hashed before writing.
+    let audit: Value = app
+        .get_json("/api/v1/audit?limit=200", Some(Role::Compliance))
+        .await;
+    let manifest = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "export.download")
+        .map(|e| e["details"].clone())
+        .expect("the download's entry");
+    for table in ["assignments", "events"] {
+        let bytes =
+            std::fs::read(dir.path().join("approved").join(format!("{table}.csv"))).unwrap();
+        assert_eq!(
+            manifest["sha256"][table],
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)).as_str(),
+            "{table}"
+        );
+    }
+    assert_eq!(manifest["basis_counts"]["consent"], 2);
+    assert_eq!(manifest["purpose"], "personalize.content");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

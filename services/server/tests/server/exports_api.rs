@@ -94,6 +94,22 @@ async fn download(app: &TestApp, id: &str) -> (Vec<u8>, i64) {
     (response.bytes().await.unwrap().to_vec(), audit_id)
 }
 
+/// The `export.download` audit entries, newest first.
+pub(crate) async fn downloads_audited(app: &TestApp) -> Vec<pilotgate_domain::audit::AuditEntry> {
+    app.db
+        .store
+        .filtered_audit(
+            &AuditFilter {
+                action: Some("export.download".to_owned()),
+                ..AuditFilter::default()
+            },
+            AuditCursor::Before(None),
+            20,
+        )
+        .await
+        .unwrap()
+}
+
 fn subjects_of(file: &[u8]) -> HashSet<String> {
     let mut reader = csv::Reader::from_reader(file);
     assert_eq!(
@@ -146,19 +162,7 @@ api_story!(
 
         let (file, audit_id) = download(&app, &id).await;
         let digest = hex::encode(sha2::Sha256::digest(&file));
-        let entries = app
-            .db
-            .store
-            .filtered_audit(
-                &AuditFilter {
-                    action: Some("export.download".to_owned()),
-                    ..AuditFilter::default()
-                },
-                AuditCursor::Before(None),
-                10,
-            )
-            .await
-            .unwrap();
+        let entries = crate::exports_api::downloads_audited(&app).await;
         assert_eq!(entries.len(), 1);
         let entry = &entries[0];
         assert_eq!(entry.id, audit_id);
@@ -219,19 +223,7 @@ api_story!(
             )
             .await;
         assert_json_error(fourth, 409).await;
-        let downloads = app
-            .db
-            .store
-            .filtered_audit(
-                &AuditFilter {
-                    action: Some("export.download".to_owned()),
-                    ..AuditFilter::default()
-                },
-                AuditCursor::Before(None),
-                10,
-            )
-            .await
-            .unwrap();
+        let downloads = crate::exports_api::downloads_audited(&app).await;
         assert_eq!(
             downloads.len(),
             4,
@@ -421,3 +413,72 @@ api_story!(
         assert_json_error(missing, 404).await;
     }
 );
+
+api_story!(a_parquet_export_holds_the_same_rows_as_the_csv_one, |app| {
+    pilot_with_data(&app).await;
+    register_recipient(
+        &app,
+        "lake",
+        json!(["personalize.content"]),
+        json!(["csv", "parquet"]),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for format in ["csv", "parquet"] {
+        let response = app
+            .post(
+                "/api/v1/experiments/hero/exports",
+                Role::Analyst,
+                json!({"recipient": "lake", "format": format, "reason": format}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "{format}");
+        let id = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        approve(&app, &id).await;
+        ids.push(id);
+    }
+    let response = app
+        .get(
+            &format!("/api/v1/exports/{}/download", ids[1]),
+            Some(Role::Analyst),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.apache.parquet"
+    );
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(disposition.contains(".parquet"), "{disposition}");
+    let parquet = response.bytes().await.unwrap().to_vec();
+    assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
+    let (csv, _) = download(&app, &ids[0]).await;
+
+    // The Parquet table, read back and written as CSV, is the CSV file.
+    use polars::prelude::{CsvWriter, ParquetReader, SerReader, SerWriter};
+    let mut table = ParquetReader::new(std::io::Cursor::new(parquet.clone()))
+        .finish()
+        .unwrap();
+    let mut as_csv = Vec::new();
+    CsvWriter::new(&mut as_csv)
+        .with_datetime_format(Some("%Y-%m-%dT%H:%M:%S%.6fZ".into()))
+        .finish(&mut table)
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(as_csv).unwrap(),
+        String::from_utf8(csv).unwrap()
+    );
+    let entries = crate::exports_api::downloads_audited(&app).await;
+    let manifest: Value = serde_json::from_str(&entries[1].details).unwrap();
+    assert_eq!(manifest["format"], "parquet");
+    assert_eq!(
+        manifest["sha256"],
+        hex::encode(sha2::Sha256::digest(&parquet)).as_str()
+    );
+});

@@ -7,7 +7,6 @@
 use crate::exports_api::{pilot_with_data, register_recipient};
 use crate::support::{TestApp, web};
 use pilotgate_domain::Role;
-use pilotgate_store::{AuditCursor, AuditFilter};
 use serde_json::{Value, json};
 use sha2::Digest;
 
@@ -166,19 +165,7 @@ api_story!(
             .parse()
             .unwrap();
         let file = response.bytes().await.unwrap().to_vec();
-        let entries = app
-            .db
-            .store
-            .filtered_audit(
-                &AuditFilter {
-                    action: Some("export.download".to_owned()),
-                    ..AuditFilter::default()
-                },
-                AuditCursor::Before(None),
-                10,
-            )
-            .await
-            .unwrap();
+        let entries = crate::exports_api::downloads_audited(&app).await;
         assert_eq!(entries.len(), 1, "one download, audited");
         assert_eq!(entries[0].id, audit_id);
         let manifest: Value = serde_json::from_str(&entries[0].details).unwrap();

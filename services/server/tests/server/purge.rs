@@ -472,3 +472,48 @@ api_story!(
         );
     }
 );
+
+api_story!(
+    the_purge_scheduled_inside_serve_purges_a_pilot_past_its_retention_on_its_own,
+    |app| {
+        stopped_pilot(&app, "hero", 1, 0).await;
+        let before = all_results(&app, "hero").await;
+        assert_eq!(raw(&app, "hero").await.0, 60);
+        // Two days on, the pilot is past its one-day retention; the job
+        // that `serve` runs (`PILOTGATE_PURGE_INTERVAL`) finds it alone.
+        let later = chrono::Utc::now() + chrono::Duration::days(2);
+        app.db.store.simulate_time(Some(later));
+        pilotgate_server::purge_job::spawn_purging(
+            app.db.store.clone(),
+            std::time::Duration::from_millis(200),
+            pilotgate_domain::ledger_reduction::DEFAULT_PROOF_KEEPING_DAYS,
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while raw(&app, "hero").await != (0, 0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the scheduled purge did not run"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // Several runs later, the pilot was purged once.
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let audits = purge_audits(&app).await;
+        assert_eq!(audits.len(), 1, "{audits:?}");
+        assert_eq!(audits[0]["target"], "experiment:hero");
+        let entries = app.db.store.list_audit_before(None, 1_000).await.unwrap();
+        let entry = entries
+            .iter()
+            .find(|e| e.action == "experiment.purge")
+            .unwrap();
+        assert_eq!(entry.actor, "retention-purge (scheduled)");
+        let after = all_results(&app, "hero").await;
+        for (before, after) in before.iter().zip(&after) {
+            assert_eq!(
+                after["raw_data_purged_on"],
+                json!(later.format("%Y-%m-%d").to_string())
+            );
+            assert_close(before, after, "results");
+        }
+    }
+);

@@ -848,6 +848,8 @@ api_story!(
                     "export",
                     "--break-glass",
                     "workspace check",
+                    "--covariate-days",
+                    "28",
                     "--experiment",
                     key,
                     "--out",
@@ -888,58 +890,84 @@ api_story!(
             }
         }
         assert!(covariate.len() > 50);
-        let file: String = std::iter::once("subject,value".to_owned())
-            .chain(covariate.iter().map(|(s, v)| format!("{s},{v}")))
-            .collect::<Vec<_>>()
-            .join("\n");
-        std::fs::write(dir.path().join("covariate.csv"), file + "\n").unwrap();
-        let offline = run(pilotgate(dir.path(), None)
-            .args([
-                "analyze",
-                "--format",
-                "json",
-                "--metric",
-                "purchase",
-                "--kind",
-                "sum",
-                "--assignments",
-            ])
-            .arg(dir.path().join("later/assignments.csv"))
-            .arg("--events")
-            .arg(dir.path().join("later/events.csv"))
-            .arg("--covariate")
-            .arg(dir.path().join("covariate.csv")));
-        assert!(offline.status.success(), "{}", text(&offline.stderr));
-        let offline: Value = serde_json::from_slice(&offline.stdout).unwrap();
+        // The export carries the same covariate, made by the service's own
+        // definition.
+        let exported: std::collections::BTreeMap<String, f64> =
+            read(dir.path().join("later/covariate.csv"))
+                .into_iter()
+                .map(|row| (row[0].clone(), row[1].parse::<f64>().unwrap()))
+                .collect();
+        assert_eq!(
+            exported.keys().collect::<Vec<_>>(),
+            covariate.keys().collect::<Vec<_>>()
+        );
+        for (subject, value) in &covariate {
+            assert!((exported[subject] - value).abs() < 1e-9, "{subject}");
+        }
         let close = |a: &Value, b: &Value| {
             (a.as_f64().unwrap() - b.as_f64().unwrap()).abs()
                 <= 1e-9 * b.as_f64().unwrap().abs().max(1.0)
         };
-        for effect in ["relative", "absolute"] {
-            let (got, want) = (
-                &adjusted["comparisons"][0][effect],
-                &offline["comparisons"][0][effect],
-            );
-            assert!(
-                close(&got["estimate"], &want["estimate"]),
-                "{effect}: {got} vs {want}"
-            );
-            assert!(
-                close(&got["ci"][0], &want["ci"][0]) && close(&got["ci"][1], &want["ci"][1]),
-                "{effect}: {got} vs {want}"
-            );
-            assert!(
-                close(&got["p_value"], &want["p_value"]),
-                "{effect}: {got} vs {want}"
-            );
-        }
-        for (got, want) in adjusted["variants"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(offline["variants"].as_array().unwrap())
-        {
-            assert!(close(&got["theta"], &want["theta"]), "{got} vs {want}");
+        // Every method: the service's CUPED equals `pilotgate analyze
+        // --covariate` on the export.
+        for method in ["frequentist", "sequential", "bayesian"] {
+            let adjusted = app
+                .get_json(
+                    &format!("/api/v1/experiments/later/results?cuped=true&method={method}"),
+                    Some(Role::Analyst),
+                )
+                .await;
+            let offline = run(pilotgate(dir.path(), None)
+                .args([
+                    "analyze",
+                    "--format",
+                    "json",
+                    "--metric",
+                    "purchase",
+                    "--kind",
+                    "sum",
+                    "--method",
+                    method,
+                    "--assignments",
+                ])
+                .arg(dir.path().join("later/assignments.csv"))
+                .arg("--events")
+                .arg(dir.path().join("later/events.csv"))
+                .arg("--covariate")
+                .arg(dir.path().join("later/covariate.csv")));
+            assert!(offline.status.success(), "{}", text(&offline.stderr));
+            let offline: Value = serde_json::from_slice(&offline.stdout).unwrap();
+            assert_eq!(adjusted["method"], method);
+            for effect in ["relative", "absolute"] {
+                let (got, want) = (
+                    &adjusted["comparisons"][0][effect],
+                    &offline["comparisons"][0][effect],
+                );
+                let fields: &[&str] = if method == "bayesian" {
+                    &["estimate", "chance_to_win"]
+                } else {
+                    &["estimate", "p_value"]
+                };
+                for field in fields {
+                    assert!(
+                        close(&got[field], &want[field]),
+                        "{method} {effect} {field}: {got} vs {want}"
+                    );
+                }
+                assert!(
+                    close(&got["ci"][0], &want["ci"][0]) && close(&got["ci"][1], &want["ci"][1]),
+                    "{method} {effect}: {got} vs {want}"
+                );
+            }
+            for (got, want) in adjusted["variants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(offline["variants"].as_array().unwrap())
+            {
+                assert!(close(&got["theta"], &want["theta"]), "{got} vs {want}");
+            }
+            assert!(adjusted["cuped"]["variance_reduction"].as_f64().unwrap() > 0.3);
         }
 
         // A pilot whose subjects have no earlier events has no covariate.

@@ -18,7 +18,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use pilotgate_domain::bucketing::{choose_variant, hash_v2};
 use pilotgate_domain::eligibility::{
     Eligibility, Proof, Reason, RecordFacts, Signals, eligible_under,
 };
@@ -43,16 +42,17 @@ pub(crate) type Ledger = (Vec<RecordFacts>, bool);
 /// The insert of `rows` assignments (see [`assignment_values`]).
 fn insert_assignments_sql(dialect: Dialect, rows: usize) -> String {
     format!(
-        "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version) \
+        "INSERT INTO assignments (experiment_key, subject, key_version, variant, assigned_at, basis, consent_record_id, notice_version, segments) \
          VALUES {}",
-        dialect.value_rows(rows, 8)
+        dialect.value_rows(rows, 9)
     )
 }
 
-/// The values of `rows` for [`insert_assignments_sql`].
-fn assignment_values(rows: &[&Assignment]) -> Vec<Value> {
+/// The values of `rows` for [`insert_assignments_sql`]: each assignment with
+/// its stored segment attributes.
+fn assignment_values(rows: &[(Assignment, Option<String>)]) -> Vec<Value> {
     rows.iter()
-        .flat_map(|a| {
+        .flat_map(|(a, segments)| {
             [
                 Value::Text(a.experiment_key.clone()),
                 Value::Text(a.subject.clone()),
@@ -62,6 +62,7 @@ fn assignment_values(rows: &[&Assignment]) -> Vec<Value> {
                 Value::Text(a.basis.as_str().to_owned()),
                 Value::Integer(a.consent_record_id),
                 Value::Integer(a.notice_version.map(i64::from)),
+                Value::OptionalText(segments.clone()),
             ]
         })
         .collect()
@@ -241,19 +242,14 @@ pub(crate) fn rule(
         return Ruling::Retired;
     }
     let current = &pending.candidates[0];
-    let weights: Vec<f64> = target.variants.iter().map(|v| v.weight).collect();
-    let Some(index) = choose_variant(
-        hash_v2(&target.seed, current.as_str()),
-        target.coverage,
-        &weights,
-    ) else {
+    let Some(variant) = target.bucket(current) else {
         return Ruling::NotInTraffic;
     };
     let assignment = Assignment {
         experiment_key: target.key.clone(),
         subject: current.to_string(),
         key_version: current.key_version(),
-        variant: target.variants[index].key.clone(),
+        variant: variant.key.clone(),
         assigned_at: now,
         basis: proof.basis,
         consent_record_id: Some(proof.record_id),
@@ -281,6 +277,8 @@ pub(crate) struct PendingAssignment {
     pub(crate) candidates: Vec<Pseudonym>,
     /// What the request said besides the ledger (a GPC signal), for this call only.
     pub(crate) signals: Signals,
+    /// The segment attributes to store with a first assignment (`Attributes::stored`).
+    pub(crate) attributes: Option<String>,
 }
 
 impl PendingAssignment {
@@ -341,13 +339,13 @@ impl AssignContext {
         let mut holdings =
             read_holdings(&mut tx, core.dialect, &subjects, &pilots_of(batch)).await?;
         let mut cached = Cached::default();
-        let mut new_rows: Vec<Assignment> = Vec::new();
+        let mut new_rows: Vec<(Assignment, Option<String>)> = Vec::new();
         let mut links: Vec<(Named, Vec<Pseudonym>)> = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         for pending in batch {
             let ruling = rule(pending, &mut holdings, now, &mut cached);
             if let Ruling::New(assignment, older) = &ruling {
-                new_rows.push(assignment.clone());
+                new_rows.push((assignment.clone(), pending.attributes.clone()));
                 if !older.is_empty() {
                     links.push((
                         (assignment.subject.clone(), assignment.key_version),
@@ -364,11 +362,10 @@ impl AssignContext {
         // uniqueness would fail the whole group, storing nothing of it.
         let mut statements = AppendBatch::default();
         for chunk in new_rows.chunks(INSERT_CHUNK) {
-            let rows: Vec<&Assignment> = chunk.iter().collect();
             statements.push(
                 AppendTable::Assignments,
-                insert_assignments_sql(core.dialect, rows.len()),
-                assignment_values(&rows),
+                insert_assignments_sql(core.dialect, chunk.len()),
+                assignment_values(chunk),
             )?;
         }
         for ((experiment_key, refusal), count) in refusals {
@@ -441,6 +438,7 @@ mod tests {
                 target: target.clone(),
                 candidates: vec![pseudonym(user)],
                 signals: Default::default(),
+                attributes: None,
             };
             let bob = match commit(store, &[call("bob")]).await.unwrap()[..] {
                 [

@@ -10,8 +10,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use pilotgate_domain::bucketing::{choose_variant, hash_v2};
 use pilotgate_domain::eligibility::{Eligibility, Reason, Signals, eligible_under};
 use pilotgate_domain::experiment::{State, Variant};
+use pilotgate_domain::inventory::segments::{Attributes, Dimension};
 use pilotgate_domain::pseudonym::Pseudonym;
 use pilotgate_domain::purpose::{LegalBasis, Purpose};
 use pilotgate_domain::refusal::{Refusal, Stage};
@@ -39,6 +41,22 @@ pub struct AssignmentTarget {
     /// The purpose is retired: people assigned before keep their variant,
     /// nobody new is assigned.
     pub purpose_retired: bool,
+    /// The segments the design declared: the only attributes an assignment takes.
+    pub segments: Vec<Dimension>,
+}
+
+impl AssignmentTarget {
+    /// The variant `subject` falls into by the pilot's hash, or `None` when
+    /// out of its traffic (GrowthBook's bucketing).
+    pub(crate) fn bucket(&self, subject: &Pseudonym) -> Option<&Variant> {
+        let weights: Vec<f64> = self.variants.iter().map(|v| v.weight).collect();
+        choose_variant(
+            hash_v2(&self.seed, subject.as_str()),
+            self.coverage,
+            &weights,
+        )
+        .map(|index| &self.variants[index])
+    }
 }
 
 /// A stored assignment and its proof.
@@ -143,7 +161,7 @@ impl Assigner {
             return Ok(Some(target));
         }
         let rows = sqlx::query(
-            "SELECT e.key, e.state, e.seed, e.coverage, v.variant_key, v.weight, p.key AS purpose_key, p.description, \
+            "SELECT e.key, e.state, e.seed, e.coverage, e.segments, v.variant_key, v.weight, p.key AS purpose_key, p.description, \
              p.allowed_bases, p.min_notice_version, p.special_category, p.li_assessment_ref, p.contract_necessary, p.retention_days, p.retired_at \
              FROM experiments e JOIN purposes p ON p.key = e.purpose \
              JOIN experiment_variants v ON v.experiment_key = e.key WHERE e.key = $1 ORDER BY v.position",
@@ -174,6 +192,8 @@ impl Assigner {
             coverage: first.try_get("coverage")?,
             variants,
             purpose_retired: first.try_get::<Option<i64>, _>("retired_at")?.is_some(),
+            segments: serde_json::from_str(&first.try_get::<String, _>("segments")?)
+                .map_err(|_| corrupt("experiments.segments"))?,
         };
         self.caches
             .targets
@@ -181,7 +201,10 @@ impl Assigner {
         Ok(Some(target))
     }
 
-    /// Assigns the person known by `candidates` (current key first) to a variant of `target`.
+    /// Assigns the person known by `candidates` (current key first) to a
+    /// variant of `target`; a first assignment keeps `attributes` (checked
+    /// against the pilot's segments by the caller), a repeat keeps those
+    /// of the first.
     pub(crate) async fn assign(
         &self,
         core: &Core,
@@ -189,6 +212,7 @@ impl Assigner {
         candidates: &[Pseudonym],
         now: DateTime<Utc>,
         signals: Signals,
+        attributes: &Attributes,
     ) -> Result<AssignOutcome, StoreError> {
         if target.state != State::Running {
             core.count_refusal(&target.key, Stage::Assign, Refusal::NotRunning, now)
@@ -227,6 +251,7 @@ impl Assigner {
             target: target.clone(),
             candidates: candidates.to_vec(),
             signals,
+            attributes: attributes.stored(),
         };
         let context = self.context(core);
         if core.dialect == Dialect::Sqlite {

@@ -546,6 +546,7 @@ mod tests {
             .fold(sqlx::query(&sql), |q, v| match v {
                 Value::Text(t) => q.bind(t),
                 Value::Integer(n) => q.bind(n),
+                Value::OptionalText(t) => q.bind(t),
             })
             .execute(conn)
             .await

@@ -221,6 +221,8 @@ fn one_call(statements: &[&str]) -> String {
 pub(crate) enum Value {
     Text(String),
     Integer(Option<i64>),
+    /// Text, or NULL.
+    OptionalText(Option<String>),
 }
 
 /// `sql` with `values` bound in order.
@@ -230,6 +232,7 @@ fn bound(sql: &str, values: Vec<Value>) -> sqlx::query::Query<'_, Any, AnyArgume
         .fold(sqlx::query(sql), |query, value| match value {
             Value::Text(text) => query.bind(text),
             Value::Integer(number) => query.bind(number),
+            Value::OptionalText(text) => query.bind(text),
         })
 }
 
@@ -266,6 +269,7 @@ pub(crate) enum AppendTable {
     Assignments,
     Events,
     RefusalCounters,
+    RefusalBuckets,
     SubjectLinks,
     UiSessions,
     ReconsentCounters,
@@ -277,6 +281,7 @@ impl AppendTable {
             AppendTable::Assignments => "assignments",
             AppendTable::Events => "events",
             AppendTable::RefusalCounters => "refusal_counters",
+            AppendTable::RefusalBuckets => "refusal_buckets",
             AppendTable::SubjectLinks => "subject_links",
             AppendTable::UiSessions => "ui_sessions",
             AppendTable::ReconsentCounters => "reconsent_counters",

@@ -32,8 +32,8 @@ impl Core {
         let query = sqlx::query(
             "INSERT INTO experiments (key, name, hypothesis, owner, purpose, state, coverage, seed, primary_event, primary_kind, \
              guardrails, mde, alpha, power, baseline_rate, planned_sample_size, attribution_window_hours, data_categories, \
-             retention_days, design_version, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1, $19, $20, $20)",
+             retention_days, segments, segment_correction, design_version, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 1, $21, $22, $22)",
         )
         .bind(design.key.as_str());
         let inserted = bind_design(query, design, planned_sample_size)
@@ -85,8 +85,8 @@ impl Core {
             "UPDATE experiments SET name = $1, hypothesis = $2, owner = $3, purpose = $4, state = 'draft', coverage = $5, seed = $6, \
              primary_event = $7, primary_kind = $8, guardrails = $9, mde = $10, alpha = $11, power = $12, baseline_rate = $13, \
              planned_sample_size = $14, attribution_window_hours = $15, data_categories = $16, retention_days = $17, \
-             design_version = design_version + 1, updated_at = $18 \
-             WHERE key = $19 AND state = $20 AND design_version = $21",
+             segments = $18, segment_correction = $19, design_version = design_version + 1, updated_at = $20 \
+             WHERE key = $21 AND state = $22 AND design_version = $23",
         );
         let updated = bind_design(query, design, planned_sample_size)
             .bind(now)
@@ -341,10 +341,11 @@ impl Core {
     }
 }
 
-/// Binds the 17 design columns, in the order both the INSERT and the UPDATE name them:
+/// Binds the 19 design columns, in the order both the INSERT and the UPDATE name them:
 /// name, hypothesis, owner, purpose, coverage, seed, primary event and kind,
 /// guardrails, mde, alpha, power, baseline rate, planned sample size,
-/// attribution window, data categories, retention days.
+/// attribution window, data categories, retention days, segments and their
+/// correction.
 fn bind_design<'q>(
     query: Query<'q, Any, AnyArguments<'q>>,
     design: &'q Design,
@@ -368,6 +369,8 @@ fn bind_design<'q>(
         .bind(design.attribution_window_hours.map(i64::from))
         .bind(json_text(&design.data_categories))
         .bind(i64::from(design.retention_days))
+        .bind(json_text(&design.segments))
+        .bind(design.segment_correction.as_str())
 }
 
 /// A pilot's state and design version, as read under its lock.

@@ -234,6 +234,11 @@ fn experiment_from_row(
         data_categories,
         retention_days: u32::try_from(row.try_get::<i64, _>("retention_days")?)
             .map_err(|_| corrupt("experiments.retention_days"))?,
+        segments: serde_json::from_str(&text("segments")?)
+            .map_err(|_| corrupt("experiments.segments"))?,
+        segment_correction: text("segment_correction")?
+            .parse()
+            .map_err(|_| corrupt("experiments.segment_correction"))?,
     };
     Ok(Experiment {
         design,

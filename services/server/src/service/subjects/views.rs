@@ -148,6 +148,9 @@ pub struct AssignmentProof {
     /// Whether a later withdrawal or objection ended it, and when.
     pub withdrawn: bool,
     pub withdrawn_at: Option<String>,
+    /// The segment attributes the shop sent with it (`device_type=mobile;…`),
+    /// when the pilot declared segments and the shop sent any.
+    pub segment_attributes: Option<String>,
 }
 
 /// How many events one pilot holds of the pseudonym.
@@ -200,6 +203,7 @@ impl From<&Assignment> for AssignmentProof {
             decided_at: rfc3339(a.assigned_at),
             withdrawn: a.withdrawn_at.is_some(),
             withdrawn_at: a.withdrawn_at.map(rfc3339),
+            segment_attributes: None,
         }
     }
 }

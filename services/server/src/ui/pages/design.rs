@@ -113,6 +113,7 @@ async fn page(
         fields,
         purposes,
         categories,
+        segment_options: super::inventory::segment_options(),
         errors,
         general_error,
         plan,

@@ -83,7 +83,7 @@ pub(super) async fn panel(
             .filter(|r| !r.expired && r.purposes.iter().any(|p| p == purpose))
             .map(|r| r.name)
             .collect();
-        panel.formats = exports::PRODUCED.iter().map(|f| (*f).to_owned()).collect();
+        panel.formats = exports::FORMATS.iter().map(|f| (*f).to_owned()).collect();
     }
     Ok(Some(panel))
 }

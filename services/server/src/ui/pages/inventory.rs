@@ -40,6 +40,20 @@ pub(super) async fn category_options(
         .collect())
 }
 
+/// The inventory's segment vocabulary, as the design form and the
+/// inventory page show it.
+pub(super) fn segment_options() -> Vec<view::SegmentOption> {
+    crate::service::inventory::segment_dimensions()
+        .into_iter()
+        .map(|d| view::SegmentOption {
+            key: d.key,
+            description: d.description,
+            values: d.values,
+            category: d.category,
+        })
+        .collect()
+}
+
 fn row_of(c: &DataCategory) -> view::CategoryRow {
     view::CategoryRow {
         key: c.key.to_string(),
@@ -72,6 +86,7 @@ async fn render(
     let page = view::InventoryPage {
         chrome: session.chrome("Data inventory", urls::INVENTORY),
         categories: categories.iter().map(row_of).collect(),
+        segments: segment_options(),
         can_edit: session.may("POST", CREATE) && session.may("PUT", UPDATE),
         new_category: typed.unwrap_or_default(),
         error,

@@ -11,13 +11,14 @@ use pilotgate_dashboards::urls;
 use pilotgate_store::{Experiment, Store};
 
 use super::compliance::compliance_model;
-use super::results::results_model;
+use super::results::{results_model, segment_table};
 use super::when;
-use crate::service::results::ResultsParams;
+use crate::service::results::{ResultsParams, compute_results};
 use crate::service::{self, ServiceError};
 use crate::startup::AppState;
 use crate::ui::{Session, UiError, html};
 use pilotgate_analysis::disclosure::MinCell;
+use pilotgate_domain::experiment::MetricKind;
 
 pub async fn page(
     session: Session,
@@ -61,7 +62,22 @@ pub async fn memo_model(
         alpha: None,
         cuped: false,
         lookback_days: None,
+        segment: None,
     };
+    // Each pre-registered segment, for the primary metric under the
+    // pre-registered method and α.
+    let mut segment_tables = Vec::with_capacity(design.segments.len());
+    for segment in &design.segments {
+        let per_segment = ResultsParams {
+            segment: Some(segment.as_str().to_owned()),
+            ..params.clone()
+        };
+        let computed = compute_results(store, experiment, &per_segment, k).await?;
+        if let Some(segments) = &computed.segments {
+            let binary = design.primary_metric.kind == MetricKind::Binary;
+            segment_tables.push(segment_table(segments, binary));
+        }
+    }
     let results = results_model(
         store,
         experiment,
@@ -82,5 +98,6 @@ pub async fn memo_model(
         printed_at: when(store.now()),
         audit_entries: head.entries,
         audit_hash: head.hash,
+        segment_tables,
     })
 }

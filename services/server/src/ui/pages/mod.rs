@@ -13,6 +13,7 @@ pub mod memo;
 pub mod notices;
 pub mod privacy;
 pub mod purposes;
+pub mod recipients;
 pub mod results;
 pub mod sign_in;
 pub mod subjects;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{plan_summary, state_of, when};
 use crate::service::results::{
-    CumulativeView, DownloadFormat, DownloadParams, ResultsParams, compute_results,
+    CumulativeView, DownloadFormat, DownloadParams, ResultsParams, SegmentResults, compute_results,
 };
 use crate::service::{self, ServiceError};
 use crate::startup::AppState;
@@ -30,8 +30,17 @@ pub struct ResultsQuery {
     /// A checked checkbox sends `on`.
     cuped: Option<String>,
     lookback_days: Option<u32>,
+    /// A pre-registered segment; empty means none.
+    segment: Option<String>,
     /// The plan's expected visitors a day.
     daily_visitors: Option<f64>,
+}
+
+impl ResultsQuery {
+    /// The segment asked for, if any (the selector's "none" sends it empty).
+    fn segment(&self) -> Option<String> {
+        self.segment.clone().filter(|s| !s.is_empty())
+    }
 }
 
 /// The α values the page offers besides the pre-registered one.
@@ -135,6 +144,7 @@ pub async fn page(
         alpha: query.alpha,
         cuped: query.cuped.is_some(),
         lookback_days: query.lookback_days,
+        segment: query.segment(),
     };
     let chrome = session.chrome(&design.name, urls::EXPERIMENTS);
     let page = match results_model(
@@ -246,16 +256,22 @@ pub(crate) async fn results_model(
             Verdict::DoNotScale => view::Decision::DoNotScale,
             Verdict::KeepRunning => view::Decision::KeepRunning,
             Verdict::Invalid => view::Decision::Invalid,
+            Verdict::NotDecidable => view::Decision::NotDecidable,
         },
         decision_reasons: results.decision.reasons.clone(),
         srm: balance_check(
             report.srm.as_ref(),
             report.variants.iter().any(|v| v.users.is_none()),
         ),
+        sequential_srm: view::BalanceCheck {
+            p_value: results.sequential_srm.as_ref().map_or(1.0, |s| s.p_value),
+            flagged: results.sequential_srm.as_ref().is_some_and(|s| s.mismatch),
+        },
         withdrawal_balance: balance_check(
-            results.withdrawn.imbalance.as_ref(),
+            results.attrition.imbalance.as_ref(),
             results.withdrawn.suppressed,
         ),
+        attrition: attrition_of(&results),
         withdrawn_excluded: view::Count::released(results.withdrawn.total),
         min_cell: results.min_cell,
         suppressed,
@@ -285,6 +301,12 @@ pub(crate) async fn results_model(
             )
         }),
         raw_data_purged_on: results.raw_data_purged_on.clone(),
+        segment_options: segment_options(design),
+        segment: results.segments.as_ref().map(|s| s.segment.clone()),
+        segment_table: results
+            .segments
+            .as_ref()
+            .map(|s| segment_table(s, report.kind == Outcome::Binary)),
     })
 }
 
@@ -301,6 +323,61 @@ fn balance_check(check: Option<&SrmReport>, withheld: bool) -> Option<view::Bala
             p_value: 1.0,
             flagged: false,
         }),
+    }
+}
+
+fn segment_options(design: &pilotgate_domain::experiment::Design) -> Vec<String> {
+    design
+        .segments
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect()
+}
+
+/// The segment results as the page's table: per value, a row per variant,
+/// or one row saying why the value has no results.
+pub(crate) fn segment_table(segments: &SegmentResults, binary: bool) -> view::SegmentTable {
+    let mut rows = Vec::new();
+    for value in &segments.values {
+        let Some(results) = &value.results else {
+            rows.push(view::SegmentRow {
+                value: value.value.clone(),
+                variant: String::new(),
+                users: Some(value.assigned),
+                mean: None,
+                relative_uplift: None,
+                p_value: None,
+                adjusted_p_value: None,
+                note: value.unavailable.clone(),
+            });
+            continue;
+        };
+        for variant in &results.report.variants {
+            let comparison = results
+                .report
+                .comparisons
+                .iter()
+                .find(|c| c.variant == variant.variant);
+            let adjusted = value.p_values.iter().find(|p| p.variant == variant.variant);
+            rows.push(view::SegmentRow {
+                value: value.value.clone(),
+                variant: variant.variant.clone(),
+                users: variant.users,
+                mean: variant.mean,
+                relative_uplift: comparison.and_then(|c| estimate(&c.relative)),
+                p_value: adjusted.and_then(|p| p.p_value),
+                adjusted_p_value: adjusted.and_then(|p| p.adjusted_p_value),
+                note: None,
+            });
+        }
+    }
+    view::SegmentTable {
+        segment: segments.segment.clone(),
+        correction: segments.correction.clone(),
+        adjusted: segments.adjusted,
+        family_size: segments.family_size,
+        binary,
+        rows,
     }
 }
 
@@ -402,6 +479,71 @@ async fn pilot_panel(
     })
 }
 
+/// The attrition section: the counts per variant (design order), the share
+/// lost per day, and each variant's relative estimate beside its Lee bounds.
+fn attrition_of(results: &service::results::ResultsView) -> view::Attrition {
+    let attrition = &results.attrition;
+    let order: Vec<&String> = attrition.by_variant.keys().collect();
+    view::Attrition {
+        variants: attrition
+            .by_variant
+            .iter()
+            .map(|(variant, c)| view::AttritionRow {
+                variant: variant.clone(),
+                assigned: c.assigned,
+                withdrawn: c.withdrawn,
+                objected: c.objected,
+                erased: c.erased,
+            })
+            .collect(),
+        days: attrition
+            .series
+            .iter()
+            .map(|point| {
+                let shares = order
+                    .iter()
+                    .map(|v| point.variants.get(*v).map_or(0.0, |c| c.lost_share))
+                    .collect();
+                (point.day.clone(), shares)
+            })
+            .collect(),
+        lee_bounds: attrition
+            .lee_bounds
+            .iter()
+            .map(|b| view::LeeRow {
+                variant: b.variant.clone(),
+                estimate: results
+                    .report
+                    .comparisons
+                    .iter()
+                    .find(|c| c.variant == b.variant)
+                    .and_then(|c| c.relative.as_ref())
+                    .map(|r| r.estimate),
+                bounds: match (b.relative, &b.note) {
+                    (Some(bounds), _) => Ok(bounds),
+                    (None, Some(note)) => Err(note.clone()),
+                    (None, None) => {
+                        Err("the trimmed control mean can be 0, so no relative bound".to_owned())
+                    }
+                },
+                trimmed: format!(
+                    "{} of the {}'s kept subjects",
+                    pilotgate_dashboards::format::percent(b.trimmed_share),
+                    b.trimmed
+                ),
+            })
+            .collect(),
+        refusal_check: attrition
+            .refusals
+            .independence
+            .as_ref()
+            .map(|check| view::BalanceCheck {
+                p_value: check.p_value,
+                flagged: check.mismatch,
+            }),
+    }
+}
+
 /// The pilot's page without results: the panel says why.
 fn empty_page(
     session: &Session,
@@ -429,7 +571,9 @@ fn empty_page(
         decision: view::Decision::KeepRunning,
         decision_reasons: Vec::new(),
         srm: Some(no_check),
+        sequential_srm: no_check,
         withdrawal_balance: Some(no_check),
+        attrition: view::Attrition::default(),
         withdrawn_excluded: view::Count::Shown(0),
         min_cell: state_k.get(),
         suppressed: false,
@@ -443,6 +587,9 @@ fn empty_page(
         lookback_days: service::results::DEFAULT_LOOKBACK_DAYS,
         cuped_note: None,
         raw_data_purged_on: None,
+        segment_options: segment_options(design),
+        segment: None,
+        segment_table: None,
     }
 }
 
@@ -493,6 +640,7 @@ async fn download(
         .map_err(fail)?;
     let params = DownloadParams {
         format,
+        segment: query.segment(),
         metric: query.metric,
         method: query.method,
         alpha: query.alpha,

@@ -247,6 +247,10 @@ fn person_view(person: &PersonAccess) -> view::PersonView {
                     .map_or_else(|| "—".to_owned(), |v| format!("v{v}")),
                 decided_at: shown(&a.decided_at),
                 withdrawn_at: a.withdrawn_at.as_deref().map(shown).unwrap_or_default(),
+                segments: a
+                    .segment_attributes
+                    .clone()
+                    .unwrap_or_else(|| "—".to_owned()),
             });
         }
         for e in &version.events {

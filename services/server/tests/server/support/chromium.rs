@@ -252,6 +252,37 @@ impl Browser {
         });
     }
 
+    /// Lets pages save their downloads into `folder`.
+    pub fn save_downloads_in(&mut self, folder: &Path) {
+        self.call_browser(
+            "Browser.setDownloadBehavior",
+            json!({"behavior": "allow", "downloadPath": folder.to_str().expect("a UTF-8 path")}),
+        );
+    }
+
+    /// Clicks the link matched by `selector`, as a person would, and waits
+    /// until the file it downloads is whole in `folder` (set with
+    /// `save_downloads_in`), which must hold no other file named `name`;
+    /// returns the file's bytes.
+    pub fn download(&mut self, selector: &str, folder: &Path, name: &str) -> Vec<u8> {
+        let _ = std::fs::remove_file(folder.join(name));
+        self.call(
+            "Runtime.evaluate",
+            json!({"expression": format!("document.querySelector({}).click()", json!(selector)),
+                   "userGesture": true}),
+        );
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let path = folder.join(name);
+            let partial = folder.join(format!("{name}.crdownload"));
+            if path.exists() && !partial.exists() {
+                return std::fs::read(path).expect("read the download");
+            }
+            assert!(Instant::now() < deadline, "{name} was not downloaded");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The page's URL.
     pub fn url(&mut self) -> String {
         self.evaluate("location.href")

@@ -34,6 +34,8 @@ const FIELDS: &[&str] = &[
     "attribution_window_hours",
     "data_categories",
     "retention_days",
+    "segments",
+    "segment_correction",
     "daily_visitors",
 ];
 
@@ -126,6 +128,14 @@ pub(super) fn read(pairs: Vec<(String, String)>) -> Posted {
                 fields.data_categories.push_str(&value);
                 continue;
             }
+            "segments" => {
+                if !fields.segments.is_empty() {
+                    fields.segments.push_str(", ");
+                }
+                fields.segments.push_str(&value);
+                continue;
+            }
+            "segment_correction" => &mut fields.segment_correction,
             "retention_days" => &mut fields.retention_days,
             "daily_visitors" => &mut fields.daily_visitors,
             _ => continue,
@@ -204,6 +214,13 @@ pub(super) fn fields_of(experiment: &Experiment) -> view::DesignFields {
             .unwrap_or_default(),
         data_categories: d.data_categories.join(", "),
         retention_days: d.retention_days.to_string(),
+        segments: d
+            .segments
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        segment_correction: d.segment_correction.as_str().to_owned(),
         daily_visitors: String::new(),
     }
 }
@@ -292,15 +309,21 @@ pub(super) fn input_of(
         power,
         baseline_rate,
         attribution_window_hours,
-        data_categories: fields
-            .data_categories
-            .split(',')
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        data_categories: comma_list(&fields.data_categories),
         retention_days: retention_days.unwrap_or_default(),
+        segments: comma_list(&fields.segments),
+        segment_correction: Some(text(&fields.segment_correction)).filter(|c| !c.is_empty()),
     })
+}
+
+/// The non-empty items of a comma-separated field.
+fn comma_list(field: &str) -> Vec<String> {
+    field
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A service refusal as form errors: `field: reason` beside its field (a

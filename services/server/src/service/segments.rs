@@ -1,0 +1,340 @@
+//! Results per value of a pre-registered segment: each value's results view
+//! built by the same builder as the whole pilot's (`results::build_view`),
+//! and the primary metric's p-values adjusted across every segment value and
+//! treatment variant by the design's correction (Holm or
+//! Benjamini–Hochberg), as GrowthBook adjusts its goal metrics; a
+//! guardrail's p-values are not adjusted (GrowthBook's rule).
+
+use std::collections::BTreeMap;
+
+use pilotgate_analysis::stats::{benjamini_hochberg, holm};
+use pilotgate_domain::experiment::Design;
+use pilotgate_domain::inventory::segments::{Attributes, Correction, Dimension};
+use pilotgate_store::{DailySums, SegmentOf};
+use serde::Serialize;
+
+use super::ServiceError;
+use super::results::{ResultsView, ViewInput, build_view};
+
+/// The segment results of one pre-registered segment.
+#[derive(Debug, Serialize)]
+pub struct SegmentResults {
+    /// The segment's name, e.g. `device_type`.
+    pub segment: String,
+    /// `holm` or `benjamini_hochberg`, as the design pre-registered.
+    pub correction: String,
+    /// Whether the metric shown is adjusted: the primary metric is, a guardrail is not.
+    pub adjusted: bool,
+    /// How many p-values the correction adjusted together (segment values
+    /// with results times treatment variants).
+    pub family_size: usize,
+    /// One entry per segment value seen, in the vocabulary's order; the
+    /// value `null` holds the assignments made without the attribute.
+    pub values: Vec<SegmentValueResults>,
+}
+
+/// The results of the people of one segment value.
+#[derive(Debug, Serialize)]
+pub struct SegmentValueResults {
+    pub value: Option<String>,
+    /// The people assigned with this value (withdrawn ones included).
+    pub assigned: u64,
+    /// The value's results, built as the whole pilot's; absent when they
+    /// cannot be computed (see `unavailable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Box<ResultsView>>,
+    /// Why there are no results (e.g. a variant without anyone), in one sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+    /// Per treatment variant: the relative effect's p-value and its
+    /// adjusted value (`null` when the method gives no p-value, or for a
+    /// guardrail, which is not adjusted).
+    pub p_values: Vec<AdjustedPValue>,
+}
+
+/// One comparison's p-value and its adjusted value.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdjustedPValue {
+    pub variant: String,
+    pub p_value: Option<f64>,
+    pub adjusted_p_value: Option<f64>,
+}
+
+/// The segment `name` if the design pre-registered it; 422 otherwise.
+pub(super) fn declared(design: &Design, name: &str) -> Result<Dimension, ServiceError> {
+    let refuse = || {
+        let names: Vec<&str> = design.segments.iter().map(|d| d.as_str()).collect();
+        ServiceError::invalid(
+            "segment",
+            if names.is_empty() {
+                "this pilot pre-registered no segment; segments are named in the design before it starts".to_owned()
+            } else {
+                format!(
+                    "must be a segment this pilot pre-registered before it started: {}",
+                    names.join(", ")
+                )
+            },
+        )
+    };
+    let dimension: Dimension = name.parse().map_err(|_| refuse())?;
+    if design.segments.contains(&dimension) {
+        Ok(dimension)
+    } else {
+        Err(refuse())
+    }
+}
+
+/// The key of a segment value in its display order: the vocabulary's
+/// listed order (or alphabetical for a shape), the people without the
+/// attribute last.
+fn order_key(dimension: Dimension, value: &Option<String>) -> (usize, String) {
+    use pilotgate_domain::inventory::segments::Values;
+    match (value, dimension.values()) {
+        (None, _) => (usize::MAX, String::new()),
+        (Some(v), Values::Listed(listed)) => (
+            listed.iter().position(|l| l == v).unwrap_or(listed.len()),
+            v.clone(),
+        ),
+        (Some(v), Values::CountryCode | Values::LegalBases) => (0, v.clone()),
+    }
+}
+
+/// The segment results of `dimension` from the per-make-up sums and counts,
+/// each value's view built from `base` with that value's data.
+pub(super) fn segment_results(
+    dimension: Dimension,
+    correction: Correction,
+    daily: Vec<(SegmentOf, DailySums)>,
+    counts: Vec<(SegmentOf, String, u64, u64)>,
+    base: &ViewInput,
+) -> Result<SegmentResults, ServiceError> {
+    type Slices = (Vec<DailySums>, BTreeMap<String, (u64, u64)>);
+    let value_of = |of: &SegmentOf| {
+        let attributes = Attributes::from_stored(of.attributes.as_deref());
+        dimension
+            .value_of(&of.basis, &attributes)
+            .map(str::to_owned)
+    };
+    let mut by_value: BTreeMap<(usize, String), (Option<String>, Slices)> = BTreeMap::new();
+    fn slot(
+        by_value: &mut BTreeMap<(usize, String), (Option<String>, Slices)>,
+        dimension: Dimension,
+        value: Option<String>,
+    ) -> &mut Slices {
+        &mut by_value
+            .entry(order_key(dimension, &value))
+            .or_insert_with(|| (value, Default::default()))
+            .1
+    }
+    for (of, sums) in daily {
+        slot(&mut by_value, dimension, value_of(&of)).0.push(sums);
+    }
+    for (of, variant, assigned, withdrawn) in counts {
+        let totals = slot(&mut by_value, dimension, value_of(&of))
+            .1
+            .entry(variant)
+            .or_default();
+        totals.0 += assigned;
+        totals.1 += withdrawn;
+    }
+
+    let mut values = Vec::with_capacity(by_value.len());
+    for (_, (value, (daily, counts))) in by_value {
+        let assigned = counts.values().map(|(n, _)| n).sum();
+        let input = ViewInput {
+            daily: merge_days(daily),
+            counts: counts
+                .into_iter()
+                .map(|(variant, (n, gone))| (variant, n, gone))
+                .collect(),
+            // The eligibility cohorts describe the whole pilot, not a value.
+            cohorts: Vec::new(),
+            ..base.clone()
+        };
+        let (results, unavailable) = match build_view(input) {
+            Ok(view) => (Some(Box::new(view)), None),
+            Err(ServiceError::Unprocessable(reason)) => (None, Some(reason)),
+            Err(other) => return Err(other),
+        };
+        let p_values = results
+            .as_ref()
+            .map(|view| {
+                view.report
+                    .comparisons
+                    .iter()
+                    .map(|c| AdjustedPValue {
+                        variant: c.variant.clone(),
+                        p_value: c.relative.as_ref().and_then(|e| e.p_value),
+                        adjusted_p_value: None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        values.push(SegmentValueResults {
+            value,
+            assigned,
+            results,
+            unavailable,
+            p_values,
+        });
+    }
+
+    let adjusted = base.metric == base.metrics[0];
+    let family_size = if adjusted {
+        adjust(&mut values, correction)?
+    } else {
+        0
+    };
+    Ok(SegmentResults {
+        segment: dimension.as_str().to_owned(),
+        correction: correction.as_str().to_owned(),
+        adjusted,
+        family_size,
+        values,
+    })
+}
+
+/// Sets every adjusted p-value of `values` from their p-values taken as one
+/// family; returns the family's size.
+fn adjust(
+    values: &mut [SegmentValueResults],
+    correction: Correction,
+) -> Result<usize, ServiceError> {
+    let family: Vec<f64> = values
+        .iter()
+        .flat_map(|v| v.p_values.iter().filter_map(|p| p.p_value))
+        .collect();
+    let corrected = match correction {
+        Correction::Holm => holm(&family),
+        Correction::BenjaminiHochberg => benjamini_hochberg(&family),
+    }
+    .map_err(ServiceError::internal)?;
+    let mut next = corrected.into_iter();
+    for entry in values.iter_mut().flat_map(|v| v.p_values.iter_mut()) {
+        if entry.p_value.is_some() {
+            entry.adjusted_p_value = next.next();
+        }
+    }
+    Ok(family.len())
+}
+
+/// Rows of the same variant and day (several make-ups of one segment value) summed.
+fn merge_days(daily: Vec<DailySums>) -> Vec<DailySums> {
+    let mut merged: BTreeMap<(i64, String), DailySums> = BTreeMap::new();
+    for row in daily {
+        match merged.get_mut(&(row.day, row.variant.clone())) {
+            Some(sum) => {
+                sum.users += row.users;
+                for (total, (s, q)) in sum.per_metric.iter_mut().zip(row.per_metric) {
+                    total.0 += s;
+                    total.1 += q;
+                }
+            }
+            None => {
+                merged.insert((row.day, row.variant.clone()), row);
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
+impl SegmentResults {
+    /// The per-variant table of every segment value, as CSV: the columns of
+    /// `Report::csv` after `segment` and `segment_value`, then the
+    /// adjusted p-value. A value without results has no rows.
+    pub fn csv(&self) -> String {
+        let mut out = format!(
+            "segment,segment_value,{},adjusted_p_value\n",
+            pilotgate_analysis::report::CSV_COLUMNS
+        );
+        for value in &self.values {
+            let Some(results) = &value.results else {
+                continue;
+            };
+            let label = value.value.as_deref().unwrap_or("");
+            let table = results.report.csv();
+            for (line, variant) in table.lines().skip(1).zip(&results.report.variants) {
+                let adjusted = value
+                    .p_values
+                    .iter()
+                    .find(|p| p.variant == variant.variant)
+                    .and_then(|p| p.adjusted_p_value)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                out.push_str(&format!("{},{label},{line},{adjusted}\n", self.segment));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(variant: &str, p: Option<f64>) -> AdjustedPValue {
+        AdjustedPValue {
+            variant: variant.to_owned(),
+            p_value: p,
+            adjusted_p_value: None,
+        }
+    }
+
+    fn value(name: &str, p_values: Vec<AdjustedPValue>) -> SegmentValueResults {
+        SegmentValueResults {
+            value: Some(name.to_owned()),
+            assigned: 100,
+            results: None,
+            unavailable: None,
+            p_values,
+        }
+    }
+
+    #[test]
+    fn the_family_is_every_segment_value_and_variant_and_skips_missing_p_values() {
+        let mut values = vec![
+            value(
+                "mobile",
+                vec![entry("b", Some(0.01)), entry("c", Some(0.04))],
+            ),
+            value("desktop", vec![entry("b", Some(0.03)), entry("c", None)]),
+        ];
+        assert_eq!(adjust(&mut values, Correction::Holm).unwrap(), 3);
+        let adjusted: Vec<Option<f64>> = values
+            .iter()
+            .flat_map(|v| v.p_values.iter().map(|p| p.adjusted_p_value))
+            .collect();
+        // Holm over [0.01, 0.04, 0.03]: 0.03, 0.06, 0.06.
+        let expected = [Some(0.03), Some(0.06), Some(0.06), None];
+        for (got, want) in adjusted.iter().zip(expected) {
+            match (got, want) {
+                (Some(g), Some(w)) => assert!((g - w).abs() < 1e-12, "{adjusted:?}"),
+                (None, None) => {}
+                _ => panic!("{adjusted:?}"),
+            }
+        }
+        assert_eq!(
+            adjust(&mut values, Correction::BenjaminiHochberg).unwrap(),
+            3
+        );
+        // Benjamini–Hochberg over the same: 0.03, 0.04, 0.04.
+        assert!((values[0].p_values[0].adjusted_p_value.unwrap() - 0.03).abs() < 1e-12);
+        assert!((values[0].p_values[1].adjusted_p_value.unwrap() - 0.04).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rows_of_one_day_and_variant_are_summed() {
+        let row = |variant: &str, day, users, s| DailySums {
+            variant: variant.to_owned(),
+            day,
+            users,
+            per_metric: vec![(s, s)],
+        };
+        let merged = merge_days(vec![
+            row("a", 1, 2, 1.0),
+            row("a", 1, 3, 2.0),
+            row("b", 1, 1, 0.0),
+        ]);
+        assert_eq!(merged, vec![row("a", 1, 5, 3.0), row("b", 1, 1, 0.0)]);
+    }
+}
