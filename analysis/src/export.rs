@@ -24,12 +24,20 @@ impl FileFormat {
         }
     }
 
+    /// The format a name (`csv`, `parquet`) names, as exports are requested.
+    pub fn of_name(name: &str) -> Option<FileFormat> {
+        match name {
+            "csv" => Some(FileFormat::Csv),
+            "parquet" => Some(FileFormat::Parquet),
+            _ => None,
+        }
+    }
+
     /// The format a file name's extension names.
     pub fn of_path(path: &Path) -> Option<FileFormat> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "csv" => Some(FileFormat::Csv),
-            "parquet" | "pq" => Some(FileFormat::Parquet),
-            _ => None,
+            "pq" => Some(FileFormat::Parquet),
+            other => FileFormat::of_name(other),
         }
     }
 }

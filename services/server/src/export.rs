@@ -166,11 +166,14 @@ pub async fn export_experiment_with(
     }
     // Made in memory and hashed first: the audit entry names the bytes that
     // will be written, and it is written before any of them is.
-    let covariate_columns = covariate.as_ref().map(|(_, columns)| columns.clone());
+    // The covariate file is described by its pre-period and its rows.
+    let covariate_summary = covariate
+        .as_ref()
+        .map(|(days, columns)| (*days, columns.subject.len()));
     let encoded = tokio::task::spawn_blocking(move || {
         let mut encoded = encode_export(format, &assignment_columns, &event_columns)?;
-        encoded.covariate = covariate_columns
-            .map(|columns| encode_covariate(format, &columns))
+        encoded.covariate = covariate
+            .map(|(_, columns)| encode_covariate(format, &columns))
             .transpose()?;
         Ok::<_, String>(encoded)
     })
@@ -189,11 +192,11 @@ pub async fn export_experiment_with(
             "events": hex::encode(Sha256::digest(&encoded.events)),
         },
     });
-    if let (Some((days, columns)), Some(bytes)) = (&covariate, &encoded.covariate) {
+    if let (Some((days, subjects)), Some(bytes)) = (covariate_summary, &encoded.covariate) {
         details["covariate"] = serde_json::json!({
             "metric": pilot.design.primary_metric.event,
             "lookback_days": days,
-            "subjects": columns.subject.len(),
+            "subjects": subjects,
         });
         details["sha256"]["covariate"] = serde_json::json!(hex::encode(Sha256::digest(bytes)));
     }

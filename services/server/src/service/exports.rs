@@ -375,10 +375,9 @@ pub async fn download(
         );
         event_rows += 1;
     }
-    let format = match request.format.as_str() {
-        "parquet" => FileFormat::Parquet,
-        _ => FileFormat::Csv,
-    };
+    // The request's format was checked against `FORMATS` when it was made.
+    let format = FileFormat::of_name(&request.format)
+        .ok_or_else(|| ServiceError::internal("an export request names an unknown format"))?;
     let body = tokio::task::spawn_blocking(move || table.encode(format))
         .await
         .map_err(ServiceError::internal)?
