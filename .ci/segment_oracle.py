@@ -53,7 +53,10 @@ class Api:
 
 def start_server(binary, home):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTGATE_")}
-    env.update(PILOTGATE_DATABASE_URL=f"sqlite://{home}/pilotgate.db", PILOTGATE_BIND="127.0.0.1:0")
+    # The oracle checks the statistics, so nothing is withheld (k = 1);
+    # small-cell suppression has its own sweep (tests/server/small_cells.rs).
+    env.update(PILOTGATE_DATABASE_URL=f"sqlite://{home}/pilotgate.db", PILOTGATE_BIND="127.0.0.1:0",
+               PILOTGATE_MIN_CELL="1")
     tokens = {}
     for role in ("marketer", "compliance", "ingest", "analyst"):
         p = subprocess.run([binary, "token", "create", "--role", role, "--name", f"oracle-{role}"],

@@ -86,7 +86,7 @@ fn main() -> ExitCode {
 
     let _ = writeln!(
         out,
-        "\n## (c) Power at the planned sample size\n\nBinary pilots stopped at the users per variant the service plans (`sample_size_per_arm`, rounded up), with the MDE as the true lift, analysed by the default (frequentist) method. \"relative\" is the interval the decision reads; \"absolute\" is the difference of rates, the test the planner's formula describes. \"predicted\" is the normal-approximation power of the relative test with the delta-method variance.\n"
+        "\n## (c) Power at the planned sample size\n\nBinary pilots stopped at the users per variant the service plans (`relative_sample_size_per_arm`, rounded up: the users for the relative interval, with its delta-method variance, to reach the planned power), with the MDE as the true lift, analysed by the default (frequentist) method. \"relative\" is the interval the decision reads, held to the planned power; \"absolute\" is the difference of rates, shown for context (the same users test it with more power). \"predicted\" is the planner's normal-approximation power of the relative interval.\n"
     );
     out.push_str("| design | interval | power | band | in band | predicted | sims | seed |\n");
     out.push_str("|---|---|---|---|---|---|---|---|\n");

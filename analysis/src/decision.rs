@@ -132,7 +132,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
             .variants
             .iter()
             .find(|v| v.variant == variant)
-            .map_or(0, |v| v.users)
+            .map_or(0, |v| v.users.unwrap_or(0))
     };
     let control_users = users_of(&primary.control);
     let mut verdicts = Vec::new();
@@ -250,21 +250,23 @@ mod tests {
     ) -> Report {
         let mut variants = vec![VariantReport {
             variant: "control".into(),
-            users,
-            sum: 0.0,
-            sum_squares: 0.0,
+            users: Some(users),
+            sum: Some(0.0),
+            sum_squares: Some(0.0),
             mean: None,
             variance: None,
             theta: None,
+            suppressed: false,
         }];
         variants.extend(comparisons.iter().map(|(v, ..)| VariantReport {
             variant: (*v).into(),
-            users,
-            sum: 0.0,
-            sum_squares: 0.0,
+            users: Some(users),
+            sum: Some(0.0),
+            sum_squares: Some(0.0),
             mean: None,
             variance: None,
             theta: None,
+            suppressed: false,
         }));
         Report {
             metric: metric.into(),
@@ -291,12 +293,14 @@ mod tests {
                     }),
                     absolute: None,
                     notes: vec![],
+                    suppressed: false,
                 })
                 .collect(),
             excluded: Excluded {
                 unknown_subject_events: 0,
                 multiple_variant_subjects: 0,
             },
+            suppressed: false,
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod attrition;
 pub mod decision;
+pub mod disclosure;
 pub mod export;
 pub mod input;
 pub mod pipeline;

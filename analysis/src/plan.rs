@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::power::{PowerError, sample_size_per_arm};
+use crate::power::{PowerError, relative_sample_size_per_arm};
 
 /// The days after which the plan states the smallest detectable effect.
 pub const HORIZONS: [u32; 3] = [7, 14, 28];
@@ -83,7 +83,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, PowerError> {
 
 /// The smallest relative lift on `baseline` that `per_arm` users per arm
 /// detect with a two-sided test at `alpha` and `power`: the inverse of
-/// [`sample_size_per_arm`], found by bisection (that size falls as the lift
+/// [`relative_sample_size_per_arm`] (the service's planner), found by bisection (that size falls as the lift
 /// grows). `None` when even the largest lift that keeps the treated rate
 /// below 1 needs more users.
 pub fn detectable_effect(
@@ -96,13 +96,14 @@ pub fn detectable_effect(
         return Err(PowerError::Baseline);
     }
     let ceiling = (1.0 / baseline - 1.0) * (1.0 - 1e-9);
-    if per_arm <= 0.0 || sample_size_per_arm(baseline, ceiling, alpha, power)? > per_arm {
+    if per_arm <= 0.0 || relative_sample_size_per_arm(baseline, ceiling, alpha, power)? > per_arm {
         return Ok(None);
     }
     let (mut low, mut high) = (0.0_f64, ceiling);
     for _ in 0..200 {
         let middle = (low + high) / 2.0;
-        if middle <= 0.0 || sample_size_per_arm(baseline, middle, alpha, power)? > per_arm {
+        if middle <= 0.0 || relative_sample_size_per_arm(baseline, middle, alpha, power)? > per_arm
+        {
             low = middle;
         } else {
             high = middle;
@@ -120,7 +121,7 @@ mod tests {
 
     fn input(daily_visitors: f64, eligible_share: f64) -> PlanInput {
         PlanInput {
-            needed_per_variant: Some(sample_size_per_arm(0.1, 0.1, 0.05, 0.8).unwrap()),
+            needed_per_variant: Some(relative_sample_size_per_arm(0.1, 0.1, 0.05, 0.8).unwrap()),
             daily_enrolled: daily_visitors * eligible_share * 0.5,
             smallest_share: 0.5,
             baseline: Some(0.1),
@@ -131,7 +132,7 @@ mod tests {
 
     #[test]
     fn with_everyone_eligible_the_plan_is_the_plain_power_calculation() {
-        let plain = sample_size_per_arm(0.1, 0.1, 0.05, 0.8).unwrap();
+        let plain = relative_sample_size_per_arm(0.1, 0.1, 0.05, 0.8).unwrap();
         let plan = plan(&input(2_000.0, 1.0)).unwrap();
         // 2,000 visitors, coverage 0.5, two equal variants: 500 a variant a day.
         assert_eq!(plan.daily_per_variant, 500.0);
@@ -141,7 +142,7 @@ mod tests {
             let users = 500.0 * f64::from(horizon.days);
             assert_eq!(horizon.users_per_variant, users);
             if let Some(effect) = horizon.relative_effect {
-                let needed = sample_size_per_arm(0.1, effect, 0.05, 0.8).unwrap();
+                let needed = relative_sample_size_per_arm(0.1, effect, 0.05, 0.8).unwrap();
                 assert!((needed - users).abs() / users < 1e-6, "{horizon:?}");
             }
         }

@@ -37,14 +37,19 @@ pub enum AnalyzeError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VariantReport {
     pub variant: String,
-    pub users: u64,
-    pub sum: f64,
-    pub sum_squares: f64,
+    /// `None` only when small-cell suppression withheld it (see `suppressed`).
+    pub users: Option<u64>,
+    pub sum: Option<f64>,
+    pub sum_squares: Option<f64>,
     pub mean: Option<f64>,
     pub variance: Option<f64>,
     /// The CUPED coefficient, when a covariate was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub theta: Option<f64>,
+    /// Some figure of this variant describes fewer than `k` people (or would
+    /// reveal one that does), so it is `null` (see `disclosure`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 /// The sample ratio check.
@@ -76,6 +81,10 @@ pub struct ComparisonReport {
     pub absolute: Option<EffectReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The effects are withheld because a group they compare has fewer
+    /// than `k` people (see `disclosure`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 /// What the analysis left out.
@@ -97,6 +106,10 @@ pub struct Report {
     pub srm: Option<SrmReport>,
     pub comparisons: Vec<ComparisonReport>,
     pub excluded: Excluded,
+    /// Some figure of the report is withheld under small-cell suppression
+    /// (the SRM check is withheld when a variant's users are).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 /// Which test a report ran, as reports name it.
@@ -351,6 +364,7 @@ pub fn report(
             relative,
             absolute,
             notes,
+            suppressed: false,
         });
     }
     let variants = sums
@@ -360,14 +374,15 @@ pub fn report(
             let s = statistic(spec.outcome, v);
             VariantReport {
                 variant: v.variant.clone(),
-                users: v.users,
-                sum: v.sum,
-                sum_squares: v.sum_squares,
+                users: Some(v.users),
+                sum: Some(v.sum),
+                sum_squares: Some(v.sum_squares),
                 mean: (v.users > 0).then(|| s.mean()).filter(|m| m.is_finite()),
                 variance: (v.users > 1)
                     .then(|| s.variance())
                     .filter(|m| m.is_finite()),
                 theta: if cuped { theta.or(Some(0.0)) } else { None },
+                suppressed: false,
             }
         })
         .collect();
@@ -384,6 +399,7 @@ pub fn report(
             unknown_subject_events: aggregates.unknown_subject_events,
             multiple_variant_subjects: aggregates.multiple_variant_subjects,
         },
+        suppressed: false,
     })
 }
 
@@ -415,7 +431,8 @@ impl Report {
                 out,
                 "{:<20} {:>10} {:>14} {:>12}",
                 v.variant,
-                v.users,
+                v.users
+                    .map_or_else(|| "suppressed".to_owned(), |u| u.to_string()),
                 number(v.mean, 6),
                 number(v.variance, 6)
             );
@@ -475,13 +492,14 @@ impl Report {
 /// The columns of [`Report::csv`].
 pub const CSV_COLUMNS: &str = "metric,kind,method,alpha,control,variant,users,sum,mean,variance,\
 absolute_estimate,absolute_ci_lower,absolute_ci_upper,relative_estimate,relative_ci_lower,\
-relative_ci_upper,p_value,chance_to_win";
+relative_ci_upper,p_value,chance_to_win,suppressed";
 
 impl Report {
     /// The per-variant table with each treatment's comparison against the
     /// control, as CSV: one row per variant (the control's comparison
     /// columns are empty), numbers in full precision so they equal the JSON
-    /// report's. Keys and event names need no quoting (their alphabets have
+    /// report's; a figure withheld by small-cell suppression is empty and
+    /// its row says `suppressed` true. Keys and event names need no quoting (their alphabets have
     /// no comma, quote or line break).
     pub fn csv(&self) -> String {
         let cell = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
@@ -508,8 +526,8 @@ impl Report {
                 self.alpha.to_string(),
                 self.control.clone(),
                 v.variant.clone(),
-                v.users.to_string(),
-                v.sum.to_string(),
+                v.users.map(|u| u.to_string()).unwrap_or_default(),
+                cell(v.sum),
                 cell(v.mean),
                 cell(v.variance),
             ]
@@ -519,6 +537,7 @@ impl Report {
             .chain([
                 cell(relative.as_ref().and_then(|e| e.p_value)),
                 cell(relative.as_ref().and_then(|e| e.chance_to_win)),
+                (v.suppressed || comparison.is_some_and(|c| c.suppressed)).to_string(),
             ])
             .collect::<Vec<_>>()
             .join(",");

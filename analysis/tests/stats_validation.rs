@@ -84,37 +84,24 @@ fn intervals_cover_a_true_lift_as_often_as_their_level_says_with_and_without_cup
 }
 
 #[test]
-fn the_planned_sample_size_reaches_the_planned_power_on_the_planners_test() {
+fn the_planned_sample_size_reaches_the_planned_power_on_the_relative_interval() {
+    // A rare conversion and a large lift: where a plan for the difference
+    // of rates falls short on the relative interval the decision reads.
     let design = Design {
-        baseline: 0.30,
+        baseline: 0.05,
         mde: 0.20,
         alpha: 0.05,
         power: 0.80,
     };
     let figures = power(&config(1500), &design);
-    let absolute = figures
-        .iter()
-        .find(|f| f.check == Check::PowerAbsolute)
-        .unwrap();
-    assert_within_widened_bands(std::slice::from_ref(absolute));
-    // The decision reads the relative interval, whose delta-method variance
-    // is larger for a positive lift: its power is the delta method's
-    // prediction, below the planned power (bench/results/stats_validation.md).
     let relative = figures
         .iter()
         .find(|f| f.check == Check::PowerRelative)
         .unwrap();
+    assert_within_widened_bands(std::slice::from_ref(relative));
     let predicted = design.relative_test_power(design.planned_per_variant());
-    let against_prediction = Figure {
-        band: Band::Around {
-            target: predicted,
-            tolerance: 0.0,
-        },
-        ..relative.clone()
-    };
     assert!(
-        against_prediction.within(SLACK),
-        "relative power {:.4}, predicted {predicted:.4}",
-        relative.rate()
+        (predicted - design.power).abs() < 0.002,
+        "the planner plans for its power: {predicted}"
     );
 }

@@ -8,7 +8,7 @@ use crate::pages::{EligibilityRow, ReconsentRow};
 const HEADER: &str = "variant,basis,notice_version,subjects";
 
 /// The eligibility report: a header line, then one line per row, each line
-/// ended by CRLF.
+/// ended by CRLF; a count withheld by small-cell suppression reads `suppressed`.
 pub fn eligibility_csv(rows: &[EligibilityRow]) -> String {
     let mut out = String::with_capacity(HEADER.len() + 2 + rows.len() * 40);
     out.push_str(HEADER);
@@ -22,7 +22,7 @@ pub fn eligibility_csv(rows: &[EligibilityRow]) -> String {
             text_field(&row.variant),
             text_field(&row.basis),
             notice,
-            row.subjects.to_string(),
+            count_field(row.subjects),
         ];
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
@@ -43,11 +43,11 @@ pub fn reconsent_csv(rows: &[ReconsentRow]) -> String {
         let fields = [
             text_field(&row.purpose),
             text_field(&row.day),
-            row.expired.to_string(),
-            row.stale_notice.to_string(),
-            row.asked.to_string(),
-            row.links_issued.to_string(),
-            row.came_back.to_string(),
+            count_field(row.expired),
+            count_field(row.stale_notice),
+            count_field(row.asked),
+            count_field(row.links_issued),
+            count_field(row.came_back),
         ];
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
@@ -70,6 +70,13 @@ fn text_field(value: &str) -> String {
     }
 }
 
+/// A count as a CSV field: the number, or `suppressed` when withheld.
+fn count_field(count: crate::view::Count) -> String {
+    count
+        .value()
+        .map_or_else(|| crate::view::SUPPRESSED.to_owned(), |n| n.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,7 +91,7 @@ mod tests {
             variant: variant.to_owned(),
             basis: basis.to_owned(),
             notice_version,
-            subjects,
+            subjects: crate::view::Count::Shown(subjects),
         }
     }
 

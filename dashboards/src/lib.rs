@@ -18,4 +18,6 @@ pub use askama::Template;
 pub use csv::{eligibility_csv, reconsent_csv};
 pub use layout::{Chrome, NavLink, SignedInUser};
 pub use pages::*;
-pub use view::{Badge, CountMatrix, CountRow, Estimate, ExperimentState, Tone};
+pub use view::{
+    Badge, Count, CountMatrix, CountRow, Estimate, ExperimentState, SUPPRESSED, Tone, Withheld,
+};

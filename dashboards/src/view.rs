@@ -115,6 +115,65 @@ pub struct Estimate {
     pub upper: f64,
 }
 
+/// What a page shows in place of a figure that small-cell suppression
+/// withholds: fewer than `k` people, or a figure from which such a one
+/// could be recomputed (so the marker does not say which).
+pub const SUPPRESSED: &str = "suppressed";
+
+/// A count of people as released: the number, or withheld by small-cell
+/// suppression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// Released.
+    Shown(u64),
+    /// Withheld.
+    Suppressed,
+}
+
+impl Count {
+    /// `Some` is shown, `None` is withheld.
+    pub fn released(value: Option<u64>) -> Count {
+        value.map_or(Count::Suppressed, Count::Shown)
+    }
+
+    /// The number, when released.
+    pub fn value(self) -> Option<u64> {
+        match self {
+            Count::Shown(n) => Some(n),
+            Count::Suppressed => None,
+        }
+    }
+
+    /// The count for people, or the suppression marker.
+    pub fn text(self) -> String {
+        self.value()
+            .map_or_else(|| SUPPRESSED.to_owned(), thousands)
+    }
+}
+
+/// Which figures of a [`CountMatrix`] small-cell suppression withholds;
+/// empty means none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Withheld {
+    /// `cells[row][column]`.
+    pub cells: Vec<Vec<bool>>,
+    pub row_totals: Vec<bool>,
+    pub column_totals: Vec<bool>,
+    pub grand_total: bool,
+}
+
+fn flag(flags: &[bool], index: usize) -> bool {
+    flags.get(index).copied().unwrap_or(false)
+}
+
+/// A row of a [`CountMatrix`] as the table macro shows it.
+#[derive(Debug)]
+pub(crate) struct RowView {
+    pub(crate) label: String,
+    pub(crate) cells: Vec<String>,
+    pub(crate) total: String,
+}
+
 /// A table of counts: one row per label, one count per column.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CountMatrix {
@@ -122,6 +181,9 @@ pub struct CountMatrix {
     pub columns: Vec<String>,
     /// The rows, in order.
     pub rows: Vec<CountRow>,
+    /// The figures withheld by small-cell suppression: shown as
+    /// [`SUPPRESSED`], drawn as 0 in charts.
+    pub withheld: Withheld,
 }
 
 /// One row of a [`CountMatrix`].
@@ -182,21 +244,74 @@ impl CountMatrix {
         self.rows.is_empty()
     }
 
+    /// Whether the cell at `row`, `column` is withheld.
+    pub fn is_withheld(&self, row: usize, column: usize) -> bool {
+        self.withheld
+            .cells
+            .get(row)
+            .is_some_and(|cells| flag(cells, column))
+    }
+
+    /// The count of the cell at `row`, `column` as charts draw it: 0 when withheld.
+    pub fn released_count(&self, row: usize, column: usize) -> u64 {
+        if self.is_withheld(row, column) {
+            0
+        } else {
+            self.rows.get(row).map_or(0, |r| r.count(column))
+        }
+    }
+
+    /// The column totals as charts draw them: 0 when withheld.
+    pub fn released_column_totals(&self) -> Vec<u64> {
+        self.column_totals()
+            .into_iter()
+            .enumerate()
+            .map(|(c, total)| {
+                if flag(&self.withheld.column_totals, c) {
+                    0
+                } else {
+                    total
+                }
+            })
+            .collect()
+    }
+
     /// The column totals formatted for people, for the table's footer.
     pub(crate) fn total_cells(&self) -> Vec<String> {
-        self.column_totals().into_iter().map(thousands).collect()
+        self.column_totals()
+            .into_iter()
+            .enumerate()
+            .map(|(c, total)| shown(total, flag(&self.withheld.column_totals, c)))
+            .collect()
     }
 
     /// The grand total formatted for people.
     pub(crate) fn grand_total(&self) -> String {
-        thousands(self.column_totals().iter().sum())
+        shown(self.column_totals().iter().sum(), self.withheld.grand_total)
     }
 
-    /// The cells of `row` formatted for people, one per column.
-    pub(crate) fn cells(&self, row: &CountRow) -> Vec<String> {
-        (0..self.columns.len())
-            .map(|column| thousands(row.count(column)))
+    /// The rows formatted for people, cell by cell, with their totals.
+    pub(crate) fn row_views(&self) -> Vec<RowView> {
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(r, row)| RowView {
+                label: row.label.clone(),
+                cells: (0..self.columns.len())
+                    .map(|c| shown(row.count(c), self.is_withheld(r, c)))
+                    .collect(),
+                total: shown(row.counts.iter().sum(), flag(&self.withheld.row_totals, r)),
+            })
             .collect()
+    }
+}
+
+/// `count` for people, or the suppression marker when `withheld`.
+fn shown(count: u64, withheld: bool) -> String {
+    if withheld {
+        SUPPRESSED.to_owned()
+    } else {
+        thousands(count)
     }
 }
 
@@ -204,11 +319,6 @@ impl CountRow {
     /// The count in `column`, zero when missing.
     pub fn count(&self, column: usize) -> u64 {
         self.counts.get(column).copied().unwrap_or(0)
-    }
-
-    /// The row's total formatted for people.
-    pub(crate) fn total(&self) -> String {
-        thousands(self.counts.iter().sum())
     }
 }
 

@@ -46,9 +46,9 @@ fn results_page(name: &str) -> ResultsPage {
         let mean = conversions as f64 / users as f64;
         VariantResult {
             variant: key.to_owned(),
-            users,
-            conversions: Some(conversions),
-            mean,
+            users: Count::Shown(users),
+            conversions: Some(Count::Shown(conversions)),
+            mean: Some(mean),
             absolute_uplift: relative
                 .map(|e| estimate(e.value * 0.05, e.lower * 0.05, e.upper * 0.05)),
             relative_uplift: relative,
@@ -80,36 +80,36 @@ fn results_page(name: &str) -> ResultsPage {
             "The interval for treatment-b lies above the minimum detectable effect.".to_owned(),
             "No guardrail was harmed.".to_owned(),
         ],
-        srm: BalanceCheck {
+        srm: Some(BalanceCheck {
             p_value: 0.412,
             flagged: false,
-        },
-        sequential_srm: BalanceCheck {
+        }),
+        sequential_srm: Some(BalanceCheck {
             p_value: 1.0,
             flagged: false,
-        },
-        withdrawal_balance: BalanceCheck {
+        }),
+        withdrawal_balance: Some(BalanceCheck {
             p_value: 0.0004,
             flagged: true,
-        },
+        }),
         attrition: Attrition {
             variants: vec![
                 AttritionRow {
                     variant: "control".to_owned(),
-                    assigned: 100_400,
-                    withdrawn: 300,
-                    objected: 60,
-                    erased: 40,
+                    assigned: Count::Shown(100_400),
+                    withdrawn: Count::Shown(300),
+                    objected: Count::Shown(60),
+                    erased: Count::Shown(40),
                 },
                 AttritionRow {
                     variant: "treatment-b".to_owned(),
-                    assigned: 100_900,
-                    withdrawn: 700,
-                    objected: 120,
-                    erased: 80,
+                    assigned: Count::Shown(100_900),
+                    withdrawn: Count::Shown(700),
+                    objected: Count::Shown(120),
+                    erased: Count::Shown(80),
                 },
             ],
-            days: vec![("2026-01-05".to_owned(), vec![0.004, 0.009])],
+            days: vec![("2026-01-05".to_owned(), vec![Some(0.004), None])],
             lee_bounds: vec![LeeRow {
                 variant: "treatment-b".to_owned(),
                 estimate: Some(0.0342),
@@ -121,21 +121,23 @@ fn results_page(name: &str) -> ResultsPage {
                 flagged: false,
             }),
         },
-        withdrawn_excluded: 1_234,
+        withdrawn_excluded: Count::Shown(1_234),
+        min_cell: 10,
+        suppressed: false,
         power: vec![
             PowerProgress {
                 variant: "control".to_owned(),
-                users: 100_000,
+                users: Count::Shown(100_000),
                 planned: 120_000,
             },
             PowerProgress {
                 variant: "treatment-b".to_owned(),
-                users: 100_000,
+                users: Count::Shown(100_000),
                 planned: 120_000,
             },
             PowerProgress {
                 variant: "treatment-c".to_owned(),
-                users: 99_874,
+                users: Count::Shown(99_874),
                 planned: 120_000,
             },
         ],
@@ -242,13 +244,13 @@ fn compliance_page(can_decide: bool) -> CompliancePage {
                 variant: "control".to_owned(),
                 basis: "consent".to_owned(),
                 notice_version: Some(3),
-                subjects: 49_512,
+                subjects: Count::Shown(49_512),
             },
             EligibilityRow {
                 variant: "treatment-b".to_owned(),
                 basis: "consent".to_owned(),
                 notice_version: Some(3),
-                subjects: 50_488,
+                subjects: Count::Shown(50_488),
             },
         ],
         refusals: CountMatrix::from_cells([
@@ -259,14 +261,15 @@ fn compliance_page(can_decide: bool) -> CompliancePage {
         withdrawals: vec![
             VariantCount {
                 variant: "control".to_owned(),
-                count: 610,
+                count: Count::Shown(610),
             },
             VariantCount {
                 variant: "treatment-b".to_owned(),
-                count: 624,
+                count: Count::Shown(624),
             },
         ],
-        erasures: 17,
+        erasures: Count::Shown(17),
+        assigned_total: Count::Shown(100_000),
         next_purge: "2025-06-01 (90 days after the stop)".to_owned(),
         purged_so_far: "nothing yet".to_owned(),
         break_glass: Vec::new(),
@@ -314,7 +317,7 @@ fn experiments_page() -> ExperimentsPage {
                     by: "Sam Ortiz".to_owned(),
                     at: "2025-03-02 11:00 UTC".to_owned(),
                 }),
-                users_so_far: 12_345,
+                users_so_far: Count::Shown(12_345),
                 users_planned: Some(20_000),
             },
             ExperimentRow {
@@ -324,7 +327,7 @@ fn experiments_page() -> ExperimentsPage {
                 purpose: "personalize.content.profiling".to_owned(),
                 owner: "Mia Chen".to_owned(),
                 approval: None,
-                users_so_far: 0,
+                users_so_far: Count::Shown(0),
                 users_planned: None,
             },
         ],
@@ -343,16 +346,16 @@ fn consents_page() -> ConsentsPage {
                 ("consent", "withdrawn", 2_101),
                 ("consent", "expired", 880),
             ]),
-            stale_notice: 4_321,
-            expired: 880,
+            stale_notice: Count::Shown(4_321),
+            expired: Count::Shown(880),
             reconsent: vec![ReconsentRow {
                 purpose: "personalize.content.profiling".to_owned(),
                 day: "2025-03-02".to_owned(),
-                expired: 880,
-                stale_notice: 4_321,
-                asked: 12,
-                links_issued: 10,
-                came_back: 3,
+                expired: Count::Shown(880),
+                stale_notice: Count::Shown(4_321),
+                asked: Count::Shown(12),
+                links_issued: Count::Shown(10),
+                came_back: Count::Suppressed,
             }],
         }],
         reconsent_days: 14,
@@ -515,7 +518,10 @@ fn degenerate_results_still_render() {
     page.variants.truncate(1);
     page.cumulative_uplift.clear();
     page.guardrails.clear();
-    page.srm.p_value = f64::NAN;
+    page.srm = Some(BalanceCheck {
+        p_value: f64::NAN,
+        flagged: false,
+    });
     page.mde = f64::NAN;
     let html = page.render().unwrap();
     assert!(html.contains("No treatment variants to compare yet"));
@@ -605,9 +611,12 @@ fn design_page() -> DesignPage {
         errors: [("mde".to_owned(), "must be a number".to_owned())].into(),
         general_error: None,
         plan: Some(PlanSummary {
-            known: 1_000,
-            eligible: 620,
-            ineligible: vec![("denied".to_owned(), 300), ("expired".to_owned(), 80)],
+            known: Count::Shown(1_000),
+            eligible: Count::Shown(620),
+            ineligible: vec![
+                ("denied".to_owned(), Count::Shown(300)),
+                ("expired".to_owned(), Count::Shown(80)),
+            ],
             traffic: "1,000 expected visitors a day × 62.0% eligible × the coverage".to_owned(),
             daily_enrolled: 620.0,
             needed_per_variant: Some(14_751),
@@ -947,7 +956,7 @@ fn segment_table() -> SegmentTable {
         |value: Option<&str>, variant: &str, p: Option<f64>, adjusted: Option<f64>| SegmentRow {
             value: value.map(str::to_owned),
             variant: variant.to_owned(),
-            users: 1_200,
+            users: Some(1_200),
             mean: Some(0.1),
             relative_uplift: p.map(|_| Estimate {
                 value: 0.05,

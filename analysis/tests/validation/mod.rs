@@ -2,7 +2,7 @@
 //! analysis the results service runs (`report::analyze_daily_sums_with` on
 //! per-variant, per-day sums, with the methods and settings of
 //! `service/results.rs`), and the planned sample size of the service's
-//! planner (`power::sample_size_per_arm`, rounded up), measured against
+//! planner (`power::relative_sample_size_per_arm`, rounded up), measured against
 //! their promises: the false-positive rate of A/A pilots, the coverage of
 //! the intervals, and the power at the planned sample size.
 //!
@@ -18,14 +18,14 @@
 //! cumulative report of day `d` is what a look on day `d` shows.
 
 use pilotgate_analysis::pipeline::{Outcome, VariantSums};
-use pilotgate_analysis::power::sample_size_per_arm;
+use pilotgate_analysis::power::{relative_interval_power, relative_sample_size_per_arm};
 use pilotgate_analysis::report::{
     AnalyzeOptions, DayReport, EffectReport, Report, analyze_daily_sums_with,
 };
 use pilotgate_analysis::stats::{Method, Prior};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use statrs::distribution::{Beta, ContinuousCDF, Gamma, LogNormal, Normal, Poisson};
+use statrs::distribution::{Beta, Gamma, LogNormal, Poisson};
 
 /// The variant names the simulated pilots use.
 const CONTROL: &str = "control";
@@ -140,7 +140,7 @@ impl Design {
     /// The users per variant the service plans (`planned_per_variant`: the
     /// sample size per arm, rounded up).
     pub fn planned_per_variant(&self) -> u64 {
-        sample_size_per_arm(self.baseline, self.mde, self.alpha, self.power)
+        relative_sample_size_per_arm(self.baseline, self.mde, self.alpha, self.power)
             .expect("a valid design")
             .ceil() as u64
     }
@@ -152,17 +152,7 @@ impl Design {
     /// ratio: the delta-method variance is read at that boundary (a fixed
     /// point), not at the true lift.
     pub fn relative_test_power(&self, n: u64) -> f64 {
-        let (p, q) = (self.baseline, self.baseline * (1.0 + self.mde));
-        let n = n as f64;
-        let standard = Normal::standard();
-        let z = standard.inverse_cdf(1.0 - self.alpha / 2.0);
-        let mut boundary = 0.0;
-        for _ in 0..100 {
-            let ratio = 1.0 + boundary / p;
-            boundary = z * ((q * (1.0 - q) + p * (1.0 - p) * ratio * ratio) / n).sqrt();
-        }
-        let spread = ((q * (1.0 - q) + p * (1.0 - p)) / n).sqrt();
-        standard.cdf((q - p - boundary) / spread)
+        relative_interval_power(self.baseline, self.mde, self.alpha, n as f64)
     }
 }
 
@@ -229,8 +219,8 @@ pub enum Check {
     /// The share of pilots with the planned users whose relative interval
     /// excludes 0 (what the decision reads).
     PowerRelative,
-    /// The same with the absolute interval (the test the planner's formula
-    /// describes).
+    /// The same with the absolute interval (for context: the difference of
+    /// rates, which the planned users test with more power).
     PowerAbsolute,
 }
 
@@ -479,9 +469,9 @@ pub fn coverage(config: &Config, population: Population) -> Vec<Figure> {
 
 /// (c) Pilots of a binary design stopped at the planned users per variant,
 /// with the design's MDE as the true lift, analysed by the service's default
-/// (frequentist) method: the share whose relative interval excludes 0 and
-/// the share whose absolute interval does, each against the planned power
-/// `± 3 pp`.
+/// (frequentist) method: the share whose relative interval excludes 0
+/// against the planned power `± 3 pp`, and for context the share whose
+/// absolute interval does.
 pub fn power(config: &Config, design: &Design) -> Vec<Figure> {
     let scenario = format!(
         "power-p{}-mde{}-a{}-power{}",
@@ -535,7 +525,11 @@ pub fn power(config: &Config, design: &Design) -> Vec<Figure> {
         method: "frequentist",
         hits,
         trials: config.sims,
-        band,
+        band: if check == Check::PowerRelative {
+            band
+        } else {
+            Band::Context
+        },
         seed,
     })
     .collect()

@@ -8,7 +8,7 @@ use crate::charts::{Bar, StackedColumn, Svg, bar_chart, stacked_columns};
 use crate::format::{percent, thousands, trimmed};
 use crate::layout::Chrome;
 use crate::urls;
-use crate::view::{Badge, CountMatrix, ExperimentState, Tone};
+use crate::view::{Badge, Count, CountMatrix, ExperimentState, Tone};
 
 /// What the DPO needs to judge one experiment.
 #[derive(Debug, Clone, Template)]
@@ -30,12 +30,14 @@ pub struct CompliancePage {
     pub approvals: Vec<ApprovalRecord>,
     /// Assigned subjects per variant, basis and notice version.
     pub eligibility: Vec<EligibilityRow>,
+    /// Assigned subjects over every variant.
+    pub assigned_total: Count,
     /// Refused assignments: one row per day, one column per reason code.
     pub refusals: CountMatrix,
     /// Withdrawn or objecting subjects per variant.
     pub withdrawals: Vec<VariantCount>,
-    /// Subjects of this experiment erased on request.
-    pub erasures: u64,
+    /// Subjects erased on request.
+    pub erasures: Count,
     /// The experiment's audit entries, newest first.
     pub audit_trail: Vec<AuditTrailEntry>,
     /// Exports taken on the host without an approved request (break-glass), newest first.
@@ -171,7 +173,7 @@ pub struct EligibilityRow {
     /// without a notice (contract, legitimate interest).
     pub notice_version: Option<u32>,
     /// How many subjects.
-    pub subjects: u64,
+    pub subjects: Count,
 }
 
 impl EligibilityRow {
@@ -183,7 +185,7 @@ impl EligibilityRow {
     }
 
     pub(crate) fn subjects_text(&self) -> String {
-        thousands(self.subjects)
+        self.subjects.text()
     }
 }
 
@@ -193,12 +195,12 @@ pub struct VariantCount {
     /// The variant's key.
     pub variant: String,
     /// The count.
-    pub count: u64,
+    pub count: Count,
 }
 
 impl VariantCount {
     pub(crate) fn count_text(&self) -> String {
-        thousands(self.count)
+        self.count.text()
     }
 }
 
@@ -335,11 +337,11 @@ impl CompliancePage {
     }
 
     pub(crate) fn eligible_total(&self) -> String {
-        thousands(self.eligibility.iter().map(|row| row.subjects).sum())
+        self.assigned_total.text()
     }
 
     pub(crate) fn erasures_text(&self) -> String {
-        thousands(self.erasures)
+        self.erasures.text()
     }
 
     fn refusals_svg(&self) -> Svg {
@@ -347,7 +349,7 @@ impl CompliancePage {
             .refusals
             .columns
             .iter()
-            .zip(self.refusals.column_totals())
+            .zip(self.refusals.released_column_totals())
             .map(|(reason, value)| Bar {
                 label: reason.clone(),
                 value,
@@ -361,10 +363,11 @@ impl CompliancePage {
             .refusals
             .rows
             .iter()
-            .map(|row| StackedColumn {
+            .enumerate()
+            .map(|(index, row)| StackedColumn {
                 label: row.label.clone(),
                 values: (0..self.refusals.columns.len())
-                    .map(|column| row.count(column))
+                    .map(|column| self.refusals.released_count(index, column))
                     .collect(),
             })
             .collect();

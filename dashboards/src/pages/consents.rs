@@ -4,9 +4,8 @@
 use askama::Template;
 
 use crate::charts::{StackedColumn, Svg, stacked_columns};
-use crate::format::thousands;
 use crate::layout::Chrome;
-use crate::view::{Badge, CountMatrix, Tone};
+use crate::view::{Badge, Count, CountMatrix, SUPPRESSED, Tone};
 
 /// The legal-basis map for every purpose.
 #[derive(Debug, Clone, Template)]
@@ -30,15 +29,15 @@ pub struct ReconsentRow {
     /// `YYYY-MM-DD` (UTC).
     pub day: String,
     /// People whose consent in force had expired at the end of the day.
-    pub expired: u64,
+    pub expired: Count,
     /// People whose consent in force was given under a notice below the minimum.
-    pub stale_notice: u64,
+    pub stale_notice: Count,
     /// Eligibility checks that answered "ask again".
-    pub asked: u64,
+    pub asked: Count,
     /// Privacy links those checks issued.
-    pub links_issued: u64,
+    pub links_issued: Count,
     /// Consents granted again after a lapsed one, by any channel.
-    pub came_back: u64,
+    pub came_back: Count,
 }
 
 /// The consent picture of one purpose.
@@ -54,9 +53,9 @@ pub struct PurposeConsents {
     /// (granted, withdrawn, objected, expired, ...).
     pub counts: CountMatrix,
     /// Subjects whose consent was given under a notice below the minimum.
-    pub stale_notice: u64,
+    pub stale_notice: Count,
     /// Subjects whose consent has expired.
-    pub expired: u64,
+    pub expired: Count,
     /// The re-consent report of this purpose, one row per day, oldest first.
     pub reconsent: Vec<ReconsentRow>,
 }
@@ -71,7 +70,10 @@ impl PurposeConsents {
     }
 
     fn needs_reconsent(&self) -> bool {
-        self.stale_notice > 0 || self.expired > 0
+        // A withheld count is of some people, fewer than k.
+        [self.stale_notice, self.expired]
+            .iter()
+            .any(|c| c.value() != Some(0))
     }
 
     fn reconsent_badge(&self) -> Badge {
@@ -79,15 +81,18 @@ impl PurposeConsents {
     }
 
     fn stale_text(&self) -> String {
-        thousands(self.stale_notice)
+        self.stale_notice.text()
     }
 
     fn expired_text(&self) -> String {
-        thousands(self.expired)
+        self.expired.text()
     }
 
-    fn total(&self, of: impl Fn(&ReconsentRow) -> u64) -> String {
-        thousands(self.reconsent.iter().map(of).sum())
+    /// The sum over the days, withheld when a day's count is (it would
+    /// give that day's count away).
+    fn total(&self, of: impl Fn(&ReconsentRow) -> Count) -> String {
+        let days: Option<Vec<u64>> = self.reconsent.iter().map(|r| of(r).value()).collect();
+        Count::released(days.map(|d| d.iter().sum())).text()
     }
 
     fn asked_text(&self) -> String {
@@ -102,12 +107,22 @@ impl PurposeConsents {
         self.total(|r| r.came_back)
     }
 
-    fn columns(&self, of: impl Fn(&ReconsentRow) -> Vec<u64>) -> Vec<StackedColumn> {
+    /// One column per day; a withheld count is drawn as nothing and the
+    /// day's label says so.
+    fn columns(&self, of: impl Fn(&ReconsentRow) -> Vec<Count>) -> Vec<StackedColumn> {
         self.reconsent
             .iter()
-            .map(|row| StackedColumn {
-                label: row.day.clone(),
-                values: of(row),
+            .map(|row| {
+                let counts = of(row);
+                let withheld = counts.iter().any(|c| c.value().is_none());
+                StackedColumn {
+                    label: if withheld {
+                        format!("{} ({SUPPRESSED})", row.day)
+                    } else {
+                        row.day.clone()
+                    },
+                    values: counts.iter().map(|c| c.value().unwrap_or(0)).collect(),
+                }
             })
             .collect()
     }

@@ -7,6 +7,7 @@ use askama::Template;
 
 use crate::format::{percent, thousands};
 use crate::layout::Chrome;
+use crate::view::{Count, SUPPRESSED};
 
 /// Every field of a pilot's design as typed, kept as text so a refused form
 /// comes back with the values given.
@@ -178,10 +179,10 @@ fn rows(pairs: &[(String, String)]) -> Vec<Row<'_>> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanSummary {
     /// The purpose's known subjects, and of those the eligible ones.
-    pub known: u64,
-    pub eligible: u64,
+    pub known: Count,
+    pub eligible: Count,
     /// The others per reason code, most first.
-    pub ineligible: Vec<(String, u64)>,
+    pub ineligible: Vec<(String, Count)>,
     /// Where the daily figure comes from, in words, e.g. "1,000 expected
     /// visitors a day × 62.0% eligible × 50% coverage".
     pub traffic: String,
@@ -198,15 +199,19 @@ pub struct PlanSummary {
 impl PlanSummary {
     /// "62.0% (620 of 1,000)" or a note that nobody is known yet.
     pub fn share_text(&self) -> String {
-        if self.known == 0 {
-            "no subject has a ledger record for this purpose yet".to_owned()
-        } else {
-            format!(
+        match (self.eligible.value(), self.known.value()) {
+            (_, Some(0)) => "no subject has a ledger record for this purpose yet".to_owned(),
+            (Some(eligible), Some(known)) => format!(
                 "{} ({} of {})",
-                percent(self.eligible as f64 / self.known as f64),
-                thousands(self.eligible),
-                thousands(self.known)
-            )
+                percent(eligible as f64 / known as f64),
+                thousands(eligible),
+                thousands(known)
+            ),
+            _ => format!(
+                "{} of {} known subjects ({SUPPRESSED}: a group of fewer than k people could be told apart)",
+                self.eligible.text(),
+                self.known.text()
+            ),
         }
     }
 

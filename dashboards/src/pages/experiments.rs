@@ -6,7 +6,7 @@ use super::Progress;
 use crate::format::thousands;
 use crate::layout::Chrome;
 use crate::urls;
-use crate::view::{Badge, ExperimentState};
+use crate::view::{Badge, Count, ExperimentState};
 
 /// All experiments the signed-in user may see.
 #[derive(Debug, Clone, Template)]
@@ -44,7 +44,7 @@ pub struct ExperimentRow {
     /// Who approved it and when, or `None` when not approved.
     pub approval: Option<Approval>,
     /// Users assigned so far.
-    pub users_so_far: u64,
+    pub users_so_far: Count,
     /// The planned sample size, when known.
     pub users_planned: Option<u64>,
 }
@@ -91,8 +91,11 @@ impl ExperimentsPage {
                 badge: row.state.badge(),
                 results_href: urls::results(&row.key),
                 compliance_href: urls::compliance(&row.key),
-                users: thousands(row.users_so_far),
-                progress: Progress::new(row.users_so_far, row.users_planned),
+                users: row.users_so_far.text(),
+                progress: row
+                    .users_so_far
+                    .value()
+                    .and_then(|users| Progress::new(users, row.users_planned)),
             })
             .collect()
     }

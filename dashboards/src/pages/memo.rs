@@ -40,15 +40,8 @@ impl MemoPage {
         matrix
             .columns
             .iter()
-            .enumerate()
-            .map(|(index, column)| {
-                let total: u64 = matrix
-                    .rows
-                    .iter()
-                    .map(|row| row.counts.get(index).copied().unwrap_or(0))
-                    .sum();
-                (column.clone(), thousands(total))
-            })
+            .cloned()
+            .zip(matrix.total_cells())
             .collect()
     }
 }

@@ -12,7 +12,7 @@ use crate::format::{
 use crate::layout::Chrome;
 use crate::pages::pilot::PilotPanel;
 use crate::urls;
-use crate::view::{Badge, Estimate, ExperimentState, Tone};
+use crate::view::{Badge, Count, Estimate, ExperimentState, SUPPRESSED, Tone};
 
 /// Everything the results page shows for one metric under one method.
 #[derive(Debug, Clone, Template)]
@@ -42,17 +42,24 @@ pub struct ResultsPage {
     pub decision: Decision,
     /// Why, in sentences, e.g. "The interval lies above the MDE.".
     pub decision_reasons: Vec<String>,
-    /// The sample ratio mismatch check.
-    pub srm: BalanceCheck,
+    /// The sample ratio mismatch check; `None` when withheld (a variant's
+    /// users are suppressed).
+    pub srm: Option<BalanceCheck>,
     /// The anytime-valid sample ratio check over the daily looks.
-    pub sequential_srm: BalanceCheck,
+    /// `None` when small-cell suppression withholds it.
+    pub sequential_srm: Option<BalanceCheck>,
     /// The check for lost subjects (withdrawn, objected, erased) unevenly
-    /// spread over variants.
-    pub withdrawal_balance: BalanceCheck,
+    /// spread over variants; `None` when withheld (a variant's losses are
+    /// suppressed) or nobody was lost.
+    pub withdrawal_balance: Option<BalanceCheck>,
     /// Every subject lost per variant, day by day, and the Lee bounds.
     pub attrition: Attrition,
     /// Withdrawn subjects excluded from this analysis, over all variants.
-    pub withdrawn_excluded: u64,
+    pub withdrawn_excluded: Count,
+    /// The minimum cell size `k` the figures were released under.
+    pub min_cell: u64,
+    /// Whether some figure of the page is suppressed (a note then says why).
+    pub suppressed: bool,
     /// Users so far against the planned sample size, per variant.
     pub power: Vec<PowerProgress>,
     /// One row per variant, the control first.
@@ -224,8 +231,8 @@ pub struct Attrition {
     /// One row per variant, the control first.
     pub variants: Vec<AttritionRow>,
     /// The share lost per variant (in the order of `variants`) at the end of
-    /// each day, oldest first.
-    pub days: Vec<(String, Vec<f64>)>,
+    /// each day, oldest first; `None` where small-cell suppression withholds it.
+    pub days: Vec<(String, Vec<Option<f64>>)>,
     /// Per treatment variant: its relative estimate and the Lee bounds of
     /// the relative effect, when the variants kept different shares.
     pub lee_bounds: Vec<LeeRow>,
@@ -238,10 +245,10 @@ pub struct Attrition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttritionRow {
     pub variant: String,
-    pub assigned: u64,
-    pub withdrawn: u64,
-    pub objected: u64,
-    pub erased: u64,
+    pub assigned: Count,
+    pub withdrawn: Count,
+    pub objected: Count,
+    pub erased: Count,
 }
 
 /// One treatment variant's estimate beside its Lee bounds.
@@ -289,7 +296,7 @@ pub struct PowerProgress {
     /// The variant's key.
     pub variant: String,
     /// Users assigned so far.
-    pub users: u64,
+    pub users: Count,
     /// Users planned for this variant.
     pub planned: u64,
 }
@@ -321,11 +328,11 @@ pub struct VariantResult {
     /// The variant's key, e.g. `control`.
     pub variant: String,
     /// Users analysed.
-    pub users: u64,
+    pub users: Count,
     /// Users who converted, for binary metrics.
-    pub conversions: Option<u64>,
-    /// The rate (binary) or mean (sum) per user.
-    pub mean: f64,
+    pub conversions: Option<Count>,
+    /// The rate (binary) or mean (sum) per user; `None` when suppressed.
+    pub mean: Option<f64>,
     /// The difference to the control, `None` for the control itself.
     pub absolute_uplift: Option<Estimate>,
     /// The relative difference to the control, as a share.
@@ -496,15 +503,21 @@ impl ResultsPage {
     }
 
     pub(crate) fn srm_badge(&self) -> Badge {
-        balance_badge(&self.srm, "Sample ratio mismatch", "Sample ratio OK")
+        match &self.srm {
+            Some(check) => balance_badge(check, "Sample ratio mismatch", "Sample ratio OK"),
+            None => Badge::new("Sample ratio check suppressed", Tone::Neutral),
+        }
     }
 
     pub(crate) fn sequential_srm_badge(&self) -> Badge {
-        balance_badge(
-            &self.sequential_srm,
-            "Sample ratio mismatch (anytime-valid)",
-            "Sample ratio OK (anytime-valid)",
-        )
+        match &self.sequential_srm {
+            Some(check) => balance_badge(
+                check,
+                "Sample ratio mismatch (anytime-valid)",
+                "Sample ratio OK (anytime-valid)",
+            ),
+            None => Badge::new("Anytime-valid sample ratio check suppressed", Tone::Neutral),
+        }
     }
 
     pub(crate) fn attrition_rows(&self) -> Vec<AttritionRowView> {
@@ -512,21 +525,37 @@ impl ResultsPage {
             .variants
             .iter()
             .map(|row| {
-                let lost = row.withdrawn + row.objected + row.erased;
+                let counts =
+                    [row.assigned, row.withdrawn, row.objected, row.erased].map(Count::value);
                 AttritionRowView {
                     variant: row.variant.clone(),
-                    assigned: thousands(row.assigned),
-                    withdrawn: thousands(row.withdrawn),
-                    objected: thousands(row.objected),
-                    erased: thousands(row.erased),
-                    lost_share: if row.assigned == 0 {
-                        "\u{2014}".to_owned()
-                    } else {
-                        percent(lost as f64 / row.assigned as f64)
+                    assigned: row.assigned.text(),
+                    withdrawn: row.withdrawn.text(),
+                    objected: row.objected.text(),
+                    erased: row.erased.text(),
+                    lost_share: match counts {
+                        [Some(0), ..] => "\u{2014}".to_owned(),
+                        [Some(assigned), Some(w), Some(o), Some(e)] => {
+                            percent((w + o + e) as f64 / assigned as f64)
+                        }
+                        _ => SUPPRESSED.to_owned(),
                     },
                 }
             })
             .collect()
+    }
+
+    /// Whether small-cell suppression withholds an attrition count.
+    pub(crate) fn attrition_withheld(&self) -> bool {
+        self.attrition.variants.iter().any(|row| {
+            [row.assigned, row.withdrawn, row.objected, row.erased]
+                .iter()
+                .any(|c| c.value().is_none())
+        }) || self
+            .attrition
+            .days
+            .iter()
+            .any(|(_, shares)| shares.iter().any(Option::is_none))
     }
 
     pub(crate) fn refusal_badge(&self) -> Option<Badge> {
@@ -543,7 +572,13 @@ impl ResultsPage {
         self.attrition
             .days
             .iter()
-            .map(|(day, shares)| (day.clone(), shares.iter().map(|s| percent(*s)).collect()))
+            .map(|(day, shares)| {
+                let shares = shares
+                    .iter()
+                    .map(|s| s.map_or_else(|| SUPPRESSED.to_owned(), percent))
+                    .collect();
+                (day.clone(), shares)
+            })
             .collect()
     }
 
@@ -568,22 +603,38 @@ impl ResultsPage {
     }
 
     pub(crate) fn withdrawal_badge(&self) -> Badge {
-        balance_badge(
-            &self.withdrawal_balance,
-            "Attrition imbalance",
-            "Attrition balanced",
-        )
+        match &self.withdrawal_balance {
+            Some(check) => balance_badge(check, "Attrition imbalance", "Attrition balanced"),
+            None if self.withdrawn_excluded == Count::Shown(0) => {
+                Badge::new("No withdrawals", Tone::Active)
+            }
+            None => Badge::new("Attrition balance check suppressed", Tone::Neutral),
+        }
     }
 
     pub(crate) fn withdrawn_text(&self) -> String {
         match self.withdrawn_excluded {
-            0 => "No withdrawn subjects were excluded.".to_owned(),
-            1 => "1 withdrawn subject was excluded from this analysis.".to_owned(),
-            n => format!(
+            Count::Shown(0) => "No withdrawn subjects were excluded.".to_owned(),
+            Count::Shown(1) => "1 withdrawn subject was excluded from this analysis.".to_owned(),
+            Count::Shown(n) => format!(
                 "{} withdrawn subjects were excluded from this analysis.",
                 thousands(n)
             ),
+            Count::Suppressed => {
+                "The number of withdrawn subjects excluded from this analysis is suppressed."
+                    .to_owned()
+            }
         }
+    }
+
+    /// Why figures read "suppressed", when some do.
+    pub(crate) fn suppression_note(&self) -> Option<String> {
+        self.suppressed.then(|| {
+            format!(
+                "Figures describing fewer than {k} people (< {k}) are suppressed, and so are the figures from which one could be recomputed; statistics over a suppressed group are withheld.",
+                k = self.min_cell
+            )
+        })
     }
 
     pub(crate) fn power_rows(&self) -> Vec<PowerView> {
@@ -591,9 +642,12 @@ impl ResultsPage {
             .iter()
             .map(|row| PowerView {
                 variant: row.variant.clone(),
-                users: thousands(row.users),
+                users: row.users.text(),
                 planned: thousands(row.planned),
-                progress: Progress::new(row.users, Some(row.planned)),
+                progress: row
+                    .users
+                    .value()
+                    .and_then(|users| Progress::new(users, Some(row.planned))),
             })
             .collect()
     }
@@ -616,11 +670,12 @@ impl ResultsPage {
                 let (relative, relative_interval) = relative_texts(row.relative_uplift);
                 VariantView {
                     variant: row.variant.clone(),
-                    users: thousands(row.users),
-                    conversions: row.conversions.map(thousands).unwrap_or_default(),
-                    mean: match self.metric_kind {
-                        MetricKind::Binary => percent(row.mean),
-                        MetricKind::Sum => significant(row.mean, 3),
+                    users: row.users.text(),
+                    conversions: row.conversions.map(Count::text).unwrap_or_default(),
+                    mean: match (row.mean, self.metric_kind) {
+                        (None, _) => SUPPRESSED.to_owned(),
+                        (Some(mean), MetricKind::Binary) => percent(mean),
+                        (Some(mean), MetricKind::Sum) => significant(mean, 3),
                     },
                     absolute,
                     absolute_interval,

@@ -28,7 +28,8 @@ pub struct SegmentRow {
     pub value: Option<String>,
     /// The variant; empty on the row of a value without results.
     pub variant: String,
-    pub users: u64,
+    /// `None` when small-cell suppression withholds it.
+    pub users: Option<u64>,
     pub mean: Option<f64>,
     pub relative_uplift: Option<Estimate>,
     pub p_value: Option<f64>,
@@ -89,7 +90,7 @@ impl SegmentTable {
                 SegmentRowView {
                     value: row.value.clone().unwrap_or_else(|| "(not sent)".to_owned()),
                     variant: row.variant.clone(),
-                    users: thousands(row.users),
+                    users: row.users.map_or_else(|| "suppressed".to_owned(), thousands),
                     mean: if self.binary {
                         optional(row.mean, percent)
                     } else {

@@ -387,7 +387,8 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             let (store, _) = open_store_with_keys(&config)
                 .await
                 .map_err(|e| e.to_string())?;
-            let summary = crate::export::write_memo(&store, &experiment, &out).await;
+            let summary =
+                crate::export::write_memo(&store, &experiment, &out, config.min_cell).await;
             anchor_after(&config, &store).await;
             eprintln!("{}", summary?);
             Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use pilotgate_analysis::disclosure::MinCell;
 use serde::Deserialize;
 
 use crate::network::{AddressRange, Network};
@@ -51,6 +52,10 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     /// The PEM private key of that certificate (`PILOTGATE_TLS_KEY_FILE`).
     pub tls_key_file: Option<PathBuf>,
+    /// The minimum cell size `k` (`PILOTGATE_MIN_CELL`, default 10): no
+    /// count or mean of fewer than `k` people is released by any page,
+    /// route or download.
+    pub min_cell: MinCell,
 }
 
 /// How log lines are written.
@@ -80,6 +85,7 @@ impl Default for Config {
             database_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
+            min_cell: MinCell::DEFAULT,
         }
     }
 }
@@ -164,6 +170,7 @@ impl fmt::Debug for Config {
             .field("database_ca_file", &self.database_ca_file)
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_key_file", &self.tls_key_file)
+            .field("min_cell", &self.min_cell.get())
             .finish()
     }
 }
@@ -186,6 +193,7 @@ struct FileConfig {
     database_ca_file: Option<PathBuf>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
+    min_cell: Option<u64>,
 }
 
 /// A configuration that cannot be used, said in one line.
@@ -250,6 +258,12 @@ impl Config {
         if let Some(path) = env("PILOTGATE_TLS_KEY_FILE") {
             config.tls_key_file = Some(PathBuf::from(path));
         }
+        if let Some(k) = env("PILOTGATE_MIN_CELL") {
+            let k = k.parse().map_err(|_| {
+                ConfigError("PILOTGATE_MIN_CELL must be a whole number of people".to_owned())
+            })?;
+            config.min_cell = check_min_cell("PILOTGATE_MIN_CELL", k)?;
+        }
         if let Some(format) = env("PILOTGATE_LOG_FORMAT") {
             config.log_format = match format.as_str() {
                 "text" => LogFormat::Text,
@@ -313,8 +327,17 @@ impl Config {
             database_ca_file: file.database_ca_file,
             tls_cert_file: file.tls_cert_file,
             tls_key_file: file.tls_key_file,
+            min_cell: match file.min_cell {
+                Some(k) => check_min_cell(&format!("{}: min_cell", path.display()), k)?,
+                None => defaults.min_cell,
+            },
         })
     }
+}
+
+/// The minimum cell size must be at least one person.
+fn check_min_cell(name: &str, k: u64) -> Result<MinCell, ConfigError> {
+    MinCell::new(k).ok_or_else(|| ConfigError(format!("{name} must be at least 1")))
 }
 
 /// A public URL must say its scheme.

@@ -244,7 +244,12 @@ pub async fn export_experiment_with(
 /// (created 0600, never over an existing file) and returns a one-line
 /// summary. Audited before the file is written, with the audit chain's head
 /// the memo shows and the page's SHA-256.
-pub async fn write_memo(store: &Store, experiment: &str, out: &Path) -> Result<String, String> {
+pub async fn write_memo(
+    store: &Store,
+    experiment: &str,
+    out: &Path,
+    k: pilotgate_analysis::disclosure::MinCell,
+) -> Result<String, String> {
     use pilotgate_dashboards::Template;
     use sha2::Digest;
     let found = store
@@ -253,7 +258,7 @@ pub async fn write_memo(store: &Store, experiment: &str, out: &Path) -> Result<S
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no pilot has the key '{experiment}'"))?;
     let chrome = pilotgate_dashboards::Chrome::anonymous("Memo", "");
-    let memo = crate::ui::memo_model(store, &found, chrome)
+    let memo = crate::ui::memo_model(store, &found, chrome, k)
         .await
         .map_err(|e| format!("{experiment}: the memo cannot be made: {e}"))?;
     let page = memo

@@ -47,6 +47,8 @@ pub struct AppState {
     pub encrypted_at_rest: Option<String>,
     /// The consent form's settings: the controller its receipts name, the links' lifetime, framing.
     pub privacy: crate::receipts::PrivacySettings,
+    /// The minimum cell size: no figure of fewer people is released.
+    pub min_cell: pilotgate_analysis::disclosure::MinCell,
 }
 
 /// Why the service could not start, in one line.
@@ -134,6 +136,7 @@ impl Application {
             audit_verification: Default::default(),
             encrypted_at_rest: config.encrypted_at_rest.clone(),
             privacy: crate::receipts::PrivacySettings::from_env(),
+            min_cell: config.min_cell,
         });
         if tokio::runtime::Handle::try_current().is_ok() {
             spawn_anchoring(store.clone(), state.anchors.clone());

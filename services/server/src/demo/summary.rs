@@ -52,6 +52,9 @@ pub struct DemoReport {
     pub events_refused: BTreeMap<String, u64>,
     /// Subjects the server assigned although the population says they had no legal basis.
     pub ineligible_assigned: u64,
+    /// Figures the server withheld under small-cell suppression (fewer than
+    /// `k` people, or telling such a figure), so not compared.
+    pub suppressed: Vec<String>,
     /// Every answer of the server that differs from what the population implies.
     pub mismatches: u64,
     pub mismatch_examples: Vec<String>,
@@ -172,6 +175,13 @@ impl fmt::Display for DemoReport {
             self.erased, self.erased_events
         )?;
         writeln!(f, "  analysed            {} users", self.analysed_users)?;
+        if !self.suppressed.is_empty() {
+            writeln!(
+                f,
+                "  suppressed (< k)    {} (not compared)",
+                self.suppressed.join(", ")
+            )?;
+        }
         writeln!(
             f,
             "  events              {} sent, {} stored, refused: {}",

@@ -2,7 +2,9 @@
 //! officer confirms about a pilot: who was assigned, per variant, legal basis
 //! and notice version; the refusals per reason; withdrawals; erasures; and
 //! the approval in force; the risk checklist of its data categories.
-//! Counts only, never a subject.
+//! Counts only, never a subject; a count of fewer than `k` people, or one
+//! from which such a count could be recomputed, is `null` with
+//! `"suppressed": true` (the compliance page withholds the same).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::experiments::{ApprovalView, find_experiment};
 use crate::service;
+use crate::service::disclosure;
 use crate::service::inventory::ChecklistLine;
 use crate::startup::AppState;
 
@@ -24,7 +27,10 @@ pub struct EligibleCohort {
     pub basis: String,
     /// The notice version of the consent it rests on (none for other bases).
     pub notice_version: Option<i64>,
-    pub subjects: i64,
+    /// `null` when suppressed.
+    pub subjects: Option<u64>,
+    /// Whether a count here is withheld (`null`) by small-cell suppression.
+    pub suppressed: bool,
 }
 
 /// Calls or events refused for one reason, summed over the days.
@@ -34,14 +40,21 @@ pub struct RefusalCount {
     pub stage: String,
     /// The reason code, e.g. `withdrawn`, `no_record`, `not_in_traffic`.
     pub reason: String,
-    pub count: i64,
+    /// `null` when suppressed.
+    pub count: Option<u64>,
+    /// Whether a count here is withheld (`null`) by small-cell suppression.
+    pub suppressed: bool,
 }
 
 /// A variant's assignments and how many of them were withdrawn.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VariantAssignments {
-    pub assigned: u64,
-    pub withdrawn: u64,
+    /// `null` when suppressed.
+    pub assigned: Option<u64>,
+    /// `null` when suppressed.
+    pub withdrawn: Option<u64>,
+    /// Whether a count here is withheld (`null`) by small-cell suppression.
+    pub suppressed: bool,
 }
 
 /// The eligibility report of a pilot.
@@ -55,12 +68,17 @@ pub struct EligibilityReport {
     pub refusals: Vec<RefusalCount>,
     pub assignments: BTreeMap<String, VariantAssignments>,
     /// Subjects erased so far (in the whole service: erasure removes a
-    /// subject's assignments, so it is not counted per pilot).
-    pub erasures: u64,
+    /// subject's assignments, so it is not counted per pilot); `null` when
+    /// suppressed.
+    pub erasures: Option<u64>,
     pub approval: Option<ApprovalView>,
     /// The risk checklist: per data category of the design, each measure
     /// the inventory requires of it, met or not, with the evidence.
     pub checklist: Vec<ChecklistLine>,
+    /// The minimum cell size `k` the counts were released under.
+    pub min_cell: u64,
+    /// Whether any count of the report is withheld (`null`) by small-cell suppression.
+    pub suppressed: bool,
 }
 
 #[utoipa::path(get, path = "/api/v1/experiments/{key}/eligibility", tag = "compliance", params(("key" = String, Path)), security(("bearer" = [])), responses(
@@ -75,35 +93,63 @@ pub async fn show(
 ) -> Result<HttpResponse, ApiError> {
     let experiment = find_experiment(&state, &path).await?;
     let key = experiment.design.key.as_str();
-    let cohorts = crate::service::purge::eligibility_breakdown(&state.store, key)
-        .await?
-        .into_iter()
+    let k = state.min_cell;
+    let cells = disclosure::pilot_cells(&state.store, key, k).await?;
+    let cohorts: Vec<EligibleCohort> = cells
+        .cohorts
+        .iter()
         .map(
             |(variant, basis, notice_version, subjects)| EligibleCohort {
-                variant,
-                basis,
-                notice_version,
-                subjects,
+                variant: variant.clone(),
+                basis: basis.clone(),
+                notice_version: *notice_version,
+                subjects: *subjects,
+                suppressed: subjects.is_none(),
             },
         )
         .collect();
-    let mut refusals: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for (stage, reason, _day, count) in state.store.refusal_counts(key).await? {
-        *refusals.entry((stage, reason)).or_default() += count;
-    }
-    let assignments = crate::service::purge::assignment_counts(&state.store, key)
-        .await?
+    // The per-reason totals are the compliance page's column totals, withheld alike.
+    let counters = state.store.refusal_counts(key).await?;
+    let reasons: Vec<(String, String)> = counters
+        .iter()
+        .map(|(stage, reason, ..)| (stage.clone(), reason.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
-        .map(|(variant, assigned, withdrawn)| {
+        .collect();
+    let matrix = disclosure::refusal_matrix(counters, k);
+    let totals = matrix.released_column_totals();
+    let refusals: Vec<RefusalCount> = reasons
+        .into_iter()
+        .map(|(stage, reason)| {
+            let column = disclosure::refusal_column(&stage, &reason);
+            let index = matrix.columns.iter().position(|c| *c == column);
+            let withheld =
+                index.is_none_or(|i| matrix.withheld.column_totals.get(i) == Some(&true));
+            RefusalCount {
+                stage,
+                reason,
+                count: index.filter(|_| !withheld).map(|i| totals[i]),
+                suppressed: withheld,
+            }
+        })
+        .collect();
+    let assignments: BTreeMap<String, VariantAssignments> = cells
+        .variants
+        .iter()
+        .map(|(variant, c)| {
             (
-                variant,
+                variant.clone(),
                 VariantAssignments {
-                    assigned,
-                    withdrawn,
+                    assigned: c.assigned,
+                    withdrawn: c.withdrawn,
+                    suppressed: c.assigned.is_none() || c.withdrawn.is_none(),
                 },
             )
         })
         .collect();
+    let erasures = disclosure::standalone(state.store.erasure_count().await?, k);
+    let suppressed =
+        cells.suppressed || erasures.is_none() || refusals.iter().any(|r| r.suppressed);
     let deployment =
         service::inventory::deployment(&state.keys, state.encrypted_at_rest.as_deref());
     let checklist =
@@ -113,17 +159,12 @@ pub async fn show(
         purpose: experiment.design.purpose.to_string(),
         state: experiment.state.to_string(),
         cohorts,
-        refusals: refusals
-            .into_iter()
-            .map(|((stage, reason), count)| RefusalCount {
-                stage,
-                reason,
-                count,
-            })
-            .collect(),
+        refusals,
         assignments,
-        erasures: state.store.erasure_count().await?,
+        erasures,
         approval: experiment.approval.as_ref().map(ApprovalView::from),
         checklist: checklist.iter().map(ChecklistLine::from).collect(),
+        min_cell: k.get(),
+        suppressed,
     }))
 }

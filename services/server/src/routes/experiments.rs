@@ -247,7 +247,13 @@ pub async fn show(
     query: web::Query<PlanQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let experiment = find_experiment(&state, &path).await?;
-    let plan = service::plan::plan_for(&state.store, &experiment, query.daily_visitors).await?;
+    let plan = service::plan::plan_for(
+        &state.store,
+        &experiment,
+        query.daily_visitors,
+        state.min_cell,
+    )
+    .await?;
     let mut view = ExperimentView::from(&experiment);
     view.plan = Some(plan);
     Ok(HttpResponse::Ok().json(view))

@@ -142,7 +142,8 @@ pub async fn download(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let file = exports::download(&state.store, &state.keys, &caller.0, &path).await?;
+    let file =
+        exports::download(&state.store, &state.keys, &caller.0, &path, state.min_cell).await?;
     Ok(attachment(file))
 }
 

@@ -62,7 +62,7 @@ pub async fn eligible_share(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let share = service::plan::eligible_share(&state.store, &path).await?;
+    let share = service::plan::eligible_share(&state.store, &path, state.min_cell).await?;
     Ok(HttpResponse::Ok().json(share))
 }
 

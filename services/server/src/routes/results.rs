@@ -13,7 +13,7 @@ use crate::startup::AppState;
 /// excluding withdrawn and erased subjects, with the decision and its
 /// reasons; with `segment`, per value of a pre-registered segment too.
 #[utoipa::path(get, path = "/api/v1/experiments/{key}/results", tag = "results", params(("key" = String, Path), ResultsParams), security(("bearer" = [])), responses(
-    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`, `planned_sample_size_per_variant`, `cumulative` (by assignment day), `cuped` (`lookback_days`, `variance_reduction`) when CUPED-adjusted (every method), `sequential_srm` (`bayes_factor`, anytime-valid `p_value`, `mismatch`: the Dirichlet-multinomial test beside the chi-square `srm`), `attrition` (`by_variant` assigned/withdrawn/objected/erased, `imbalance`, the daily `series`, and `lee_bounds` per variant when the variants kept different shares; the decision is `not_decidable` when attrition is imbalanced and the bounds include 0), `raw_data_purged_on` (YYYY-MM-DD) once the retention purge replaced the raw data by its aggregates, and with `segment`, `segments`: per value of the pre-registered segment, the results built like the whole pilot's and each treatment's p-value with its adjusted value (Holm or Benjamini–Hochberg across segment values × variants; a guardrail's are not adjusted)", body = Object),
+    (status = 200, description = "The `pilotgate analyze` JSON plus `decision`, `guardrails`, `withdrawn`, `planned_sample_size_per_variant`, `cumulative` (by assignment day), `cuped` (`lookback_days`, `variance_reduction`) when CUPED-adjusted (every method), `sequential_srm` (`bayes_factor`, anytime-valid `p_value`, `mismatch`: the Dirichlet-multinomial test beside the chi-square `srm`), `attrition` (`by_variant` assigned/withdrawn/objected/erased, `imbalance`, the daily `series`, and `lee_bounds` per variant when the variants kept different shares; the decision is `not_decidable` when attrition is imbalanced and the bounds include 0), `raw_data_purged_on` (YYYY-MM-DD) once the retention purge replaced the raw data by its aggregates, and with `segment`, `segments`: per value of the pre-registered segment, the results built like the whole pilot's and each treatment's p-value with its adjusted value (Holm or Benjamini–Hochberg across segment values × variants; a guardrail's are not adjusted), and `min_cell` (k): a figure describing fewer than k people, or one from which such a figure could be recomputed, is `null` with `\"suppressed\": true` on the object holding it (variant, comparison, cumulative day, withdrawn); statistics over a suppressed group (comparisons, SRM, the withdrawal balance, the decision) are withheld", body = Object),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
 ))]
@@ -25,7 +25,7 @@ pub async fn show(
     params: web::Query<ResultsParams>,
 ) -> Result<HttpResponse, ApiError> {
     let experiment = find_experiment(&state, &path).await?;
-    let results = compute_results(&state.store, &experiment, &params).await?;
+    let results = compute_results(&state.store, &experiment, &params, state.min_cell).await?;
     Ok(HttpResponse::Ok().json(results))
 }
 
@@ -46,7 +46,14 @@ pub async fn download(
     params: web::Query<DownloadParams>,
 ) -> Result<HttpResponse, ApiError> {
     let experiment = find_experiment(&state, &path).await?;
-    let file = results::download(&state.store, &caller.0, &experiment, &params).await?;
+    let file = results::download(
+        &state.store,
+        &caller.0,
+        &experiment,
+        &params,
+        state.min_cell,
+    )
+    .await?;
     Ok(attachment(file))
 }
 

@@ -8,22 +8,26 @@
 use std::collections::BTreeMap;
 
 use pilotgate_analysis::attrition::{
-    AttritionCounts, AttritionPoint, attrition_balance, attrition_series, refusal_independence,
+    AttritionCounts, AttritionPoint, CumulativeAttrition, attrition_balance, attrition_series,
+    refusal_independence,
 };
+use pilotgate_analysis::disclosure::{After, MinCell, release_cumulative};
 use pilotgate_analysis::report::SrmReport;
 use pilotgate_analysis::stats::{Arm, TrimGroup, lee_bounds};
 use pilotgate_domain::experiment::Metric;
-use pilotgate_store::{AttritionDay, Store};
+use pilotgate_store::{AttritionDay, Store, StoreError};
 use serde::Serialize;
 
 use super::ServiceError;
+use super::disclosure::{PilotCells, release_parts};
 
 /// Below this p-value of the attrition balance test the Lee bounds are computed.
 pub const LEE_BOUNDS_P: f64 = 0.05;
 
-/// The attrition of a pilot.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttritionView {
+/// The attrition of a pilot, from the full data (see [`AttritionView`] for
+/// what may be released).
+#[derive(Debug, Clone)]
+pub struct Attrition {
     /// Per variant: assigned (erased ones included), withdrawn, objected, erased.
     pub by_variant: BTreeMap<String, AttritionCounts>,
     /// Every lost subject per variant tested against the assigned ones;
@@ -36,15 +40,72 @@ pub struct AttritionView {
     /// when the attrition balance test gives p < 0.05.
     pub lee_bounds: Vec<LeeBoundsView>,
     /// Refused assignment calls per variant the subject would have had.
-    pub refusals: RefusalCheckView,
+    pub refusals: RefusalCheck,
 }
 
 /// Whether refusals depend on the variant.
+#[derive(Debug, Clone)]
+pub struct RefusalCheck {
+    pub by_variant: BTreeMap<String, u64>,
+    /// The counts tested against the split (chi-square); `None` with no refusal.
+    pub independence: Option<SrmReport>,
+}
+
+/// The attrition of a pilot as it may be released under the minimum cell
+/// size: a count of fewer than `k` people, or one that would let such a
+/// count be recomputed, is `null`; the balance test, the Lee bounds and the
+/// refusal check are released only when every group they weigh is.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttritionView {
+    /// Per variant: assigned (erased ones included), withdrawn, objected, erased.
+    pub by_variant: BTreeMap<String, LossCounts>,
+    /// Every lost subject per variant tested against the assigned ones;
+    /// a mismatch makes the decision `not_decidable` unless the Lee bounds
+    /// keep the sign of the effect.
+    pub imbalance: Option<SrmReport>,
+    /// The loss cumulated per day, oldest first (kept by the purge).
+    pub series: Vec<LossPoint>,
+    /// The Lee bounds of the metric shown, per variant against the control,
+    /// when the attrition balance test gives p < 0.05.
+    pub lee_bounds: Vec<LeeBoundsView>,
+    /// Refused assignment calls per variant the subject would have had.
+    pub refusals: RefusalCheckView,
+    /// Something above is withheld.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+}
+
+/// One variant's lost subjects as released (`null`: suppressed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LossCounts {
+    pub assigned: Option<u64>,
+    pub withdrawn: Option<u64>,
+    pub objected: Option<u64>,
+    pub erased: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+}
+
+/// One day of the attrition series as released: a variant is `null` when
+/// its counts that day, or their difference to the next day shown, would
+/// describe fewer than `k` people.
+#[derive(Debug, Clone, Serialize)]
+pub struct LossPoint {
+    pub day: String,
+    pub variants: BTreeMap<String, Option<CumulativeAttrition>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+}
+
+/// Whether refusals depend on the variant, as released.
 #[derive(Debug, Clone, Serialize)]
 pub struct RefusalCheckView {
-    pub by_variant: BTreeMap<String, u64>,
-    /// The counts tested against the split (chi-square); `null` with no refusal.
+    pub by_variant: BTreeMap<String, Option<u64>>,
+    /// The counts tested against the split (chi-square); `null` with no
+    /// refusal, or when a count is withheld.
     pub independence: Option<SrmReport>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 /// The Lee bounds of one variant's effect (unadjusted means of the kept subjects).
@@ -79,24 +140,35 @@ pub struct AttritionQuery<'a> {
     pub window_micros: Option<i64>,
 }
 
-/// The attrition of the pilot, with the Lee bounds of `shown` (in the view)
-/// and of `primary` (for the decision: per variant, the relative bounds).
-pub async fn attrition(
+/// The lost subjects of a pilot per variant and per day.
+#[derive(Debug, Clone, Default)]
+pub struct Losses {
+    /// Per variant (every variant asked for has a row).
+    pub by_variant: BTreeMap<String, AttritionCounts>,
+    /// Cumulated per day, oldest first; empty when the pilot was purged
+    /// before the purge kept it.
+    pub series: Vec<AttritionPoint>,
+}
+
+/// The losses of pilot `key` for `variants`: from the raw assignments, or
+/// once purged (`purged_counts`, `(variant, assigned, withdrawn)` kept by
+/// the purge) from the attrition kept (`purged_attrition`).
+pub async fn losses(
     store: &Store,
-    query: &AttritionQuery<'_>,
-    shown: &Metric,
-    primary: &Metric,
-) -> Result<(AttritionView, Vec<(String, Option<[f64; 2]>)>), ServiceError> {
+    key: &str,
+    variants: &[String],
+    purged_counts: Option<&[(String, u64, u64)]>,
+    purged_attrition: &[AttritionDay],
+) -> Result<Losses, StoreError> {
     // A purge keeps the attrition as it was; none can follow (the purged
     // pilot has no assignment left to withdraw or erase).
-    let whole = query.purged_counts.is_none() || !query.purged_attrition.is_empty();
-    let days = if query.purged_attrition.is_empty() {
-        store.attrition_by_day(query.key).await?
+    let whole = purged_counts.is_none() || !purged_attrition.is_empty();
+    let days = if purged_attrition.is_empty() {
+        store.attrition_by_day(key).await?
     } else {
-        query.purged_attrition.to_vec()
+        purged_attrition.to_vec()
     };
-    let mut by_variant: BTreeMap<String, AttritionCounts> = query
-        .variants
+    let mut by_variant: BTreeMap<String, AttritionCounts> = variants
         .iter()
         .map(|v| (v.clone(), AttritionCounts::default()))
         .collect();
@@ -121,8 +193,8 @@ pub async fn attrition(
             total.objected += counts.objected;
         }
     }
-    let series = match query.purged_counts {
-        _ if whole => attrition_series(query.variants, &daily),
+    let series = match purged_counts {
+        _ if whole => attrition_series(variants, &daily),
         None => Vec::new(),
         Some(kept) => {
             // The raw assignments are gone: the counts kept at the purge
@@ -135,6 +207,25 @@ pub async fn attrition(
             Vec::new()
         }
     };
+    Ok(Losses { by_variant, series })
+}
+
+/// The attrition of the pilot, with the Lee bounds of `shown` (in the view)
+/// and of `primary` (for the decision: per variant, the relative bounds).
+pub async fn attrition(
+    store: &Store,
+    query: &AttritionQuery<'_>,
+    shown: &Metric,
+    primary: &Metric,
+) -> Result<(Attrition, Vec<(String, Option<[f64; 2]>)>), ServiceError> {
+    let Losses { by_variant, series } = losses(
+        store,
+        query.key,
+        query.variants,
+        query.purged_counts,
+        query.purged_attrition,
+    )
+    .await?;
     let imbalance = attrition_balance(&by_variant);
     // Attrition "differs" when its balance test gives p < 0.05 (a lenient
     // signal; the decision acts only below 0.001): only then are the
@@ -160,7 +251,7 @@ pub async fn attrition(
                 .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0))
         })
         .collect();
-    let refusals = RefusalCheckView {
+    let refusals = RefusalCheck {
         independence: (refused.iter().sum::<u64>() > 0)
             .then(|| refusal_independence(&refused, query.weights).ok())
             .flatten(),
@@ -171,7 +262,7 @@ pub async fn attrition(
         .map(|b| (b.variant.clone(), b.relative))
         .collect();
     Ok((
-        AttritionView {
+        Attrition {
             by_variant,
             imbalance,
             series,
@@ -242,4 +333,104 @@ async fn bounds_of(
             }
         })
         .collect())
+}
+
+impl Attrition {
+    /// What may be released of the attrition under `k`, given the pilot's
+    /// `cells` (which suppressed its counts together with every other view's):
+    /// the counts per variant as the cells say; a day of the series per
+    /// variant only when its counts and their differences to the next day
+    /// shown (or to the whole) are 0 or at least `k`; the balance test and
+    /// the Lee bounds only when every variant's counts are released; the
+    /// refusals per variant as parts of a total the eligibility report shows.
+    pub fn release(self, cells: &PilotCells, k: MinCell) -> AttritionView {
+        let by_variant: BTreeMap<String, LossCounts> = self
+            .by_variant
+            .keys()
+            .map(|variant| {
+                let c = cells.variant(variant);
+                let loss = LossCounts {
+                    assigned: c.ever_assigned,
+                    withdrawn: c.consent_withdrawn,
+                    objected: c.objected,
+                    erased: c.erased,
+                    suppressed: false,
+                };
+                let suppressed = [loss.assigned, loss.withdrawn, loss.objected, loss.erased]
+                    .iter()
+                    .any(Option::is_none);
+                (variant.clone(), LossCounts { suppressed, ..loss })
+            })
+            .collect();
+        let every_count = by_variant.values().all(|c| !c.suppressed);
+        let mut series: Vec<LossPoint> = self
+            .series
+            .iter()
+            .map(|point| LossPoint {
+                day: point.day.clone(),
+                variants: BTreeMap::new(),
+                suppressed: false,
+            })
+            .collect();
+        for (variant, whole) in &self.by_variant {
+            let released = by_variant.get(variant).cloned().unwrap_or_default();
+            let after: Vec<After> = [
+                (whole.assigned, released.assigned),
+                (whole.withdrawn, released.withdrawn),
+                (whole.objected, released.objected),
+                (whole.erased, released.erased),
+            ]
+            .into_iter()
+            .map(|(count, shown)| match shown {
+                Some(_) => After::Released(count),
+                None => After::Withheld(count),
+            })
+            .collect();
+            let points: Vec<Vec<u64>> = self
+                .series
+                .iter()
+                .map(|point| {
+                    let c = point
+                        .variants
+                        .get(variant)
+                        .map(|c| c.counts.clone())
+                        .unwrap_or_default();
+                    vec![c.assigned, c.withdrawn, c.objected, c.erased]
+                })
+                .collect();
+            let shown = release_cumulative(&points, &after, k);
+            for ((out, point), shown) in series.iter_mut().zip(&self.series).zip(shown) {
+                let day: Option<CumulativeAttrition> = point.variants.get(variant).cloned();
+                out.suppressed |= !shown;
+                out.variants.insert(variant.clone(), day.filter(|_| shown));
+            }
+        }
+        let refused: Vec<u64> = self.refusals.by_variant.values().copied().collect();
+        let (parts, _) = release_parts(&refused, false, k);
+        let refusals_shown = parts.iter().all(Option::is_some);
+        let refusals = RefusalCheckView {
+            by_variant: self
+                .refusals
+                .by_variant
+                .keys()
+                .cloned()
+                .zip(parts)
+                .collect(),
+            independence: self.refusals.independence.filter(|_| refusals_shown),
+            suppressed: !refusals_shown,
+        };
+        let suppressed = !every_count || series.iter().any(|p| p.suppressed) || refusals.suppressed;
+        AttritionView {
+            by_variant,
+            imbalance: self.imbalance.filter(|_| every_count),
+            series,
+            lee_bounds: if every_count {
+                self.lee_bounds
+            } else {
+                Vec::new()
+            },
+            refusals,
+            suppressed,
+        }
+    }
 }

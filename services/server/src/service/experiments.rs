@@ -1,7 +1,7 @@
 //! Pilots' design and lifecycle actions that the API and the pages share:
 //! create, edit, submit, start, stop, and compliance's decisions.
 
-use pilotgate_analysis::power::sample_size_per_arm;
+use pilotgate_analysis::power::relative_sample_size_per_arm;
 use pilotgate_domain::Actor;
 use pilotgate_domain::experiment::{
     Action, Design, DesignError, ExperimentKey, Metric, MetricKind, Variant,
@@ -93,11 +93,12 @@ fn parse_metric(field: &str, input: MetricInput) -> Result<Metric, ServiceError>
 }
 
 /// The users per variant that `design` needs for its minimum detectable
-/// effect, when it can be computed (a binary primary metric with a baseline).
+/// effect, when it can be computed (a binary primary metric with a
+/// baseline): for the relative-lift interval the decision reads.
 pub fn planned_per_variant(design: &Design) -> Result<Option<i64>, ServiceError> {
     match (design.primary_metric.kind, design.baseline_rate) {
         (MetricKind::Binary, Some(baseline)) => {
-            let n = sample_size_per_arm(baseline, design.mde, design.alpha, design.power)
+            let n = relative_sample_size_per_arm(baseline, design.mde, design.alpha, design.power)
                 .map_err(|e| unprocessable(DesignError::new("mde", &e.to_string())))?;
             Ok(Some(n.ceil() as i64))
         }

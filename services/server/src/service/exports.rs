@@ -334,6 +334,7 @@ pub async fn download(
     keys: &KeyRing,
     actor: &Actor,
     id: &str,
+    k: pilotgate_analysis::disclosure::MinCell,
 ) -> Result<ExportFile, ServiceError> {
     let request = store
         .export_request(id)
@@ -353,13 +354,11 @@ pub async fn download(
     let mut ids: HashMap<String, (String, String)> = HashMap::new();
     let mut bases: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut table = DeliveryColumns::default();
-    let mut assignment_rows = 0u64;
     for a in assignments.iter().filter(|a| a.withdrawn_at.is_none()) {
         let subject = recipient_subject(keys, &request.recipient, &a.subject);
         *bases.entry(a.basis.as_str()).or_default() += 1;
         table.push_assignment(subject.clone(), a.variant.clone(), to_micros(a.assigned_at));
         ids.insert(a.subject.clone(), (subject, a.variant.clone()));
-        assignment_rows += 1;
     }
     let mut event_rows = 0u64;
     for e in &events {
@@ -383,6 +382,19 @@ pub async fn download(
         .map_err(ServiceError::internal)?
         .map_err(ServiceError::internal)?;
     let sha256 = hex::encode(Sha256::digest(&body));
+    // The manifest is read in the audit log by more people than the
+    // recipient: its counts of people are released under k, as the pilot's
+    // other views release them.
+    let cells = super::disclosure::pilot_cells(store, &request.experiment_key, k).await?;
+    let (basis_counts, assignment_rows) = super::disclosure::release_parts(
+        &bases.values().copied().collect::<Vec<_>>(),
+        cells.analysed_total.is_none(),
+        k,
+    );
+    let bases: BTreeMap<&str, Option<u64>> = bases.keys().copied().zip(basis_counts).collect();
+    let withdrawn = cells.withdrawn_total.filter(|w| *w == withdrawn as u64);
+    let suppressed =
+        assignment_rows.is_none() || withdrawn.is_none() || bases.values().any(Option::is_none);
     let manifest = serde_json::json!({
         "export": request.id,
         "pilot": request.experiment_key,
@@ -392,6 +404,8 @@ pub async fn download(
         "basis_counts": bases,
         "rows": {"assignments": assignment_rows, "events": event_rows},
         "withdrawn_left_out": withdrawn,
+        "min_cell": k.get(),
+        "suppressed": suppressed,
         "sha256": sha256,
         "bytes": body.len(),
         "expires_at": request.expires_at.map(rfc3339),

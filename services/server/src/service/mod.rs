@@ -4,6 +4,7 @@
 
 pub mod attrition;
 pub mod audit;
+pub mod disclosure;
 pub mod experiments;
 pub mod exports;
 pub mod inventory;

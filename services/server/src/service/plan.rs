@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use pilotgate_analysis::disclosure::{Figures, MinCell};
 use pilotgate_analysis::plan::{PlanInput, plan};
 use pilotgate_domain::experiment::Design;
 use pilotgate_store::{Experiment, Store};
@@ -14,19 +15,26 @@ use serde::Serialize;
 use super::ServiceError;
 
 /// The purpose's known subjects at one instant under the eligibility rule.
+/// A count is `null` when small-cell suppression withholds it (fewer than
+/// `min_cell` people, or one such count could be recomputed from it), and
+/// so is the share when either of its counts is.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EligibleShare {
     pub purpose: String,
     /// RFC 3339 instant the rule was applied at.
     pub at: String,
     /// Subjects with a ledger record for the purpose.
-    pub known: u64,
+    pub known: Option<u64>,
     /// Of those, the ones eligible now.
-    pub eligible: u64,
-    /// `eligible / known`; null while no subject is known.
+    pub eligible: Option<u64>,
+    /// `eligible / known`; null while no subject is known, or when withheld.
     pub share: Option<f64>,
     /// The others, per reason code.
-    pub ineligible: BTreeMap<String, u64>,
+    pub ineligible: BTreeMap<String, Option<u64>>,
+    /// The minimum cell size `k`.
+    pub min_cell: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 /// The smallest detectable effect after some days.
@@ -49,6 +57,9 @@ pub enum TrafficSource {
     ObservedAssignments,
     /// Neither: give the expected daily visitors.
     None,
+    /// The expected daily visitors were given, but the eligible share is
+    /// withheld (small-cell suppression), so they cannot be used.
+    ShareWithheld,
 }
 
 /// A pilot's plan.
@@ -67,8 +78,14 @@ pub struct PlanView {
     pub detectable: Vec<DetectableView>,
 }
 
-/// How the known subjects of `purpose` stand now.
-pub async fn eligible_share(store: &Store, purpose: &str) -> Result<EligibleShare, ServiceError> {
+/// How the known subjects of `purpose` stand now, released under `k`: the
+/// eligible, each reason's and all the ineligible subjects (a group too)
+/// add up to the known ones.
+pub async fn eligible_share(
+    store: &Store,
+    purpose: &str,
+    k: MinCell,
+) -> Result<EligibleShare, ServiceError> {
     let found = store.purpose(purpose).await?.ok_or_else(|| {
         ServiceError::Store(pilotgate_store::StoreError::NotFound(
             match pilotgate_domain::purpose::PurposeKey::parse(purpose) {
@@ -79,13 +96,35 @@ pub async fn eligible_share(store: &Store, purpose: &str) -> Result<EligibleShar
     })?;
     let at = store.now();
     let tally = store.purpose_eligibility(&found, at).await?;
+    let mut figures = Figures::new();
+    let eligible = figures.figure(tally.eligible);
+    let reasons: Vec<usize> = tally
+        .ineligible
+        .values()
+        .map(|n| figures.figure(*n))
+        .collect();
+    let ineligible = figures.total(&reasons);
+    let known = figures.total(&[eligible, ineligible]);
+    let suppressed = figures.suppress(k);
+    let shown = |figure: usize| (!suppressed[figure]).then(|| figures.values()[figure]);
+    let (known, eligible) = (shown(known), shown(eligible));
     Ok(EligibleShare {
         purpose: found.key.to_string(),
         at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        known: tally.known,
-        eligible: tally.eligible,
-        share: (tally.known > 0).then(|| tally.eligible as f64 / tally.known as f64),
-        ineligible: tally.ineligible,
+        known,
+        eligible,
+        share: match (eligible, known) {
+            (Some(eligible), Some(known)) if known > 0 => Some(eligible as f64 / known as f64),
+            _ => None,
+        },
+        ineligible: tally
+            .ineligible
+            .keys()
+            .cloned()
+            .zip(reasons.iter().map(|r| shown(*r)))
+            .collect(),
+        min_cell: k.get(),
+        suppressed: suppressed.iter().any(|s| *s),
     })
 }
 
@@ -109,6 +148,10 @@ pub fn plan_of(
     }
     let (traffic, daily_enrolled) = match (observed_daily, daily_visitors) {
         (Some(observed), _) => (TrafficSource::ObservedAssignments, observed),
+        // Visitors times a withheld share would tell the share.
+        (None, Some(_)) if eligible.known.is_some_and(|k| k > 0) && eligible.share.is_none() => {
+            (TrafficSource::ShareWithheld, 0.0)
+        }
         (None, Some(visitors)) => (
             TrafficSource::ExpectedVisitors,
             visitors * eligible.share.unwrap_or(0.0) * design.coverage,
@@ -159,9 +202,10 @@ pub async fn plan_for(
     store: &Store,
     experiment: &Experiment,
     daily_visitors: Option<f64>,
+    k: MinCell,
 ) -> Result<PlanView, ServiceError> {
     let assigned = assigned_total(store, experiment.design.key.as_str()).await?;
-    plan_with(store, experiment, daily_visitors, assigned).await
+    plan_with(store, experiment, daily_visitors, assigned, k).await
 }
 
 /// [`plan_for`] of a pilot that has `assigned` subjects so far (for a
@@ -171,8 +215,9 @@ pub async fn plan_with(
     experiment: &Experiment,
     daily_visitors: Option<f64>,
     assigned: u64,
+    k: MinCell,
 ) -> Result<PlanView, ServiceError> {
-    let eligible = eligible_share(store, experiment.design.purpose.as_str()).await?;
+    let eligible = eligible_share(store, experiment.design.purpose.as_str(), k).await?;
     let observed = experiment.started_at.and_then(|started| {
         let until = experiment.stopped_at.unwrap_or_else(|| store.now());
         let hours = (until - started).num_seconds() as f64 / 3600.0;

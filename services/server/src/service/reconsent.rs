@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use pilotgate_analysis::disclosure::{MinCell, release_levels};
 use pilotgate_domain::Actor;
 use pilotgate_domain::eligibility::{Eligibility, Reason};
 use pilotgate_store::StoreError;
@@ -116,22 +117,27 @@ fn not_found(message: String) -> ServiceError {
     ServiceError::Store(StoreError::NotFound(message))
 }
 
-/// One purpose on one UTC day.
+/// One purpose on one UTC day. A count is `null` when small-cell
+/// suppression withholds it: a count of fewer than `k` people (but some),
+/// or a level whose change to the next day shown would be.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ReconsentDay {
     pub purpose: String,
     /// `YYYY-MM-DD` (UTC).
     pub day: String,
     /// People whose consent in force at the end of the day (or now, today) had expired.
-    pub expired: i64,
+    pub expired: Option<i64>,
     /// People whose consent in force then was given under a notice below the purpose's minimum.
-    pub stale_notice: i64,
+    pub stale_notice: Option<i64>,
     /// Checks that answered `ask_again` that day.
-    pub asked: i64,
+    pub asked: Option<i64>,
     /// Privacy links those checks issued.
-    pub links_issued: i64,
+    pub links_issued: Option<i64>,
     /// Consents granted that day after a lapsed one (expired or stale notice), by any channel.
-    pub came_back: i64,
+    pub came_back: Option<i64>,
+    /// Whether a count of the day is withheld.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 /// The re-consent picture over the last `days` days.
@@ -142,6 +148,59 @@ pub struct ReconsentReport {
     pub to: String,
     /// Per purpose (by key), per day (oldest first).
     pub days: Vec<ReconsentDay>,
+    /// The minimum cell size `k` the counts were released under.
+    pub min_cell: u64,
+}
+
+/// One purpose's day with every count, before small-cell suppression.
+#[derive(Debug, Clone, Default)]
+struct DayCounts {
+    expired: i64,
+    stale_notice: i64,
+    asked: i64,
+    links_issued: i64,
+    came_back: i64,
+}
+
+/// The days of one purpose, oldest first, as released under `k`. The
+/// levels (expired, stale notice) are released walking back from today so
+/// that no two released days differ by fewer than `k` people (today's is
+/// the legal-basis map's, released on its own); the flows (asks, links,
+/// returns) each day on its own. The same days are released whatever the
+/// window asked for, so two windows tell nothing one does not.
+fn release_days(purpose: &str, days: Vec<(String, DayCounts)>, k: MinCell) -> Vec<ReconsentDay> {
+    let levels = |pick: fn(&DayCounts) -> i64| -> Vec<bool> {
+        let values: Vec<u64> = days.iter().map(|(_, c)| count(pick(c))).collect();
+        release_levels(&values, k)
+    };
+    let expired = levels(|c| c.expired);
+    let stale = levels(|c| c.stale_notice);
+    let flow = |value: i64| k.allows(count(value)).then_some(value);
+    days.into_iter()
+        .enumerate()
+        .map(|(index, (day, c))| {
+            let row = ReconsentDay {
+                purpose: purpose.to_owned(),
+                day,
+                expired: expired[index].then_some(c.expired),
+                stale_notice: stale[index].then_some(c.stale_notice),
+                asked: flow(c.asked),
+                links_issued: flow(c.links_issued),
+                came_back: flow(c.came_back),
+                suppressed: false,
+            };
+            let suppressed = [
+                row.expired,
+                row.stale_notice,
+                row.asked,
+                row.links_issued,
+                row.came_back,
+            ]
+            .iter()
+            .any(Option::is_none);
+            ReconsentDay { suppressed, ..row }
+        })
+        .collect()
 }
 
 /// The report of the last `days` days (today included), every registered
@@ -167,22 +226,10 @@ pub async fn report(state: &AppState, days: u32) -> Result<ReconsentReport, Serv
         .into_iter()
         .map(|p| p.key.to_string())
         .collect();
-    let mut table: BTreeMap<(String, String), ReconsentDay> = BTreeMap::new();
+    let mut table: BTreeMap<(String, String), DayCounts> = BTreeMap::new();
     for purpose in &purposes {
         for day in &dates {
-            let day = label(*day);
-            table.insert(
-                (purpose.clone(), day.clone()),
-                ReconsentDay {
-                    purpose: purpose.clone(),
-                    day,
-                    expired: 0,
-                    stale_notice: 0,
-                    asked: 0,
-                    links_issued: 0,
-                    came_back: 0,
-                },
-            );
+            table.insert((purpose.clone(), label(*day)), DayCounts::default());
         }
     }
     for day in &dates {
@@ -214,10 +261,18 @@ pub async fn report(state: &AppState, days: u32) -> Result<ReconsentReport, Serv
             row.came_back += 1;
         }
     }
+    let mut by_purpose: BTreeMap<String, Vec<(String, DayCounts)>> = BTreeMap::new();
+    for ((purpose, day), counts) in table {
+        by_purpose.entry(purpose).or_default().push((day, counts));
+    }
     Ok(ReconsentReport {
         from: label(first),
         to: label(today),
-        days: table.into_values().collect(),
+        days: by_purpose
+            .into_iter()
+            .flat_map(|(purpose, days)| release_days(&purpose, days, state.min_cell))
+            .collect(),
+        min_cell: state.min_cell.get(),
     })
 }
 
@@ -229,11 +284,11 @@ pub fn csv(report: &ReconsentReport) -> String {
         .map(|d| pilotgate_dashboards::ReconsentRow {
             purpose: d.purpose.clone(),
             day: d.day.clone(),
-            expired: count(d.expired),
-            stale_notice: count(d.stale_notice),
-            asked: count(d.asked),
-            links_issued: count(d.links_issued),
-            came_back: count(d.came_back),
+            expired: released(d.expired),
+            stale_notice: released(d.stale_notice),
+            asked: released(d.asked),
+            links_issued: released(d.links_issued),
+            came_back: released(d.came_back),
         })
         .collect();
     pilotgate_dashboards::reconsent_csv(&rows)
@@ -241,6 +296,11 @@ pub fn csv(report: &ReconsentReport) -> String {
 
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
+}
+
+/// A released count as the page and the CSV show it.
+pub fn released(value: Option<i64>) -> pilotgate_dashboards::Count {
+    pilotgate_dashboards::Count::released(value.map(count))
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use pilotgate_analysis::decision::{Decision, DecisionInput, decide};
+use pilotgate_analysis::decision::{Decision, DecisionInput, Verdict, decide};
+use pilotgate_analysis::disclosure::{self, After, MinCell};
 use pilotgate_analysis::pipeline::{Outcome, VariantSums};
 use pilotgate_analysis::report::{
-    AnalyzeOptions, ComparisonReport, Report, SrmReport, analyze_daily_sums,
+    AnalyzeOptions, ComparisonReport, DayReport, Report, SrmReport, analyze_daily_sums,
     analyze_daily_sums_with,
 };
 use pilotgate_analysis::stats::{Method, Prior, SRM_P_THRESHOLD, check_srm, sequential_srm};
@@ -19,7 +20,8 @@ use pilotgate_store::{CovariateSums, DailySums, Experiment, Store};
 use serde::{Deserialize, Serialize};
 
 use super::ServiceError;
-use super::attrition::{AttritionQuery, AttritionView, attrition};
+use super::attrition::{Attrition, AttritionQuery, AttritionView, attrition};
+use super::disclosure::PilotCells;
 pub use super::segments::SegmentResults;
 
 /// Query of the results.
@@ -60,9 +62,15 @@ pub struct CupedView {
 /// Withdrawn subjects, left out of the analysis.
 #[derive(Debug, Serialize)]
 pub struct WithdrawnView {
-    pub by_variant: BTreeMap<String, u64>,
-    /// Withdrawals per variant tested against the split, like an SRM check.
+    /// `null` where small-cell suppression withholds the count.
+    pub by_variant: BTreeMap<String, Option<u64>>,
+    /// Over every variant; `null` when withheld.
+    pub total: Option<u64>,
+    /// Withdrawals per variant tested against the split, like an SRM check
+    /// (withheld unless every variant's withdrawals are released).
     pub imbalance: Option<SrmReport>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 /// The analyze report of the metric, plus the rest.
@@ -72,11 +80,17 @@ pub struct ResultsView {
     pub report: Report,
     pub decision: Decision,
     pub guardrails: Vec<Report>,
-    pub withdrawn: WithdrawnView,
+    /// The withdrawn subjects left out; absent from a segment value's view
+    /// (withdrawals are counted over the whole pilot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<WithdrawnView>,
     /// Every subject lost per variant (withdrawn, objected, erased), its
-    /// balance test, the daily series and the Lee bounds.
-    pub attrition: AttritionView,
-    /// The anytime-valid SRM check over the daily looks, beside `srm`.
+    /// balance test, the daily series and the Lee bounds; absent from a
+    /// segment value's view (attrition is checked over the whole pilot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attrition: Option<AttritionView>,
+    /// The anytime-valid SRM check over the daily looks, beside `srm`
+    /// (`null` when a variant's users are withheld).
     pub sequential_srm: Option<SequentialSrmView>,
     pub planned_sample_size_per_variant: Option<i64>,
     /// The metric's analysis cumulated by assignment day, oldest first.
@@ -88,9 +102,17 @@ pub struct ResultsView {
     /// (its retention ran out): the results come from the aggregates kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_data_purged_on: Option<String>,
+    /// The minimum cell size `k`: a figure of fewer people is `null` with
+    /// `"suppressed": true` beside it.
+    pub min_cell: u64,
     /// Present when a segment was asked for: the results per segment value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<SegmentResults>,
+    /// The assigned subjects over every variant, as the pilot's other views
+    /// release it (not part of the answer: the segment values must not
+    /// betray it when it is withheld).
+    #[serde(skip)]
+    pub assigned_total: Option<u64>,
 }
 
 /// The anytime-valid sample ratio check (Lindon & Malek's
@@ -112,8 +134,13 @@ pub struct SequentialSrmView {
 pub struct CumulativeView {
     /// `YYYY-MM-DD`.
     pub day: String,
-    pub users: BTreeMap<String, u64>,
+    /// `null` where small-cell suppression withholds the day.
+    pub users: BTreeMap<String, Option<u64>>,
     pub comparisons: Vec<ComparisonReport>,
+    /// The day is withheld: it would describe fewer than `k` people, or
+    /// its difference to the next day shown would.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 const DAY_MICROS: i64 = 86_400_000_000;
@@ -130,6 +157,7 @@ pub async fn compute_results(
     store: &Store,
     experiment: &Experiment,
     params: &ResultsParams,
+    k: MinCell,
 ) -> Result<ResultsView, ServiceError> {
     let design = experiment.design.clone();
     let planned_sample_size = experiment.planned_sample_size;
@@ -267,6 +295,7 @@ pub async fn compute_results(
         ),
         None => (store.assignment_counts(design.key.as_str()).await?, None),
     };
+    let cohorts = super::purge::eligibility_breakdown(store, design.key.as_str()).await?;
     let control = design.variants[0].key.clone();
     let weights: Vec<(String, f64)> = design
         .variants
@@ -309,15 +338,32 @@ pub async fn compute_results(
         raw_data_purged_on,
         attrition,
         lee_for_decision,
+        cohorts,
+        k,
     };
     let segment_input = segment_source.map(|source| (source, input.clone()));
     let mut results = tokio::task::spawn_blocking(move || build_view(input))
         .await
         .map_err(ServiceError::internal)??;
     if let Some(((dimension, correction, daily, counts), input)) = segment_input {
+        let pilot = super::segments::PilotReleased {
+            reports: std::iter::once(results.report.clone())
+                .chain(
+                    results
+                        .guardrails
+                        .iter()
+                        .filter(|g| g.metric != results.report.metric)
+                        .cloned(),
+                )
+                .collect(),
+            assigned_total: results.assigned_total,
+            withdrawn_total: results.withdrawn.as_ref().and_then(|w| w.total),
+        };
         results.segments = Some(
             tokio::task::spawn_blocking(move || {
-                super::segments::segment_results(dimension, correction, daily, counts, &input)
+                super::segments::segment_results(
+                    dimension, correction, daily, counts, &input, &pilot,
+                )
             })
             .await
             .map_err(ServiceError::internal)??,
@@ -348,8 +394,11 @@ pub(super) struct ViewInput {
     /// The whole pilot's attrition (a segment value's view shows it too:
     /// attrition is checked over the pilot), and the Lee bounds the
     /// decision reads.
-    pub(super) attrition: AttritionView,
+    pub(super) attrition: Attrition,
     pub(super) lee_for_decision: Vec<(String, Option<[f64; 2]>)>,
+    /// The eligibility cohorts, whose sum the released counts must not betray.
+    pub(super) cohorts: Vec<(String, String, Option<i64>, i64)>,
+    pub(super) k: MinCell,
 }
 
 /// The results view of `input`: the one builder of the whole pilot's view
@@ -371,6 +420,8 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
         raw_data_purged_on,
         attrition,
         lee_for_decision,
+        cohorts,
+        k,
     } = input;
     let mut withdrawn: BTreeMap<String, u64> =
         weights.iter().map(|(v, _)| (v.clone(), 0)).collect();
@@ -446,7 +497,8 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
                         .variants
                         .iter()
                         .find(|v| &v.variant == variant)
-                        .map_or(0, |v| v.users)
+                        .and_then(|v| v.users)
+                        .unwrap_or(0)
                 })
                 .collect()
         })
@@ -459,19 +511,6 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
             p_value: c.p_value,
             mismatch: c.mismatch,
         });
-    let cumulative = days
-        .into_iter()
-        .map(|point| CumulativeView {
-            day: day_label(point.day),
-            users: point
-                .report
-                .variants
-                .iter()
-                .map(|v| (v.variant.clone(), v.users))
-                .collect(),
-            comparisons: point.report.comparisons,
-        })
-        .collect();
     let guardrails = (1..metrics.len())
         .map(|index| analyze(index).map(|(whole, _)| whole))
         .collect::<Result<Vec<_>, _>>()?;
@@ -496,25 +535,188 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
         withdrawal_imbalance: attrition.imbalance,
         lee_bounds: &lee_for_decision,
     });
-    Ok(ResultsView {
-        report,
-        decision,
-        guardrails,
-        withdrawn: WithdrawnView {
-            by_variant: withdrawn,
+    // Everything above used the full data; what follows withholds what
+    // describes fewer than k people before anything leaves.
+    let cells = PilotCells::new(&counts, &cohorts, &attrition.by_variant, k);
+    let released = release(
+        Computed {
+            report,
+            days,
+            primary,
+            guardrails,
+            decision,
+            withdrawn,
             imbalance,
         },
-        attrition,
+        &cells,
+        k,
+    );
+    // The anytime-valid check weighs the same groups as the chi-square one.
+    let sequential =
+        sequential.filter(|_| released.report.variants.iter().all(|v| v.users.is_some()));
+    Ok(ResultsView {
+        report: released.report,
+        decision: released.decision,
+        guardrails: released.guardrails,
+        withdrawn: Some(released.withdrawn),
+        attrition: Some(attrition.release(&cells, k)),
         sequential_srm: sequential,
         planned_sample_size_per_variant: planned_sample_size,
-        cumulative,
+        cumulative: released.cumulative,
         cuped: covariate.map(|(_, reduction)| CupedView {
             lookback_days,
             variance_reduction: reduction,
         }),
         raw_data_purged_on,
+        min_cell: k.get(),
         segments: None,
+        assigned_total: cells.assigned_total,
     })
+}
+
+/// The results as computed from the full data, before suppression.
+struct Computed {
+    report: Report,
+    days: Vec<DayReport>,
+    primary: Report,
+    guardrails: Vec<Report>,
+    decision: Decision,
+    withdrawn: BTreeMap<String, u64>,
+    imbalance: Option<SrmReport>,
+}
+
+/// The results as they may be released.
+struct Released {
+    report: Report,
+    cumulative: Vec<CumulativeView>,
+    guardrails: Vec<Report>,
+    decision: Decision,
+    withdrawn: WithdrawnView,
+}
+
+/// Withholds from `computed` every figure describing fewer than `k` people
+/// and every figure that would let one be recomputed: per variant (users
+/// withheld where the pilot's cells say so, to hide few withdrawals), per
+/// day of the cumulative series (a day goes when it, or its difference to
+/// the next day shown or to the whole, describes fewer than `k` people),
+/// guardrails, withdrawals and their balance test. The decision, computed
+/// from the full data, is released only when every group it weighs is.
+fn release(computed: Computed, cells: &PilotCells, k: MinCell) -> Released {
+    let users_released = |report: &Report| -> Vec<bool> {
+        report
+            .variants
+            .iter()
+            .map(|v| {
+                cells
+                    .variants
+                    .get(&v.variant)
+                    .is_none_or(|c| c.analysed.is_some())
+            })
+            .collect()
+    };
+    let Computed {
+        mut report,
+        mut days,
+        mut primary,
+        mut guardrails,
+        decision,
+        withdrawn,
+        imbalance,
+    } = computed;
+    let whole_counts = disclosure::variant_counts(&report);
+    let shown = users_released(&report);
+    disclosure::release_report(&mut report, &shown, k);
+    let after: Vec<After> = report
+        .variants
+        .iter()
+        .zip(&whole_counts)
+        .flat_map(|(variant, counts)| {
+            counts.iter().enumerate().map(|(c, count)| {
+                let shown = if c == 0 {
+                    variant.users.is_some()
+                } else {
+                    !variant.suppressed
+                };
+                if shown {
+                    After::Released(*count)
+                } else {
+                    After::Withheld(*count)
+                }
+            })
+        })
+        .collect();
+    let points: Vec<Vec<u64>> = days
+        .iter()
+        .map(|d| disclosure::variant_counts(&d.report).concat())
+        .collect();
+    let shown_days = disclosure::release_cumulative(&points, &after, k);
+    let cumulative = days
+        .iter_mut()
+        .zip(shown_days)
+        .map(|(point, shown)| {
+            if !shown {
+                disclosure::withhold_report(&mut point.report);
+            }
+            CumulativeView {
+                day: day_label(point.day),
+                users: point
+                    .report
+                    .variants
+                    .iter()
+                    .map(|v| (v.variant.clone(), v.users))
+                    .collect(),
+                comparisons: std::mem::take(&mut point.report.comparisons),
+                suppressed: !shown,
+            }
+        })
+        .collect();
+    let shown = users_released(&primary);
+    disclosure::release_report(&mut primary, &shown, k);
+    for guardrail in &mut guardrails {
+        let shown = users_released(guardrail);
+        disclosure::release_report(guardrail, &shown, k);
+    }
+    let decision = if primary.suppressed || guardrails.iter().any(|g| g.suppressed) {
+        withheld_decision(k)
+    } else {
+        decision
+    };
+    let by_variant: BTreeMap<String, Option<u64>> = withdrawn
+        .keys()
+        .map(|variant| {
+            let count = match cells.variants.get(variant) {
+                Some(c) => c.withdrawn,
+                None => Some(0),
+            };
+            (variant.clone(), count)
+        })
+        .collect();
+    let withdrawals_shown = by_variant.values().all(Option::is_some);
+    Released {
+        report,
+        cumulative,
+        guardrails,
+        decision,
+        withdrawn: WithdrawnView {
+            by_variant,
+            total: cells.withdrawn_total,
+            imbalance: imbalance.filter(|_| withdrawals_shown),
+            suppressed: !withdrawals_shown || cells.withdrawn_total.is_none(),
+        },
+    }
+}
+
+/// The decision shown while a figure it weighs describes fewer than `k` people.
+pub(super) fn withheld_decision(k: MinCell) -> Decision {
+    Decision {
+        outcome: Verdict::KeepRunning,
+        variant: None,
+        reasons: vec![format!(
+            "A variant has fewer than {} people in a figure the decision weighs, so the decision is withheld until each has at least {}.",
+            k.get(),
+            k.get()
+        )],
+    }
 }
 
 /// The share of the outcome's within-variant variance the covariate
@@ -601,6 +803,7 @@ pub async fn download(
     actor: &pilotgate_domain::Actor,
     experiment: &Experiment,
     params: &DownloadParams,
+    k: MinCell,
 ) -> Result<Download, ServiceError> {
     use sha2::Digest;
     let results = compute_results(
@@ -614,6 +817,7 @@ pub async fn download(
             lookback_days: params.lookback_days,
             segment: params.segment.clone(),
         },
+        k,
     )
     .await?;
     let key = experiment.design.key.as_str();

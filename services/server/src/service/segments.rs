@@ -15,6 +15,8 @@ use serde::Serialize;
 
 use super::ServiceError;
 use super::results::{ResultsView, ViewInput, build_view};
+use pilotgate_analysis::disclosure::{self, Figures, MinCell};
+use pilotgate_analysis::report::Report;
 
 /// The segment results of one pre-registered segment.
 #[derive(Debug, Serialize)]
@@ -37,8 +39,9 @@ pub struct SegmentResults {
 #[derive(Debug, Serialize)]
 pub struct SegmentValueResults {
     pub value: Option<String>,
-    /// The people assigned with this value (withdrawn ones included).
-    pub assigned: u64,
+    /// The people assigned with this value (withdrawn ones included);
+    /// `null` when small-cell suppression withholds it.
+    pub assigned: Option<u64>,
     /// The value's results, built as the whole pilot's; absent when they
     /// cannot be computed (see `unavailable`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,14 +102,31 @@ fn order_key(dimension: Dimension, value: &Option<String>) -> (usize, String) {
     }
 }
 
+/// What the whole pilot's view released, which the segment values must
+/// not let anyone recompute a withheld figure of.
+#[derive(Debug, Clone)]
+pub(super) struct PilotReleased {
+    /// The metric shown and the guardrails, as released.
+    pub(super) reports: Vec<Report>,
+    pub(super) assigned_total: Option<u64>,
+    pub(super) withdrawn_total: Option<u64>,
+}
+
 /// The segment results of `dimension` from the per-make-up sums and counts,
-/// each value's view built from `base` with that value's data.
+/// each value's view built from `base` with that value's data. Each view is
+/// first built from the full data; the p-values are adjusted over the full
+/// family; then small-cell suppression runs over every value at once, with
+/// the sums a reader knows (a variant's users over the values are the
+/// pilot's, a value's assigned are its users plus its withdrawals), and
+/// each view withholds what it says. A value's view has no withdrawals,
+/// attrition, daily series or anytime-valid SRM: those are the pilot's.
 pub(super) fn segment_results(
     dimension: Dimension,
     correction: Correction,
     daily: Vec<(SegmentOf, DailySums)>,
     counts: Vec<(SegmentOf, String, u64, u64)>,
     base: &ViewInput,
+    pilot: &PilotReleased,
 ) -> Result<SegmentResults, ServiceError> {
     type Slices = (Vec<DailySums>, BTreeMap<String, (u64, u64)>);
     let value_of = |of: &SegmentOf| {
@@ -138,15 +158,21 @@ pub(super) fn segment_results(
         totals.1 += withdrawn;
     }
 
+    let whole = MinCell::new(1).expect("1 is a minimum cell size");
     let mut values = Vec::with_capacity(by_value.len());
+    let mut value_counts = Vec::with_capacity(by_value.len());
     for (_, (value, (daily, counts))) in by_value {
         let assigned = counts.values().map(|(n, _)| n).sum();
+        value_counts.push(counts.clone());
         let input = ViewInput {
             daily: merge_days(daily),
             counts: counts
                 .into_iter()
                 .map(|(variant, (n, gone))| (variant, n, gone))
                 .collect(),
+            // The eligibility cohorts describe the whole pilot, not a value.
+            cohorts: Vec::new(),
+            k: whole,
             ..base.clone()
         };
         let (results, unavailable) = match build_view(input) {
@@ -170,7 +196,7 @@ pub(super) fn segment_results(
             .unwrap_or_default();
         values.push(SegmentValueResults {
             value,
-            assigned,
+            assigned: Some(assigned),
             results,
             unavailable,
             p_values,
@@ -183,6 +209,7 @@ pub(super) fn segment_results(
     } else {
         0
     };
+    release_values(&mut values, &value_counts, pilot, base.k);
     Ok(SegmentResults {
         segment: dimension.as_str().to_owned(),
         correction: correction.as_str().to_owned(),
@@ -190,6 +217,191 @@ pub(super) fn segment_results(
         family_size,
         values,
     })
+}
+
+/// The figures of one report of one segment value: per variant, its users
+/// and (binary metric) its converted and unconverted users.
+type ReportFigures = Vec<Vec<usize>>;
+
+/// Withholds from every value's view, jointly, what small-cell suppression
+/// under `k` says (see [`segment_results`]); `counts` are each value's
+/// `(assigned, withdrawn)` per variant (its withdrawals are never shown, but
+/// a reader may deduce them: only a count under `k` must stay unknown).
+fn release_values(
+    values: &mut [SegmentValueResults],
+    counts: &[BTreeMap<String, (u64, u64)>],
+    pilot: &PilotReleased,
+    k: MinCell,
+) {
+    let mut figures = Figures::new();
+    let mut withheld = Vec::new();
+    let variants: Vec<String> = pilot
+        .reports
+        .first()
+        .map(|r| r.variants.iter().map(|v| v.variant.clone()).collect())
+        .unwrap_or_default();
+    // Per value: per metric (in the order of `pilot.reports`), its figures.
+    let mut per_value: Vec<Vec<ReportFigures>> = Vec::with_capacity(values.len());
+    let mut assigned_figures = Vec::with_capacity(values.len());
+    let mut withdrawn_figures = Vec::with_capacity(values.len());
+    for (value, counts) in values.iter().zip(counts) {
+        let reports: Vec<Option<&Report>> = pilot
+            .reports
+            .iter()
+            .map(|released| {
+                value.results.as_ref().and_then(|view| {
+                    std::iter::once(&view.report)
+                        .chain(&view.guardrails)
+                        .find(|r| r.metric == released.metric)
+                })
+            })
+            .collect();
+        let users: Vec<usize> = variants
+            .iter()
+            .map(|variant| {
+                let (assigned, gone) = counts.get(variant).copied().unwrap_or_default();
+                let figure = figures.figure(assigned.saturating_sub(gone));
+                if value.results.is_none() {
+                    // No view of the value shows its users.
+                    withheld.push(figure);
+                }
+                figure
+            })
+            .collect();
+        let mut metrics = Vec::with_capacity(reports.len());
+        for report in &reports {
+            let counts = report.map(disclosure::variant_counts).unwrap_or_default();
+            let per_variant: ReportFigures = variants
+                .iter()
+                .enumerate()
+                .map(|(index, variant)| {
+                    let whole = report
+                        .and_then(|r| r.variants.iter().position(|v| &v.variant == variant))
+                        .and_then(|i| counts.get(i))
+                        .cloned()
+                        .unwrap_or_else(|| vec![0]);
+                    let mut row = vec![users[index]];
+                    if whole.len() == 3 {
+                        let converted = figures.figure(whole[1]);
+                        let unconverted = figures.figure(whole[2]);
+                        figures.relate(vec![(converted, 1), (unconverted, 1), (users[index], -1)]);
+                        if value.results.is_none() {
+                            withheld.extend([converted, unconverted]);
+                        }
+                        row.extend([converted, unconverted]);
+                    }
+                    row
+                })
+                .collect();
+            metrics.push(per_variant);
+        }
+        let gone = counts.values().map(|(_, gone)| gone).sum();
+        let withdrawn = figures.figure(gone);
+        let assigned = figures.total(&users.iter().copied().chain([withdrawn]).collect::<Vec<_>>());
+        assigned_figures.push(assigned);
+        withdrawn_figures.push(withdrawn);
+        per_value.push(metrics);
+    }
+    // The pilot's own figures are the sums over the values.
+    for (m, released) in pilot.reports.iter().enumerate() {
+        for (index, variant) in released.variants.iter().enumerate() {
+            let coordinates = per_value
+                .first()
+                .and_then(|metrics| metrics.get(m))
+                .and_then(|rows| rows.get(index))
+                .map_or(0, Vec::len);
+            for c in 0..coordinates {
+                if m > 0 && c == 0 {
+                    continue; // one users total per variant
+                }
+                let parts: Vec<usize> = per_value
+                    .iter()
+                    .filter_map(|metrics| metrics.get(m)?.get(index)?.get(c).copied())
+                    .collect();
+                let total = figures.total(&parts);
+                let shown = if c == 0 {
+                    variant.users.is_some()
+                } else {
+                    !variant.suppressed
+                };
+                if !shown {
+                    withheld.push(total);
+                }
+            }
+        }
+    }
+    let assigned_total = figures.total(&assigned_figures);
+    if pilot.assigned_total.is_none() {
+        withheld.push(assigned_total);
+    }
+    let withdrawn_total = figures.total(&withdrawn_figures);
+    if pilot.withdrawn_total.is_none() {
+        withheld.push(withdrawn_total);
+    }
+
+    let suppressed = figures.suppress_with(k, &withheld);
+    for ((value, metrics), assigned) in values.iter_mut().zip(&per_value).zip(&assigned_figures) {
+        if suppressed[*assigned] {
+            value.assigned = None;
+        }
+        let Some(view) = value.results.as_mut() else {
+            continue;
+        };
+        let flags = |rows: &ReportFigures| -> (Vec<bool>, Vec<bool>) {
+            rows.iter()
+                .map(|row| {
+                    let users = !suppressed[row[0]];
+                    (users, users && row.iter().all(|f| !suppressed[*f]))
+                })
+                .unzip()
+        };
+        let released_metrics: Vec<&str> = pilot.reports.iter().map(|r| r.metric.as_str()).collect();
+        for report in std::iter::once(&mut view.report).chain(view.guardrails.iter_mut()) {
+            let order: Vec<String> = report.variants.iter().map(|v| v.variant.clone()).collect();
+            let Some(m) = released_metrics
+                .iter()
+                .position(|name| *name == report.metric)
+            else {
+                continue;
+            };
+            let (users_by_variant, outcome_by_variant) = flags(&metrics[m]);
+            let pick = |flags: &[bool]| -> Vec<bool> {
+                order
+                    .iter()
+                    .map(|name| {
+                        variants
+                            .iter()
+                            .position(|v| v == name)
+                            .is_none_or(|i| flags[i])
+                    })
+                    .collect()
+            };
+            disclosure::withhold_in_report(
+                report,
+                &pick(&users_by_variant),
+                &pick(&outcome_by_variant),
+            );
+        }
+        if view.report.suppressed || view.guardrails.iter().any(|g| g.suppressed) {
+            view.decision = super::results::withheld_decision(k);
+        }
+        view.withdrawn = None;
+        view.attrition = None;
+        view.sequential_srm = None;
+        view.cumulative.clear();
+        view.min_cell = k.get();
+        for entry in &mut value.p_values {
+            let released = view
+                .report
+                .comparisons
+                .iter()
+                .any(|c| c.variant == entry.variant && !c.suppressed);
+            if !released {
+                entry.p_value = None;
+                entry.adjusted_p_value = None;
+            }
+        }
+    }
 }
 
 /// Sets every adjusted p-value of `values` from their p-values taken as one
@@ -281,7 +493,7 @@ mod tests {
     fn value(name: &str, p_values: Vec<AdjustedPValue>) -> SegmentValueResults {
         SegmentValueResults {
             value: Some(name.to_owned()),
-            assigned: 100,
+            assigned: Some(100),
             results: None,
             unavailable: None,
             p_values,

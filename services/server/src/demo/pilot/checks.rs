@@ -133,12 +133,13 @@ impl Pilot<'_> {
             .flatten()
             .filter_map(|r| r.as_str().map(str::to_owned))
             .collect();
-        let users: u64 = results["variants"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v["users"].as_u64())
-            .sum();
+        let mut users = 0;
+        for variant in results["variants"].as_array().into_iter().flatten() {
+            match variant["users"].as_u64() {
+                Some(n) => users += n,
+                None => self.withheld(format!("users of {}", variant["variant"])),
+            }
+        }
         self.report.analysed_users = users;
 
         let eligibility = self
@@ -147,28 +148,46 @@ impl Pilot<'_> {
             .await?;
         for cohort in eligibility["cohorts"].as_array().into_iter().flatten() {
             let basis = cohort["basis"].as_str().unwrap_or("?").to_owned();
-            *self.report.assigned_by_basis.entry(basis).or_default() +=
-                cohort["subjects"].as_u64().unwrap_or(0);
+            match cohort["subjects"].as_u64() {
+                Some(n) => *self.report.assigned_by_basis.entry(basis).or_default() += n,
+                None => self.withheld(format!("a {basis} cohort")),
+            }
         }
         for refusal in eligibility["refusals"].as_array().into_iter().flatten() {
             if refusal["stage"] == "assign" {
-                self.report.refusals.insert(
-                    refusal["reason"].as_str().unwrap_or("?").to_owned(),
-                    refusal["count"].as_u64().unwrap_or(0),
-                );
+                let reason = refusal["reason"].as_str().unwrap_or("?").to_owned();
+                match refusal["count"].as_u64() {
+                    Some(n) => {
+                        self.report.refusals.insert(reason, n);
+                    }
+                    None => {
+                        self.report.expected_refusals.remove(&reason);
+                        self.withheld(format!("refusals for {reason}"));
+                    }
+                }
             }
         }
         for (variant, counts) in eligibility["assignments"].as_object().into_iter().flatten() {
-            self.report
-                .withdrawn_by_variant
-                .insert(variant.clone(), counts["withdrawn"].as_u64().unwrap_or(0));
+            match counts["withdrawn"].as_u64() {
+                Some(n) => {
+                    self.report.withdrawn_by_variant.insert(variant.clone(), n);
+                }
+                None => self.withheld(format!("withdrawals of {variant}")),
+            }
         }
         self.check_totals(&eligibility);
         Ok(())
     }
 
+    /// Notes a figure the server withheld under small-cell suppression.
+    fn withheld(&mut self, what: String) {
+        self.report.suppressed.push(what);
+    }
+
     pub(super) fn check_totals(&mut self, eligibility: &Value) {
         let report = &self.report;
+        // Totals that add a withheld figure cannot be compared.
+        let complete = report.suppressed.is_empty();
         let mut problems = Vec::new();
         if report.refusals != report.expected_refusals {
             problems.push(format!(
@@ -177,9 +196,9 @@ impl Pilot<'_> {
             ));
         }
         for (variant, assigned) in &report.assigned {
-            let stored = eligibility["assignments"][variant]["assigned"]
-                .as_u64()
-                .unwrap_or(0);
+            let Some(stored) = eligibility["assignments"][variant]["assigned"].as_u64() else {
+                continue;
+            };
             let erased = report.erased_from.get(variant).copied().unwrap_or(0);
             if stored + erased != *assigned {
                 problems.push(format!(
@@ -189,14 +208,14 @@ impl Pilot<'_> {
             }
         }
         let withdrawn: u64 = report.withdrawn_by_variant.values().sum();
-        if withdrawn != report.withdrawals {
+        if complete && withdrawn != report.withdrawals {
             problems.push(format!(
                 "{withdrawn} assignments marked withdrawn, expected {}",
                 report.withdrawals
             ));
         }
         let assigned: u64 = report.assigned.values().sum();
-        if report.analysed_users + report.withdrawals + report.erased != assigned {
+        if complete && report.analysed_users + report.withdrawals + report.erased != assigned {
             problems.push(format!(
                 "{} users analysed, expected {}",
                 report.analysed_users,

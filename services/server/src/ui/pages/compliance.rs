@@ -5,6 +5,7 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
+use pilotgate_analysis::disclosure::MinCell;
 use pilotgate_dashboards as view;
 use pilotgate_dashboards::urls;
 use pilotgate_domain::Role;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 use super::{state_of, when};
 use crate::service;
+use crate::service::disclosure::{self, PilotCells};
 use crate::service::purposes::AssessmentView;
 use crate::startup::AppState;
 use crate::ui::{Session, UiError, html, see_other};
@@ -29,20 +31,17 @@ pub struct DecisionForm {
     csrf: String,
 }
 
-async fn eligibility_rows(
-    store: &Store,
-    key: &str,
-) -> Result<Vec<view::EligibilityRow>, StoreError> {
-    Ok(crate::service::purge::eligibility_breakdown(store, key)
-        .await?
-        .into_iter()
+fn eligibility_rows(cells: &PilotCells) -> Vec<view::EligibilityRow> {
+    cells
+        .cohorts
+        .iter()
         .map(|(variant, basis, notice, subjects)| view::EligibilityRow {
-            variant,
-            basis,
+            variant: variant.clone(),
+            basis: basis.clone(),
             notice_version: notice.and_then(|n| u32::try_from(n).ok()),
-            subjects: u64::try_from(subjects).unwrap_or(0),
+            subjects: view::Count::released(*subjects),
         })
-        .collect())
+        .collect()
 }
 
 fn can_decide(session: &Session, state: State, contributors: &[String]) -> bool {
@@ -68,9 +67,15 @@ pub async fn page(
         urls::EXPERIMENTS,
     );
     let can_decide = can_decide(&session, experiment.state, &contributors);
-    let mut page = compliance_model(&state.store, &experiment, chrome, can_decide)
-        .await
-        .map_err(fail)?;
+    let mut page = compliance_model(
+        &state.store,
+        &experiment,
+        chrome,
+        can_decide,
+        state.min_cell,
+    )
+    .await
+    .map_err(fail)?;
     for row in &mut page.exports {
         row.decide = super::exports::decision_of(&session, &row.id, &row.state);
     }
@@ -96,12 +101,13 @@ pub(crate) async fn compliance_model(
     experiment: &Experiment,
     chrome: view::Chrome,
     can_decide: bool,
+    k: MinCell,
 ) -> Result<view::CompliancePage, StoreError> {
     let key = experiment.design.key.as_str().to_owned();
-    let eligibility = eligibility_rows(store, &key).await?;
+    let cells = disclosure::pilot_cells(store, &key, k).await?;
+    let eligibility = eligibility_rows(&cells);
     let refusals = store.refusal_counts(&key).await?;
-    let counts = crate::service::purge::assignment_counts(store, &key).await?;
-    let erasures = store.erasure_count().await?;
+    let erasures = disclosure::standalone(store.erasure_count().await?, k);
     let (next_purge, purged_so_far) = purge_texts(store, experiment).await?;
     let trail = store
         .list_audit(&AuditQuery {
@@ -183,15 +189,17 @@ pub(crate) async fn compliance_model(
             })
             .collect(),
         eligibility,
-        refusals: refusal_matrix(refusals),
-        withdrawals: counts
+        assigned_total: view::Count::released(cells.assigned_total),
+        refusals: disclosure::refusal_matrix(refusals, k),
+        withdrawals: cells
+            .variants
             .iter()
-            .map(|(variant, _, gone)| view::VariantCount {
+            .map(|(variant, cells)| view::VariantCount {
                 variant: variant.clone(),
-                count: *gone,
+                count: view::Count::released(cells.withdrawn),
             })
             .collect(),
-        erasures,
+        erasures: view::Count::released(erasures),
         break_glass: trail
             .iter()
             .rev()
@@ -240,9 +248,10 @@ pub async fn csv(
     path: web::Path<String>,
 ) -> Result<HttpResponse, UiError> {
     session.may_read(MIRRORS)?;
-    let rows = eligibility_rows(&state.store, &path)
+    let cells = disclosure::pilot_cells(&state.store, &path, state.min_cell)
         .await
         .map_err(|e| session.fail(e))?;
+    let rows = eligibility_rows(&cells);
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
@@ -303,39 +312,6 @@ async fn decide(
     .await
     .map_err(|e| session.fail(e))?;
     Ok(see_other(&urls::compliance(key)))
-}
-
-/// Refusal counters `(stage, reason, day, count)`, ordered by day, as a
-/// matrix with one row per day from the first to the last (days without a
-/// refusal read 0, so the chart's time axis has no holes) and one column per
-/// `stage: reason`.
-fn refusal_matrix(counters: Vec<(String, String, String, i64)>) -> view::CountMatrix {
-    let parse = |day: &str| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok();
-    let span = counters
-        .first()
-        .and_then(|c| parse(&c.2))
-        .zip(counters.last().and_then(|c| parse(&c.2)));
-    let mut matrix =
-        view::CountMatrix::from_cells(counters.into_iter().map(|(stage, reason, day, count)| {
-            (
-                day,
-                format!("{stage}: {reason}"),
-                u64::try_from(count).unwrap_or(0),
-            )
-        }));
-    if let Some((first, last)) = span {
-        for day in first.iter_days().take_while(|day| *day <= last) {
-            let label = day.format("%Y-%m-%d").to_string();
-            if !matrix.rows.iter().any(|row| row.label == label) {
-                matrix.rows.push(view::CountRow {
-                    label,
-                    counts: Vec::new(),
-                });
-            }
-        }
-        matrix.rows.sort_by(|a, b| a.label.cmp(&b.label));
-    }
-    matrix
 }
 
 /// The compliance view's retention lines: when the pilot's raw data goes

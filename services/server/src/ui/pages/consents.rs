@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, web};
 use pilotgate_dashboards as view;
 use pilotgate_dashboards::urls;
 
+use crate::service::disclosure;
 use crate::service::reconsent::{self, DEFAULT_DAYS};
 use crate::startup::AppState;
 use crate::ui::{Session, UiError, html};
@@ -38,17 +39,9 @@ pub async fn page(session: Session, state: web::Data<AppState>) -> Result<HttpRe
                     .map(|b| b.as_str().to_owned())
                     .collect(),
                 min_notice_version: p.min_notice_version,
-                counts: view::CountMatrix::from_cells(
-                    map.counts.iter().filter(|c| c.purpose == key).map(|c| {
-                        (
-                            c.basis.clone(),
-                            c.status.clone(),
-                            u64::try_from(c.subjects).unwrap_or(0),
-                        )
-                    }),
-                ),
-                stale_notice: need.map_or(0, |n| u64::try_from(n.stale_notice).unwrap_or(0)),
-                expired: need.map_or(0, |n| u64::try_from(n.expired).unwrap_or(0)),
+                counts: disclosure::basis_matrix(&map.counts, &key, state.min_cell),
+                stale_notice: need_count(need.map(|n| n.stale_notice), state.min_cell),
+                expired: need_count(need.map(|n| n.expired), state.min_cell),
                 reconsent: report
                     .days
                     .iter()
@@ -56,11 +49,11 @@ pub async fn page(session: Session, state: web::Data<AppState>) -> Result<HttpRe
                     .map(|d| view::ReconsentRow {
                         purpose: d.purpose.clone(),
                         day: d.day.clone(),
-                        expired: count(d.expired),
-                        stale_notice: count(d.stale_notice),
-                        asked: count(d.asked),
-                        links_issued: count(d.links_issued),
-                        came_back: count(d.came_back),
+                        expired: reconsent::released(d.expired),
+                        stale_notice: reconsent::released(d.stale_notice),
+                        asked: reconsent::released(d.asked),
+                        links_issued: reconsent::released(d.links_issued),
+                        came_back: reconsent::released(d.came_back),
                     })
                     .collect(),
                 purpose: key,
@@ -78,8 +71,11 @@ pub async fn page(session: Session, state: web::Data<AppState>) -> Result<HttpRe
     ))
 }
 
-fn count(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
+/// People needing re-consent now, released on their own under `k` (as
+/// the legal-basis map releases them).
+fn need_count(value: Option<i64>, k: pilotgate_analysis::disclosure::MinCell) -> view::Count {
+    let count = value.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+    view::Count::released(disclosure::standalone(count, k))
 }
 
 /// The re-consent report as CSV: the page's twin of

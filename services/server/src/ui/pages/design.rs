@@ -332,7 +332,9 @@ async fn planned(
         let (design, needed) = input
             .into_design(&design_key, &session.actor, &state.store)
             .await?;
-        let eligible = service::plan::eligible_share(&state.store, design.purpose.as_str()).await?;
+        let eligible =
+            service::plan::eligible_share(&state.store, design.purpose.as_str(), state.min_cell)
+                .await?;
         service::plan::plan_of(&design, needed, eligible, daily_visitors, None)
     }
     .await;

@@ -33,35 +33,21 @@ pub async fn page(
         .experiments_page(offset, i64::from(PER_PAGE))
         .await
         .map_err(|e| session.fail(e))?;
-    // One grouped count for the pilots on this page, not one query per pilot.
-    let keys: Vec<String> = experiments
-        .iter()
-        .map(|e| e.design.key.as_str().to_owned())
-        .collect();
-    let mut totals = state
-        .store
-        .assignment_totals(&keys)
-        .await
-        .map_err(|e| session.fail(e))?;
-    // Purged pilots count from the aggregates kept.
-    let purged = state
-        .store
-        .purged_pilots()
-        .await
-        .map_err(|e| session.fail(e))?;
-    for (key, _) in purged.iter().filter(|(key, _)| keys.contains(key)) {
-        let counts = crate::service::purge::assignment_counts(&state.store, key)
+    // The users so far of each pilot on this page, released as the pilot's
+    // other views release its counts (so no total tells a suppressed one).
+    let mut totals = std::collections::HashMap::new();
+    for experiment in &experiments {
+        let key = experiment.design.key.as_str();
+        let cells = crate::service::disclosure::pilot_cells(&state.store, key, state.min_cell)
             .await
             .map_err(|e| session.fail(e))?;
-        let assigned = counts.iter().map(|(_, n, _)| n).sum();
-        let withdrawn = counts.iter().map(|(_, _, gone)| gone).sum();
-        totals.insert(key.clone(), (assigned, withdrawn));
+        totals.insert(key.to_owned(), cells.analysed_total);
     }
     let rows = experiments
         .into_iter()
         .map(|experiment| {
             let key = experiment.design.key.as_str().to_owned();
-            let users = totals.get(&key).map_or(0, |(n, gone)| n - gone);
+            let users = view::Count::released(totals.get(&key).copied().flatten());
             let variants = experiment.design.variants.len() as u64;
             view::ExperimentRow {
                 name: experiment.design.name.clone(),

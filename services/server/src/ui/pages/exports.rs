@@ -137,9 +137,15 @@ pub async fn download(
     path: web::Path<String>,
 ) -> Result<HttpResponse, UiError> {
     session.may_read(DOWNLOAD)?;
-    let file = exports::download(&state.store, &state.keys, &session.actor, &path)
-        .await
-        .map_err(|e| session.fail(e))?;
+    let file = exports::download(
+        &state.store,
+        &state.keys,
+        &session.actor,
+        &path,
+        state.min_cell,
+    )
+    .await
+    .map_err(|e| session.fail(e))?;
     Ok(crate::routes::exports::attachment(file))
 }
 

@@ -17,6 +17,7 @@ use crate::service::results::{ResultsParams, compute_results};
 use crate::service::{self, ServiceError};
 use crate::startup::AppState;
 use crate::ui::{Session, UiError, html};
+use pilotgate_analysis::disclosure::MinCell;
 use pilotgate_domain::experiment::MetricKind;
 
 pub async fn page(
@@ -33,7 +34,7 @@ pub async fn page(
         &format!("Memo: {}", experiment.design.name),
         urls::EXPERIMENTS,
     );
-    let memo = memo_model(&state.store, &experiment, chrome)
+    let memo = memo_model(&state.store, &experiment, chrome, state.min_cell)
         .await
         .map_err(fail)?;
     Ok(html(StatusCode::OK, &memo))
@@ -45,6 +46,7 @@ pub async fn memo_model(
     store: &Store,
     experiment: &Experiment,
     chrome: view::Chrome,
+    k: MinCell,
 ) -> Result<view::MemoPage, ServiceError> {
     let design = &experiment.design;
     let pilot = view::PilotPanel {
@@ -70,7 +72,7 @@ pub async fn memo_model(
             segment: Some(segment.as_str().to_owned()),
             ..params.clone()
         };
-        let computed = compute_results(store, experiment, &per_segment).await?;
+        let computed = compute_results(store, experiment, &per_segment, k).await?;
         if let Some(segments) = &computed.segments {
             let binary = design.primary_metric.kind == MetricKind::Binary;
             segment_tables.push(segment_table(segments, binary));
@@ -80,12 +82,13 @@ pub async fn memo_model(
         store,
         experiment,
         &params,
+        k,
         chrome.clone(),
         pilot,
         vec![design.alpha],
     )
     .await?;
-    let compliance = compliance_model(store, experiment, chrome.clone(), false).await?;
+    let compliance = compliance_model(store, experiment, chrome.clone(), false, k).await?;
     // Read last, so every entry the figures above rest on is counted.
     let head = store.audit_head().await?;
     Ok(view::MemoPage {

@@ -42,13 +42,14 @@ pub(super) fn when(at: chrono::DateTime<chrono::Utc>) -> String {
 pub(super) fn plan_summary(plan: &crate::service::plan::PlanView) -> view::PlanSummary {
     use crate::service::plan::TrafficSource;
     use pilotgate_dashboards::format::{percent, thousands};
-    let mut ineligible: Vec<(String, u64)> = plan
+    let mut ineligible: Vec<(String, view::Count)> = plan
         .eligible
         .ineligible
         .iter()
-        .map(|(reason, n)| (reason.clone(), *n))
+        .map(|(reason, n)| (reason.clone(), view::Count::released(*n)))
         .collect();
-    ineligible.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    // Most first; a withheld count (fewer than k) after the shown ones.
+    ineligible.sort_by(|a, b| b.1.value().cmp(&a.1.value()).then_with(|| a.0.cmp(&b.0)));
     let traffic = match plan.traffic {
         TrafficSource::ObservedAssignments => {
             "the daily assignments observed since the pilot started".to_owned()
@@ -59,10 +60,15 @@ pub(super) fn plan_summary(plan: &crate::service::plan::PlanView) -> view::PlanS
             percent(plan.eligible.share.unwrap_or(0.0)),
         ),
         TrafficSource::None => "none given: enter the expected visitors a day".to_owned(),
+        TrafficSource::ShareWithheld => format!(
+            "{} expected visitors a day, but the eligible share is withheld (fewer than {} people would be told apart), so the plan cannot use it",
+            thousands(plan.daily_visitors.unwrap_or(0.0).round() as u64),
+            plan.eligible.min_cell,
+        ),
     };
     view::PlanSummary {
-        known: plan.eligible.known,
-        eligible: plan.eligible.eligible,
+        known: view::Count::released(plan.eligible.known),
+        eligible: view::Count::released(plan.eligible.eligible),
         ineligible,
         traffic,
         daily_enrolled: plan.daily_enrolled,

@@ -1,13 +1,12 @@
 //! An experiment's results page: the results the API answers
 //! (`service::results`), as tables and charts.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use pilotgate_analysis::decision::{Verdict, guardrail_harmed};
+use pilotgate_analysis::disclosure::MinCell;
 use pilotgate_analysis::pipeline::Outcome;
-use pilotgate_analysis::report::{EffectReport, MethodName, Report};
+use pilotgate_analysis::report::{EffectReport, MethodName, Report, SrmReport};
 use pilotgate_dashboards as view;
 use pilotgate_dashboards::urls;
 use pilotgate_domain::experiment::{Action, State, transition};
@@ -101,9 +100,10 @@ fn variant_rows(report: &Report) -> Vec<view::VariantResult> {
             let absolute = comparison.and_then(|c| c.absolute.clone());
             view::VariantResult {
                 variant: v.variant.clone(),
-                users: v.users,
-                conversions: (report.kind == Outcome::Binary).then(|| v.sum.round() as u64),
-                mean: v.mean.unwrap_or(0.0),
+                users: view::Count::released(v.users),
+                conversions: (report.kind == Outcome::Binary)
+                    .then(|| view::Count::released(v.sum.map(|sum| sum.round() as u64))),
+                mean: (!v.suppressed).then(|| v.mean.unwrap_or(0.0)),
                 absolute_uplift: estimate(&absolute),
                 relative_uplift: estimate(&relative),
                 significance: significance(&relative),
@@ -122,6 +122,7 @@ pub async fn page(
     let experiment = service::experiments::find(&state.store, &path)
         .await
         .map_err(|e| session.fail(e))?;
+    let k = state.min_cell;
     let panel = pilot_panel(&session, &state, &experiment, query.daily_visitors).await?;
     let design = &experiment.design;
     let mut alpha_options: Vec<f64> = ALPHAS.to_vec();
@@ -134,7 +135,7 @@ pub async fn page(
     if panel.empty.is_some() {
         return Ok(html(
             StatusCode::OK,
-            &empty_page(&session, &experiment, panel, alpha_options),
+            &empty_page(&session, &experiment, panel, alpha_options, k),
         ));
     }
     let mut params = ResultsParams {
@@ -150,6 +151,7 @@ pub async fn page(
         &state.store,
         &experiment,
         &params,
+        k,
         chrome.clone(),
         panel.clone(),
         alpha_options.clone(),
@@ -163,6 +165,7 @@ pub async fn page(
                 &state.store,
                 &experiment,
                 &params,
+                k,
                 chrome,
                 panel,
                 alpha_options,
@@ -186,12 +189,13 @@ pub(crate) async fn results_model(
     store: &Store,
     experiment: &Experiment,
     params: &ResultsParams,
+    k: MinCell,
     chrome: view::Chrome,
     pilot: view::PilotPanel,
     alpha_options: Vec<f64>,
 ) -> Result<view::ResultsPage, ServiceError> {
     let design = &experiment.design;
-    let results = compute_results(store, experiment, params).await?;
+    let results = compute_results(store, experiment, params, k).await?;
     let report = &results.report;
     let method = match report.method {
         MethodName::Bayesian => view::Method::Bayesian,
@@ -229,7 +233,11 @@ pub(crate) async fn results_model(
             })
         })
         .collect();
-    let withdrawn: BTreeMap<&String, &u64> = results.withdrawn.by_variant.iter().collect();
+    let suppressed = report.suppressed
+        || results.withdrawn.as_ref().is_some_and(|w| w.suppressed)
+        || results.attrition.as_ref().is_some_and(|a| a.suppressed)
+        || results.cumulative.iter().any(|day| day.suppressed)
+        || results.guardrails.iter().any(|g| g.suppressed);
     Ok(view::ResultsPage {
         chrome,
         experiment_key: design.key.as_str().to_owned(),
@@ -252,34 +260,34 @@ pub(crate) async fn results_model(
             Verdict::NotDecidable => view::Decision::NotDecidable,
         },
         decision_reasons: results.decision.reasons.clone(),
-        srm: view::BalanceCheck {
-            p_value: report.srm.as_ref().map_or(1.0, |s| s.p_value),
-            flagged: report.srm.as_ref().is_some_and(|s| s.mismatch),
-        },
-        sequential_srm: view::BalanceCheck {
-            p_value: results.sequential_srm.as_ref().map_or(1.0, |s| s.p_value),
-            flagged: results.sequential_srm.as_ref().is_some_and(|s| s.mismatch),
-        },
-        withdrawal_balance: view::BalanceCheck {
-            p_value: results
+        srm: balance_check(
+            report.srm.as_ref(),
+            report.variants.iter().any(|v| v.users.is_none()),
+        ),
+        sequential_srm: results.sequential_srm.as_ref().map(|s| view::BalanceCheck {
+            p_value: s.p_value,
+            flagged: s.mismatch,
+        }),
+        withdrawal_balance: balance_check(
+            results
                 .attrition
-                .imbalance
                 .as_ref()
-                .map_or(1.0, |s| s.p_value),
-            flagged: results
+                .and_then(|a| a.imbalance.as_ref()),
+            results
                 .attrition
-                .imbalance
                 .as_ref()
-                .is_some_and(|s| s.mismatch),
-        },
+                .is_none_or(|a| a.by_variant.values().any(|c| c.suppressed)),
+        ),
         attrition: attrition_of(&results),
-        withdrawn_excluded: withdrawn.values().copied().sum(),
+        withdrawn_excluded: view::Count::released(results.withdrawn.as_ref().and_then(|w| w.total)),
+        min_cell: results.min_cell,
+        suppressed,
         power: report
             .variants
             .iter()
             .map(|v| view::PowerProgress {
                 variant: v.variant.clone(),
-                users: v.users,
+                users: view::Count::released(v.users),
                 planned: planned.unwrap_or(0),
             })
             .collect(),
@@ -307,6 +315,22 @@ pub(crate) async fn results_model(
             .as_ref()
             .map(|s| segment_table(s, report.kind == Outcome::Binary)),
     })
+}
+
+/// A balance check as the page shows it: `None` when withheld, a passing
+/// check when there was nothing to test.
+fn balance_check(check: Option<&SrmReport>, withheld: bool) -> Option<view::BalanceCheck> {
+    match check {
+        Some(check) => Some(view::BalanceCheck {
+            p_value: check.p_value,
+            flagged: check.mismatch,
+        }),
+        None if withheld => None,
+        None => Some(view::BalanceCheck {
+            p_value: 1.0,
+            flagged: false,
+        }),
+    }
 }
 
 fn segment_options(design: &pilotgate_domain::experiment::Design) -> Vec<String> {
@@ -416,12 +440,19 @@ async fn pilot_panel(
     let assigned = service::plan::assigned_total(&state.store, key)
         .await
         .map_err(|e| session.fail(e))?;
-    let plan =
-        match service::plan::plan_with(&state.store, experiment, daily_visitors, assigned).await {
-            Ok(plan) => Some(plan_summary(&plan)),
-            Err(ServiceError::Store(e)) => return Err(session.fail(e)),
-            Err(_) => None,
-        };
+    let plan = match service::plan::plan_with(
+        &state.store,
+        experiment,
+        daily_visitors,
+        assigned,
+        state.min_cell,
+    )
+    .await
+    {
+        Ok(plan) => Some(plan_summary(&plan)),
+        Err(ServiceError::Store(e)) => return Err(session.fail(e)),
+        Err(_) => None,
+    };
     let empty = (assigned == 0).then(|| {
         match experiment.state {
             State::Draft => "Nobody is assigned before the pilot runs. Submit it for approval; once compliance approves it, start it.",
@@ -465,7 +496,9 @@ async fn pilot_panel(
 /// The attrition section: the counts per variant (design order), the share
 /// lost per day, and each variant's relative estimate beside its Lee bounds.
 fn attrition_of(results: &service::results::ResultsView) -> view::Attrition {
-    let attrition = &results.attrition;
+    let Some(attrition) = &results.attrition else {
+        return view::Attrition::default();
+    };
     let order: Vec<&String> = attrition.by_variant.keys().collect();
     view::Attrition {
         variants: attrition
@@ -473,10 +506,10 @@ fn attrition_of(results: &service::results::ResultsView) -> view::Attrition {
             .iter()
             .map(|(variant, c)| view::AttritionRow {
                 variant: variant.clone(),
-                assigned: c.assigned,
-                withdrawn: c.withdrawn,
-                objected: c.objected,
-                erased: c.erased,
+                assigned: view::Count::released(c.assigned),
+                withdrawn: view::Count::released(c.withdrawn),
+                objected: view::Count::released(c.objected),
+                erased: view::Count::released(c.erased),
             })
             .collect(),
         days: attrition
@@ -485,7 +518,11 @@ fn attrition_of(results: &service::results::ResultsView) -> view::Attrition {
             .map(|point| {
                 let shares = order
                     .iter()
-                    .map(|v| point.variants.get(*v).map_or(0.0, |c| c.lost_share))
+                    .map(|v| match point.variants.get(*v) {
+                        Some(Some(c)) => Some(c.lost_share),
+                        Some(None) => None,
+                        None => Some(0.0),
+                    })
                     .collect();
                 (point.day.clone(), shares)
             })
@@ -533,6 +570,7 @@ fn empty_page(
     experiment: &Experiment,
     pilot: view::PilotPanel,
     alpha_options: Vec<f64>,
+    state_k: MinCell,
 ) -> view::ResultsPage {
     let design = &experiment.design;
     let no_check = view::BalanceCheck {
@@ -552,11 +590,13 @@ fn empty_page(
         mde: design.mde,
         decision: view::Decision::KeepRunning,
         decision_reasons: Vec::new(),
-        srm: no_check,
-        sequential_srm: no_check,
-        withdrawal_balance: no_check,
+        srm: Some(no_check),
+        sequential_srm: Some(no_check),
+        withdrawal_balance: Some(no_check),
         attrition: view::Attrition::default(),
-        withdrawn_excluded: 0,
+        withdrawn_excluded: view::Count::Shown(0),
+        min_cell: state_k.get(),
+        suppressed: false,
         power: Vec::new(),
         variants: Vec::new(),
         cumulative_uplift: Vec::new(),
@@ -627,8 +667,14 @@ async fn download(
         cuped: query.cuped.is_some(),
         lookback_days: query.lookback_days,
     };
-    let file = service::results::download(&state.store, &session.actor, &experiment, &params)
-        .await
-        .map_err(fail)?;
+    let file = service::results::download(
+        &state.store,
+        &session.actor,
+        &experiment,
+        &params,
+        state.min_cell,
+    )
+    .await
+    .map_err(fail)?;
     Ok(crate::routes::results::attachment(file))
 }

@@ -313,12 +313,14 @@ fn test_keys() -> KeyRing {
 }
 
 /// The configuration of a test server: port 0, a 64 KiB body limit, the
-/// anchor file in `files`.
+/// anchor file in `files`, and a minimum cell size of 1 (the stories use a
+/// handful of people; `small_cells` sets the production default of 10).
 fn test_config(files: &tempfile::TempDir) -> Config {
     Config {
         bind: "127.0.0.1:0".to_owned(),
         max_body_bytes: 64 * 1024,
         audit_anchor_file: Some(files.path().join("pilotgate.anchor")),
+        min_cell: pilotgate_analysis::disclosure::MinCell::new(1).expect("1 is a valid k"),
         ..Config::default()
     }
 }
