@@ -233,3 +233,44 @@ api_story!(
         );
     }
 );
+
+api_story!(
+    a_variant_dependent_refusal_rule_is_caught_by_the_refusal_check,
+    |app| {
+        // The injected rule decides eligibility after bucketing: it denies
+        // consent to most of the people the hash puts into `v1` and to few
+        // of the control's. pilotgate decides eligibility before bucketing,
+        // so only a rule like this one could make refusals follow the
+        // variant; the check must catch it.
+        let users = granted_pilot(&app, "ruled", 0).await;
+        assert!(users.is_empty());
+        let earlier = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
+        let people: Vec<String> = (0..400).map(|i| format!("ruled{i}@example.com")).collect();
+        let mut records = Vec::new();
+        let mut denied = [0_u64; 2];
+        for (i, user) in people.iter().enumerate() {
+            let hash = pilotgate_domain::bucketing::hash_v2("hero", &pseudonym(user));
+            let variant = pilotgate_domain::bucketing::choose_variant(hash, 1.0, &[1.0, 1.0])
+                .expect("full coverage");
+            let deny = if variant == 1 { i % 5 < 3 } else { i % 10 == 0 };
+            denied[variant] += u64::from(deny);
+            let status = if deny { "denied" } else { "granted" };
+            records.push(record(user, status, &earlier));
+        }
+        say(&app, records).await;
+        for user in &people {
+            app.assign("hero", user).await;
+        }
+        let results = app
+            .get_json("/api/v1/experiments/hero/results", Some(Role::Analyst))
+            .await;
+        let refusals = &results["attrition"]["refusals"];
+        assert_eq!(refusals["by_variant"]["control"], denied[0], "{refusals}");
+        assert_eq!(refusals["by_variant"]["v1"], denied[1], "{refusals}");
+        assert_eq!(refusals["independence"]["mismatch"], true, "{refusals}");
+        assert!(refusals["independence"]["p_value"].as_f64().unwrap() < 1e-6);
+        let analyst = app.sign_in(&app.tokens[&Role::Analyst]).await;
+        let (_, page) = app.page(&analyst, "/ui/experiments/hero").await;
+        assert!(page.contains("Refusals depend on the variant"));
+    }
+);
