@@ -59,6 +59,8 @@ pub struct Figures {
     relations: Vec<Vec<(usize, i64)>>,
     /// Figures suppressed beside others only when no other will do.
     kept: Vec<bool>,
+    /// Figures released elsewhere already: never suppressed here.
+    public: Vec<bool>,
 }
 
 impl Figures {
@@ -71,6 +73,7 @@ impl Figures {
     pub fn figure(&mut self, value: u64) -> usize {
         self.values.push(value);
         self.kept.push(false);
+        self.public.push(false);
         self.values.len() - 1
     }
 
@@ -80,6 +83,12 @@ impl Figures {
         let figure = self.figure(value);
         self.kept[figure] = true;
         figure
+    }
+
+    /// Marks `figure` as released elsewhere: it is never suppressed, and
+    /// the figures related to it are suppressed around it.
+    pub fn publish(&mut self, figure: usize) {
+        self.public[figure] = true;
     }
 
     /// Adds a figure that is the sum of `parts` (a total), and the relation
@@ -181,7 +190,7 @@ impl Figures {
                 .iter()
                 .filter(|r| holds(r))
                 .flat_map(|r| r.iter().map(|(i, _)| *i))
-                .filter(|i| !suppressed[*i] && self.kept[*i] == kept)
+                .filter(|i| !suppressed[*i] && !self.public[*i] && self.kept[*i] == kept)
                 .min_by_key(|i| (self.values[*i] == 0, self.values[*i], *i))
         };
         let direct = |r: &Relation| r.iter().any(|(i, _)| *i == figure);
@@ -542,6 +551,20 @@ mod tests {
                 "{keep:?}: {exposed:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_total_released_elsewhere_is_never_the_one_withheld() {
+        // 11 + 3 = 14, and the 14 is shown by another view: the 11 goes.
+        let mut figures = Figures::new();
+        let (a, b) = (figures.figure(11), figures.figure(3));
+        let total = figures.total(&[a, b]);
+        figures.publish(total);
+        let suppressed = figures.suppress(k(10));
+        assert_eq!(
+            (suppressed[a], suppressed[b], suppressed[total]),
+            (true, true, false)
+        );
     }
 
     #[test]

@@ -375,7 +375,10 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                 &out,
                 format,
                 &authority,
-                covariate_days,
+                crate::export::ExportOptions {
+                    covariate_days,
+                    min_cell: config.min_cell,
+                },
             )
             .await;
             anchor_after(&config, &store).await;

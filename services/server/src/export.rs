@@ -12,6 +12,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use pilotgate_analysis::disclosure::MinCell;
+
 use pilotgate_analysis::export::{
     AssignmentColumns, CovariateColumns, EventColumns, FileFormat, encode_covariate, encode_export,
     write_encoded,
@@ -39,11 +41,25 @@ pub async fn export_experiment(
     out: &Path,
     format: FileFormat,
     authority: &ExportAuthority,
+    k: MinCell,
 ) -> Result<String, String> {
-    export_experiment_with(store, keys, experiment, out, format, authority, None).await
+    let options = ExportOptions {
+        covariate_days: None,
+        min_cell: k,
+    };
+    export_experiment_with(store, keys, experiment, out, format, authority, options).await
 }
 
-/// [`export_experiment`], with `covariate_days`: also `covariate.EXT`, the
+/// What an export adds or withholds.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportOptions {
+    /// Also `covariate.EXT` over this many days before each assignment.
+    pub covariate_days: Option<u32>,
+    /// The minimum cell size the manifest's counts are released under.
+    pub min_cell: MinCell,
+}
+
+/// [`export_experiment`], with `options.covariate_days`: also `covariate.EXT`, the
 /// primary metric over each kept subject's events in that many days before
 /// its assignment (from the other pilots of the purpose), as the results'
 /// CUPED computes it, for `pilotgate analyze --covariate`.
@@ -54,8 +70,12 @@ pub async fn export_experiment_with(
     out: &Path,
     format: FileFormat,
     authority: &ExportAuthority,
-    covariate_days: Option<u32>,
+    options: ExportOptions,
 ) -> Result<String, String> {
+    let ExportOptions {
+        covariate_days,
+        min_cell: k,
+    } = options;
     let pilot = store
         .experiment(experiment)
         .await
@@ -179,14 +199,22 @@ pub async fn export_experiment_with(
     })
     .await
     .map_err(|e| format!("the export was interrupted: {e}"))??;
+    // The manifest is read in the audit log: its counts of people are
+    // released under k, as the API download's are.
+    let released =
+        crate::service::exports::manifest_counts(store, experiment, &bases, withdrawn as u64, k)
+            .await
+            .map_err(|e| e.to_string())?;
     let mut details = serde_json::json!({
         "pilot": experiment,
         "purpose": pilot.design.purpose.as_str(),
         "format": format.extension(),
-        "assignments": assignment_count,
+        "assignments": released.assignments,
         "events": event_count,
-        "basis_counts": bases,
-        "withdrawn_left_out": withdrawn,
+        "basis_counts": released.basis_counts,
+        "withdrawn_left_out": released.withdrawn,
+        "min_cell": k.get(),
+        "suppressed": released.suppressed,
         "sha256": {
             "assignments": hex::encode(Sha256::digest(&encoded.assignments)),
             "events": hex::encode(Sha256::digest(&encoded.events)),
@@ -196,7 +224,7 @@ pub async fn export_experiment_with(
         details["covariate"] = serde_json::json!({
             "metric": pilot.design.primary_metric.event,
             "lookback_days": days,
-            "subjects": subjects,
+            "subjects": crate::service::disclosure::standalone(subjects as u64, k),
         });
         details["sha256"]["covariate"] = serde_json::json!(hex::encode(Sha256::digest(bytes)));
     }

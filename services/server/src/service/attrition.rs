@@ -12,7 +12,7 @@ use pilotgate_analysis::attrition::{
     refusal_independence,
 };
 use pilotgate_analysis::disclosure::{After, MinCell, release_cumulative};
-use pilotgate_analysis::report::SrmReport;
+use pilotgate_analysis::report::{Report, SrmReport};
 use pilotgate_analysis::stats::{Arm, TrimGroup, lee_bounds};
 use pilotgate_domain::experiment::Metric;
 use pilotgate_store::{AttritionDay, Store, StoreError};
@@ -47,6 +47,10 @@ pub struct Attrition {
 #[derive(Debug, Clone)]
 pub struct RefusalCheck {
     pub by_variant: BTreeMap<String, u64>,
+    /// Whether the eligibility report releases every assignment-stage
+    /// refusal total (their sum is these counts' sum, when the whole
+    /// traffic is in the pilot).
+    pub reason_totals_released: bool,
     /// The counts tested against the split (chi-square); `None` with no refusal.
     pub independence: Option<SrmReport>,
 }
@@ -138,6 +142,8 @@ pub struct AttritionQuery<'a> {
     /// purged before it was kept).
     pub purged_attrition: &'a [AttritionDay],
     pub window_micros: Option<i64>,
+    /// The minimum cell size the eligibility report releases under.
+    pub k: MinCell,
 }
 
 /// The lost subjects of a pilot per variant and per day.
@@ -251,7 +257,15 @@ pub async fn attrition(
                 .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0))
         })
         .collect();
+    let matrix = super::disclosure::refusal_matrix(store.refusal_counts(query.key).await?, query.k);
+    let reason_totals_released = matrix
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, column)| column.starts_with("assign: "))
+        .all(|(i, _)| matrix.withheld.column_totals.get(i) != Some(&true));
     let refusals = RefusalCheck {
+        reason_totals_released,
         independence: (refused.iter().sum::<u64>() > 0)
             .then(|| refusal_independence(&refused, query.weights).ok())
             .flatten(),
@@ -343,7 +357,11 @@ impl Attrition {
     /// shown (or to the whole) are 0 or at least `k`; the balance test and
     /// the Lee bounds only when every variant's counts are released; the
     /// refusals per variant as parts of a total the eligibility report shows.
-    pub fn release(self, cells: &PilotCells, k: MinCell) -> AttritionView {
+    ///
+    /// A variant's Lee bounds also go when the released `report` withholds
+    /// its outcome or the control's: the bounds and the counts would give
+    /// the mean back.
+    pub fn release(self, cells: &PilotCells, k: MinCell, report: &Report) -> AttritionView {
         let by_variant: BTreeMap<String, LossCounts> = self
             .by_variant
             .keys()
@@ -406,7 +424,12 @@ impl Attrition {
             }
         }
         let refused: Vec<u64> = self.refusals.by_variant.values().copied().collect();
-        let (parts, _) = release_parts(&refused, false, k);
+        // With a reason's total withheld, their sum would give it back.
+        let (parts, _) = if self.refusals.reason_totals_released {
+            release_parts(&refused, false, k)
+        } else {
+            (vec![None; refused.len()], None)
+        };
         let refusals_shown = parts.iter().all(Option::is_some);
         let refusals = RefusalCheckView {
             by_variant: self
@@ -425,7 +448,16 @@ impl Attrition {
             imbalance: self.imbalance.filter(|_| every_count),
             series,
             lee_bounds: if every_count {
+                let outcome_shown = |variant: &str| {
+                    report
+                        .variants
+                        .iter()
+                        .any(|v| v.variant == variant && !v.suppressed)
+                };
                 self.lee_bounds
+                    .into_iter()
+                    .filter(|b| outcome_shown(&b.variant) && outcome_shown(&report.control))
+                    .collect()
             } else {
                 Vec::new()
             },

@@ -385,16 +385,12 @@ pub async fn download(
     // The manifest is read in the audit log by more people than the
     // recipient: its counts of people are released under k, as the pilot's
     // other views release them.
-    let cells = super::disclosure::pilot_cells(store, &request.experiment_key, k).await?;
-    let (basis_counts, assignment_rows) = super::disclosure::release_parts(
-        &bases.values().copied().collect::<Vec<_>>(),
-        cells.analysed_total.is_none(),
-        k,
-    );
-    let bases: BTreeMap<&str, Option<u64>> = bases.keys().copied().zip(basis_counts).collect();
-    let withdrawn = cells.withdrawn_total.filter(|w| *w == withdrawn as u64);
-    let suppressed =
-        assignment_rows.is_none() || withdrawn.is_none() || bases.values().any(Option::is_none);
+    let ManifestCounts {
+        basis_counts: bases,
+        assignments: assignment_rows,
+        withdrawn,
+        suppressed,
+    } = manifest_counts(store, &request.experiment_key, &bases, withdrawn as u64, k).await?;
     let manifest = serde_json::json!({
         "export": request.id,
         "pilot": request.experiment_key,
@@ -434,4 +430,50 @@ pub async fn download(
 
 fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// An export manifest's counts of people, as released under `k`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestCounts {
+    /// Assignment rows per legal basis.
+    pub basis_counts: BTreeMap<String, Option<u64>>,
+    /// Assignment rows (the analysed subjects).
+    pub assignments: Option<u64>,
+    /// Withdrawn subjects left out.
+    pub withdrawn: Option<u64>,
+    pub suppressed: bool,
+}
+
+/// The counts of an export of pilot `key` (`bases`: its assignment rows per
+/// legal basis; `withdrawn`: the subjects left out) as a manifest may
+/// release them: the manifest is read in the audit log by more people than
+/// the recipient, so its counts are released under `k` as the pilot's other
+/// views release them. The API download and the CLI export both use it.
+pub async fn manifest_counts(
+    store: &Store,
+    key: &str,
+    bases: &BTreeMap<&str, u64>,
+    withdrawn: u64,
+    k: pilotgate_analysis::disclosure::MinCell,
+) -> Result<ManifestCounts, ServiceError> {
+    let cells = super::disclosure::pilot_cells(store, key, k).await?;
+    let (parts, assignments) = super::disclosure::release_parts(
+        &bases.values().copied().collect::<Vec<_>>(),
+        cells.analysed_total.is_none(),
+        k,
+    );
+    let basis_counts: BTreeMap<String, Option<u64>> = bases
+        .keys()
+        .map(|basis| (*basis).to_owned())
+        .zip(parts)
+        .collect();
+    let withdrawn = cells.withdrawn_total.filter(|w| *w == withdrawn);
+    let suppressed =
+        assignments.is_none() || withdrawn.is_none() || basis_counts.values().any(Option::is_none);
+    Ok(ManifestCounts {
+        basis_counts,
+        assignments,
+        withdrawn,
+        suppressed,
+    })
 }

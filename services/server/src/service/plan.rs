@@ -197,7 +197,8 @@ pub fn plan_of(
 }
 
 /// The plan of a stored pilot: from its observed daily assignments once it
-/// has run for an hour with someone assigned, else from `daily_visitors`.
+/// has run for an hour with someone assigned (and small-cell suppression
+/// releases its assigned total), else from `daily_visitors`.
 pub async fn plan_for(
     store: &Store,
     experiment: &Experiment,
@@ -218,11 +219,21 @@ pub async fn plan_with(
     k: MinCell,
 ) -> Result<PlanView, ServiceError> {
     let eligible = eligible_share(store, experiment.design.purpose.as_str(), k).await?;
-    let observed = experiment.started_at.and_then(|started| {
-        let until = experiment.stopped_at.unwrap_or_else(|| store.now());
-        let hours = (until - started).num_seconds() as f64 / 3600.0;
-        (hours >= 1.0 && assigned > 0).then(|| assigned as f64 / (hours / 24.0).max(1.0))
-    });
+    // The observed rate times the hours gives the assigned subjects back:
+    // it is used only when the pilot's views release their total.
+    let key = experiment.design.key.as_str();
+    let total_released = super::disclosure::pilot_cells(store, key, k)
+        .await?
+        .assigned_total
+        .is_some();
+    let observed = experiment
+        .started_at
+        .filter(|_| total_released)
+        .and_then(|started| {
+            let until = experiment.stopped_at.unwrap_or_else(|| store.now());
+            let hours = (until - started).num_seconds() as f64 / 3600.0;
+            (hours >= 1.0 && assigned > 0).then(|| assigned as f64 / (hours / 24.0).max(1.0))
+        });
     plan_of(
         &experiment.design,
         experiment.planned_sample_size,

@@ -316,6 +316,7 @@ pub async fn compute_results(
                 .as_ref()
                 .map_or(&[], |(_, kept)| kept.attrition.as_slice()),
             window_micros: window,
+            k,
         },
         &metric,
         &design.primary_metric,
@@ -452,6 +453,18 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
     };
     let requested = metrics.iter().position(|m| *m == metric).unwrap_or(0);
     let (mut primary, primary_days) = analyze(0)?;
+    // The people behind each day of every metric's series: a day is shown
+    // only when no metric's series would tell a small group by it.
+    let mut day_counts: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+    let mut count_days = |days: &[DayReport]| {
+        for d in days {
+            day_counts
+                .entry(d.day)
+                .or_default()
+                .extend(disclosure::variant_counts(&d.report).concat());
+        }
+    };
+    count_days(&primary_days);
     let (report, days) = match &covariate {
         Some((sums, _)) => {
             let daily = sums
@@ -511,9 +524,12 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
             p_value: c.p_value,
             mismatch: c.mismatch,
         });
-    let guardrails = (1..metrics.len())
-        .map(|index| analyze(index).map(|(whole, _)| whole))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut guardrails = Vec::with_capacity(metrics.len().saturating_sub(1));
+    for index in 1..metrics.len() {
+        let (whole, days) = analyze(index)?;
+        count_days(&days);
+        guardrails.push(whole);
+    }
     let total_withdrawn: u64 = withdrawn.values().sum();
     let imbalance = (total_withdrawn > 0)
         .then(|| {
@@ -542,6 +558,7 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
         Computed {
             report,
             days,
+            day_counts,
             primary,
             guardrails,
             decision,
@@ -551,6 +568,7 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
         &cells,
         k,
     );
+    let attrition_view = attrition.release(&cells, k, &released.report);
     // The anytime-valid check weighs the same groups as the chi-square one.
     let sequential =
         sequential.filter(|_| released.report.variants.iter().all(|v| v.users.is_some()));
@@ -559,7 +577,7 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
         decision: released.decision,
         guardrails: released.guardrails,
         withdrawn: Some(released.withdrawn),
-        attrition: Some(attrition.release(&cells, k)),
+        attrition: Some(attrition_view),
         sequential_srm: sequential,
         planned_sample_size_per_variant: planned_sample_size,
         cumulative: released.cumulative,
@@ -578,6 +596,9 @@ pub(super) fn build_view(input: ViewInput) -> Result<ResultsView, ServiceError> 
 struct Computed {
     report: Report,
     days: Vec<DayReport>,
+    /// Per day: the counts of people behind every metric's series (the
+    /// primary's, then each guardrail's).
+    day_counts: BTreeMap<i64, Vec<u64>>,
     primary: Report,
     guardrails: Vec<Report>,
     decision: Decision,
@@ -617,37 +638,58 @@ fn release(computed: Computed, cells: &PilotCells, k: MinCell) -> Released {
     let Computed {
         mut report,
         mut days,
+        day_counts,
         mut primary,
         mut guardrails,
         decision,
         withdrawn,
         imbalance,
     } = computed;
-    let whole_counts = disclosure::variant_counts(&report);
     let shown = users_released(&report);
     disclosure::release_report(&mut report, &shown, k);
-    let after: Vec<After> = report
-        .variants
-        .iter()
+    // The whole of every metric, as released, ends the series.
+    let whole_counts: Vec<Vec<Vec<u64>>> = std::iter::once(&primary)
+        .chain(&guardrails)
+        .map(disclosure::variant_counts)
+        .collect();
+    let shown = users_released(&primary);
+    disclosure::release_report(&mut primary, &shown, k);
+    for guardrail in &mut guardrails {
+        let shown = users_released(guardrail);
+        disclosure::release_report(guardrail, &shown, k);
+    }
+    let after: Vec<After> = std::iter::once(&primary)
+        .chain(&guardrails)
         .zip(&whole_counts)
-        .flat_map(|(variant, counts)| {
-            counts.iter().enumerate().map(|(c, count)| {
-                let shown = if c == 0 {
-                    variant.users.is_some()
-                } else {
-                    !variant.suppressed
-                };
-                if shown {
-                    After::Released(*count)
-                } else {
-                    After::Withheld(*count)
-                }
-            })
+        .flat_map(|(released, counts)| {
+            released
+                .variants
+                .iter()
+                .zip(counts)
+                .flat_map(|(variant, counts)| {
+                    counts.iter().enumerate().map(|(c, count)| {
+                        let shown = if c == 0 {
+                            variant.users.is_some()
+                        } else {
+                            !variant.suppressed
+                        };
+                        if shown {
+                            After::Released(*count)
+                        } else {
+                            After::Withheld(*count)
+                        }
+                    })
+                })
         })
         .collect();
+    let width = after.len();
     let points: Vec<Vec<u64>> = days
         .iter()
-        .map(|d| disclosure::variant_counts(&d.report).concat())
+        .map(|d| {
+            let mut counts = day_counts.get(&d.day).cloned().unwrap_or_default();
+            counts.resize(width, 0);
+            counts
+        })
         .collect();
     let shown_days = disclosure::release_cumulative(&points, &after, k);
     let cumulative = days
@@ -670,12 +712,6 @@ fn release(computed: Computed, cells: &PilotCells, k: MinCell) -> Released {
             }
         })
         .collect();
-    let shown = users_released(&primary);
-    disclosure::release_report(&mut primary, &shown, k);
-    for guardrail in &mut guardrails {
-        let shown = users_released(guardrail);
-        disclosure::release_report(guardrail, &shown, k);
-    }
     let decision = if primary.suppressed || guardrails.iter().any(|g| g.suppressed) {
         withheld_decision(k)
     } else {

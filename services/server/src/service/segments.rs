@@ -324,19 +324,24 @@ fn release_values(
                 } else {
                     !variant.suppressed
                 };
-                if !shown {
+                if shown {
+                    // The pilot's view shows it: a value's figure is
+                    // withheld around it, never it.
+                    figures.publish(total);
+                } else {
                     withheld.push(total);
                 }
             }
         }
     }
-    let assigned_total = figures.total(&assigned_figures);
-    if pilot.assigned_total.is_none() {
-        withheld.push(assigned_total);
-    }
-    let withdrawn_total = figures.total(&withdrawn_figures);
-    if pilot.withdrawn_total.is_none() {
-        withheld.push(withdrawn_total);
+    for (total, released) in [
+        (figures.total(&assigned_figures), pilot.assigned_total),
+        (figures.total(&withdrawn_figures), pilot.withdrawn_total),
+    ] {
+        match released {
+            Some(_) => figures.publish(total),
+            None => withheld.push(total),
+        }
     }
 
     let suppressed = figures.suppress_with(k, &withheld);

@@ -243,6 +243,7 @@ async fn sweep(app: TestApp) {
     let truth = small_pilot(&app).await;
 
     // The results, every method, the primary metric and the guardrail.
+    let mut shown_days: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for method in ["frequentist", "sequential", "bayesian"] {
         for metric in ["purchase", "refund"] {
             let results: Value = app
@@ -252,6 +253,20 @@ async fn sweep(app: TestApp) {
                 )
                 .await;
             let what = format!("the {method} results of {metric}");
+            // The days shown are the same whatever the metric: two series
+            // showing different days would tell who came between them.
+            let days: Vec<String> = results["cumulative"]
+                .as_array()
+                .expect("a series")
+                .iter()
+                .filter(|d| d["suppressed"] != true)
+                .map(|d| d["day"].as_str().expect("a day").to_owned())
+                .collect();
+            if let Some(other) = shown_days.insert(method.to_owned(), days.clone())
+                && metric == "refund"
+            {
+                assert_eq!(other, days, "{what}: the days shown differ by metric");
+            }
 
             assert_no_small_count(&what, &results);
             assert_eq!(results["min_cell"], K);

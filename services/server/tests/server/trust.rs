@@ -972,6 +972,7 @@ async fn the_database_its_wal_and_exports_are_readable_by_their_owner_only() {
         &out,
         pilotgate_analysis::export::FileFormat::Csv,
         &pilotgate_server::export::ExportAuthority::BreakGlass("file modes".to_owned()),
+        pilotgate_analysis::disclosure::MinCell::DEFAULT,
     )
     .await
     .unwrap();
@@ -995,6 +996,7 @@ api_story!(an_export_is_audited_before_its_files_are_written, |app| {
         &blocker.join("out"),
         pilotgate_analysis::export::FileFormat::Csv,
         &pilotgate_server::export::ExportAuthority::BreakGlass("audit order".to_owned()),
+        pilotgate_analysis::disclosure::MinCell::DEFAULT,
     )
     .await
     .unwrap_err();

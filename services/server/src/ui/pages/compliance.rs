@@ -108,7 +108,7 @@ pub(crate) async fn compliance_model(
     let eligibility = eligibility_rows(&cells);
     let refusals = store.refusal_counts(&key).await?;
     let erasures = disclosure::standalone(store.erasure_count().await?, k);
-    let (next_purge, purged_so_far) = purge_texts(store, experiment).await?;
+    let (next_purge, purged_so_far) = purge_texts(store, experiment, cells.assigned_total).await?;
     let trail = store
         .list_audit(&AuditQuery {
             after: None,
@@ -316,9 +316,12 @@ async fn decide(
 
 /// The compliance view's retention lines: when the pilot's raw data goes
 /// (stopped_at + retention_days) and what the purge deleted so far.
+/// `assigned_total` is the pilot's assigned subjects as its views release
+/// them (the count deleted is the same figure).
 async fn purge_texts(
     store: &Store,
     experiment: &pilotgate_store::Experiment,
+    assigned_total: Option<u64>,
 ) -> Result<(String, String), StoreError> {
     let days = experiment.design.retention_days;
     let kept =
@@ -327,9 +330,12 @@ async fn purge_texts(
         Some((at, kept)) => (
             "none: done".to_owned(),
             format!(
-                "raw data purged on {}: {} assignments and {} events deleted; the results come from the aggregates kept",
+                "raw data purged on {}: {} and {} events deleted; the results come from the aggregates kept",
                 at.format("%Y-%m-%d"),
-                kept.deleted.assignments,
+                match assigned_total.filter(|n| *n == kept.deleted.assignments) {
+                    Some(n) => format!("{n} assignments"),
+                    None => format!("the assignments ({})", pilotgate_dashboards::SUPPRESSED),
+                },
                 kept.deleted.events
             ),
         ),
