@@ -345,6 +345,17 @@ fn release_values(
     }
 
     let suppressed = figures.suppress_with(k, &withheld);
+    // Per variant of one report's figures: whether its users, and whether
+    // its outcome, are released.
+    let flags = |rows: &ReportFigures| -> (Vec<bool>, Vec<bool>) {
+        rows.iter()
+            .map(|row| {
+                let users = !suppressed[row[0]];
+                (users, users && row.iter().all(|f| !suppressed[*f]))
+            })
+            .unzip()
+    };
+    let released_metrics: Vec<&str> = pilot.reports.iter().map(|r| r.metric.as_str()).collect();
     for ((value, metrics), assigned) in values.iter_mut().zip(&per_value).zip(&assigned_figures) {
         if suppressed[*assigned] {
             value.assigned = None;
@@ -352,15 +363,6 @@ fn release_values(
         let Some(view) = value.results.as_mut() else {
             continue;
         };
-        let flags = |rows: &ReportFigures| -> (Vec<bool>, Vec<bool>) {
-            rows.iter()
-                .map(|row| {
-                    let users = !suppressed[row[0]];
-                    (users, users && row.iter().all(|f| !suppressed[*f]))
-                })
-                .unzip()
-        };
-        let released_metrics: Vec<&str> = pilot.reports.iter().map(|r| r.metric.as_str()).collect();
         for report in std::iter::once(&mut view.report).chain(view.guardrails.iter_mut()) {
             let order: Vec<String> = report.variants.iter().map(|v| v.variant.clone()).collect();
             let Some(m) = released_metrics
