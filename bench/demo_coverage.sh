@@ -13,7 +13,7 @@ out="bench/out/demo"
 rm -rf "$out" && mkdir -p "$out"
 
 cargo build --release --quiet
-bin="$PWD/target/release/pilotgate"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/pilotgate"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '3c%.0s' $(seq 1 32))"
 export PILOTGATE_AUDIT_KEY="$(printf 'a7%.0s' $(seq 1 32))"
 export PILOTGATE_AUDIT_ANCHOR_FILE="${PILOTGATE_AUDIT_ANCHOR_FILE:-$PWD/bench/out/pilotgate.anchor}"

@@ -17,7 +17,7 @@ for tool in sqlite3 curl; do
 done
 bash .ci/postgres-up >/dev/null
 cargo build --release --quiet
-bin="$PWD/target/release/pilotgate"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/pilotgate"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '42%.0s' $(seq 1 32))"
 export PILOTGATE_AUDIT_KEY="$(printf 'a7%.0s' $(seq 1 32))"
 export PILOTGATE_AUDIT_ANCHOR_FILE="${PILOTGATE_AUDIT_ANCHOR_FILE:-$PWD/bench/out/pilotgate.anchor}"

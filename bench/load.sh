@@ -22,7 +22,7 @@ rm -f "$out"/pilotgate.db*
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 if [ -z "${BIN:-}" ]; then cargo build --release --quiet; fi
-bin="${BIN:-$PWD/target/release/pilotgate}"
+bin="${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/pilotgate}"
 export PILOTGATE_DATABASE_URL="sqlite://$PWD/$out/pilotgate.db"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '5a%.0s' $(seq 1 32))"
 export PILOTGATE_AUDIT_KEY="$(printf 'a7%.0s' $(seq 1 32))"

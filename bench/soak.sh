@@ -17,7 +17,7 @@ rm -f "$out"/pilotgate.db* "$out"/interval-*.txt "$out"/rss.txt "$out"/errors.tx
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet
-bin="$PWD/target/release/pilotgate"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/pilotgate"
 export PILOTGATE_DATABASE_URL="sqlite://$PWD/$out/pilotgate.db"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '6b%.0s' $(seq 1 32))"
 export PILOTGATE_AUDIT_KEY="$(printf 'a7%.0s' $(seq 1 32))"

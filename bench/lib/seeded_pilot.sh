@@ -11,7 +11,7 @@ rm -f "$out"/pilotgate.db*
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
 # BIN=path/to/pilotgate measures another build (e.g. an older commit's).
 if [ -z "${BIN:-}" ]; then cargo build --release --quiet; fi
-bin="${BIN:-$PWD/target/release/pilotgate}"
+bin="${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/pilotgate}"
 db="$PWD/$out/pilotgate.db"
 export PILOTGATE_DATABASE_URL="sqlite://$db"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '6b%.0s' $(seq 1 32))"

@@ -93,6 +93,23 @@ enum Command {
     Receipt(ReceiptCommand),
     /// Purge the raw data of pilots stopped longer ago than their retention, keeping their results.
     Purge(crate::purge_job::PurgeArgs),
+    /// The aggregates results are read from (maintained as data is written).
+    #[command(subcommand)]
+    Aggregates(AggregatesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AggregatesCommand {
+    /// Recompute every pilot's aggregates from its raw assignments and
+    /// events (after rows were written around pilotgate, e.g. a restore).
+    Rebuild,
+    /// Compare a pilot's maintained aggregates with a recomputation; exit 1
+    /// and print each row that differs.
+    Check {
+        /// The pilot's key.
+        #[arg(long)]
+        experiment: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,6 +328,43 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                 .await
                 .map_err(|e| format!("the server failed: {e}"))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Aggregates(command) => {
+            let store = open_store(&config.database_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            match command {
+                AggregatesCommand::Rebuild => {
+                    let started = std::time::Instant::now();
+                    let pilots = store
+                        .rebuild_aggregates()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    eprintln!(
+                        "rebuilt the aggregates of {pilots} pilots in {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                AggregatesCommand::Check { experiment } => {
+                    let drift = store
+                        .aggregate_drift(&experiment)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if drift.is_empty() {
+                        eprintln!("the aggregates of {experiment} equal a recomputation");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    for line in &drift {
+                        println!("{line}");
+                    }
+                    eprintln!(
+                        "{} rows of {experiment} differ from a recomputation",
+                        drift.len()
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Migrate => {
             open_store(&config.database_url)

@@ -131,6 +131,19 @@ impl Core {
             let names: Vec<&str> = std::iter::once(record.subject.as_str())
                 .chain(record.aliases.iter().map(|a| a.as_str()))
                 .collect();
+            // The results' aggregates lose the subject first (from the
+            // assignments this marks).
+            crate::aggregates::leaving::leave(
+                &mut tx,
+                self.dialect,
+                &names,
+                crate::aggregates::leaving::Leaving::Withdrawn {
+                    purpose: record.purpose.as_str(),
+                    at: to_micros(record.effective_from),
+                    status: record.status.as_str(),
+                },
+            )
+            .await?;
             let sql = format!(
                 "UPDATE assignments SET withdrawn_at = $1, withdrawn_as = $3 WHERE experiment_key IN \
                  (SELECT key FROM experiments WHERE purpose = $2) AND subject IN ({}) AND withdrawn_at IS NULL",

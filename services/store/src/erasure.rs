@@ -99,6 +99,15 @@ impl Core {
             .bind(from_micros(now).format("%Y-%m-%d").to_string())
             .execute(&mut *tx)
             .await?;
+            // The results' aggregates lose the subject (its assignments are
+            // read before they are deleted).
+            crate::aggregates::leaving::leave(
+                &mut tx,
+                self.dialect,
+                &[pseudonym.as_str()],
+                crate::aggregates::leaving::Leaving::Erased,
+            )
+            .await?;
             // Events are stored under their assignment's pseudonym, so the
             // pilots the pseudonym is assigned in name every event it has: the
             // events of those pilots are scanned (they are kept in time order),

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod aggregates;
 mod assignments;
 mod audit;
 mod cache;
@@ -106,6 +107,13 @@ impl std::ops::Deref for Store {
 impl Store {
     /// Opens the database named by `url`: `sqlite://FILE` (created if missing,
     /// readable by its owner only) or `postgres://…`.
+    /// Applies every pending migration, then builds the results'
+    /// aggregates of rows stored before migration 0018 (once).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.core.db.migrate().await?;
+        self.core.build_pending_aggregates().await
+    }
+
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         Ok(Store {
             core: Core::new(Db::connect(url).await?),

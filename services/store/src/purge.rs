@@ -135,6 +135,11 @@ impl Core {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // The results' aggregates go with the raw rows (the kept summary
+        // answers from now on).
+        let mut aggregates = crate::db::AppendBatch::default();
+        crate::aggregates::push_forget_pilot(&mut aggregates, self.dialect, experiment_key)?;
+        aggregates.run_on(&mut tx).await?;
         let counts = RawCounts {
             assignments,
             events,

@@ -7,6 +7,7 @@ use pilotgate_domain::experiment::{Metric, MetricKind};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::aggregates::metric_key;
 use crate::core::Core;
 use crate::db::numbered;
 use crate::error::{StoreError, corrupt};
@@ -30,25 +31,19 @@ const DAY_MICROS: i64 = 86_400_000_000;
 
 impl Core {
     /// The sufficient statistics of a pilot's metrics per variant and
-    /// assignment day, aggregated in the database (as GrowthBook aggregates
-    /// in the warehouse): per-user outcomes under the attribution rules of
-    /// `pilotgate analyze` (events at or after the assignment, and before its
-    /// end when a window is given), then their sums per variant and day.
-    /// Withdrawn subjects are left out; a user without events counts as 0.
-    /// The events are stored in time order, so the per-user outcomes come
-    /// from one pass over the pilot's events, each looked up in the
-    /// assignments by its key, grouped by subject; then every kept assignment
-    /// joins its outcome. No stored event can belong to an unknown subject:
-    /// events are stored only for assigned subjects, and erasure removes both.
+    /// assignment day, as GrowthBook aggregates them in the warehouse: the
+    /// kept (not withdrawn) subjects and the sums of their per-user outcomes
+    /// under the attribution rules of `pilotgate analyze` (events at or
+    /// after the assignment, and before its end when the design has a
+    /// window; a user without events counts as 0). Read from the maintained
+    /// aggregates (`aggregates.rs`): a few rows per variant and day, however
+    /// many events the pilot has.
     pub async fn daily_outcome_sums(
         &self,
         experiment_key: &str,
         metrics: &[Metric],
-        window_micros: Option<i64>,
     ) -> Result<Vec<DailySums>, StoreError> {
-        let rows = self
-            .outcome_sums(experiment_key, metrics, window_micros, false)
-            .await?;
+        let rows = self.outcome_sums(experiment_key, metrics, false).await?;
         Ok(rows.into_iter().map(|(_, sums)| sums).collect())
     }
 
@@ -59,101 +54,83 @@ impl Core {
         &self,
         experiment_key: &str,
         metrics: &[Metric],
-        window_micros: Option<i64>,
     ) -> Result<Vec<(SegmentOf, DailySums)>, StoreError> {
-        let rows = self
-            .outcome_sums(experiment_key, metrics, window_micros, true)
-            .await?;
+        let rows = self.outcome_sums(experiment_key, metrics, true).await?;
         rows.into_iter()
-            .map(|(of, sums)| Ok((of.ok_or_else(|| corrupt("assignments.basis"))?, sums)))
+            .map(|(of, sums)| Ok((of.ok_or_else(|| corrupt("assignment_cells.basis"))?, sums)))
             .collect()
     }
 
-    /// The query of both: grouped by variant and day, and by the segment
-    /// columns when `by_segment`.
+    /// The read of both: the kept subjects per variant and day (and segment
+    /// make-up when `by_segment`) from `assignment_cells`, and their sums per
+    /// metric from `outcome_cells`; ordered by day, then variant.
     async fn outcome_sums(
         &self,
         experiment_key: &str,
         metrics: &[Metric],
-        window_micros: Option<i64>,
         by_segment: bool,
     ) -> Result<Vec<(Option<SegmentOf>, DailySums)>, StoreError> {
-        let (segment_columns, segment_groups) = if by_segment {
-            (
-                ", a.basis AS basis, COALESCE(a.segments, '') AS segments",
-                ", a.basis, a.segments",
-            )
-        } else {
-            ("", "")
-        };
-        let per_user = metrics
-            .iter()
-            .enumerate()
-            .map(|(i, metric)| {
-                let p = i + 3;
-                match metric.kind {
-                    MetricKind::Binary => format!(
-                        "CAST(CASE WHEN COUNT(CASE WHEN e.name = ${p} THEN 1 END) > 0 THEN 1 ELSE 0 END AS DOUBLE PRECISION) AS y{i}"
-                    ),
-                    MetricKind::Sum => format!(
-                        "COALESCE(SUM(CASE WHEN e.name = ${p} THEN COALESCE(e.value, 0.0) ELSE 0.0 END), 0.0) AS y{i}"
-                    ),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sums = (0..metrics.len())
-            .map(|i| {
-                format!(
-                    "SUM(COALESCE(o.y{i}, 0.0)) AS s{i}, SUM(COALESCE(o.y{i}, 0.0) * COALESCE(o.y{i}, 0.0)) AS q{i}"
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let names = numbered(3, metrics.len());
-        let sql = format!(
-            "SELECT a.variant AS variant, a.assigned_at / {DAY_MICROS} AS day, COUNT(*) AS users, {sums}{segment_columns} \
-             FROM assignments a LEFT JOIN (\
-               SELECT e.subject AS subject, {per_user} FROM events e \
-               JOIN assignments b ON b.experiment_key = e.experiment_key AND b.subject = e.subject \
-               WHERE e.experiment_key = $1 AND e.name IN ({names}) \
-                 AND e.occurred_at >= b.assigned_at AND ($2 < 0 OR e.occurred_at < b.assigned_at + $2) \
-               GROUP BY e.subject\
-             ) o ON o.subject = a.subject \
-             WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL \
-             GROUP BY a.variant, a.assigned_at / {DAY_MICROS}{segment_groups} ORDER BY day, variant"
-        );
-        let mut query = sqlx::query(&sql)
-            .bind(experiment_key)
-            .bind(window_micros.unwrap_or(-1));
-        for metric in metrics {
-            query = query.bind(&metric.event);
-        }
-        let rows = query.fetch_all(&self.analytics).await?;
-        rows.iter()
-            .map(|row| {
-                let per_metric = (0..metrics.len())
-                    .map(|i| {
-                        Ok((
-                            row.try_get::<f64, _>(format!("s{i}").as_str())?,
-                            row.try_get::<f64, _>(format!("q{i}").as_str())?,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                let of = if by_segment {
+        let segment_columns = if by_segment { ", basis, segments" } else { "" };
+        type Key = (i64, String, Option<SegmentOf>);
+        let key_of = |row: &AnyRow| -> Result<Key, StoreError> {
+            Ok((
+                row.try_get("day")?,
+                row.try_get("variant")?,
+                if by_segment {
                     Some(segment_of(row)?)
                 } else {
                     None
-                };
-                let sums = DailySums {
-                    variant: row.try_get("variant")?,
-                    day: row.try_get("day")?,
-                    users: row.try_get("users")?,
-                    per_metric,
-                };
-                Ok((of, sums))
-            })
-            .collect()
+                },
+            ))
+        };
+        let users = sqlx::query(&format!(
+            "SELECT variant, day{segment_columns}, CAST(SUM(assigned - withdrawn) AS BIGINT) AS users \
+             FROM assignment_cells WHERE experiment_key = $1 GROUP BY variant, day{segment_columns}"
+        ))
+        .bind(experiment_key)
+        .fetch_all(&self.analytics)
+        .await?;
+        let mut groups: std::collections::BTreeMap<Key, DailySums> =
+            std::collections::BTreeMap::new();
+        for row in &users {
+            let users: i64 = row.try_get("users")?;
+            if users <= 0 {
+                continue;
+            }
+            let (day, variant, of) = key_of(row)?;
+            groups.insert(
+                (day, variant.clone(), of),
+                DailySums {
+                    variant,
+                    day,
+                    users,
+                    per_metric: vec![(0.0, 0.0); metrics.len()],
+                },
+            );
+        }
+        let names: Vec<String> = metrics.iter().map(metric_key).collect();
+        let sums = sqlx::query(&format!(
+            "SELECT metric, variant, day{segment_columns}, SUM(total) AS s, SUM(total_squares) AS q \
+             FROM outcome_cells WHERE experiment_key = $1 GROUP BY metric, variant, day{segment_columns}"
+        ))
+        .bind(experiment_key)
+        .fetch_all(&self.analytics)
+        .await?;
+        for row in &sums {
+            let Some(group) = groups.get_mut(&key_of(row)?) else {
+                continue;
+            };
+            let metric: String = row.try_get("metric")?;
+            for (i, name) in names.iter().enumerate() {
+                if *name == metric {
+                    group.per_metric[i] = (row.try_get("s")?, row.try_get("q")?);
+                }
+            }
+        }
+        Ok(groups
+            .into_iter()
+            .map(|((_, _, of), sums)| (of, sums))
+            .collect())
     }
 }
 
@@ -316,14 +293,15 @@ impl Core {
 }
 
 impl Core {
-    /// Per variant: `(variant, assigned, withdrawn)`.
+    /// Per variant: `(variant, assigned, withdrawn)` (from the maintained
+    /// `assignment_cells`).
     pub async fn assignment_counts(
         &self,
         experiment_key: &str,
     ) -> Result<Vec<(String, u64, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT variant, COUNT(*) AS assigned, COUNT(withdrawn_at) AS withdrawn FROM assignments \
-             WHERE experiment_key = $1 GROUP BY variant ORDER BY variant",
+            "SELECT variant, CAST(SUM(assigned) AS BIGINT) AS assigned, CAST(SUM(withdrawn) AS BIGINT) AS withdrawn \
+             FROM assignment_cells WHERE experiment_key = $1 GROUP BY variant HAVING SUM(assigned) > 0 ORDER BY variant",
         )
         .bind(experiment_key)
         .fetch_all(&self.reader)
@@ -343,9 +321,9 @@ impl Core {
         experiment_key: &str,
     ) -> Result<Vec<(SegmentOf, String, u64, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT basis, COALESCE(segments, '') AS segments, variant, COUNT(*) AS assigned, \
-             COUNT(withdrawn_at) AS withdrawn FROM assignments \
-             WHERE experiment_key = $1 GROUP BY basis, segments, variant ORDER BY variant",
+            "SELECT basis, segments, variant, CAST(SUM(assigned) AS BIGINT) AS assigned, \
+             CAST(SUM(withdrawn) AS BIGINT) AS withdrawn FROM assignment_cells \
+             WHERE experiment_key = $1 GROUP BY basis, segments, variant HAVING SUM(assigned) > 0 ORDER BY variant",
         )
         .bind(experiment_key)
         .fetch_all(&self.reader)
@@ -371,8 +349,8 @@ impl Core {
         let mut totals = std::collections::HashMap::new();
         for chunk in keys.chunks(100) {
             let sql = format!(
-                "SELECT experiment_key, COUNT(*) AS assigned, COUNT(withdrawn_at) AS withdrawn FROM assignments \
-                 WHERE experiment_key IN ({}) GROUP BY experiment_key",
+                "SELECT experiment_key, CAST(SUM(assigned) AS BIGINT), CAST(SUM(withdrawn) AS BIGINT) \
+                 FROM assignment_cells WHERE experiment_key IN ({}) GROUP BY experiment_key HAVING SUM(assigned) > 0",
                 numbered(1, chunk.len())
             );
             let mut query = sqlx::query_as::<_, (String, i64, i64)>(&sql);
@@ -380,13 +358,7 @@ impl Core {
                 query = query.bind(key);
             }
             for (key, assigned, withdrawn) in query.fetch_all(&self.reader).await? {
-                totals.insert(
-                    key,
-                    (
-                        u64::try_from(assigned).unwrap_or(0),
-                        u64::try_from(withdrawn).unwrap_or(0),
-                    ),
-                );
+                totals.insert(key, (count_of(assigned), count_of(withdrawn)));
             }
         }
         Ok(totals)
@@ -398,14 +370,20 @@ impl Core {
         &self,
         experiment_key: &str,
     ) -> Result<Vec<(String, String, Option<i64>, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT variant, basis, notice_version, COUNT(*) AS subjects FROM assignments \
-             WHERE experiment_key = $1 GROUP BY variant, basis, notice_version \
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT variant, basis, notice_version, CAST(SUM(assigned) AS BIGINT) FROM assignment_cells \
+             WHERE experiment_key = $1 GROUP BY variant, basis, notice_version HAVING SUM(assigned) > 0 \
              ORDER BY variant, basis, notice_version",
         )
         .bind(experiment_key)
         .fetch_all(&self.reader)
-        .await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(variant, basis, notice, subjects)| {
+                (variant, basis, (notice != 0).then_some(notice), subjects)
+            })
+            .collect())
     }
 }
 
@@ -455,27 +433,25 @@ impl Core {
                     ..AttritionDay::default()
                 })
         }
-        let assigned: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT variant, assigned_at / {DAY_MICROS} AS day, COUNT(*) FROM assignments \
-             WHERE experiment_key = $1 GROUP BY variant, assigned_at / {DAY_MICROS}"
-        ))
+        let assigned: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT variant, day, CAST(SUM(assigned) AS BIGINT) FROM assignment_cells \
+             WHERE experiment_key = $1 GROUP BY variant, day",
+        )
         .bind(experiment_key)
         .fetch_all(&self.reader)
         .await?;
-        for (variant, day, n) in assigned {
+        for (variant, day, n) in assigned.into_iter().filter(|row| row.2 > 0) {
             at(&mut days, day_text(day), variant).assigned += count_of(n);
         }
-        let lost: Vec<(String, i64, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT variant, withdrawn_at / {DAY_MICROS} AS day, \
-               COUNT(CASE WHEN withdrawn_as = 'objected' THEN NULL ELSE 1 END), \
-               COUNT(CASE WHEN withdrawn_as = 'objected' THEN 1 END) \
-             FROM assignments WHERE experiment_key = $1 AND withdrawn_at IS NOT NULL \
-             GROUP BY variant, withdrawn_at / {DAY_MICROS}"
-        ))
+        let lost: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT variant, day, withdrawn, objected FROM withdrawal_cells WHERE experiment_key = $1",
+        )
         .bind(experiment_key)
         .fetch_all(&self.reader)
         .await?;
-        for (variant, day, withdrawn, objected) in lost {
+        for (variant, day, withdrawn, objected) in
+            lost.into_iter().filter(|row| row.2 > 0 || row.3 > 0)
+        {
             let entry = at(&mut days, day_text(day), variant);
             entry.withdrawn += count_of(withdrawn);
             entry.objected += count_of(objected);
@@ -496,29 +472,49 @@ impl Core {
 
     /// The distribution of one metric's per-user outcome over the kept
     /// subjects of each variant: `(variant, value, subjects)`, one row per
-    /// distinct value (two for a binary metric), for the Lee bounds.
+    /// distinct value (two for a binary metric), ordered by variant and
+    /// value, for the Lee bounds. From the maintained `outcome_counts` (the
+    /// nonzero values) and the kept subjects (the rest are 0).
     pub async fn outcome_distribution(
         &self,
         experiment_key: &str,
         metric: &Metric,
-        window_micros: Option<i64>,
     ) -> Result<Vec<(String, f64, u64)>, StoreError> {
-        let outcome = outcome_sql(per_user_outcome(metric.kind));
-        let sql = format!(
-            "SELECT a.variant AS variant, COALESCE(o.y, 0.0) AS y, COUNT(*) AS subjects \
-             FROM assignments a LEFT JOIN ({outcome}) o ON o.subject = a.subject \
-             WHERE a.experiment_key = $1 AND a.withdrawn_at IS NULL \
-             GROUP BY a.variant, COALESCE(o.y, 0.0) ORDER BY variant, y"
-        );
-        let rows: Vec<(String, f64, i64)> = sqlx::query_as(&sql)
-            .bind(experiment_key)
-            .bind(window_micros.unwrap_or(-1))
-            .bind(&metric.event)
-            .fetch_all(&self.analytics)
-            .await?;
-        Ok(rows
+        let nonzero: Vec<(String, f64, i64)> = sqlx::query_as(
+            "SELECT variant, y, subjects FROM outcome_counts \
+             WHERE experiment_key = $1 AND metric = $2 AND subjects > 0",
+        )
+        .bind(experiment_key)
+        .bind(metric_key(metric))
+        .fetch_all(&self.analytics)
+        .await?;
+        let mut zeros: std::collections::BTreeMap<String, i64> = self
+            .assignment_counts(experiment_key)
+            .await?
+            .into_iter()
+            .map(|(variant, assigned, withdrawn)| {
+                (
+                    variant,
+                    i64::try_from(assigned.saturating_sub(withdrawn)).unwrap_or(i64::MAX),
+                )
+            })
+            .collect();
+        for (variant, _, n) in &nonzero {
+            if let Some(zero) = zeros.get_mut(variant) {
+                *zero -= n;
+            }
+        }
+        let mut rows: Vec<(String, f64, u64)> = nonzero
             .into_iter()
             .map(|(variant, y, n)| (variant, y, count_of(n)))
-            .collect())
+            .chain(
+                zeros
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(variant, n)| (variant, 0.0, count_of(n))),
+            )
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        Ok(rows)
     }
 }

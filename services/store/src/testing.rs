@@ -130,6 +130,19 @@ impl TestDb {
         Ok(affected)
     }
 
+    /// Runs a script of several statements (e.g. a file of
+    /// `migrations/partitioning`) straight against the database.
+    pub async fn execute_script(&self, sql: &str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(sql).execute(&self.store.writer).await?;
+        self.store.generation.changed();
+        Ok(())
+    }
+
+    /// The one integer a query answers, read straight from the database.
+    pub async fn count_raw(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(sql).fetch_one(&self.store.reader).await
+    }
+
     /// The path of the SQLite file, when this is SQLite.
     pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
         match &self.cleanup {

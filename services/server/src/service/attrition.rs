@@ -141,7 +141,6 @@ pub struct AttritionQuery<'a> {
     /// The attrition per day kept when the raw data was purged (empty when
     /// purged before it was kept).
     pub purged_attrition: &'a [AttritionDay],
-    pub window_micros: Option<i64>,
     /// The minimum cell size the eligibility report releases under.
     pub k: MinCell,
 }
@@ -296,11 +295,7 @@ async fn bounds_of(
 ) -> Result<Vec<LeeBoundsView>, ServiceError> {
     let distribution = match query.purged_counts {
         Some(_) => None,
-        None => Some(
-            store
-                .outcome_distribution(query.key, metric, query.window_micros)
-                .await?,
-        ),
+        None => Some(store.outcome_distribution(query.key, metric).await?),
     };
     let group = |variant: &str| -> Option<TrimGroup> {
         let outcomes = distribution

@@ -158,7 +158,7 @@ async fn aggregates(
     let window = design
         .attribution_window_hours
         .map(|h| i64::from(h) * 3_600_000_000);
-    let daily = store.daily_outcome_sums(key, &metrics, window).await?;
+    let daily = store.daily_outcome_sums(key, &metrics).await?;
     let mut covariate = Vec::with_capacity(metrics.len());
     for metric in &metrics {
         let sums = store

@@ -213,7 +213,7 @@ pub async fn compute_results(
         }
         None => {
             store
-                .daily_outcome_sums(design.key.as_str(), &metrics, window)
+                .daily_outcome_sums(design.key.as_str(), &metrics)
                 .await?
         }
     };
@@ -234,7 +234,7 @@ pub async fn compute_results(
                 ));
             }
             let daily = store
-                .segment_outcome_sums(design.key.as_str(), &metrics, window)
+                .segment_outcome_sums(design.key.as_str(), &metrics)
                 .await?;
             let counts = store.segment_assignment_counts(design.key.as_str()).await?;
             Some((dimension, design.segment_correction, daily, counts))
@@ -315,7 +315,6 @@ pub async fn compute_results(
             purged_attrition: kept
                 .as_ref()
                 .map_or(&[], |(_, kept)| kept.attrition.as_slice()),
-            window_micros: window,
             k,
         },
         &metric,

@@ -368,6 +368,19 @@ impl AssignContext {
                 assignment_values(chunk),
             )?;
         }
+        // Each new assignment counts in its cell of the results' aggregates.
+        let mut cells = crate::aggregates::Deltas::default();
+        for (a, segments) in &new_rows {
+            cells.assigned(crate::aggregates::Cell::of(
+                &a.experiment_key,
+                &a.variant,
+                to_micros(a.assigned_at),
+                a.basis.as_str(),
+                a.notice_version.map(i64::from),
+                segments.as_deref(),
+            ));
+        }
+        cells.push_to(&mut statements, core.dialect)?;
         for ((experiment_key, refusal), count) in refusals {
             push_refusal_count(
                 &mut statements,

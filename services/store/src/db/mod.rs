@@ -27,7 +27,7 @@ pub use dialect::Dialect;
 pub(crate) use dialect::{Packed, numbered};
 use write_tx::{ACQUIRE_TIMEOUT, Begin, HeldWriter, WriterSlot};
 pub(crate) use write_tx::{
-    AppendBatch, AppendTable, AppendTx, CommitHook, Lock, Reads, Value, WriteTx, take_lock,
+    AppendBatch, AppendTable, AppendTx, CommitHook, Lock, Reads, Value, WriteTx, bound, take_lock,
 };
 
 use crate::error::StoreError;
@@ -541,16 +541,7 @@ mod tests {
         let (insert, values) = counter_insert("2026-01-01");
         let (sql, conn) = tx.append(AppendTable::RefusalCounters, &insert).unwrap();
         assert_eq!(sql, insert, "opened once");
-        values
-            .into_iter()
-            .fold(sqlx::query(&sql), |q, v| match v {
-                Value::Text(t) => q.bind(t),
-                Value::Integer(n) => q.bind(n),
-                Value::OptionalText(t) => q.bind(t),
-            })
-            .execute(conn)
-            .await
-            .unwrap();
+        bound(&sql, values).execute(conn).await.unwrap();
         drop(tx);
         // The insert ran inside the transaction: the drop rolled it back.
         store.begin_write().await.unwrap().commit().await.unwrap();

@@ -223,16 +223,21 @@ pub(crate) enum Value {
     Integer(Option<i64>),
     /// Text, or NULL.
     OptionalText(Option<String>),
+    Real(f64),
 }
 
 /// `sql` with `values` bound in order.
-fn bound(sql: &str, values: Vec<Value>) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
+pub(crate) fn bound(
+    sql: &str,
+    values: Vec<Value>,
+) -> sqlx::query::Query<'_, Any, AnyArguments<'_>> {
     values
         .into_iter()
         .fold(sqlx::query(sql), |query, value| match value {
             Value::Text(text) => query.bind(text),
             Value::Integer(number) => query.bind(number),
             Value::OptionalText(text) => query.bind(text),
+            Value::Real(number) => query.bind(number),
         })
 }
 
@@ -273,6 +278,13 @@ pub(crate) enum AppendTable {
     SubjectLinks,
     UiSessions,
     ReconsentCounters,
+    /// The results' aggregates (`aggregates.rs`): read by no cache and by
+    /// no decision, only by results.
+    AssignmentCells,
+    WithdrawalCells,
+    OutcomeCells,
+    SubjectOutcomes,
+    OutcomeCounts,
 }
 
 impl AppendTable {
@@ -285,6 +297,11 @@ impl AppendTable {
             AppendTable::SubjectLinks => "subject_links",
             AppendTable::UiSessions => "ui_sessions",
             AppendTable::ReconsentCounters => "reconsent_counters",
+            AppendTable::AssignmentCells => "assignment_cells",
+            AppendTable::WithdrawalCells => "withdrawal_cells",
+            AppendTable::OutcomeCells => "outcome_cells",
+            AppendTable::SubjectOutcomes => "subject_outcomes",
+            AppendTable::OutcomeCounts => "outcome_counts",
         }
     }
 
@@ -346,6 +363,15 @@ impl AppendBatch {
             return Err(misuse("a statement that writes another table"));
         }
         self.statements.push((sql, values));
+        Ok(())
+    }
+
+    /// Runs the statements now, in order, on `conn` (a [`WriteTx`]'s, which
+    /// may write any table).
+    pub(crate) async fn run_on(self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        for (sql, values) in self.statements {
+            bound(&sql, values).execute(&mut *conn).await?;
+        }
         Ok(())
     }
 }

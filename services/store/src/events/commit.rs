@@ -255,7 +255,21 @@ impl EventsContext {
                 EventFate::Refused(reason.unwrap_or(Refusal::NoAssignment))
             });
         }
+        // The results' aggregates move by the events stored now for the first
+        // time (a key twice in the group is one event).
+        let mut seen = HashSet::new();
+        let fresh: Vec<(&Held, &EventDraft)> = rows
+            .iter()
+            .filter(|(holding, event)| {
+                let key = event_key(holding, event);
+                !stored_before.contains(&key) && seen.insert(key)
+            })
+            .copied()
+            .collect();
         let mut statements = AppendBatch::default();
+        crate::aggregates::events::outcomes_of(&mut tx, self.dialect, &fresh)
+            .await?
+            .push_to(&mut statements, self.dialect)?;
         for ((experiment_key, refusal), count) in refusals {
             push_refusal_count(
                 &mut statements,
@@ -487,7 +501,8 @@ fn keys_of<const N: usize>(
 async fn running_pilots(conn: &mut impl Reads) -> Result<RunningPilots, StoreError> {
     let mut pilots = HashMap::new();
     let (sql, conn) = conn.reading(
-        "SELECT key, purpose, primary_event, guardrails FROM experiments WHERE state = 'running'",
+        "SELECT key, purpose, primary_event, primary_kind, guardrails, attribution_window_hours \
+         FROM experiments WHERE state = 'running'",
     )?;
     for row in sqlx::query(&sql).fetch_all(conn).await? {
         let guardrails: Vec<Metric> =
@@ -498,6 +513,7 @@ async fn running_pilots(conn: &mut impl Reads) -> Result<RunningPilots, StoreErr
         let pilot = Pilot {
             purpose: row.try_get("purpose")?,
             metrics,
+            measures: crate::aggregates::measures_in(&row)?,
         };
         pilots.insert(row.try_get("key")?, Arc::new(pilot));
     }

@@ -30,7 +30,7 @@
 
 mod commit;
 mod memo;
-mod rule;
+pub(crate) mod rule;
 
 use std::sync::Arc;
 

@@ -31,6 +31,8 @@ pub(crate) struct Pilot {
     pub(crate) purpose: String,
     /// The event names it measures.
     pub(crate) metrics: Vec<String>,
+    /// Its metrics and attribution window, for the results' aggregates.
+    pub(crate) measures: crate::aggregates::Measures,
 }
 
 /// The running pilots by key.

@@ -1,0 +1,72 @@
+-- Results read aggregates, never the raw rows (issue 25): what the results
+-- of a pilot need, maintained in the transaction that writes its
+-- assignments, events, withdrawals, erasures or purge, so that a results
+-- read takes the same time at 10 thousand or 10 million events. Counts and
+-- sums only, except subject_outcomes, which holds each assigned subject's
+-- outcome per metric by pseudonym, as the events do (erased with them).
+-- A metric is named `kind:event` (`binary:purchase`, `sum:purchase`);
+-- a day is a UTC day counted from the epoch; notice_version 0 is none and
+-- segments '' is none.
+--
+-- Per assignment cell: the subjects assigned (erased ones leave) and those
+-- of them withdrawn.
+CREATE TABLE assignment_cells (
+    experiment_key TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    basis TEXT NOT NULL,
+    notice_version INTEGER NOT NULL,
+    segments TEXT NOT NULL,
+    assigned INTEGER NOT NULL,
+    withdrawn INTEGER NOT NULL,
+    PRIMARY KEY (experiment_key, variant, day, basis, notice_version, segments)
+) WITHOUT ROWID;
+-- Withdrawals per variant and the UTC day they took effect: objections
+-- apart from withdrawals and denials (attrition).
+CREATE TABLE withdrawal_cells (
+    experiment_key TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    withdrawn INTEGER NOT NULL,
+    objected INTEGER NOT NULL,
+    PRIMARY KEY (experiment_key, variant, day)
+) WITHOUT ROWID;
+-- Per metric and assignment cell: the sum and the sum of squares of the
+-- per-subject outcomes of the subjects not withdrawn.
+CREATE TABLE outcome_cells (
+    experiment_key TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    basis TEXT NOT NULL,
+    segments TEXT NOT NULL,
+    total REAL NOT NULL,
+    total_squares REAL NOT NULL,
+    PRIMARY KEY (experiment_key, metric, variant, day, basis, segments)
+) WITHOUT ROWID;
+-- Each assigned subject's outcome so far per metric (events attributed to
+-- its assignment: at or after it, and inside the attribution window).
+CREATE TABLE subject_outcomes (
+    experiment_key TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    y REAL NOT NULL,
+    PRIMARY KEY (experiment_key, subject, metric)
+) WITHOUT ROWID;
+-- How many subjects not withdrawn have each nonzero outcome, per variant
+-- (the Lee bounds trim this distribution).
+CREATE TABLE outcome_counts (
+    experiment_key TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    y REAL NOT NULL,
+    subjects INTEGER NOT NULL,
+    PRIMARY KEY (experiment_key, metric, variant, y)
+) WITHOUT ROWID;
+-- 1 until the aggregates of the rows stored before this migration are
+-- built (at the first start after it, in one write transaction).
+CREATE TABLE aggregates_state (
+    id INTEGER PRIMARY KEY,
+    rebuild_pending INTEGER NOT NULL
+);
+INSERT INTO aggregates_state (id, rebuild_pending) VALUES (1, 1);
