@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod attrition;
+pub mod batches;
+pub mod csv_scan;
 pub mod decision;
 pub mod disclosure;
 pub mod export;
@@ -14,3 +16,4 @@ pub mod power;
 pub mod prefilter;
 pub mod report;
 pub mod stats;
+pub mod tally;

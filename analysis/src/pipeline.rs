@@ -8,6 +8,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use crate::export::FileFormat;
 use crate::input::{InputError, InputFile, ROW};
 
 /// How a metric turns a subject's events into one number.
@@ -85,29 +86,80 @@ pub struct Aggregates {
 }
 
 /// Runs the pipeline. Errors name the file, row and column of bad input.
+/// CSV files go through the byte-level reader ([`crate::csv_scan`]), other
+/// files through Polars' streaming engine batch by batch
+/// ([`crate::batches`]); files either gives up on (bad input among them) go
+/// through the Polars pipeline, which names what is wrong.
 pub fn aggregate(spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
-    let assignments_file = InputFile::open(spec.assignments)?;
-    let events_file = InputFile::open(spec.events)?;
-    let covariate_file = spec.covariate.map(InputFile::open).transpose()?;
+    let files = InputFiles::open(spec)?;
+    let read = if files.all_csv() {
+        crate::csv_scan::aggregate_csv(spec)
+    } else {
+        crate::batches::aggregate_in_batches(
+            spec,
+            &files.assignments,
+            &files.events,
+            files.covariate.as_ref(),
+        )
+    };
+    match read {
+        Some(aggregates) => Ok(aggregates),
+        None => files.aggregate_with_polars(spec),
+    }
+}
 
-    let assignments = load_assignments(&assignments_file)?;
-    let events = load_events(&events_file, spec.metric)?;
-    let covariate = covariate_file.as_ref().map(load_covariate).transpose()?;
+/// Runs the Polars pipeline whatever the files' format: the reference that
+/// the byte-level CSV reader is checked against.
+pub fn aggregate_with_polars(spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
+    InputFiles::open(spec)?.aggregate_with_polars(spec)
+}
 
-    aggregate_frames(
-        assignments,
-        events,
-        covariate,
-        spec.outcome,
-        spec.window_hours,
-    )
-    .map_err(|e| InputError::File {
-        file: assignments_file.path.display().to_string(),
-        message: format!(
-            "the analysis failed: {}",
-            e.to_string().lines().next().unwrap_or_default()
-        ),
-    })
+/// The input files of one analysis, each there and readable as its extension says.
+struct InputFiles {
+    assignments: InputFile,
+    events: InputFile,
+    covariate: Option<InputFile>,
+}
+
+impl InputFiles {
+    fn open(spec: &PipelineSpec<'_>) -> Result<InputFiles, InputError> {
+        Ok(InputFiles {
+            assignments: InputFile::open(spec.assignments)?,
+            events: InputFile::open(spec.events)?,
+            covariate: spec.covariate.map(InputFile::open).transpose()?,
+        })
+    }
+
+    fn all_csv(&self) -> bool {
+        [
+            Some(&self.assignments),
+            Some(&self.events),
+            self.covariate.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .all(|file| file.format == FileFormat::Csv)
+    }
+
+    fn aggregate_with_polars(&self, spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
+        let assignments = load_assignments(&self.assignments)?;
+        let events = load_events(&self.events, spec.metric)?;
+        let covariate = self.covariate.as_ref().map(load_covariate).transpose()?;
+        aggregate_frames(
+            assignments,
+            events,
+            covariate,
+            spec.outcome,
+            spec.window_hours,
+        )
+        .map_err(|e| InputError::File {
+            file: self.assignments.path.display().to_string(),
+            message: format!(
+                "the analysis failed: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        })
+    }
 }
 
 /// Frames already loaded: assignments `subject, variant, assigned_at`, the
