@@ -38,12 +38,25 @@ fn read_assignments(file: &InputFile) -> Option<AssignmentTable> {
         .scan_columns(&["subject", "variant", "assigned_at"])
         .ok()?;
     let schema = scan.collect_schema().ok()?;
+    // Room for every row (Parquet keeps the count in its footer), so that
+    // the table is not grown and copied; names taken as 16 bytes at most.
+    let count = scan
+        .clone()
+        .select([len().alias("rows")])
+        .collect()
+        .ok()?
+        .column("rows")
+        .ok()?
+        .get(0)
+        .ok()?
+        .extract::<usize>()?;
     let rows = scan.select([
         col("subject").cast(DataType::String),
         col("variant").cast(DataType::String),
         file.time_expr(&schema, "assigned_at"),
     ]);
-    for_each_batch(rows, AssignmentTable::default(), |table, batch| {
+    let table = AssignmentTable::with_capacity(count, count * 16);
+    for_each_batch(rows, table, |table, batch| {
         let subjects = batch.column("subject").ok()?.str().ok()?;
         let variants = batch.column("variant").ok()?.str().ok()?;
         let times = batch
@@ -56,9 +69,11 @@ fn read_assignments(file: &InputFile) -> Option<AssignmentTable> {
             return None;
         }
         let rows = subjects.no_null_iter().zip(variants.no_null_iter());
-        for ((subject, variant), time) in rows.zip(times.no_null_iter()) {
-            table.add(subject.as_bytes(), variant, time);
-        }
+        let rows: Vec<(&[u8], &str, i64)> = rows
+            .zip(times.no_null_iter())
+            .map(|((subject, variant), time)| (subject.as_bytes(), variant, time))
+            .collect();
+        table.add_all(&rows);
         Some(())
     })
 }
@@ -95,9 +110,10 @@ fn count_events(
             return None;
         }
         let rows = subjects.no_null_iter().zip(values.iter());
-        for ((subject, value), time) in rows.zip(times.no_null_iter()) {
-            counted.add(table, rule, subject.as_bytes(), value.unwrap_or(0.0), time);
-        }
+        let events = rows
+            .zip(times.no_null_iter())
+            .map(|((subject, value), time)| (subject.as_bytes(), value.unwrap_or(0.0), time));
+        counted.add_all(table, rule, events);
         Some(())
     })?;
     Some(counted)
