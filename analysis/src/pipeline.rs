@@ -86,22 +86,24 @@ pub struct Aggregates {
 }
 
 /// Runs the pipeline. Errors name the file, row and column of bad input.
-/// CSV files go through the byte-level reader ([`crate::csv_scan`]), other
-/// files through Polars' streaming engine batch by batch
-/// ([`crate::batches`]); files either gives up on (bad input among them) go
-/// through the Polars pipeline, which names what is wrong.
+/// CSV files go through the byte-level reader ([`crate::csv_scan`]); files
+/// it does not judge, and other formats, through Polars' streaming engine
+/// batch by batch ([`crate::batches`]); files both give up on (bad input
+/// among them) through the Polars pipeline, which names what is wrong.
 pub fn aggregate(spec: &PipelineSpec<'_>) -> Result<Aggregates, InputError> {
     let files = InputFiles::open(spec)?;
-    let read = if files.all_csv() {
-        crate::csv_scan::aggregate_csv(spec)
-    } else {
-        crate::batches::aggregate_in_batches(
-            spec,
-            &files.assignments,
-            &files.events,
-            files.covariate.as_ref(),
-        )
-    };
+    let read = files
+        .all_csv()
+        .then(|| crate::csv_scan::aggregate_csv(spec))
+        .flatten()
+        .or_else(|| {
+            crate::batches::aggregate_in_batches(
+                spec,
+                &files.assignments,
+                &files.events,
+                files.covariate.as_ref(),
+            )
+        });
     match read {
         Some(aggregates) => Ok(aggregates),
         None => files.aggregate_with_polars(spec),
