@@ -27,7 +27,6 @@ for events in "${sizes[@]}"; do
     days=14
     out="bench/out/results-$events"
     . bench/lib/seeded_pilot.sh
-    "$bin" aggregates rebuild 2>&1 | tail -n 1
 
     jar="$out/cookies.txt"
     rm -f "$jar"

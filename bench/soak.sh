@@ -6,7 +6,8 @@
 # sampled every interval, with its growth from the first interval to the last,
 # beside the same server's /healthz rate measured in the same run.
 #
-# usage: bench/soak.sh [SECONDS] [INTERVAL]   (defaults: 300 s in 30 s intervals)
+# usage: bench/soak.sh [SECONDS] [INTERVAL]   (defaults: 300 s in 30 s intervals;
+#        issue 25 measures `bench/soak.sh 600 60`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-300}"
@@ -16,8 +17,8 @@ mkdir -p "$out"
 rm -f "$out"/pilotgate.db* "$out"/interval-*.txt "$out"/rss.txt "$out"/errors.txt
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet
-bin="${CARGO_TARGET_DIR:-$PWD/target}/release/pilotgate"
+if [ -z "${BIN:-}" ]; then cargo build --release --quiet; fi
+bin="${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/pilotgate}"
 export PILOTGATE_DATABASE_URL="sqlite://$PWD/$out/pilotgate.db"
 export PILOTGATE_PSEUDONYM_KEY="1:$(printf '6b%.0s' $(seq 1 32))"
 export PILOTGATE_AUDIT_KEY="$(printf 'a7%.0s' $(seq 1 32))"
@@ -104,9 +105,24 @@ for r in range(1, rounds + 1):
 print()
 first, last = samples[0], samples[-1]
 half = samples[len(samples) // 2]
-print(f"throughput: first interval {rates[0]:,.0f} req/s, last {rates[-1]:,.0f} req/s ({rates[-1] / rates[0] - 1:+.0%}); errors: {total_errors}")
+second_half = [s[0] for s in samples[len(samples) // 2:]]
+middle = sorted(second_half)[len(second_half) // 2]
+swing = max(abs(a - middle) / middle for a in second_half)
+p99s = [parse(open(f"{out}/interval-{r}.txt").read())[1] for r in range(1, rounds + 1)]
+non2xx = sum(parse(open(f"{out}/interval-{r}.txt").read())[2] for r in range(1, rounds + 1))
+sockets = sum(parse(open(f"{out}/interval-{r}.txt").read())[3] for r in range(1, rounds + 1))
+print(f"throughput: first interval {rates[0]:,.0f} req/s, last {rates[-1]:,.0f} req/s ({rates[-1] / rates[0]:.0%} of the first); errors: {total_errors}")
 print()
 print(f"memory: anonymous {first[0]:.0f} MiB after the first interval, {half[0]:.0f} MiB half-way, {last[0]:.0f} MiB at the end "
       f"({last[0] - first[0]:+.0f} MiB; {last[0] - half[0]:+.0f} MiB over the second half); file-backed {first[1]:.0f} -> {last[1]:.0f} MiB "
       f"while the database grew {first[2]:.0f} -> {last[2]:.0f} MiB")
+print()
+met = lambda ok: "met" if ok else "NOT met"
+print("| goal (issue 25) | measured | verdict |")
+print("|---|---|---|")
+print(f"| 0 non-2xx responses | {non2xx} | {met(non2xx == 0)} |")
+print(f"| 0 requests over 2 s (wrk's timeout; socket errors) | {sockets} | {met(sockets == 0)} |")
+print(f"| last interval ≥ 85% of the first | {rates[-1] / rates[0]:.0%} | {met(rates[-1] >= 0.85 * rates[0])} |")
+print(f"| p99 < 100 ms in every interval | worst {max(p99s):.1f} ms | {met(max(p99s) < 100)} |")
+print(f"| anonymous memory within ±10% over the second half | ±{swing:.0%} around {middle:.0f} MiB | {met(swing <= 0.10)} |")
 PY

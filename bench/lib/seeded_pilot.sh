@@ -1,7 +1,8 @@
 # Sourced by bench/results.sh and bench/page.sh: builds the release binary,
 # starts a server on a fresh SQLite file in $out, creates the three-variant
 # pilot `big` through the API and seeds $subjects assignments (spread over
-# $days days) and $events events (90% purchase, 10% refund) with SQL.
+# $days days) and $events events (90% purchase, 10% refund) with SQL, then
+# builds their aggregates (`pilotgate aggregates rebuild`).
 # Leaves: $bin, $base, $compliance (a compliance token), the server running
 # (stopped on exit).
 
@@ -42,3 +43,5 @@ SELECT 'big', 'e' || i, printf('%064x', (i * 7919) % $subjects), CASE WHEN i % 1
        (i % 50) * 1.5, $t0 + ((i * 7919) % $subjects) * $step + 60000000, $t0 FROM n;
 COMMIT;
 SQL
+# Rows written around pilotgate: build their aggregates as an upgrade would.
+"$bin" aggregates rebuild 2>&1 | tail -n 1

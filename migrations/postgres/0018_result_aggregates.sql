@@ -45,7 +45,8 @@ CREATE TABLE outcome_cells (
     PRIMARY KEY (experiment_key, metric, variant, day, basis, segments)
 );
 -- Each assigned subject's outcome so far per metric (events attributed to
--- its assignment: at or after it, and inside the attribution window).
+-- its assignment: at or after it, and inside the attribution window); the
+-- Lee bounds of a sum metric count them when attrition differs.
 CREATE TABLE subject_outcomes (
     experiment_key TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -53,15 +54,17 @@ CREATE TABLE subject_outcomes (
     y DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (experiment_key, subject, metric)
 );
--- How many subjects not withdrawn have each nonzero outcome, per variant
--- (the Lee bounds trim this distribution).
-CREATE TABLE outcome_counts (
+-- Outcome changes of committed events not folded into subject_outcomes
+-- and outcome_cells yet, per pilot, subject and metric (d: the sum of the
+-- new values; unused for a binary metric). Appended in commit order, as
+-- cheap as the events; folded in batches (aggregates/fold.rs), so that one
+-- write of a subject's outcome serves all its events since the last fold.
+CREATE TABLE outcome_queue (
+    seq BIGSERIAL PRIMARY KEY,
     experiment_key TEXT NOT NULL,
+    subject TEXT NOT NULL,
     metric TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    y DOUBLE PRECISION NOT NULL,
-    subjects BIGINT NOT NULL,
-    PRIMARY KEY (experiment_key, metric, variant, y)
+    d DOUBLE PRECISION NOT NULL
 );
 -- 1 until the aggregates of the rows stored before this migration are
 -- built (at the first start after it, in one write transaction).

@@ -134,6 +134,16 @@ impl Store {
     pub fn start_server_tasks(&self) {
         self.assigner.start(&self.core);
         self.ingest.start(&self.core);
+        // The results' aggregates fold the events' queued outcome changes.
+        let core = self.core.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(aggregates::fold::FOLD_INTERVAL).await;
+                if let Err(error) = core.fold_outcomes().await {
+                    tracing::warn!(%error, "folding the queued outcome changes failed; the next fold retries");
+                }
+            }
+        });
         if self.core.dialect() == Dialect::Sqlite {
             let (pool, generation) = (self.core.reader.clone(), Arc::clone(&self.core.generation));
             tokio::spawn(async move {

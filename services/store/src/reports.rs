@@ -70,6 +70,7 @@ impl Core {
         metrics: &[Metric],
         by_segment: bool,
     ) -> Result<Vec<(Option<SegmentOf>, DailySums)>, StoreError> {
+        self.fold_outcomes().await?;
         let segment_columns = if by_segment { ", basis, segments" } else { "" };
         type Key = (i64, String, Option<SegmentOf>);
         let key_of = |row: &AnyRow| -> Result<Key, StoreError> {
@@ -473,17 +474,28 @@ impl Core {
     /// The distribution of one metric's per-user outcome over the kept
     /// subjects of each variant: `(variant, value, subjects)`, one row per
     /// distinct value (two for a binary metric), ordered by variant and
-    /// value, for the Lee bounds. From the maintained `outcome_counts` (the
-    /// nonzero values) and the kept subjects (the rest are 0).
+    /// value, for the Lee bounds. A binary metric's comes from the
+    /// aggregates (its sum is its converted subjects); a sum metric's counts
+    /// the subjects' outcomes (one row per kept subject with events, never
+    /// one per event), read only when attrition differs between variants.
     pub async fn outcome_distribution(
         &self,
         experiment_key: &str,
         metric: &Metric,
     ) -> Result<Vec<(String, f64, u64)>, StoreError> {
-        let nonzero: Vec<(String, f64, i64)> = sqlx::query_as(
-            "SELECT variant, y, subjects FROM outcome_counts \
-             WHERE experiment_key = $1 AND metric = $2 AND subjects > 0",
-        )
+        self.fold_outcomes().await?;
+        let nonzero: Vec<(String, f64, i64)> = match metric.kind {
+            MetricKind::Binary => sqlx::query_as(
+                "SELECT variant, CAST(1.0 AS DOUBLE PRECISION), CAST(ROUND(SUM(total)) AS BIGINT) FROM outcome_cells \
+                 WHERE experiment_key = $1 AND metric = $2 GROUP BY variant",
+            ),
+            MetricKind::Sum => sqlx::query_as(
+                "SELECT a.variant, o.y, COUNT(*) FROM subject_outcomes o JOIN assignments a \
+                 ON a.experiment_key = o.experiment_key AND a.subject = o.subject \
+                 WHERE o.experiment_key = $1 AND o.metric = $2 AND a.withdrawn_at IS NULL AND o.y <> 0 \
+                 GROUP BY a.variant, o.y",
+            ),
+        }
         .bind(experiment_key)
         .bind(metric_key(metric))
         .fetch_all(&self.analytics)
@@ -506,6 +518,7 @@ impl Core {
         }
         let mut rows: Vec<(String, f64, u64)> = nonzero
             .into_iter()
+            .filter(|(_, _, n)| *n > 0)
             .map(|(variant, y, n)| (variant, y, count_of(n)))
             .chain(
                 zeros

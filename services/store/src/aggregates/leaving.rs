@@ -37,6 +37,10 @@ pub(crate) async fn leave(
     if subjects.is_empty() {
         return Ok(());
     }
+    // The queued changes first: the outcomes read below are then whole.
+    let mut fold = AppendBatch::default();
+    super::fold::push_fold(&mut fold)?;
+    fold.run_on(&mut *conn).await?;
     let (filter, first) = match how {
         Leaving::Withdrawn { .. } => (
             "a.experiment_key IN (SELECT key FROM experiments WHERE purpose = $1) AND a.withdrawn_at IS NULL",

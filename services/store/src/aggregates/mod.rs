@@ -3,14 +3,17 @@
 //! cell (pilot, variant, UTC day, basis, notice version, segment
 //! attributes) the subjects assigned and withdrawn, per metric and cell the
 //! sum and sum of squares of the kept subjects' outcomes, the withdrawals
-//! per day of effect, the distribution of nonzero outcomes (Lee bounds),
-//! and each subject's outcome per metric, which an event changes.
+//! per day of effect, and each subject's outcome per metric, which an event
+//! changes (and which the Lee bounds of a sum metric count, when attrition
+//! differs between variants).
 //!
 //! They are maintained in the transaction that writes what they sum up:
 //! - `assignments/commit.rs` adds each new assignment to its cell;
-//! - `events/commit.rs` moves each subject's outcome by its new events
-//!   ([`events::outcomes_of`]: one read of the subjects' outcomes, then
-//!   upserts of the differences);
+//! - `events/commit.rs` queues what its new events change in each subject's
+//!   outcome ([`events::push_outcomes`], appended in commit order), and
+//!   [`fold`] folds the queue into the outcomes and their cells' sums in
+//!   batches: every [`fold::FOLD_INTERVAL`] inside `pilotgate serve`, and
+//!   before any read of them;
 //! - a withdrawal, objection or denial (`consents.rs`) and an erasure
 //!   (`erasure.rs`) take the subject's outcomes out ([`leaving::leave`]);
 //! - a purge (`purge.rs`) deletes the pilot's rows with its raw data.
@@ -27,6 +30,7 @@
 //! of a power of two).
 
 pub(crate) mod events;
+pub(crate) mod fold;
 pub(crate) mod leaving;
 pub(crate) mod rebuild;
 
@@ -197,10 +201,6 @@ pub(crate) struct Deltas {
     withdrawals: HashMap<(String, String, i64), [i64; 2]>,
     /// `[sum, sum of squares]` per metric and cell.
     outcomes: HashMap<OutcomeCell, [f64; 2]>,
-    /// Subjects per (pilot, metric, variant, nonzero outcome's bits).
-    counts: HashMap<(String, String, String, u64), i64>,
-    /// The new outcome per (pilot, subject, metric).
-    subject_outcomes: HashMap<(String, String, String), f64>,
 }
 
 impl Deltas {
@@ -209,45 +209,11 @@ impl Deltas {
         self.assignments.entry(cell).or_default()[0] += 1;
     }
 
-    /// A kept subject of `cell` whose outcome of `metric` went from `old` to
-    /// `new`.
-    pub(crate) fn outcome_moved(&mut self, cell: &Cell, metric: &str, old: f64, new: f64) {
-        let sums = self.outcomes.entry(cell.outcome(metric)).or_default();
-        sums[0] += new - old;
-        sums[1] += new * new - old * old;
-        if old != new {
-            self.count(cell, metric, old, -1);
-            self.count(cell, metric, new, 1);
-        }
-    }
-
     /// A subject of `cell` with outcome `y` of `metric` no longer kept.
     pub(crate) fn outcome_left(&mut self, cell: &Cell, metric: &str, y: f64) {
         let sums = self.outcomes.entry(cell.outcome(metric)).or_default();
         sums[0] -= y;
         sums[1] -= y * y;
-        self.count(cell, metric, y, -1);
-    }
-
-    fn count(&mut self, cell: &Cell, metric: &str, y: f64, by: i64) {
-        if y == 0.0 {
-            return;
-        }
-        *self
-            .counts
-            .entry((
-                cell.pilot.clone(),
-                metric.to_owned(),
-                cell.variant.clone(),
-                y.to_bits(),
-            ))
-            .or_default() += by;
-    }
-
-    /// The subject's outcome of `metric` in `pilot` is now `y`.
-    pub(crate) fn subject_outcome(&mut self, pilot: &str, subject: &str, metric: &str, y: f64) {
-        self.subject_outcomes
-            .insert((pilot.to_owned(), subject.to_owned(), metric.to_owned()), y);
     }
 
     /// A subject of `cell` withdrawn on `day` (an objection when `objected`).
@@ -344,43 +310,7 @@ impl Deltas {
                 })
                 .collect(),
         )?;
-        let mut subject_outcomes: Vec<_> = self.subject_outcomes.into_iter().collect();
-        subject_outcomes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        upsert(
-            batch,
-            dialect,
-            SUBJECT_OUTCOMES,
-            subject_outcomes
-                .into_iter()
-                .map(|((pilot, subject, metric), y)| {
-                    vec![
-                        Value::Text(pilot),
-                        Value::Text(subject),
-                        Value::Text(metric),
-                        Value::Real(y),
-                    ]
-                })
-                .collect(),
-        )?;
-        let mut counts: Vec<_> = self.counts.into_iter().filter(|(_, n)| *n != 0).collect();
-        counts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        upsert(
-            batch,
-            dialect,
-            OUTCOME_COUNTS,
-            counts
-                .into_iter()
-                .map(|((pilot, metric, variant, bits), subjects)| {
-                    vec![
-                        Value::Text(pilot),
-                        Value::Text(metric),
-                        Value::Text(variant),
-                        Value::Real(f64::from_bits(bits)),
-                        Value::Integer(Some(subjects)),
-                    ]
-                })
-                .collect(),
-        )
+        Ok(())
     }
 }
 
@@ -440,21 +370,12 @@ const SUBJECT_OUTCOMES: Table = Table {
     replaces: true,
 };
 
-const OUTCOME_COUNTS: Table = Table {
-    table: AppendTable::OutcomeCounts,
-    name: "outcome_counts",
-    keys: &["experiment_key", "metric", "variant", "y"],
-    values: &["subjects"],
-    replaces: false,
-};
-
-/// The five tables, for deletes and comparisons.
-const TABLES: [&Table; 5] = [
+/// The four tables, for deletes and comparisons.
+const TABLES: [&Table; 4] = [
     &ASSIGNMENT_CELLS,
     &WITHDRAWAL_CELLS,
     &OUTCOME_CELLS,
     &SUBJECT_OUTCOMES,
-    &OUTCOME_COUNTS,
 ];
 
 /// Adds the multi-row upserts of `rows` (each the table's keys, then its
@@ -505,12 +426,15 @@ pub(crate) fn push_forget_pilot(
     dialect: Dialect,
     key: &str,
 ) -> Result<(), StoreError> {
-    for table in TABLES {
+    for (table, name) in TABLES
+        .iter()
+        .map(|t| (t.table, t.name))
+        .chain([(AppendTable::OutcomeQueue, "outcome_queue")])
+    {
         batch.push(
-            table.table,
+            table,
             format!(
-                "DELETE FROM {} WHERE experiment_key = {}",
-                table.name,
+                "DELETE FROM {name} WHERE experiment_key = {}",
                 dialect.placeholders(1, 1)
             ),
             vec![Value::Text(key.to_owned())],

@@ -78,14 +78,10 @@ fn recomputed_sql(table: &Table, measures: &Measures) -> (String, Vec<Value>) {
         "subject_outcomes" => {
             format!("SELECT experiment_key, subject, metric, y FROM ({outcomes}) o")
         }
-        "outcome_cells" => format!(
+        _ => format!(
             "SELECT a.experiment_key, o.metric, a.variant, a.assigned_at / {d}, a.basis, COALESCE(a.segments, ''), \
                SUM(o.y), SUM(o.y * o.y) {kept} \
              GROUP BY a.experiment_key, o.metric, a.variant, a.assigned_at / {d}, a.basis, COALESCE(a.segments, '')"
-        ),
-        _ => format!(
-            "SELECT a.experiment_key, o.metric, a.variant, o.y, COUNT(*) {kept} AND o.y <> 0 \
-             GROUP BY a.experiment_key, o.metric, a.variant, o.y"
         ),
     };
     let params = if matches!(table.name, "assignment_cells" | "withdrawal_cells") {
@@ -103,6 +99,11 @@ async fn rebuild_pilot(
     key: &str,
     measures: &Measures,
 ) -> Result<(), StoreError> {
+    // The recomputation covers the queued events too.
+    sqlx::query("DELETE FROM outcome_queue WHERE experiment_key = $1")
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
     for table in TABLES {
         sqlx::query(&format!(
             "DELETE FROM {} WHERE experiment_key = $1",
@@ -185,11 +186,12 @@ impl Core {
         Ok(())
     }
 
-    /// Where the maintained aggregates of the pilot `key` differ from a
-    /// recomputation from its raw rows: one line per row that differs
+    /// Where the maintained aggregates of the pilot `key` (the queue folded
+    /// first) differ from a recomputation from its raw rows: one line per row that differs
     /// (a row missing on one side counts as zeros; sums agree to 1e-9,
     /// relative). Empty when they agree.
     pub async fn aggregate_drift(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.fold_outcomes().await?;
         // One snapshot for both reads.
         let mut conn = self.reader.begin().await?;
         if self.dialect == crate::db::Dialect::Postgres {

@@ -284,7 +284,7 @@ pub(crate) enum AppendTable {
     WithdrawalCells,
     OutcomeCells,
     SubjectOutcomes,
-    OutcomeCounts,
+    OutcomeQueue,
 }
 
 impl AppendTable {
@@ -301,7 +301,7 @@ impl AppendTable {
             AppendTable::WithdrawalCells => "withdrawal_cells",
             AppendTable::OutcomeCells => "outcome_cells",
             AppendTable::SubjectOutcomes => "subject_outcomes",
-            AppendTable::OutcomeCounts => "outcome_counts",
+            AppendTable::OutcomeQueue => "outcome_queue",
         }
     }
 

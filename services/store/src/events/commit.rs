@@ -267,9 +267,7 @@ impl EventsContext {
             .copied()
             .collect();
         let mut statements = AppendBatch::default();
-        crate::aggregates::events::outcomes_of(&mut tx, self.dialect, &fresh)
-            .await?
-            .push_to(&mut statements, self.dialect)?;
+        crate::aggregates::events::push_outcomes(&mut statements, self.dialect, &fresh)?;
         for ((experiment_key, refusal), count) in refusals {
             push_refusal_count(
                 &mut statements,
