@@ -324,6 +324,18 @@ struct Table {
     replaces: bool,
 }
 
+impl Table {
+    /// The keys, then the values, as a column list.
+    fn columns(&self) -> String {
+        self.keys
+            .iter()
+            .chain(self.values)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 const ASSIGNMENT_CELLS: Table = Table {
     table: AppendTable::AssignmentCells,
     name: "assignment_cells",
@@ -387,13 +399,7 @@ fn upsert(
     rows: Vec<Vec<Value>>,
 ) -> Result<(), StoreError> {
     let width = table.keys.len() + table.values.len();
-    let columns = table
-        .keys
-        .iter()
-        .chain(table.values)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let columns = table.columns();
     let set = table
         .values
         .iter()

@@ -113,14 +113,7 @@ async fn rebuild_pilot(
         .execute(&mut *conn)
         .await?;
         let (select, params) = recomputed_sql(table, measures);
-        let columns = table
-            .keys
-            .iter()
-            .chain(table.values)
-            .copied()
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("INSERT INTO {} ({columns}) {select}", table.name);
+        let sql = format!("INSERT INTO {} ({}) {select}", table.name, table.columns());
         let values = std::iter::once(Value::Text(key.to_owned()))
             .chain(params)
             .collect();
@@ -210,13 +203,7 @@ impl Core {
                 let (recomputed, params) = recomputed_sql(table, &measures);
                 let maintained = format!(
                     "SELECT {} FROM {} WHERE experiment_key = $1",
-                    table
-                        .keys
-                        .iter()
-                        .chain(table.values)
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    table.columns(),
                     table.name
                 );
                 let ours = rows_of(&mut conn, table, &maintained, key, Vec::new()).await?;
