@@ -314,14 +314,12 @@ impl Deltas {
     }
 }
 
-/// An aggregate table: its key columns, then the columns an upsert adds to
-/// (or, when `replaces`, sets).
+/// An aggregate table: its key columns, then the columns an upsert adds to.
 struct Table {
     table: AppendTable,
     name: &'static str,
     keys: &'static [&'static str],
     values: &'static [&'static str],
-    replaces: bool,
 }
 
 impl Table {
@@ -348,7 +346,6 @@ const ASSIGNMENT_CELLS: Table = Table {
         "segments",
     ],
     values: &["assigned", "withdrawn"],
-    replaces: false,
 };
 
 const WITHDRAWAL_CELLS: Table = Table {
@@ -356,7 +353,6 @@ const WITHDRAWAL_CELLS: Table = Table {
     name: "withdrawal_cells",
     keys: &["experiment_key", "variant", "day"],
     values: &["withdrawn", "objected"],
-    replaces: false,
 };
 
 const OUTCOME_CELLS: Table = Table {
@@ -371,7 +367,6 @@ const OUTCOME_CELLS: Table = Table {
         "segments",
     ],
     values: &["total", "total_squares"],
-    replaces: false,
 };
 
 const SUBJECT_OUTCOMES: Table = Table {
@@ -379,7 +374,6 @@ const SUBJECT_OUTCOMES: Table = Table {
     name: "subject_outcomes",
     keys: &["experiment_key", "subject", "metric"],
     values: &["y"],
-    replaces: true,
 };
 
 /// The four tables, for deletes and comparisons.
@@ -403,13 +397,7 @@ fn upsert(
     let set = table
         .values
         .iter()
-        .map(|v| {
-            if table.replaces {
-                format!("{v} = excluded.{v}")
-            } else {
-                format!("{v} = {}.{v} + excluded.{v}", table.name)
-            }
-        })
+        .map(|v| format!("{v} = {}.{v} + excluded.{v}", table.name))
         .collect::<Vec<_>>()
         .join(", ");
     let mut rows = rows.into_iter().peekable();

@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use pilotgate_domain::experiment::Metric;
 use pilotgate_domain::refusal::{Refusal, Stage};
 use pilotgate_domain::time::{from_micros, to_micros};
 use sqlx::Row;
@@ -503,14 +502,8 @@ async fn running_pilots(conn: &mut impl Reads) -> Result<RunningPilots, StoreErr
          FROM experiments WHERE state = 'running'",
     )?;
     for row in sqlx::query(&sql).fetch_all(conn).await? {
-        let guardrails: Vec<Metric> =
-            serde_json::from_str(&row.try_get::<String, _>("guardrails")?)
-                .map_err(|_| corrupt("experiments.guardrails"))?;
-        let mut metrics: Vec<String> = guardrails.into_iter().map(|m| m.event).collect();
-        metrics.push(row.try_get("primary_event")?);
         let pilot = Pilot {
             purpose: row.try_get("purpose")?,
-            metrics,
             measures: crate::aggregates::measures_in(&row)?,
         };
         pilots.insert(row.try_get("key")?, Arc::new(pilot));

@@ -29,9 +29,7 @@ pub(crate) struct Held {
 /// What event ingestion needs of a running pilot.
 pub(crate) struct Pilot {
     pub(crate) purpose: String,
-    /// The event names it measures.
-    pub(crate) metrics: Vec<String>,
-    /// Its metrics and attribution window, for the results' aggregates.
+    /// Its metrics (the event names it measures) and attribution window.
     pub(crate) measures: crate::aggregates::Measures,
 }
 
@@ -150,7 +148,13 @@ impl Ledger {
     }
 
     fn refusal(&self, holding: &Held, event: &EventDraft) -> Result<Option<Refusal>, StoreError> {
-        if !holding.pilot.metrics.contains(&event.name) {
+        if !holding
+            .pilot
+            .measures
+            .metrics
+            .iter()
+            .any(|m| m.event == event.name)
+        {
             return Ok(Some(Refusal::NotAMetric));
         }
         let purpose = self
